@@ -1,0 +1,220 @@
+"""The cache front: owns a hierarchy's config and state arrays, streams traces through the kernel.
+
+    h = Hierarchy("reference-3level")          # or a HierarchyConfig, or a TOML path
+    stats = h.run("traces/gups.skt.xz", warmup_records=100_000)
+    stats.to_frame()
+
+``Cache`` is the one-level case. State persists across ``run`` calls until ``reset()``.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from simkit.cache import _kernels as K
+from simkit.cache.config import CacheConfig, HierarchyConfig
+from simkit.cache.policies import inclusion_id, policy_id
+from simkit.cache.stats import CacheStats
+from simkit.errors import InputError
+from simkit.trace.format import ACCESS_DTYPE, DEFAULT_CHUNK, Op, Trace, make_records
+
+PROGRESS_MIN_RECORDS = 20_000_000
+
+
+class CacheState:
+    """The kernel's arrays for one hierarchy (see ``_kernels`` for the layout).
+
+    ``as_tuple()`` is what jitted kernels take; other simulators (tlb) build one of these and
+    call ``_kernels.hier_access`` from their own kernels."""
+
+    def __init__(self, config: HierarchyConfig):
+        self.config = config
+        n = len(config.levels)
+        self.nlev = n
+        self.mode = inclusion_id(config.inclusion)
+        self.line_shift = config.line_bytes.bit_length() - 1
+        self.geom = np.zeros((n, K.NG), dtype=np.uint64)
+        slots = sets = 0
+        for i, lv in enumerate(config.levels):
+            g = self.geom[i]
+            g[K.G_SETMASK] = lv.sets - 1
+            g[K.G_WAYS] = lv.ways
+            g[K.G_BASE] = slots
+            g[K.G_SETBASE] = sets
+            g[K.G_POLICY] = policy_id(lv.policy)
+            g[K.G_WB] = int(lv.write_back)
+            g[K.G_WA] = int(lv.write_allocate)
+            g[K.G_RRPV_MAX] = (1 << lv.rrpv_bits) - 1
+            g[K.G_THROTTLE] = lv.brrip_throttle
+            g[K.G_LEADER_STRIDE] = max(lv.sets // 32, 2) if lv.sets >= 4 else 1
+            g[K.G_PSEL_MAX] = (1 << lv.psel_bits) - 1
+            slots += lv.sets * lv.ways
+            sets += lv.sets
+        self.tags = np.full(slots, K.EMPTY, dtype=np.uint64)
+        self.repl = np.zeros(slots, dtype=np.uint8)
+        self.setbits = np.zeros(sets, dtype=np.uint64)
+        self.rng = np.zeros(n, dtype=np.uint64)
+        self.psel = np.zeros(n, dtype=np.int64)
+        self.counters = np.zeros((n + 1, K.NC), dtype=np.int64)
+        self.vict = np.full(n, K.EMPTY, dtype=np.uint64)
+        self.reset()
+
+    def reset(self) -> None:
+        self.tags.fill(K.EMPTY)
+        for i, lv in enumerate(self.config.levels):
+            g = self.geom[i]
+            base = int(g[K.G_BASE])
+            self.repl[base:base + lv.sets * lv.ways] = int(g[K.G_RRPV_MAX])
+            # a fixed odd mix of the seed and the level: xorshift state must not be zero
+            self.rng[i] = np.uint64((lv.seed * 0x9E3779B97F4A7C15 + 0xD1B54A32D192ED03 * (i + 1))
+                                    % (1 << 64) | 1)
+            self.psel[i] = (int(g[K.G_PSEL_MAX]) + 1) // 2
+        self.setbits.fill(0)
+        self.counters.fill(0)
+        self.vict.fill(K.EMPTY)
+
+    def as_tuple(self):
+        return (self.tags, self.repl, self.setbits, self.geom, self.rng, self.psel,
+                self.counters, self.vict)
+
+    def resident_lines(self, level: int) -> np.ndarray:
+        """Line numbers held by ``level`` (for tests and inspection)."""
+        g = self.geom[level]
+        lv = self.config.levels[level]
+        base = int(g[K.G_BASE])
+        t = self.tags[base:base + lv.sets * lv.ways]
+        return np.sort(t[t != K.EMPTY] >> np.uint64(1))
+
+
+def _as_records(data) -> tuple[np.ndarray, int]:
+    """Accept ACCESS_DTYPE records or a plain array of byte addresses (loads)."""
+    arr = np.asarray(data)
+    if arr.dtype == ACCESS_DTYPE:
+        return arr, int(arr["icount"].sum(dtype=np.uint64))
+    if arr.dtype.kind in "ui" and arr.ndim == 1:
+        if arr.dtype.kind == "i" and arr.size and arr.min() < 0:
+            raise InputError("addresses: negative address in input")
+        recs = make_records(arr.astype(np.uint64), op=Op.LOAD, size=1, icount=1)
+        return recs, len(recs)
+    raise InputError(f"trace: expected ACCESS_DTYPE records or an integer address array, "
+                     f"got dtype {arr.dtype}")
+
+
+def _kernel_view(chunk: np.ndarray) -> np.ndarray:
+    """A writable, C-contiguous plain ndarray view, so numba compiles one specialization
+    (read-only memmaps and frombuffer arrays would each add another)."""
+    arr = np.ascontiguousarray(chunk)
+    if type(arr) is not np.ndarray:
+        arr = arr.view(np.ndarray)
+    if not arr.flags.writeable:
+        arr = arr.copy()
+    return arr
+
+
+class Hierarchy:
+    """A cache hierarchy simulated over traces."""
+
+    def __init__(self, config: HierarchyConfig | CacheConfig | str | os.PathLike):
+        if isinstance(config, CacheConfig):
+            config = HierarchyConfig(levels=(config,))
+        elif isinstance(config, (str, os.PathLike)):
+            p = Path(config)
+            config = HierarchyConfig.from_toml(p) if p.suffix == ".toml" else \
+                HierarchyConfig.preset(str(config))
+        if not isinstance(config, HierarchyConfig):
+            raise TypeError(f"config must be a HierarchyConfig, CacheConfig, preset name or "
+                            f"TOML path, got {type(config).__name__}")
+        self.config = config
+        self.state = CacheState(config)
+        self._instructions = 0
+        self._records = 0
+        self._trace = ""
+
+    def reset(self) -> None:
+        self.state.reset()
+        self._instructions = self._records = 0
+
+    @property
+    def stats(self) -> CacheStats:
+        """Cumulative counters since construction or the last ``reset()``."""
+        return CacheStats([lv.name for lv in self.config.levels], self.state.counters,
+                          self._instructions, self._records, self.config, self._trace)
+
+    def _feed(self, recs: np.ndarray, instructions: int) -> None:
+        s = self.state
+        K.run_records(_kernel_view(recs), s.line_shift, s.as_tuple(), s.mode, s.nlev)
+        self._records += len(recs)
+        self._instructions += instructions
+
+    def access(self, data) -> CacheStats:
+        """Simulate an in-memory batch (records or byte addresses); returns the batch's stats."""
+        before = self.stats
+        recs, _ = _as_records(data)
+        for start in range(0, len(recs), DEFAULT_CHUNK):
+            part = recs[start:start + DEFAULT_CHUNK]
+            self._feed(part, int(part["icount"].sum(dtype=np.uint64)))
+        return self.stats - before
+
+    def run(self, trace, *, warmup_records: int = 0, max_records: int | None = None,
+            chunk_records: int = DEFAULT_CHUNK, progress: bool | None = None) -> CacheStats:
+        """Stream ``trace`` (path, ``Trace``, records or addresses) through the hierarchy.
+
+        The first ``warmup_records`` records warm the caches and are not counted; at most
+        ``max_records`` records are simulated in all. Returns the measured region's stats."""
+        if warmup_records < 0:
+            raise ValueError(f"warmup_records: must be >= 0, got {warmup_records}")
+        if isinstance(trace, (str, os.PathLike)):
+            trace = Trace(trace)
+        if isinstance(trace, Trace):
+            self._trace = trace.path.name
+            total = len(trace)
+            chunks = trace.chunks(chunk_records)
+        else:
+            recs, _ = _as_records(trace)
+            total = len(recs)
+            chunks = (recs[i:i + chunk_records] for i in range(0, total, chunk_records))
+        if max_records is not None:
+            total = min(total, max_records)
+        if progress is None:
+            progress = total >= PROGRESS_MIN_RECORDS and sys.stderr.isatty()
+        bar = None
+        if progress:
+            from tqdm import tqdm
+            bar = tqdm(total=total, unit="rec", unit_scale=True, desc="cache", leave=False)
+        start = self.stats
+        done = 0
+        try:
+            for chunk in chunks:
+                if done >= total:
+                    break
+                chunk = chunk[:total - done]
+                if done < warmup_records <= done + len(chunk):
+                    cut = warmup_records - done
+                    self._feed(chunk[:cut], int(chunk["icount"][:cut].sum(dtype=np.uint64)))
+                    start = self.stats
+                    chunk = chunk[cut:]
+                    done += cut
+                self._feed(chunk, int(chunk["icount"].sum(dtype=np.uint64)))
+                done += len(chunk)
+                if done <= warmup_records:
+                    start = self.stats
+                if bar is not None:
+                    bar.update(len(chunk))
+        finally:
+            if bar is not None:
+                bar.close()
+        return self.stats - start
+
+
+class Cache(Hierarchy):
+    """A single cache level: ``Cache(CacheConfig(size_bytes="32KiB", ways=8))``."""
+
+    def __init__(self, config: CacheConfig | None = None, **fields):
+        if config is None:
+            config = CacheConfig(**fields)
+        elif fields:
+            raise TypeError("pass either a CacheConfig or its fields, not both")
+        super().__init__(HierarchyConfig(levels=(config,)))
