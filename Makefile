@@ -1,0 +1,34 @@
+# simkit: `make demo` (set up + quick reproduction with plots) and `make test` (set up + tests).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+
+.PHONY: setup tools demo test bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test,parquet]'
+	touch $@
+
+# System tools for trace capture (valgrind) and the shipped C programs (gcc). Best effort: the
+# tests that need valgrind skip with a one-line reason where it cannot be installed.
+tools:
+	@command -v valgrind >/dev/null && command -v gcc >/dev/null || \
+	  { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	      apt-get update -qq && apt-get install -y -qq valgrind gcc >/dev/null; \
+	    else echo "note: valgrind/gcc missing and not installable here (trace capture tests will skip)"; fi; }
+
+demo: setup tools
+	$(PY) -m simkit reproduce all --quick --outdir results
+
+test: setup tools
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) benchmarks/bench_cache_speed.py
+
+clean:
+	rm -rf results .pytest_cache build *.egg-info

@@ -1,0 +1,130 @@
+"""Cache simulator speed, side by side with pycachesim in one run (REFERENCE.md section 6).
+
+    python benchmarks/bench_cache_speed.py [--n 16777216] [--stream-records 268435456]
+
+Prints accesses/s for simkit (1 level; 3 levels) and pycachesim (3 levels) on the same
+uniformly random 8 B loads over 64 MiB, the ratio, the JIT start-up of a fresh process vs one
+that reuses numba's on-disk cache, and the peak memory of streaming a large trace from disk.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def best_of(fn, repeats):
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def speed(n: int, repeats: int) -> list[dict]:
+    import cachesim
+
+    from simkit.cache import Hierarchy, single
+    from simkit.trace import synth
+
+    recs = synth.uniform(n, 64 << 20, seed=0)
+    rows = []
+    for label, cfg in (("simkit 1-level 32KiB/8w LRU", single("32KiB", 8)),
+                       ("simkit 3-level (reference-3level)", "reference-3level")):
+        h = Hierarchy(cfg)
+        h.run(recs[:1000])
+
+        def go():
+            h.reset()
+            h.run(recs)
+        rows.append({"simulator": label, "seconds": best_of(go, repeats)})
+    addrs = recs["addr"].tolist()
+
+    def pcs1():
+        mem = cachesim.MainMemory()
+        l1 = cachesim.Cache("L1", 64, 8, 64, "LRU")
+        mem.load_to(l1)
+        mem.store_from(l1)
+        cachesim.CacheSimulator(l1, mem).load(addrs, length=8)
+
+    def pcs3():
+        mem = cachesim.MainMemory()
+        l3 = cachesim.Cache("L3", 8192, 16, 64, "LRU")
+        mem.load_to(l3)
+        mem.store_from(l3)
+        l2 = cachesim.Cache("L2", 1024, 16, 64, "LRU", store_to=l3, load_from=l3)
+        l1 = cachesim.Cache("L1", 64, 8, 64, "LRU", store_to=l2, load_from=l2)
+        cachesim.CacheSimulator(l1, mem).load(addrs, length=8)
+    rows.insert(1, {"simulator": "pycachesim 0.3.1 1-level load(list)",
+                    "seconds": best_of(pcs1, max(1, repeats // 2))})
+    rows.append({"simulator": "pycachesim 0.3.1 3-level load(list)",
+                 "seconds": best_of(pcs3, max(1, repeats // 2))})
+    for r in rows:
+        r["accesses_per_s_M"] = n / r["seconds"] / 1e6
+    return rows
+
+
+STARTUP = ("import time; t=time.perf_counter(); from simkit.cache import Hierarchy; "
+           "import numpy as np; h=Hierarchy('reference-3level'); h.run(np.arange(1000,dtype=np.uint64)*64); "
+           "print(time.perf_counter()-t)")
+
+
+def startup() -> tuple[float, float]:
+    with tempfile.TemporaryDirectory() as d:
+        env = dict(os.environ, NUMBA_CACHE_DIR=d)
+        times = [float(subprocess.check_output([sys.executable, "-c", STARTUP], env=env))
+                 for _ in range(2)]
+    return times[0], times[1]
+
+
+def stream(records: int) -> tuple[float, float]:
+    """Write a ``records``-long trace to disk chunk by chunk, stream it through 3 levels in a
+    child process, and return (seconds, child's peak RSS in MiB)."""
+    from simkit.trace import synth
+    from simkit.trace.format import TraceMeta, TraceWriter
+
+    with tempfile.TemporaryDirectory(dir=os.environ.get("SIMKIT_BENCH_TMP", "/tmp")) as d:
+        path = os.path.join(d, "big.skt")
+        with TraceWriter(path, TraceMeta(source="bench stream")) as w:
+            chunk = 1 << 24
+            for i in range(0, records, chunk):
+                w.write(synth.uniform(min(chunk, records - i), 64 << 20, seed=i))
+        code = (f"import time,resource; from simkit.cache import Hierarchy; t=time.perf_counter(); "
+                f"s=Hierarchy('reference-3level').run({path!r}); "
+                f"print(time.perf_counter()-t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)")
+        out = subprocess.check_output([sys.executable, "-c", code]).split()
+        return float(out[0]), float(out[1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=1 << 24)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--stream-records", type=int, default=0,
+                    help="also stream a trace of this many records from disk (e.g. 268435456)")
+    args = ap.parse_args()
+    rows = speed(args.n, args.repeats)
+    print(f"{args.n} uniformly random 8 B loads over 64 MiB, best of {args.repeats}:")
+    for r in rows:
+        print(f"  {r['simulator']:38s} {r['accesses_per_s_M']:7.1f} M accesses/s")
+    for levels, ours, theirs in (("1-level", rows[0], rows[1]), ("3-level", rows[2], rows[3])):
+        print(f"  {levels}: simkit / pycachesim = "
+              f"{ours['accesses_per_s_M'] / theirs['accesses_per_s_M']:.2f}x")
+    first, second = startup()
+    print(f"start-up to first result: fresh process {first:.2f} s, "
+          f"second process (numba on-disk cache) {second:.2f} s")
+    if args.stream_records:
+        secs, rss = stream(args.stream_records)
+        print(f"streamed {args.stream_records} records from disk through 3 levels in {secs:.1f} s "
+              f"({args.stream_records / secs / 1e6:.1f} M/s), peak RSS {rss:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
