@@ -361,6 +361,7 @@ def measure_cpu(quick: bool = False, *, sweeps=SWEEPS, page_kinds=PAGE_KINDS,
         _nodes(kind, n, w)
 
     rows = []
+    load_start = os.getloadavg()
     with pinned(cpu) as used_cpu, _progress(len(plan), progress) as bar:
         clock = estimate_clock_ghz(runs=max(5, runs // 2), run_ms=run_ms)
         for kind, n, w, pk in plan:
@@ -375,6 +376,7 @@ def measure_cpu(quick: bool = False, *, sweeps=SWEEPS, page_kinds=PAGE_KINDS,
     df = df[list(COLUMNS)]
     df.attrs.update({"clock_ghz": clock, "clock_ghz_end": clock_end, "runs": runs,
                      "run_ms": run_ms, "seed": seed, "cpu": used_cpu, "quick": bool(quick),
+                     "loadavg_start": list(load_start), "loadavg_end": list(os.getloadavg()),
                      "machine": describe_machine()})
     return df
 
@@ -574,6 +576,7 @@ def calibration(df) -> dict:
             "runs": a.get("runs"), "run_ms": a.get("run_ms"), "seed": a.get("seed"),
             "cpu": a.get("cpu"), "quick": a.get("quick"),
             "clock_ghz_start": a.get("clock_ghz"), "clock_ghz_end": a.get("clock_ghz_end"),
+            "loadavg_start": a.get("loadavg_start"), "loadavg_end": a.get("loadavg_end"),
         },
         "clock_ghz": _clock_of(df),
         "summary": summarize(df, kn),
@@ -655,14 +658,14 @@ def plot_cpu(df, path=None, *, knees_df=None):
                     mec="crimson", mew=1.2, zorder=5)
             ax.annotate(str(num), (k.after, yk.iloc[0]), xytext=(-7, 5),
                         textcoords="offset points", fontsize=7, color="crimson", ha="right")
-            pos = (f"{int(k.before)}→{int(k.after)} pages" if sweep == "tlb"
+            pos = (f"{int(k.before)}→{int(k.after)}" if sweep == "tlb"
                    else f"{_fmt_bytes(k.before)}→{_fmt_bytes(k.after)}")
-            cyc = (f" ({k.step_cycles:.0f} c)" if clock and math.isfinite(k.step_cycles)
-                   else "")
-            lines.append(f"{num}. {k.page_kind:>3}  {pos}  +{k.step_ns:.1f} ns{cyc}")
+            cyc = (f" {k.step_cycles:.0f} c" if clock and math.isfinite(k.step_cycles) else "")
+            lines.append(f"{num:>2} {k.page_kind:>3} {pos} +{k.step_ns:.1f} ns{cyc}")
         if lines:
-            ax.text(0.015, 0.98, "knees (latency steps up)\n" + "\n".join(lines),
-                    transform=ax.transAxes, ha="left", va="top", fontsize=7,
+            unit = "pages" if sweep == "tlb" else "working set"
+            ax.text(0.015, 0.98, f"knees ({unit} before→after, step)\n" + "\n".join(lines),
+                    transform=ax.transAxes, ha="left", va="top", fontsize=6.5,
                     family="monospace", color="crimson",
                     bbox={"boxstyle": "round", "fc": "white", "ec": "0.8", "alpha": 0.9})
         ax.set_xscale("log", base=2)
