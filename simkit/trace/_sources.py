@@ -1,0 +1,119 @@
+"""Opening importer inputs and writing exported text: paths (plain, gzip, xz, bzip2) or open streams.
+
+Importers read through :func:`open_input`, which sniffs compression from the file's first bytes
+(not its name), accepts an already-open text or binary stream (so a pipe can be imported while
+it is written), and turns decompression failures into one-line ``InputError``\\ s naming the input.
+:func:`atomic_output` writes ``<path>.partial`` and renames it at the end, compressing by suffix.
+"""
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import os
+import zlib
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Iterator
+
+from simkit.errors import InputError
+
+_MAGIC = ((b"\x1f\x8b", "gz"), (b"\xfd7zXZ\x00", "xz"), (b"BZh", "bz2"))
+_OPENERS = {"gz": gzip.open, "xz": lzma.open, "bz2": bz2.open}
+_STREAM_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error)
+
+
+def sniff_compression(path: Path) -> str | None:
+    """'gz', 'xz', 'bz2' from the file's magic bytes, or None for an uncompressed file."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    return None
+
+
+def suffix_compression(path: Path) -> str | None:
+    """'gz', 'xz', 'bz2' from the file name's last suffix, or None."""
+    suffix = path.suffix.lower().lstrip(".")
+    return suffix if suffix in _OPENERS else None
+
+
+def check_input_file(path: Path) -> None:
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if not path.is_file():
+        raise InputError(f"{path}: not a regular file")
+
+
+class Reader:
+    """``read(n)`` returns exactly ``n`` bytes, or fewer only at the end of the input.
+
+    ``offset`` is the number of (decompressed) bytes returned so far; ``name`` names the input
+    in error messages. Text streams are encoded to UTF-8.
+    """
+
+    def __init__(self, f: IO, name: str):
+        self._f = f
+        self.name = name
+        self.offset = 0
+
+    def read(self, n: int) -> bytes:
+        parts = []
+        want = n
+        while want > 0:
+            try:
+                got = self._f.read(want)
+            except _STREAM_ERRORS as exc:
+                raise InputError(f"{self.name}: unreadable or corrupt compressed input "
+                                 f"after byte {self.offset} ({exc})") from None
+            if not got:
+                break
+            if isinstance(got, str):
+                got = got.encode("utf-8", "replace")
+            parts.append(got)
+            want -= len(got)
+        data = b"".join(parts)
+        self.offset += len(data)
+        return data
+
+
+@contextmanager
+def open_input(src) -> Iterator[Reader]:
+    """Open ``src`` (a path, or an open stream with ``read``) for reading bytes."""
+    if isinstance(src, (str, os.PathLike)):
+        path = Path(src)
+        check_input_file(path)
+        kind = sniff_compression(path)
+        try:
+            f = _OPENERS[kind](path, "rb") if kind else open(path, "rb")
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        try:
+            yield Reader(f, str(path))
+        finally:
+            f.close()
+    elif hasattr(src, "read"):
+        yield Reader(src, str(getattr(src, "name", "<stream>")))
+    else:
+        raise TypeError(f"expected a path or an open stream, got {type(src).__name__}")
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[IO[bytes]]:
+    """Write ``path`` by way of ``<path>.partial``, compressed when the name ends in .gz/.xz/.bz2.
+
+    The file appears only when the block finishes without an exception."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".partial")
+    kind = suffix_compression(path)
+    try:
+        f = _OPENERS[kind](tmp, "wb") if kind else open(tmp, "wb")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    try:
+        with f:
+            yield f
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
