@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simkit.errors import InputError
-from simkit.trace.format import Op, open_trace
+from simkit.trace.format import open_trace
 from simkit.trace.lackey import LackeyReader, import_lackey
 
 # 10 access lines: instructions 1..6 are the I lines, in order

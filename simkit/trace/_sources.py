@@ -1,4 +1,4 @@
-"""Opening importer inputs and writing exported text: paths (plain, gzip, xz, bzip2) or open streams.
+"""Opening importer inputs and writing exported text: paths (plain, gz, xz, bz2) or open streams.
 
 Importers read through :func:`open_input`, which sniffs compression from the file's first bytes
 (not its name), accepts an already-open text or binary stream (so a pipe can be imported while
