@@ -34,6 +34,7 @@ from simkit.trace.format import ACCESS_DTYPE, Op, Trace, TraceMeta, TraceWriter,
 from simkit.trace.lackey import MAX_LINE
 
 BLOCK_BYTES = 1 << 22
+FORMAT_BATCH = 1 << 16         # records formatted at a time (about 8 MB of temporaries)
 LABEL_OP = {0: Op.LOAD, 1: Op.STORE, 2: Op.IFETCH}
 ESCAPE_LABELS = (3, 4)
 _NL, _CR = 10, 13
@@ -73,7 +74,10 @@ def _field_bounds(buf, starts, ends):
     finish = np.flatnonzero(solid & ~np.r_[solid[1:], False]) + 1   # field ends (exclusive)
     i = np.searchsorted(begin, starts)
     n = len(begin)
-    safe = lambda j: np.minimum(j, max(n - 1, 0))  # noqa: E731
+
+    def safe(j):
+        return np.minimum(j, max(n - 1, 0))
+
     lo1 = begin[safe(i)] if n else starts
     lo2 = begin[safe(i + 1)] if n else starts
     ok = (i + 1 < n) & (lo2 < ends) if n else np.zeros(len(starts), bool)
@@ -219,6 +223,6 @@ def export_din(source, dst: str | os.PathLike) -> Path:
     chunks = _chunks_of(source)
     with atomic_output(dst) as f:
         for chunk in chunks:
-            if len(chunk):
-                f.write(format_din(chunk))
+            for start in range(0, len(chunk), FORMAT_BATCH):     # bounded temporaries
+                f.write(format_din(chunk[start:start + FORMAT_BATCH]))
     return Path(dst)

@@ -171,6 +171,7 @@ class LackeyReader:
         if block_bytes <= 0:
             raise ValueError(f"block_bytes: must be > 0, got {block_bytes}")
         self.src = src
+        self.name = str(getattr(src, "name", src))   # for messages; the reader's once open
         self.include_ifetch = include_ifetch
         self.skip_instructions = skip_instructions
         self.max_records = max_records
@@ -192,6 +193,7 @@ class LackeyReader:
             self.stopped_early = True
             return
         with open_input(self.src) as reader:
+            self.name = reader.name
             for data in _line_blocks(reader, self.block_bytes):
                 op, addr, size = parse_block(data, reader.name, self.lines + 1)
                 self.lines += data.count(b"\n")
@@ -245,7 +247,7 @@ class LackeyReader:
         icount = np.diff(at, prepend=0)
         icount[0] += self._pending
         if int(icount.max()) > 0xFFFFFFFF:
-            raise InputError(f"{self.src}: more than 2**32 instructions between two records")
+            raise InputError(f"{self.name}: more than 2**32 instructions between two records")
         self._pending = 0 if self.stopped_early else total - int(at[-1])
         out = empty(len(rows))
         out["addr"] = addr[rows]
@@ -278,7 +280,8 @@ def import_lackey(src, dst: str | os.PathLike, *, include_ifetch: bool = True,
         for chunk in reader.chunks():
             w.write(chunk)
         if not reader.started:
-            raise InputError(f"{src}: the start address {start_address:#x} never executed")
+            raise InputError(f"{reader.name}: the start address {start_address:#x} "
+                             f"never executed")
         w.trailing_instructions = reader.trailing_instructions
         meta.extra.update(lackey_extra(reader))
     return Path(dst)
