@@ -380,73 +380,458 @@ def hier_access(c, line, op, mode, nlev):
     return _demand(c, line, op, 0, op != STORE, store, mode, nlev)
 
 
-@njit(cache=True, _nrt=False)
-def run_records(recs, line_shift, c, mode, nlev):
-    """Simulate a chunk of ACCESS_DTYPE records. Loads and fetches that hit an LRU first
-    level take an inlined carry-shift path; everything else goes through ``hier_access``.
-    An access spanning several lines is one access per line."""
-    tags, geom, cnt, vict = c[0], c[3], c[6], c[7]
+# ---------------------------------------------------------------------------------------------
+# Level-at-a-time simulation of non-inclusive hierarchies.
+#
+# In a non-inclusive hierarchy level k's state depends only on the ordered stream of requests
+# level k-1 sends it, so a chunk of records is simulated one level at a time: each level reads
+# an event buffer and writes the events it sends down (its demand misses and write-throughs,
+# then its dirty victims) into the other buffer. The order of events reaching every level is the
+# same as in the per-access walk of ``_demand``, so every counter is identical; each level's
+# loop is tight and its state stays hot. Event: a line and a code byte,
+#     code = op | NEED << 3 | STORE_PENDING << 4     (op 0..3 demand, 4 = dirty write-back)
+# A level emits at most two events per input event, so a batch of E level-0 events needs
+# buffers of E << (nlev - 1).
+
+EV_NEED = np.uint8(8)
+EV_STORE = np.uint8(16)
+EV_OPMASK = np.uint8(7)
+EV_BATCH = 1 << 14          # level-0 events per batch
+MAX_RECORD_LINES = 1026     # lines one record can touch (size < 64 KiB, 64 B lines)
+
+
+@njit(_nrt=False)
+def _record_events(words, i, line_shift, out_lines, out_codes, n):
+    """Append the level-0 events of record ``i`` (one per line touched) at ``out[n:]``;
+    returns the new count. Records are read as two uint64 words: the address, then
+    icount | size << 32 | op << 48 | flags << 56 (little-endian ACCESS_DTYPE)."""
     ls = np.uint64(line_shift)
-    fast = geom[0, G_POLICY] == LRU and mode != EXCLUSIVE
-    mask0 = geom[0, G_SETMASK]
-    ways0 = geom[0, G_WAYS]
-    base0 = geom[0, G_BASE]
-    hits_load = 0
-    hits_ifetch = 0
-    for i in range(recs.shape[0]):
-        a = recs[i].addr
-        sz = recs[i].size
-        op = np.int64(recs[i].op)
-        line = a >> ls
-        last = line
-        if sz > 1:
-            last = (a + np.uint64(sz - 1)) >> ls
-        while True:
-            if fast and (op == LOAD or op == IFETCH):
-                b = base0 + (line & mask0) * ways0
-                t = tags[b]
-                if (t >> ONE) == line:
-                    if op == LOAD:
-                        hits_load += 1
-                    else:
-                        hits_ifetch += 1
+    a = words[i, 0]
+    meta = words[i, 1]
+    sz = (meta >> np.uint64(32)) & np.uint64(0xFFFF)
+    op = np.uint8((meta >> np.uint64(48)) & np.uint64(0xFF))
+    line = a >> ls
+    last = line
+    if sz > ONE:
+        last = (a + sz - ONE) >> ls
+    code = op
+    if op != STORE:
+        code |= EV_NEED
+    if op == STORE or op == MODIFY:
+        code |= EV_STORE
+    while True:
+        out_lines[n] = line
+        out_codes[n] = code
+        n += 1
+        if line == last:
+            return n
+        line += ONE
+
+
+@njit(_nrt=False)
+def _record_lines(words, i, line_shift):
+    a = words[i, 0]
+    sz = (words[i, 1] >> np.uint64(32)) & np.uint64(0xFFFF)
+    if sz <= ONE:
+        return 1
+    ls = np.uint64(line_shift)
+    return np.int64(((a + sz - ONE) >> ls) - (a >> ls)) + 1
+
+
+@njit(_nrt=False)
+def _level_events(c, lv, in_lines, in_codes, n_in, out_lines, out_codes, nlev):
+    """Simulate ``n_in`` events at level ``lv`` of a non-inclusive hierarchy; returns the
+    number of events written for the level below (the last level counts memory traffic
+    instead of writing events)."""
+    tags, geom, cnt = c[0], c[3], c[6]
+    last_level = lv == nlev - 1
+    mem_reads = 0
+    mem_writes = 0
+    wb = geom[lv, G_WB] != ZERO
+    wa = geom[lv, G_WA] != ZERO
+    is_lru = geom[lv, G_POLICY] == LRU
+    ways = geom[lv, G_WAYS]
+    base = geom[lv, G_BASE]
+    mask = geom[lv, G_SETMASK]
+    n_out = 0
+    h0 = 0              # hits and misses of plain loads (the common case) and evictions,
+    m0 = 0              # kept in registers and added at the end
+    ev = 0
+    for e in range(n_in):
+        line = in_lines[e]
+        code = in_codes[e]
+        op = np.int64(code & EV_OPMASK)
+        victim = EMPTY
+        if op == WRITEBACK:
+            s = lookup(c, lv, line)
+            if s != NOSLOT:
+                cnt[lv, C_HIT + WRITEBACK] += 1
+                tags[s] |= ONE
+                continue
+            cnt[lv, C_MISS + WRITEBACK] += 1
+            victim = fill(c, lv, line, ONE)
+        else:
+            need = (code & EV_NEED) != 0
+            store = (code & EV_STORE) != 0
+            alloc = need or (store and wa)
+            d = ONE if (store and wb) else ZERO
+            hit = False
+            if alloc and is_lru:
+                b = base + (line & mask) * ways
+                carry = (line << ONE) | d
+                for w in range(ways):
+                    t = tags[b + w]
+                    tags[b + w] = carry
+                    if (t >> ONE) == line:
+                        hit = True
+                        if d == ZERO and (t & ONE) != ZERO:
+                            tags[b] = t          # keep the line's dirty bit
+                        break
+                    carry = t                    # no holes without invalidation: empty
+                                                 # ways are at the tail and carry through
                 else:
-                    carry = t
-                    hit = False
-                    victim = EMPTY
-                    for w in range(ONE, ways0):
-                        t = tags[b + w]
-                        tags[b + w] = carry
-                        if (t >> ONE) == line:
-                            hit = True
-                            break
-                        if t == EMPTY:
-                            break
-                        carry = t
-                    else:
-                        victim = carry
-                    if hit:
-                        tags[b] = t
-                        if op == LOAD:
-                            hits_load += 1
-                        else:
-                            hits_ifetch += 1
-                    else:
-                        tags[b] = line << ONE
-                        cnt[0, C_MISS + op] += 1
-                        clean = (victim & ONE) == 0
-                        if victim != EMPTY and clean and (mode == NON_INCLUSIVE or nlev == 1):
-                            cnt[0, C_EVICT] += 1
-                            victim = EMPTY
-                        if nlev == 1 and victim == EMPTY:
-                            cnt[1, M_READ] += 1
-                        else:
-                            vict[0] = victim
-                            _demand(c, line, op, 1, True, False, mode, nlev)
+                    victim = carry
             else:
-                hier_access(c, line, op, mode, nlev)
-            if line == last:
+                s = lookup(c, lv, line)
+                if s != NOSLOT:
+                    hit = True
+                    s = touch(c, lv, s, op)
+                    tags[s] |= d
+                elif alloc:
+                    victim = fill(c, lv, line, d)
+            if hit:
+                if op == LOAD:
+                    h0 += 1
+                else:
+                    cnt[lv, C_HIT + op] += 1
+                need = False
+            else:
+                if op == LOAD:
+                    m0 += 1
+                else:
+                    cnt[lv, C_MISS + op] += 1
+                if alloc:
+                    need = True
+            if d != ZERO and (hit or alloc):
+                store = False
+            if last_level:
+                if need:
+                    mem_reads += 1
+                if store:
+                    mem_writes += 1
+            elif need or store:
+                out_lines[n_out] = line
+                out_codes[n_out] = np.uint8(op) | (EV_NEED if need else np.uint8(0)) | \
+                    (EV_STORE if store else np.uint8(0))
+                n_out += 1
+        if victim != EMPTY:
+            ev += 1
+            if (victim & ONE) != ZERO:
+                cnt[lv, C_WB_OUT] += 1
+                if last_level:
+                    mem_writes += 1
+                else:
+                    out_lines[n_out] = victim >> ONE
+                    out_codes[n_out] = np.uint8(WRITEBACK)
+                    n_out += 1
+    cnt[lv, C_HIT + LOAD] += h0
+    cnt[lv, C_MISS + LOAD] += m0
+    cnt[lv, C_EVICT] += ev
+    cnt[nlev, M_READ] += mem_reads
+    cnt[nlev, M_WRITE] += mem_writes
+    return n_out
+
+
+@njit(_nrt=False)
+def _level_lru(c, lv, in_lines, in_codes, n_in, out_lines, out_codes, nlev):
+    """``_level_events`` for an LRU level, with no calls in the loop (the common case below
+    level 0). Same semantics: demand events hit or miss (allocating ones take a carry shift),
+    write-backs set the dirty bit of a resident line without reordering or are inserted
+    dirty at the front."""
+    tags, geom, cnt = c[0], c[3], c[6]
+    wb = geom[lv, G_WB] != ZERO
+    wa = geom[lv, G_WA] != ZERO
+    ways = geom[lv, G_WAYS]
+    base = geom[lv, G_BASE]
+    mask = geom[lv, G_SETMASK]
+    last_level = lv == nlev - 1
+    h_load = 0          # the common counters stay in registers; the rest go to memory
+    m_load = 0
+    ev = 0
+    wbo = 0
+    reads = 0
+    writes = 0
+    n_out = 0
+    for e in range(n_in):
+        line = in_lines[e]
+        code = in_codes[e]
+        op = np.int64(code & EV_OPMASK)
+        b = base + (line & mask) * ways
+        victim = EMPTY
+        if op == WRITEBACK:
+            found = False
+            for w in range(ways):
+                if (tags[b + w] >> ONE) == line:
+                    tags[b + w] |= ONE
+                    found = True
+                    break
+            if found:
+                cnt[lv, C_HIT + WRITEBACK] += 1
+                continue
+            cnt[lv, C_MISS + WRITEBACK] += 1
+            carry = (line << ONE) | ONE
+            for w in range(ways):
+                t = tags[b + w]
+                tags[b + w] = carry
+                carry = t
+            victim = carry
+        else:
+            need = (code & EV_NEED) != 0
+            store = (code & EV_STORE) != 0
+            alloc = need or (store and wa)
+            d = ONE if (store and wb) else ZERO
+            hit = False
+            if alloc:
+                carry = (line << ONE) | d
+                for w in range(ways):
+                    t = tags[b + w]
+                    tags[b + w] = carry
+                    if (t >> ONE) == line:
+                        hit = True
+                        if (t & ONE) != ZERO:
+                            tags[b] = t | d          # keep the line's dirty bit
+                        break
+                    carry = t
+                else:
+                    victim = carry
+            else:                                   # a store that does not allocate here
+                for w in range(ways):
+                    t = tags[b + w]
+                    if (t >> ONE) == line:
+                        hit = True
+                        j = b + w
+                        while j > b:
+                            tags[j] = tags[j - ONE]
+                            j -= ONE
+                        tags[b] = t | d
+                        break
+            if hit:
+                if op == LOAD:
+                    h_load += 1
+                else:
+                    cnt[lv, C_HIT + op] += 1
+                need = False
+            else:
+                if op == LOAD:
+                    m_load += 1
+                else:
+                    cnt[lv, C_MISS + op] += 1
+                if alloc:
+                    need = True
+            if d != ZERO and (hit or alloc):
+                store = False
+            if last_level:
+                if need:
+                    reads += 1
+                if store:
+                    writes += 1
+            elif need or store:
+                out_lines[n_out] = line
+                out_codes[n_out] = np.uint8(op) | (EV_NEED if need else np.uint8(0)) | \
+                    (EV_STORE if store else np.uint8(0))
+                n_out += 1
+        if victim != EMPTY:
+            ev += 1
+            if (victim & ONE) != ZERO:
+                wbo += 1
+                if last_level:
+                    writes += 1
+                else:
+                    out_lines[n_out] = victim >> ONE
+                    out_codes[n_out] = np.uint8(WRITEBACK)
+                    n_out += 1
+    cnt[lv, C_HIT + LOAD] += h_load
+    cnt[lv, C_MISS + LOAD] += m_load
+    cnt[lv, C_EVICT] += ev
+    cnt[lv, C_WB_OUT] += wbo
+    cnt[nlev, M_READ] += reads
+    cnt[nlev, M_WRITE] += writes
+    return n_out
+
+
+@njit(_nrt=False)
+def _level0_lru(c, words, i, line_shift, nlev, out_lines, out_codes, n, cap):
+    """Level 0 (LRU, write-back, write-allocate) straight from records, from record ``i`` and
+    output event ``n``; stops at the end, when fewer than 2 output slots are left before
+    ``cap``, or at a record that spans lines (left to the caller). Returns (i, n).
+
+    Also returns the instructions (icount) of the records it consumed.
+    Loads, fetches, stores and modifies are one carry shift (stores and modifies set the dirty
+    bit; a store miss fetches its line as a store-caused read). No calls in the loop."""
+    tags, geom, cnt = c[0], c[3], c[6]
+    ls = np.uint64(line_shift)
+    ways = geom[0, G_WAYS]
+    base = geom[0, G_BASE]
+    mask = geom[0, G_SETMASK]
+    single = nlev == 1
+    h0 = 0
+    h1 = 0
+    h2 = 0
+    h3 = 0
+    m0 = 0
+    m1 = 0
+    m2 = 0
+    m3 = 0
+    ev = 0
+    wbo = 0
+    reads = 0
+    writes = 0
+    ic = np.uint64(0)
+    n_rec = words.shape[0]
+    while i < n_rec and n + 2 <= cap:
+        a = words[i, 0]
+        meta = words[i, 1]
+        sz = (meta >> np.uint64(32)) & np.uint64(0xFFFF)
+        line = a >> ls
+        if sz > ONE and ((a + sz - ONE) >> ls) != line:
+            break
+        op = (meta >> np.uint64(48)) & np.uint64(0xFF)
+        ic += meta & np.uint64(0xFFFFFFFF)
+        d = ONE if (op == np.uint64(STORE) or op == np.uint64(MODIFY)) else ZERO
+        b = base + (line & mask) * ways
+        carry = (line << ONE) | d
+        for w in range(ways):
+            t = tags[b + w]
+            tags[b + w] = carry
+            if (t >> ONE) == line:
+                if (t & ONE) != ZERO:
+                    tags[b] = t | d                  # keep the line's dirty bit
+                if op == ZERO:
+                    h0 += 1
+                elif op == ONE:
+                    h1 += 1
+                elif op == np.uint64(IFETCH):
+                    h2 += 1
+                else:
+                    h3 += 1
                 break
-            line += ONE
-    cnt[0, C_HIT + LOAD] += hits_load
-    cnt[0, C_HIT + IFETCH] += hits_ifetch
+            carry = t
+        else:
+            if op == ZERO:
+                m0 += 1
+            elif op == ONE:
+                m1 += 1
+            elif op == np.uint64(IFETCH):
+                m2 += 1
+            else:
+                m3 += 1
+            if single:
+                reads += 1
+            else:
+                out_lines[n] = line
+                out_codes[n] = np.uint8(op) | EV_NEED
+                n += 1
+            if carry != EMPTY:
+                ev += 1
+                if (carry & ONE) != ZERO:
+                    wbo += 1
+                    if single:
+                        writes += 1
+                    else:
+                        out_lines[n] = carry >> ONE
+                        out_codes[n] = np.uint8(WRITEBACK)
+                        n += 1
+        i += 1
+    cnt[0, C_HIT + LOAD] += h0
+    cnt[0, C_HIT + STORE] += h1
+    cnt[0, C_HIT + IFETCH] += h2
+    cnt[0, C_HIT + MODIFY] += h3
+    cnt[0, C_MISS + LOAD] += m0
+    cnt[0, C_MISS + STORE] += m1
+    cnt[0, C_MISS + IFETCH] += m2
+    cnt[0, C_MISS + MODIFY] += m3
+    cnt[0, C_EVICT] += ev
+    cnt[0, C_WB_OUT] += wbo
+    cnt[nlev, M_READ] += reads
+    cnt[nlev, M_WRITE] += writes
+    return i, n, ic
+
+
+@njit(_nrt=False)
+def _spanning_record(c, words, i, line_shift, nlev, side_lines, side_codes, out_lines,
+                     out_codes, n):
+    """A record that spans lines, through level 0 by the generic path; events appended at
+    ``out[n:]``. Returns the new count."""
+    m = _record_events(words, i, line_shift, side_lines[0], side_codes[0], 0)
+    got = _level_events(c, 0, side_lines[0], side_codes[0], m, side_lines[1], side_codes[1], nlev)
+    for e in range(got):
+        out_lines[n + e] = side_lines[1, e]
+        out_codes[n + e] = side_codes[1, e]
+    return n + got
+
+
+@njit(cache=True, _nrt=False)
+def run_records(words, line_shift, c, mode, nlev, ev_lines, ev_codes, side_lines, side_codes):
+    """Simulate a chunk of records, given as their (n, 2) uint64 word view, and return its
+    instructions (sum of icount); an access spanning several lines is one access per line.
+    Non-inclusive hierarchies go level by level over
+    batches of events (``ev_lines``/``ev_codes``: 2 x (EV_BATCH << (nlev-1)) buffers;
+    ``side_*``: 2 x MAX_RECORD_LINES); inclusive and exclusive ones walk each access down
+    the hierarchy (``hier_access``)."""
+    geom = c[3]
+    ls = np.uint64(line_shift)
+    n_rec = words.shape[0]
+    ic = np.uint64(0)
+    if mode != NON_INCLUSIVE:
+        for i in range(n_rec):
+            a = words[i, 0]
+            meta = words[i, 1]
+            ic += meta & np.uint64(0xFFFFFFFF)
+            sz = (meta >> np.uint64(32)) & np.uint64(0xFFFF)
+            op = np.int64((meta >> np.uint64(48)) & np.uint64(0xFF))
+            line = a >> ls
+            last = line
+            if sz > ONE:
+                last = (a + sz - ONE) >> ls
+            while True:
+                hier_access(c, line, op, mode, nlev)
+                if line == last:
+                    break
+                line += ONE
+        return ic
+    fast0 = geom[0, G_POLICY] == LRU and geom[0, G_WB] != ZERO and geom[0, G_WA] != ZERO
+    room = 2 * MAX_RECORD_LINES
+    i = 0
+    while i < n_rec:
+        n = 0
+        if fast0:
+            while i < n_rec and n + room <= EV_BATCH:
+                i, n, got = _level0_lru(c, words, i, line_shift, nlev, ev_lines[1], ev_codes[1],
+                                        n, EV_BATCH)
+                ic += got
+                if i < n_rec and n + room <= EV_BATCH:     # stopped at a spanning record
+                    ic += words[i, 1] & np.uint64(0xFFFFFFFF)
+                    n = _spanning_record(c, words, i, line_shift, nlev, side_lines, side_codes,
+                                         ev_lines[1], ev_codes[1], n)
+                    i += 1
+            src = 1
+            first = 1
+        else:
+            while i < n_rec:
+                k = _record_lines(words, i, line_shift)
+                if n + k > EV_BATCH:
+                    break
+                n = _record_events(words, i, line_shift, ev_lines[0], ev_codes[0], n)
+                ic += words[i, 1] & np.uint64(0xFFFFFFFF)
+                i += 1
+            src = 0
+            first = 0
+        for lv in range(first, nlev):
+            if geom[lv, G_POLICY] == LRU:
+                n = _level_lru(c, lv, ev_lines[src], ev_codes[src], n, ev_lines[1 - src],
+                               ev_codes[1 - src], nlev)
+            else:
+                n = _level_events(c, lv, ev_lines[src], ev_codes[src], n, ev_lines[1 - src],
+                                  ev_codes[1 - src], nlev)
+            src = 1 - src
+    return ic

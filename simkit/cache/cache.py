@@ -60,6 +60,11 @@ class CacheState:
         self.psel = np.zeros(n, dtype=np.int64)
         self.counters = np.zeros((n + 1, K.NC), dtype=np.int64)
         self.vict = np.full(n, K.EMPTY, dtype=np.uint64)
+        cap = K.EV_BATCH << max(n - 1, 0)
+        self.ev_lines = np.zeros((2, cap), dtype=np.uint64)    # level-to-level event buffers
+        self.ev_codes = np.zeros((2, cap), dtype=np.uint8)
+        self.side_lines = np.zeros((2, 2 * K.MAX_RECORD_LINES), dtype=np.uint64)
+        self.side_codes = np.zeros((2, 2 * K.MAX_RECORD_LINES), dtype=np.uint8)
         self.reset()
 
     def reset(self) -> None:
@@ -89,18 +94,21 @@ class CacheState:
         return np.sort(t[t != K.EMPTY] >> np.uint64(1))
 
 
-def _as_records(data) -> tuple[np.ndarray, int]:
+def _as_records(data) -> np.ndarray:
     """Accept ACCESS_DTYPE records or a plain array of byte addresses (loads)."""
     arr = np.asarray(data)
     if arr.dtype == ACCESS_DTYPE:
-        return arr, int(arr["icount"].sum(dtype=np.uint64))
+        return arr
     if arr.dtype.kind in "ui" and arr.ndim == 1:
         if arr.dtype.kind == "i" and arr.size and arr.min() < 0:
             raise InputError("addresses: negative address in input")
-        recs = make_records(arr.astype(np.uint64), op=Op.LOAD, size=1, icount=1)
-        return recs, len(recs)
+        return make_records(arr.astype(np.uint64), op=Op.LOAD, size=1, icount=1)
     raise InputError(f"trace: expected ACCESS_DTYPE records or an integer address array, "
                      f"got dtype {arr.dtype}")
+
+
+if sys.byteorder != "little":   # the kernels read records as two little-endian uint64 words
+    raise ImportError("simkit.cache needs a little-endian host")
 
 
 def _kernel_view(chunk: np.ndarray) -> np.ndarray:
@@ -143,19 +151,20 @@ class Hierarchy:
         return CacheStats([lv.name for lv in self.config.levels], self.state.counters,
                           self._instructions, self._records, self.config, self._trace)
 
-    def _feed(self, recs: np.ndarray, instructions: int) -> None:
+    def _feed(self, recs: np.ndarray) -> None:
         s = self.state
-        K.run_records(_kernel_view(recs), s.line_shift, s.as_tuple(), s.mode, s.nlev)
+        words = _kernel_view(recs).view(np.uint64).reshape(-1, 2)
+        instructions = K.run_records(words, s.line_shift, s.as_tuple(), s.mode, s.nlev,
+                                     s.ev_lines, s.ev_codes, s.side_lines, s.side_codes)
         self._records += len(recs)
-        self._instructions += instructions
+        self._instructions += int(instructions)
 
     def access(self, data) -> CacheStats:
         """Simulate an in-memory batch (records or byte addresses); returns the batch's stats."""
         before = self.stats
-        recs, _ = _as_records(data)
+        recs = _as_records(data)
         for start in range(0, len(recs), DEFAULT_CHUNK):
-            part = recs[start:start + DEFAULT_CHUNK]
-            self._feed(part, int(part["icount"].sum(dtype=np.uint64)))
+            self._feed(recs[start:start + DEFAULT_CHUNK])
         return self.stats - before
 
     def run(self, trace, *, warmup_records: int = 0, max_records: int | None = None,
@@ -173,7 +182,7 @@ class Hierarchy:
             total = len(trace)
             chunks = trace.chunks(chunk_records)
         else:
-            recs, _ = _as_records(trace)
+            recs = _as_records(trace)
             total = len(recs)
             chunks = (recs[i:i + chunk_records] for i in range(0, total, chunk_records))
         if max_records is not None:
@@ -193,11 +202,11 @@ class Hierarchy:
                 chunk = chunk[:total - done]
                 if done < warmup_records <= done + len(chunk):
                     cut = warmup_records - done
-                    self._feed(chunk[:cut], int(chunk["icount"][:cut].sum(dtype=np.uint64)))
+                    self._feed(chunk[:cut])
                     start = self.stats
                     chunk = chunk[cut:]
                     done += cut
-                self._feed(chunk, int(chunk["icount"].sum(dtype=np.uint64)))
+                self._feed(chunk)
                 done += len(chunk)
                 if done <= warmup_records:
                     start = self.stats
