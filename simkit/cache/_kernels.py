@@ -663,29 +663,22 @@ def _level_lru(c, lv, in_lines, in_codes, n_in, out_lines, out_codes, nlev):
 def _level0_lru(c, words, i, line_shift, nlev, out_lines, out_codes, n, cap):
     """Level 0 (LRU, write-back, write-allocate) straight from records, from record ``i`` and
     output event ``n``; stops at the end, when fewer than 2 output slots are left before
-    ``cap``, or at a record that spans lines (left to the caller). Returns (i, n).
+    ``cap``, or at a record that spans lines (left to the caller). Returns (i, n, the
+    instructions of the records consumed).
 
-    Also returns the instructions (icount) of the records it consumed.
-    Loads, fetches, stores and modifies are one carry shift (stores and modifies set the dirty
-    bit; a store miss fetches its line as a store-caused read). No calls in the loop."""
+    Every record is one carry shift: loads take a copy of the loop that keeps its counters
+    in registers; stores and modifies set the dirty bit (a store miss fetches its line as a
+    store-caused read), and they and fetches count in memory. No calls in the loop."""
     tags, geom, cnt = c[0], c[3], c[6]
     ls = np.uint64(line_shift)
     ways = geom[0, G_WAYS]
     base = geom[0, G_BASE]
     mask = geom[0, G_SETMASK]
     single = nlev == 1
-    h0 = 0
-    h1 = 0
-    h2 = 0
-    h3 = 0
-    m0 = 0
-    m1 = 0
-    m2 = 0
-    m3 = 0
+    h_load = 0
+    m_load = 0
     ev = 0
-    wbo = 0
     reads = 0
-    writes = 0
     ic = np.uint64(0)
     n_rec = words.shape[0]
     while i < n_rec and n + 2 <= cap:
@@ -697,64 +690,73 @@ def _level0_lru(c, words, i, line_shift, nlev, out_lines, out_codes, n, cap):
             break
         op = (meta >> np.uint64(48)) & np.uint64(0xFF)
         ic += meta & np.uint64(0xFFFFFFFF)
-        d = ONE if (op == np.uint64(STORE) or op == np.uint64(MODIFY)) else ZERO
         b = base + (line & mask) * ways
+        i += 1
+        if op == ZERO:                              # a plain load
+            carry = line << ONE
+            for w in range(ways):
+                t = tags[b + w]
+                tags[b + w] = carry
+                if (t >> ONE) == line:
+                    if (t & ONE) != ZERO:
+                        tags[b] = t                  # keep the line's dirty bit
+                    h_load += 1
+                    break
+                carry = t
+            else:
+                m_load += 1
+                if single:
+                    reads += 1
+                else:
+                    out_lines[n] = line
+                    out_codes[n] = EV_NEED
+                    n += 1
+                if carry != EMPTY:
+                    ev += 1
+                    if (carry & ONE) != ZERO:
+                        n = _dirty_victim(cnt, carry, single, nlev, out_lines, out_codes, n)
+            continue
+        k = np.int64(op)
+        d = ONE if (k == STORE or k == MODIFY) else ZERO
         carry = (line << ONE) | d
         for w in range(ways):
             t = tags[b + w]
             tags[b + w] = carry
             if (t >> ONE) == line:
                 if (t & ONE) != ZERO:
-                    tags[b] = t | d                  # keep the line's dirty bit
-                if op == ZERO:
-                    h0 += 1
-                elif op == ONE:
-                    h1 += 1
-                elif op == np.uint64(IFETCH):
-                    h2 += 1
-                else:
-                    h3 += 1
+                    tags[b] = t | d
+                cnt[0, C_HIT + k] += 1
                 break
             carry = t
         else:
-            if op == ZERO:
-                m0 += 1
-            elif op == ONE:
-                m1 += 1
-            elif op == np.uint64(IFETCH):
-                m2 += 1
-            else:
-                m3 += 1
+            cnt[0, C_MISS + k] += 1
             if single:
                 reads += 1
             else:
                 out_lines[n] = line
-                out_codes[n] = np.uint8(op) | EV_NEED
+                out_codes[n] = np.uint8(k) | EV_NEED
                 n += 1
             if carry != EMPTY:
                 ev += 1
                 if (carry & ONE) != ZERO:
-                    wbo += 1
-                    if single:
-                        writes += 1
-                    else:
-                        out_lines[n] = carry >> ONE
-                        out_codes[n] = np.uint8(WRITEBACK)
-                        n += 1
-        i += 1
-    cnt[0, C_HIT + LOAD] += h0
-    cnt[0, C_HIT + STORE] += h1
-    cnt[0, C_HIT + IFETCH] += h2
-    cnt[0, C_HIT + MODIFY] += h3
-    cnt[0, C_MISS + LOAD] += m0
-    cnt[0, C_MISS + STORE] += m1
-    cnt[0, C_MISS + IFETCH] += m2
-    cnt[0, C_MISS + MODIFY] += m3
+                    n = _dirty_victim(cnt, carry, single, nlev, out_lines, out_codes, n)
+    cnt[0, C_HIT + LOAD] += h_load
+    cnt[0, C_MISS + LOAD] += m_load
     cnt[0, C_EVICT] += ev
-    cnt[0, C_WB_OUT] += wbo
     cnt[nlev, M_READ] += reads
-    cnt[nlev, M_WRITE] += writes
     return i, n, ic
+
+
+@njit(_nrt=False)
+def _dirty_victim(cnt, victim, single, nlev, out_lines, out_codes, n):
+    """Level 0 wrote back a dirty victim: to memory (one level) or as an event for level 1."""
+    cnt[0, C_WB_OUT] += 1
+    if single:
+        cnt[nlev, M_WRITE] += 1
+        return n
+    out_lines[n] = victim >> ONE
+    out_codes[n] = np.uint8(WRITEBACK)
+    return n + 1
 
 
 @njit(_nrt=False)

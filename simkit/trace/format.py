@@ -16,9 +16,9 @@ A file (``.skt``, or ``.skt.xz`` / ``.skt.gz`` compressed as one stream) is::
     offset 12    JSON header (utf-8): {"format": 1, "dtype": ..., "records": N, "meta": {...}}
     offset 4096  N records
 
-The fixed 4096-byte header keeps the records page-aligned, so an uncompressed trace is opened
-with ``np.memmap`` and streamed chunk by chunk in constant memory; compressed traces are streamed
-through the decompressor. Nothing is pickled.
+The fixed 4096-byte header keeps the records page-aligned, so an uncompressed trace can be
+opened with ``np.memmap`` for random access; ``chunks()`` streams any trace (compressed ones
+through the decompressor) in constant memory. Nothing is pickled.
 """
 from __future__ import annotations
 
@@ -188,29 +188,33 @@ class Trace:
                          shape=(self.meta.records,))
 
     def chunks(self, chunk_records: int = DEFAULT_CHUNK) -> Iterator[np.ndarray]:
-        """Yield consecutive arrays of at most ``chunk_records`` records."""
+        """Yield consecutive (writable) arrays of at most ``chunk_records`` records, read in
+        constant memory whatever the file's size."""
         if chunk_records <= 0:
             raise ValueError(f"chunk_records must be > 0, got {chunk_records}")
         n = self.meta.records
-        if not self.compressed:
-            mm = self.memmap()
-            for start in range(0, n, chunk_records):
-                yield mm[start:start + chunk_records]
-            return
         rec = ACCESS_DTYPE.itemsize
+        # Plain reads into a fresh buffer per chunk (not the memory map): pages of a mapped
+        # file stay in the process's resident set, so a memmap stream of a 4 GiB trace would
+        # show 4 GiB of RSS; this keeps streaming in constant memory.
         with _open_compressed(self.path, "rb") as f:
             f.read(HEADER_BYTES)
             left = n
             while left > 0:
                 want = min(chunk_records, left)
+                buf = bytearray(want * rec)
                 try:
-                    buf = f.read(want * rec)
+                    got = f.readinto(buf)
+                    while got < len(buf):
+                        more = f.readinto(memoryview(buf)[got:])
+                        if not more:
+                            break
+                        got += more
                 except (OSError, EOFError, lzma.LZMAError) as exc:
                     raise InputError(f"{self.path}: corrupt compressed stream ({exc})") from None
-                if len(buf) < want * rec:
-                    got = n - left + len(buf) // rec
+                if got < len(buf):
                     raise InputError(f"{self.path}: truncated: header says {n} records, "
-                                     f"stream holds {got}")
+                                     f"stream holds {n - left + got // rec}")
                 left -= want
                 yield np.frombuffer(buf, dtype=ACCESS_DTYPE)
 
