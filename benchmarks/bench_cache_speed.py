@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,19 @@ def best_of(fn, repeats):
         fn()
         best = min(best, time.perf_counter() - t)
     return best
+
+
+def pycachesim_3level(addrs: list, length: int) -> None:
+    """pycachesim with the reference-3level geometry (LRU, 64 B lines), loading ``addrs``."""
+    import cachesim
+
+    mem = cachesim.MainMemory()
+    l3 = cachesim.Cache("L3", 8192, 16, 64, "LRU")
+    mem.load_to(l3)
+    mem.store_from(l3)
+    l2 = cachesim.Cache("L2", 1024, 16, 64, "LRU", store_to=l3, load_from=l3)
+    l1 = cachesim.Cache("L1", 64, 8, 64, "LRU", store_to=l2, load_from=l2)
+    cachesim.CacheSimulator(l1, mem).load(addrs, length=length)
 
 
 def speed(n: int, repeats: int) -> list[dict]:
@@ -55,17 +67,11 @@ def speed(n: int, repeats: int) -> list[dict]:
         cachesim.CacheSimulator(l1, mem).load(addrs, length=8)
 
     def pcs3():
-        mem = cachesim.MainMemory()
-        l3 = cachesim.Cache("L3", 8192, 16, 64, "LRU")
-        mem.load_to(l3)
-        mem.store_from(l3)
-        l2 = cachesim.Cache("L2", 1024, 16, 64, "LRU", store_to=l3, load_from=l3)
-        l1 = cachesim.Cache("L1", 64, 8, 64, "LRU", store_to=l2, load_from=l2)
-        cachesim.CacheSimulator(l1, mem).load(addrs, length=8)
+        pycachesim_3level(addrs, 8)
     rows.insert(1, {"simulator": "pycachesim 0.3.1 1-level load(list)",
-                    "seconds": best_of(pcs1, max(1, repeats // 2))})
+                    "seconds": best_of(pcs1, repeats)})
     rows.append({"simulator": "pycachesim 0.3.1 3-level load(list)",
-                 "seconds": best_of(pcs3, max(1, repeats // 2))})
+                 "seconds": best_of(pcs3, repeats)})
     for r in rows:
         r["accesses_per_s_M"] = n / r["seconds"] / 1e6
     return rows
@@ -78,8 +84,6 @@ STARTUP = ("import time; t=time.perf_counter(); from simkit.cache import Hierarc
 
 def real_traces(repeats: int) -> list[dict]:
     """simkit vs pycachesim (3 levels, LRU, loads) on every shipped real trace."""
-    import cachesim
-
     from simkit.cache import Hierarchy
     from simkit.trace.catalog import find_trace, list_traces
     from simkit.trace.format import Op, make_records, open_trace
@@ -98,14 +102,8 @@ def real_traces(repeats: int) -> list[dict]:
         addr_list = addrs.tolist()
 
         def theirs():
-            mem = cachesim.MainMemory()
-            l3 = cachesim.Cache("L3", 8192, 16, 64, "LRU")
-            mem.load_to(l3)
-            mem.store_from(l3)
-            l2 = cachesim.Cache("L2", 1024, 16, 64, "LRU", store_to=l3, load_from=l3)
-            l1 = cachesim.Cache("L1", 64, 8, 64, "LRU", store_to=l2, load_from=l2)
-            cachesim.CacheSimulator(l1, mem).load(addr_list, length=1)
-        a, b = best_of(ours, repeats), best_of(theirs, max(1, repeats // 2))
+            pycachesim_3level(addr_list, 1)
+        a, b = best_of(ours, repeats), best_of(theirs, repeats)
         rows.append({"trace": name, "records": len(loads), "simkit_M_per_s": len(loads) / a / 1e6,
                      "pycachesim_M_per_s": len(loads) / b / 1e6, "ratio": b / a})
     return rows

@@ -543,123 +543,6 @@ def _level_events(c, lv, in_lines, in_codes, n_in, out_lines, out_codes, nlev):
 
 
 @njit(_nrt=False)
-def _level_lru(c, lv, in_lines, in_codes, n_in, out_lines, out_codes, nlev):
-    """``_level_events`` for an LRU level, with no calls in the loop (the common case below
-    level 0). Same semantics: demand events hit or miss (allocating ones take a carry shift),
-    write-backs set the dirty bit of a resident line without reordering or are inserted
-    dirty at the front."""
-    tags, geom, cnt = c[0], c[3], c[6]
-    wb = geom[lv, G_WB] != ZERO
-    wa = geom[lv, G_WA] != ZERO
-    ways = geom[lv, G_WAYS]
-    base = geom[lv, G_BASE]
-    mask = geom[lv, G_SETMASK]
-    last_level = lv == nlev - 1
-    h_load = 0          # the common counters stay in registers; the rest go to memory
-    m_load = 0
-    ev = 0
-    wbo = 0
-    reads = 0
-    writes = 0
-    n_out = 0
-    for e in range(n_in):
-        line = in_lines[e]
-        code = in_codes[e]
-        op = np.int64(code & EV_OPMASK)
-        b = base + (line & mask) * ways
-        victim = EMPTY
-        if op == WRITEBACK:
-            found = False
-            for w in range(ways):
-                if (tags[b + w] >> ONE) == line:
-                    tags[b + w] |= ONE
-                    found = True
-                    break
-            if found:
-                cnt[lv, C_HIT + WRITEBACK] += 1
-                continue
-            cnt[lv, C_MISS + WRITEBACK] += 1
-            carry = (line << ONE) | ONE
-            for w in range(ways):
-                t = tags[b + w]
-                tags[b + w] = carry
-                carry = t
-            victim = carry
-        else:
-            need = (code & EV_NEED) != 0
-            store = (code & EV_STORE) != 0
-            alloc = need or (store and wa)
-            d = ONE if (store and wb) else ZERO
-            hit = False
-            if alloc:
-                carry = (line << ONE) | d
-                for w in range(ways):
-                    t = tags[b + w]
-                    tags[b + w] = carry
-                    if (t >> ONE) == line:
-                        hit = True
-                        if (t & ONE) != ZERO:
-                            tags[b] = t | d          # keep the line's dirty bit
-                        break
-                    carry = t
-                else:
-                    victim = carry
-            else:                                   # a store that does not allocate here
-                for w in range(ways):
-                    t = tags[b + w]
-                    if (t >> ONE) == line:
-                        hit = True
-                        j = b + w
-                        while j > b:
-                            tags[j] = tags[j - ONE]
-                            j -= ONE
-                        tags[b] = t | d
-                        break
-            if hit:
-                if op == LOAD:
-                    h_load += 1
-                else:
-                    cnt[lv, C_HIT + op] += 1
-                need = False
-            else:
-                if op == LOAD:
-                    m_load += 1
-                else:
-                    cnt[lv, C_MISS + op] += 1
-                if alloc:
-                    need = True
-            if d != ZERO and (hit or alloc):
-                store = False
-            if last_level:
-                if need:
-                    reads += 1
-                if store:
-                    writes += 1
-            elif need or store:
-                out_lines[n_out] = line
-                out_codes[n_out] = np.uint8(op) | (EV_NEED if need else np.uint8(0)) | \
-                    (EV_STORE if store else np.uint8(0))
-                n_out += 1
-        if victim != EMPTY:
-            ev += 1
-            if (victim & ONE) != ZERO:
-                wbo += 1
-                if last_level:
-                    writes += 1
-                else:
-                    out_lines[n_out] = victim >> ONE
-                    out_codes[n_out] = np.uint8(WRITEBACK)
-                    n_out += 1
-    cnt[lv, C_HIT + LOAD] += h_load
-    cnt[lv, C_MISS + LOAD] += m_load
-    cnt[lv, C_EVICT] += ev
-    cnt[lv, C_WB_OUT] += wbo
-    cnt[nlev, M_READ] += reads
-    cnt[nlev, M_WRITE] += writes
-    return n_out
-
-
-@njit(_nrt=False)
 def _level0_lru(c, words, i, line_shift, nlev, out_lines, out_codes, n, cap):
     """Level 0 (LRU, write-back, write-allocate) straight from records, from record ``i`` and
     output event ``n``; stops at the end, when fewer than 2 output slots are left before
@@ -829,11 +712,7 @@ def run_records(words, line_shift, c, mode, nlev, ev_lines, ev_codes, side_lines
             src = 0
             first = 0
         for lv in range(first, nlev):
-            if geom[lv, G_POLICY] == LRU:
-                n = _level_lru(c, lv, ev_lines[src], ev_codes[src], n, ev_lines[1 - src],
-                               ev_codes[1 - src], nlev)
-            else:
-                n = _level_events(c, lv, ev_lines[src], ev_codes[src], n, ev_lines[1 - src],
-                                  ev_codes[1 - src], nlev)
+            n = _level_events(c, lv, ev_lines[src], ev_codes[src], n, ev_lines[1 - src],
+                              ev_codes[1 - src], nlev)
             src = 1 - src
     return ic

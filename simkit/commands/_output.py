@@ -15,16 +15,17 @@ def add_out_argument(parser: argparse.ArgumentParser) -> None:
                         help="also write the table to FILE (.csv, .parquet or .json)")
 
 
-def check_out_path(path: Path | None) -> None:
-    """Fail early (before any work) when --out cannot be written."""
+def check_out_path(path: Path | None, option: str = "--out",
+                   suffixes: tuple[str, ...] = OUT_SUFFIXES) -> None:
+    """Fail early (before any work) when an output file cannot be written."""
     if path is None:
         return
-    if path.suffix.lower() not in OUT_SUFFIXES:
-        raise InputError(f"--out {path}: unsupported format {path.suffix or '(none)'!r}; "
-                         f"use one of {', '.join(OUT_SUFFIXES)}")
+    if path.suffix.lower() not in suffixes:
+        raise InputError(f"{option} {path}: unsupported format {path.suffix or '(none)'!r}; "
+                         f"use one of {', '.join(suffixes)}")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise InputError(f"--out {path}: directory {parent} does not exist")
+        raise InputError(f"{option} {path}: directory {parent} does not exist")
 
 
 def write_frame(df, path: Path) -> Path:

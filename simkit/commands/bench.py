@@ -49,21 +49,10 @@ def register(sub) -> None:
     p.set_defaults(func=run_cpu)
 
 
-def _check_file(path: Path | None, option: str, suffixes: tuple[str, ...]) -> None:
-    if path is None:
-        return
-    if path.suffix.lower() not in suffixes:
-        raise InputError(f"{option} {path}: unsupported format {path.suffix or '(none)'!r}; "
-                         f"use one of {', '.join(suffixes)}")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"{option} {path}: directory {parent} does not exist")
-
-
 def run_cpu(args: argparse.Namespace) -> int:
     check_out_path(args.out)
-    _check_file(args.calibration, "--calibration", (".json",))
-    _check_file(args.plot, "--plot", PLOT_SUFFIXES)
+    check_out_path(args.calibration, "--calibration", (".json",))
+    check_out_path(args.plot, "--plot", PLOT_SUFFIXES)
     if args.runs is not None and args.runs < 1:
         raise InputError(f"--runs: must be >= 1, got {args.runs}")
     if args.run_ms is not None and args.run_ms <= 0:

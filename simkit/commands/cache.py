@@ -1,8 +1,6 @@
 """`simkit cache run|sweep`: simulate a cache hierarchy over a trace."""
 from __future__ import annotations
 
-import argparse
-
 from simkit.commands._output import add_out_argument, check_out_path, emit
 
 SHOW = ["trace", "level", "accesses", "hits", "misses", "miss_rate", "mpki", "evictions",

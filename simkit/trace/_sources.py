@@ -117,3 +117,30 @@ def atomic_output(path: str | os.PathLike) -> Iterator[IO[bytes]]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+MAX_LINE = 1 << 16             # a longer "line" means the input is not the text format expected
+
+
+def line_blocks(reader: "Reader", block_bytes: int, what: str) -> Iterator[bytes]:
+    """Consecutive runs of whole lines, each ending with a newline; ``what`` names the
+    expected format in the error for input that has no line breaks ("lackey output")."""
+    carry = b""
+    while True:
+        data = reader.read(block_bytes)
+        if not data:
+            if carry:
+                yield carry + b"\n"
+            return
+        data = carry + data
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            if len(data) > MAX_LINE:
+                raise InputError(f"{reader.name}: no line break in the first {len(data)} bytes "
+                                 f"of a line; not {what}")
+            carry = data
+            continue
+        yield data[:cut + 1]
+        carry = data[cut + 1:]
+        if len(carry) > MAX_LINE:
+            raise InputError(f"{reader.name}: a line longer than {MAX_LINE} bytes; not {what}")

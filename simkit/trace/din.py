@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
 
 from simkit.errors import InputError
-from simkit.trace._sources import Reader, atomic_output, open_input
+from simkit.trace._sources import atomic_output, line_blocks, open_input
 from simkit.trace.format import ACCESS_DTYPE, Op, Trace, TraceMeta, TraceWriter, empty, open_trace
-from simkit.trace.lackey import MAX_LINE
 
 BLOCK_BYTES = 1 << 22
 FORMAT_BATCH = 1 << 16         # records formatted at a time (about 8 MB of temporaries)
@@ -119,23 +118,6 @@ def parse_block(data: bytes, name: str, first_line: int):
     return label.astype(np.uint8), addr
 
 
-def _line_blocks(reader: Reader, block_bytes: int) -> Iterator[bytes]:
-    carry = b""
-    while True:
-        data = reader.read(block_bytes)
-        if not data:
-            if carry:
-                yield carry + b"\n"
-            return
-        data = carry + data
-        cut = data.rfind(b"\n")
-        carry = data[cut + 1:]
-        if len(carry) > MAX_LINE:
-            raise InputError(f"{reader.name}: a line longer than {MAX_LINE} bytes; not din text")
-        if cut >= 0:
-            yield data[:cut + 1]
-
-
 def import_din(src, dst: str | os.PathLike, *, size: int = 4, max_records: int | None = None,
                meta: TraceMeta | None = None, block_bytes: int = BLOCK_BYTES) -> Path:
     """Convert a din trace (a path, possibly compressed, or an open stream) to the trace ``dst``."""
@@ -152,7 +134,7 @@ def import_din(src, dst: str | os.PathLike, *, size: int = 4, max_records: int |
     records = 0
     with open_input(src) as reader, TraceWriter(dst, meta) as w:
         line = 1
-        for data in _line_blocks(reader, block_bytes):
+        for data in line_blocks(reader, block_bytes, "din text"):
             label, addr = parse_block(data, reader.name, line)
             line += data.count(b"\n")
             for e in ESCAPE_LABELS:

@@ -32,11 +32,10 @@ from typing import Iterator
 import numpy as np
 
 from simkit.errors import InputError
-from simkit.trace._sources import Reader, check_input_file, open_input
+from simkit.trace._sources import check_input_file, line_blocks, open_input
 from simkit.trace.format import Op, TraceMeta, TraceWriter, empty
 
 BLOCK_BYTES = 1 << 22          # text read per step (about 200K lines)
-MAX_LINE = 1 << 16             # longer "lines" mean this is not lackey output
 
 _NL, _CR, _SP, _COMMA = 10, 13, 32, 44
 _HEX = np.full(256, 255, dtype=np.uint8)
@@ -127,30 +126,6 @@ def parse_block(data: bytes, name: str, first_line: int):
     return op, addr, size.astype(np.uint16)
 
 
-def _line_blocks(reader: Reader, block_bytes: int) -> Iterator[bytes]:
-    """Consecutive runs of whole lines, each ending with a newline."""
-    carry = b""
-    while True:
-        data = reader.read(block_bytes)
-        if not data:
-            if carry:
-                yield carry + b"\n"
-            return
-        data = carry + data
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            if len(data) > MAX_LINE:
-                raise InputError(f"{reader.name}: no line break in the first {len(data)} bytes "
-                                 f"of a line; not lackey output")
-            carry = data
-            continue
-        yield data[:cut + 1]
-        carry = data[cut + 1:]
-        if len(carry) > MAX_LINE:
-            raise InputError(f"{reader.name}: a line longer than {MAX_LINE} bytes; "
-                             f"not lackey output")
-
-
 class LackeyReader:
     """Stream lackey text from ``src`` (a path or an open stream) as record chunks.
 
@@ -194,7 +169,7 @@ class LackeyReader:
             return
         with open_input(self.src) as reader:
             self.name = reader.name
-            for data in _line_blocks(reader, self.block_bytes):
+            for data in line_blocks(reader, self.block_bytes, "lackey output"):
                 op, addr, size = parse_block(data, reader.name, self.lines + 1)
                 self.lines += data.count(b"\n")
                 if b"guest instrs" in data:
