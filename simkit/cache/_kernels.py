@@ -439,6 +439,56 @@ def _record_lines(words, i, line_shift):
 
 
 @njit(_nrt=False)
+def _lru_fill_run(c, lv, in_lines, in_codes, e, n_in, out_lines, out_codes, n_out, nlev):
+    """Consecutive plain fill requests (code == EV_NEED) from event ``e`` at LRU level ``lv``:
+    a bare carry shift each, counters kept in registers. Returns (next event, n_out)."""
+    tags, geom, cnt = c[0], c[3], c[6]
+    ways = geom[lv, G_WAYS]
+    base = geom[lv, G_BASE]
+    mask = geom[lv, G_SETMASK]
+    last_level = lv == nlev - 1
+    hits = 0
+    misses = 0
+    ev = 0
+    while e < n_in and in_codes[e] == EV_NEED:
+        line = in_lines[e]
+        e += 1
+        b = base + (line & mask) * ways
+        carry = line << ONE
+        for w in range(ways):
+            t = tags[b + w]
+            tags[b + w] = carry
+            if (t >> ONE) == line:
+                if (t & ONE) != ZERO:
+                    tags[b] = t                      # keep the line's dirty bit
+                hits += 1
+                break
+            carry = t                                # no holes: empty ways carry through
+        else:
+            misses += 1
+            if not last_level:
+                out_lines[n_out] = line
+                out_codes[n_out] = EV_NEED
+                n_out += 1
+            if carry != EMPTY:
+                ev += 1
+                if (carry & ONE) != ZERO:
+                    cnt[lv, C_WB_OUT] += 1
+                    if last_level:
+                        cnt[nlev, M_WRITE] += 1
+                    else:
+                        out_lines[n_out] = carry >> ONE
+                        out_codes[n_out] = np.uint8(WRITEBACK)
+                        n_out += 1
+    cnt[lv, C_HIT + LOAD] += hits
+    cnt[lv, C_MISS + LOAD] += misses
+    cnt[lv, C_EVICT] += ev
+    if last_level:
+        cnt[nlev, M_READ] += misses
+    return e, n_out
+
+
+@njit(_nrt=False)
 def _level_events(c, lv, in_lines, in_codes, n_in, out_lines, out_codes, nlev):
     """Simulate ``n_in`` events at level ``lv`` of a non-inclusive hierarchy; returns the
     number of events written for the level below (the last level counts memory traffic
@@ -457,9 +507,15 @@ def _level_events(c, lv, in_lines, in_codes, n_in, out_lines, out_codes, nlev):
     h0 = 0              # hits and misses of plain loads (the common case) and evictions,
     m0 = 0              # kept in registers and added at the end
     ev = 0
-    for e in range(n_in):
+    e = 0
+    while e < n_in:
         line = in_lines[e]
         code = in_codes[e]
+        if code == EV_NEED and is_lru:              # a run of loads' fill requests
+            e, n_out = _lru_fill_run(c, lv, in_lines, in_codes, e, n_in, out_lines, out_codes,
+                                     n_out, nlev)
+            continue
+        e += 1
         op = np.int64(code & EV_OPMASK)
         victim = EMPTY
         if op == WRITEBACK:
