@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from simkit.bench import _chase
+from simkit.trace import synth
 
 LINE_BYTES = 64
 PAGE_BYTES = 4096
@@ -88,20 +89,7 @@ def _settings(quick: bool) -> dict:
 # ----------------------------------------------------------------------------------------------
 # The chain
 
-def _sattolo(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    if n < 1:
-        raise ValueError(f"n: a chain needs at least one node, got {n}")
-    rng = np.random.default_rng(seed)
-    draws = np.zeros(n, dtype=np.uint64)
-    if n > 1:
-        draws[1:] = rng.integers(0, np.arange(1, n, dtype=np.int64), dtype=np.int64)
-    return _chase.sattolo_order(draws)
-
-
-def sattolo_cycle(n: int, seed: int = 0) -> np.ndarray:
-    """A uniformly random single n-cycle (Sattolo's algorithm) as a uint64 successor array:
-    ``succ[v]`` is the node after v. Deterministic for a given ``seed``."""
-    return _sattolo(n, seed)[0]
+sattolo_cycle = synth.sattolo_cycle      # the chain generator, shared with synthetic traces
 
 
 def _slot_words(kind: str, n: int) -> np.ndarray:
@@ -132,7 +120,7 @@ def _nodes(kind: str, n_pages: int | None, working_set_bytes: int | None) -> int
 def chase_words(kind: str, n: int, seed: int = 0) -> np.ndarray:
     """Word indices (uint64) of the ``n`` slots of a chase in the order the chase loads them:
     the first load reads word ``w[0]`` (node 0), the next ``w[1]``, ..., then ``w[0]`` again."""
-    order = _sattolo(n, seed)[1]
+    order = synth.sattolo(n, seed)[1]
     return _slot_words(kind, n)[order]
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from simkit.trace._kernels import sattolo_order
 from simkit.trace.format import Op, make_records
 
 GENERATORS = ("sequential", "strided", "uniform", "zipf", "chase")
@@ -69,14 +70,22 @@ def zipf(n: int, footprint_bytes: int, *, alpha: float = 1.0, align: int = 64,
     return _records(placement[np.minimum(ranks, objects - 1)], base, align, Op.LOAD, size)
 
 
-def sattolo_cycle(n: int, seed: int = 0) -> np.ndarray:
-    """A uniformly random single cycle over 0..n-1 (Sattolo's algorithm): next[i] is i's successor."""
+def sattolo(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A uniformly random single cycle over 0..n-1 (Sattolo's algorithm), as (successor array,
+    visiting order of a walk from node 0), both uint64. Deterministic for a given ``seed``;
+    ``simkit bench cpu`` builds its measured chains with the same function."""
+    if n < 1:
+        raise ValueError(f"n: a cycle needs at least one node, got {n}")
     rng = np.random.default_rng(seed)
-    perm = np.arange(n, dtype=np.int64)
-    for i in range(n - 1, 0, -1):
-        j = int(rng.integers(0, i))
-        perm[i], perm[j] = perm[j], perm[i]
-    return perm
+    draws = np.zeros(n, dtype=np.uint64)
+    if n > 1:
+        draws[1:] = rng.integers(0, np.arange(1, n, dtype=np.int64), dtype=np.int64)
+    return sattolo_order(draws)
+
+
+def sattolo_cycle(n: int, seed: int = 0) -> np.ndarray:
+    """The successor array of ``sattolo(n, seed)``: next[i] is i's successor."""
+    return sattolo(n, seed)[0]
 
 
 def chase(n: int, footprint_bytes: int, *, align: int = 64, base: int = 0x10000000,
@@ -84,12 +93,6 @@ def chase(n: int, footprint_bytes: int, *, align: int = 64, base: int = 0x100000
     """A random pointer chase: one ``align``-sized slot per node, visited along a single
     Sattolo cycle, so every slot is touched once per lap."""
     _check(n, footprint_bytes, align)
-    nodes = footprint_bytes // align
-    nxt = sattolo_cycle(nodes, seed)
-    order = np.empty(nodes, dtype=np.int64)
-    cur = 0
-    for i in range(nodes):   # one lap; numpy-level loop is fine for generator sizes
-        order[i] = cur
-        cur = nxt[cur]
-    slots = np.resize(order, n).astype(np.uint64)
+    order = sattolo(footprint_bytes // align, seed)[1]
+    slots = np.resize(order, n)
     return _records(slots, base, align, Op.LOAD, size)
