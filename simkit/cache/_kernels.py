@@ -158,6 +158,28 @@ def _rrip_insert_value(c, lv, sidx):
     return rmax
 
 
+@njit(_nrt=False, inline='always')
+def _lru_access(tags, b, ways, line, d, holes):
+    """One access of ``line`` in the ordered (MRU-first) set at slot ``b``, as one carry shift:
+    the line goes to the front with dirty bit ``d`` added, the ways before it shift down one,
+    up to its old place (a hit), the first hole (only when ``holes``: a set can have
+    invalidated ways in inclusive/exclusive hierarchies; elsewhere empty ways are all at the
+    tail and carry through), or the end. Returns (hit, displaced word or EMPTY). Inlined into
+    its callers at numba IR level, so the hot loops make no call."""
+    carry = (line << ONE) | d
+    for w in range(ways):
+        t = tags[b + w]
+        tags[b + w] = carry
+        if (t >> ONE) == line:
+            if (t & ONE) != ZERO:
+                tags[b] = t | d                      # keep the line's dirty bit
+            return True, EMPTY
+        if holes and t == EMPTY:
+            return False, EMPTY
+        carry = t
+    return False, carry
+
+
 @njit(_nrt=False)
 def fill(c, lv, line, dirty):
     """Insert ``line`` (absent) into level ``lv``; returns the displaced tag word or EMPTY."""
@@ -168,14 +190,7 @@ def fill(c, lv, line, dirty):
     packed = (line << ONE) | dirty
     pol = geom[lv, G_POLICY]
     if pol == LRU or pol == FIFO:                  # carry shift, stops at a hole
-        carry = packed
-        for w in range(ways):
-            t = tags[b + w]
-            tags[b + w] = carry
-            if t == EMPTY:
-                return EMPTY
-            carry = t
-        return carry
+        return _lru_access(tags, b, ways, line, dirty, True)[1]
     way = NOSLOT
     for w in range(ways):
         if tags[b + w] == EMPTY:
@@ -288,24 +303,7 @@ def _demand(c, line, op, lv0, need_data, store_pending, mode, nlev):
         if alloc and geom[lv, G_POLICY] == LRU:
             ways = geom[lv, G_WAYS]
             b = geom[lv, G_BASE] + (line & geom[lv, G_SETMASK]) * ways
-            t = tags[b]
-            if (t >> ONE) == line:
-                hit = True
-                tags[b] = t | d
-            else:
-                carry = t
-                for w in range(ONE, ways):
-                    t = tags[b + w]
-                    tags[b + w] = carry
-                    if (t >> ONE) == line:
-                        hit = True
-                        break
-                    if t == EMPTY:
-                        break
-                    carry = t
-                else:
-                    victim = carry
-                tags[b] = (t | d) if hit else ((line << ONE) | d)
+            hit, victim = _lru_access(tags, b, ways, line, d, True)
         else:
             s = lookup(c, lv, line)
             if s != NOSLOT:
@@ -454,30 +452,23 @@ def _lru_fill_run(c, lv, in_lines, in_codes, e, n_in, out_lines, out_codes, n_ou
         line = in_lines[e]
         e += 1
         b = base + (line & mask) * ways
-        carry = line << ONE
-        for w in range(ways):
-            t = tags[b + w]
-            tags[b + w] = carry
-            if (t >> ONE) == line:
-                if (t & ONE) != ZERO:
-                    tags[b] = t                      # keep the line's dirty bit
-                hits += 1
-                break
-            carry = t                                # no holes: empty ways carry through
+        hit, victim = _lru_access(tags, b, ways, line, ZERO, False)
+        if hit:
+            hits += 1
         else:
             misses += 1
             if not last_level:
                 out_lines[n_out] = line
                 out_codes[n_out] = EV_NEED
                 n_out += 1
-            if carry != EMPTY:
+            if victim != EMPTY:
                 ev += 1
-                if (carry & ONE) != ZERO:
+                if (victim & ONE) != ZERO:
                     cnt[lv, C_WB_OUT] += 1
                     if last_level:
                         cnt[nlev, M_WRITE] += 1
                     else:
-                        out_lines[n_out] = carry >> ONE
+                        out_lines[n_out] = victim >> ONE
                         out_codes[n_out] = np.uint8(WRITEBACK)
                         n_out += 1
     cnt[lv, C_HIT + LOAD] += hits
@@ -532,21 +523,9 @@ def _level_events(c, lv, in_lines, in_codes, n_in, out_lines, out_codes, nlev):
             alloc = need or (store and wa)
             d = ONE if (store and wb) else ZERO
             hit = False
-            if alloc and is_lru:
-                b = base + (line & mask) * ways
-                carry = (line << ONE) | d
-                for w in range(ways):
-                    t = tags[b + w]
-                    tags[b + w] = carry
-                    if (t >> ONE) == line:
-                        hit = True
-                        if d == ZERO and (t & ONE) != ZERO:
-                            tags[b] = t          # keep the line's dirty bit
-                        break
-                    carry = t                    # no holes without invalidation: empty
-                                                 # ways are at the tail and carry through
-                else:
-                    victim = carry
+            if alloc and is_lru:                    # no holes without invalidation
+                hit, victim = _lru_access(tags, base + (line & mask) * ways, ways, line, d,
+                                          False)
             else:
                 s = lookup(c, lv, line)
                 if s != NOSLOT:
@@ -632,16 +611,9 @@ def _level0_lru(c, words, i, line_shift, nlev, out_lines, out_codes, n, cap):
         b = base + (line & mask) * ways
         i += 1
         if op == ZERO:                              # a plain load
-            carry = line << ONE
-            for w in range(ways):
-                t = tags[b + w]
-                tags[b + w] = carry
-                if (t >> ONE) == line:
-                    if (t & ONE) != ZERO:
-                        tags[b] = t                  # keep the line's dirty bit
-                    h_load += 1
-                    break
-                carry = t
+            hit, victim = _lru_access(tags, b, ways, line, ZERO, False)
+            if hit:
+                h_load += 1
             else:
                 m_load += 1
                 if single:
@@ -650,23 +622,16 @@ def _level0_lru(c, words, i, line_shift, nlev, out_lines, out_codes, n, cap):
                     out_lines[n] = line
                     out_codes[n] = EV_NEED
                     n += 1
-                if carry != EMPTY:
+                if victim != EMPTY:
                     ev += 1
-                    if (carry & ONE) != ZERO:
-                        n = _dirty_victim(cnt, carry, single, nlev, out_lines, out_codes, n)
+                    if (victim & ONE) != ZERO:
+                        n = _dirty_victim(cnt, victim, single, nlev, out_lines, out_codes, n)
             continue
         k = np.int64(op)
         d = ONE if (k == STORE or k == MODIFY) else ZERO
-        carry = (line << ONE) | d
-        for w in range(ways):
-            t = tags[b + w]
-            tags[b + w] = carry
-            if (t >> ONE) == line:
-                if (t & ONE) != ZERO:
-                    tags[b] = t | d
-                cnt[0, C_HIT + k] += 1
-                break
-            carry = t
+        hit, victim = _lru_access(tags, b, ways, line, d, False)
+        if hit:
+            cnt[0, C_HIT + k] += 1
         else:
             cnt[0, C_MISS + k] += 1
             if single:
@@ -675,10 +640,10 @@ def _level0_lru(c, words, i, line_shift, nlev, out_lines, out_codes, n, cap):
                 out_lines[n] = line
                 out_codes[n] = np.uint8(k) | EV_NEED
                 n += 1
-            if carry != EMPTY:
+            if victim != EMPTY:
                 ev += 1
-                if (carry & ONE) != ZERO:
-                    n = _dirty_victim(cnt, carry, single, nlev, out_lines, out_codes, n)
+                if (victim & ONE) != ZERO:
+                    n = _dirty_victim(cnt, victim, single, nlev, out_lines, out_codes, n)
     cnt[0, C_HIT + LOAD] += h_load
     cnt[0, C_MISS + LOAD] += m_load
     cnt[0, C_EVICT] += ev
