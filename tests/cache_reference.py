@@ -188,6 +188,7 @@ class RefHierarchy:
         need_data = op != STORE
         store_pending = op in (STORE, MODIFY)
         vict = [None] * n
+        served = n
         for i, L in enumerate(self.levels):
             if not (need_data or store_pending):
                 break
@@ -199,6 +200,8 @@ class RefHierarchy:
                 L.touch(line, w, op)
                 w = L.find(line)
                 L.set_dirty(line, w, d)
+                if (need_data or d) and served == n:
+                    served = i
                 need_data = False
             else:
                 L.misses[op] += 1
@@ -215,6 +218,7 @@ class RefHierarchy:
             if vict[i] is not None:
                 v, vict[i] = vict[i], None
                 self._dispose(i, v, vict)
+        return served
 
     def _dispose(self, i, victim, vict):
         n = len(self.levels)

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +17,8 @@ from simkit.cache import _kernels as K
 from simkit.cache.config import CacheConfig, HierarchyConfig
 from simkit.cache.policies import inclusion_id, policy_id
 from simkit.cache.stats import CacheStats
-from simkit.errors import InputError
-from simkit.trace.format import ACCESS_DTYPE, DEFAULT_CHUNK, Op, Trace, make_records
-
-PROGRESS_MIN_RECORDS = 20_000_000
+from simkit.trace.format import DEFAULT_CHUNK
+from simkit.trace.stream import as_records, drive, kernel_view, open_source
 
 
 class CacheState:
@@ -60,12 +57,18 @@ class CacheState:
         self.psel = np.zeros(n, dtype=np.int64)
         self.counters = np.zeros((n + 1, K.NC), dtype=np.int64)
         self.vict = np.full(n, K.EMPTY, dtype=np.uint64)
-        cap = K.EV_BATCH << max(n - 1, 0)
-        self.ev_lines = np.zeros((2, cap), dtype=np.uint64)    # level-to-level event buffers
-        self.ev_codes = np.zeros((2, cap), dtype=np.uint8)
-        self.side_lines = np.zeros((2, 2 * K.MAX_RECORD_LINES), dtype=np.uint64)
-        self.side_codes = np.zeros((2, 2 * K.MAX_RECORD_LINES), dtype=np.uint8)
+        self._events = None
         self.reset()
+
+    def event_buffers(self):
+        """Scratch for ``run_records``: level-to-level event buffers (2 x EV_BATCH << (nlev-1))
+        and a spanning record's events; allocated on first use."""
+        if self._events is None:
+            cap = K.EV_BATCH << max(self.nlev - 1, 0)
+            self._events = (np.zeros((2, cap), dtype=np.uint64), np.zeros((2, cap), dtype=np.uint8),
+                            np.zeros((2, 2 * K.MAX_RECORD_LINES), dtype=np.uint64),
+                            np.zeros((2, 2 * K.MAX_RECORD_LINES), dtype=np.uint8))
+        return self._events
 
     def reset(self) -> None:
         self.tags.fill(K.EMPTY)
@@ -92,34 +95,6 @@ class CacheState:
         base = int(g[K.G_BASE])
         t = self.tags[base:base + lv.sets * lv.ways]
         return np.sort(t[t != K.EMPTY] >> np.uint64(1))
-
-
-def _as_records(data) -> np.ndarray:
-    """Accept ACCESS_DTYPE records or a plain array of byte addresses (loads)."""
-    arr = np.asarray(data)
-    if arr.dtype == ACCESS_DTYPE:
-        return arr
-    if arr.dtype.kind in "ui" and arr.ndim == 1:
-        if arr.dtype.kind == "i" and arr.size and arr.min() < 0:
-            raise InputError("addresses: negative address in input")
-        return make_records(arr.astype(np.uint64), op=Op.LOAD, size=1, icount=1)
-    raise InputError(f"trace: expected ACCESS_DTYPE records or an integer address array, "
-                     f"got dtype {arr.dtype}")
-
-
-if sys.byteorder != "little":   # the kernels read records as two little-endian uint64 words
-    raise ImportError("simkit.cache needs a little-endian host")
-
-
-def _kernel_view(chunk: np.ndarray) -> np.ndarray:
-    """A writable, C-contiguous plain ndarray view, so numba compiles one specialization
-    (read-only memmaps and frombuffer arrays would each add another)."""
-    arr = np.ascontiguousarray(chunk)
-    if type(arr) is not np.ndarray:
-        arr = arr.view(np.ndarray)
-    if not arr.flags.writeable:
-        arr = arr.copy()
-    return arr
 
 
 class Hierarchy:
@@ -153,16 +128,16 @@ class Hierarchy:
 
     def _feed(self, recs: np.ndarray) -> None:
         s = self.state
-        words = _kernel_view(recs).view(np.uint64).reshape(-1, 2)
+        words = kernel_view(recs)
         instructions = K.run_records(words, s.line_shift, s.as_tuple(), s.mode, s.nlev,
-                                     s.ev_lines, s.ev_codes, s.side_lines, s.side_codes)
+                                     *s.event_buffers())
         self._records += len(recs)
         self._instructions += int(instructions)
 
     def access(self, data) -> CacheStats:
         """Simulate an in-memory batch (records or byte addresses); returns the batch's stats."""
         before = self.stats
-        recs = _as_records(data)
+        recs = as_records(data)
         for start in range(0, len(recs), DEFAULT_CHUNK):
             self._feed(recs[start:start + DEFAULT_CHUNK])
         return self.stats - before
@@ -173,48 +148,11 @@ class Hierarchy:
 
         The first ``warmup_records`` records warm the caches and are not counted; at most
         ``max_records`` records are simulated in all. Returns the measured region's stats."""
-        if warmup_records < 0:
-            raise ValueError(f"warmup_records: must be >= 0, got {warmup_records}")
-        if isinstance(trace, (str, os.PathLike)):
-            trace = Trace(trace)
-        if isinstance(trace, Trace):
-            self._trace = trace.path.name
-            total = len(trace)
-            chunks = trace.chunks(chunk_records)
-        else:
-            recs = _as_records(trace)
-            total = len(recs)
-            chunks = (recs[i:i + chunk_records] for i in range(0, total, chunk_records))
-        if max_records is not None:
-            total = min(total, max_records)
-        if progress is None:
-            progress = total >= PROGRESS_MIN_RECORDS and sys.stderr.isatty()
-        bar = None
-        if progress:
-            from tqdm import tqdm
-            bar = tqdm(total=total, unit="rec", unit_scale=True, desc="cache", leave=False)
-        start = self.stats
-        done = 0
-        try:
-            for chunk in chunks:
-                if done >= total:
-                    break
-                chunk = chunk[:total - done]
-                if done < warmup_records <= done + len(chunk):
-                    cut = warmup_records - done
-                    self._feed(chunk[:cut])
-                    start = self.stats
-                    chunk = chunk[cut:]
-                    done += cut
-                self._feed(chunk)
-                done += len(chunk)
-                if done <= warmup_records:
-                    start = self.stats
-                if bar is not None:
-                    bar.update(len(chunk))
-        finally:
-            if bar is not None:
-                bar.close()
+        name, total, chunks = open_source(trace, chunk_records, max_records)
+        if name:
+            self._trace = name
+        start = drive(chunks, total, self._feed, lambda: self.stats,
+                      warmup_records=warmup_records, progress=progress, desc="cache")
         return self.stats - start
 
 

@@ -1,0 +1,305 @@
+"""Jitted address translation: page table on first touch, TLBs, page-walk caches, radix walks
+whose PTE reads go through the data-cache kernel (numpy + numba, and simkit.cache's kernels).
+
+Page table (``pt_keys``/``pt_vals``: open addressing, linear probing, EMPTY keys; ``pt_meta``):
+
+    key = kind << 58 | number                 value
+    K_PAGE   4 KiB page number (va >> 12)       4 KiB frame number        (4 KiB regions only)
+    K_REGION 2 MiB region number (va >> 21)     2 MiB frame << 1 | 1 if the region is one 2 MiB
+                                                page, else 0
+    K_NODE+l radix node of level l (1 = PT ... 5), numbered by the VA bits above it
+                                                4 KiB frame of the node (in the page-table zone)
+
+Physical zones (bytes): 4 KiB data frames from 0, 2 MiB frames from 2^41, page-table nodes from
+2^43. ``placement`` contiguous hands out frames in first-touch order; random scatters them with
+a seeded bijection over 2^28 frames (no two pages share a frame). A region is a 2 MiB page
+when a seeded hash of its number falls below ``huge_page_fraction``.
+
+TLB and PWC arrays are ``simkit.cache`` state (``CacheState`` tuples) whose "lines" are keys:
+TLB key = page number | SIZE_2M for 2 MiB pages (bit 62, so the set index comes from the page
+number); PWC key = the VA bits above the cached level.
+Levels of that state: 0 L1D-TLB, 1 L1I-TLB, 2 L2-TLB, 3 PML4-PWC, 4 PDPT-PWC, 5 PD-PWC.
+"""
+import numpy as np
+from numba import njit
+
+from simkit.cache import _kernels as CK
+
+EMPTY = CK.EMPTY
+NOSLOT = CK.NOSLOT
+ONE = np.uint64(1)
+ZERO = np.uint64(0)
+
+K_PAGE, K_REGION, K_NODE = 0, 1, 2
+SIZE_2M = np.uint64(1 << 62)
+KIND_SHIFT = np.uint64(58)
+
+# pt_meta fields
+PM_COUNT, PM_MASK, PM_NEXT4K, PM_NEXT2M, PM_NEXTNODE, PM_SEED, PM_HUGE_THRESH, PM_RANDOM, \
+    PM_LEVELS = range(9)
+NPM = 9
+ZONE_2M = np.uint64(1 << 41)
+ZONE_PT = np.uint64(1 << 43)
+SCATTER_BITS = np.uint64(28)
+SCATTER_MASK = np.uint64((1 << 28) - 1)
+
+# TLB state levels
+T_L1D, T_L1I, T_L2, T_PWC4, T_PWC3, T_PWC2 = range(6)
+
+# counters
+(C_L1D_HIT, C_L1D_MISS, C_L1I_HIT, C_L1I_MISS, C_L2_HIT, C_L2_MISS, C_WALKS, C_WALKS_2M,
+ C_WALK_REFS, C_WALK_CYCLES, C_TRANSLATION_CYCLES, C_PWC_HIT, C_PWC_MISS, C_REFS_AT,
+ C_DATA_ACCESSES, C_PAGES_4K, C_PAGES_2M, C_NODES) = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14,
+                                                     17, 24, 25, 26, 27)
+NCOUNT = 28        # C_PWC_HIT/C_PWC_MISS: 3 each (PML4, PDPT, PD); C_REFS_AT: up to 7 levels
+HIST_BINS = 64     # walk latency histogram, 16-cycle bins (the last bin collects the rest)
+HIST_WIDTH = 16
+
+# params (int64)
+P_LAT_L1D, P_LAT_L1I, P_LAT_L2, P_LAT_PWC, P_STLB_FILL_VICTIMS, P_DATA, P_MODE, P_NLEV = range(8)
+P_PWC_ON = 8       # params[8 + pl]: PWC pl (0 PML4, 1 PDPT, 2 PD) is present
+P_CACHE_LAT = 16   # params[16 + k]: latency of cache level k; [16 + nlev]: memory
+
+
+@njit(_nrt=False)
+def _mix(x):
+    x ^= x >> np.uint64(33)
+    x *= np.uint64(0xFF51AFD7ED558CCD)
+    x ^= x >> np.uint64(33)
+    x *= np.uint64(0xC4CEB9FE1A85EC53)
+    x ^= x >> np.uint64(33)
+    return x
+
+
+@njit(_nrt=False)
+def _scatter(n, seed):
+    """A seeded bijection of 28-bit frame numbers (multiply by odd and xor-shift steps)."""
+    x = (n + seed) & SCATTER_MASK
+    x = (x * np.uint64(0x9E3779B1)) & SCATTER_MASK
+    x ^= x >> np.uint64(13)
+    x = (x * np.uint64(0x85EBCA77)) & SCATTER_MASK
+    x ^= x >> np.uint64(11)
+    return x
+
+
+@njit(_nrt=False)
+def _pt_slot(keys, meta, key):
+    """Slot holding ``key``, or the empty slot where it belongs."""
+    mask = meta[PM_MASK]
+    s = _mix(key) & mask
+    while True:
+        k = keys[s]
+        if k == key or k == EMPTY:
+            return s
+        s = (s + ONE) & mask
+
+
+@njit(_nrt=False)
+def _new_frame(meta, field):
+    n = meta[field]
+    meta[field] = n + ONE
+    if meta[PM_RANDOM] != ZERO:
+        return _scatter(n, meta[PM_SEED] + np.uint64(field))
+    return n
+
+
+@njit(_nrt=False)
+def _region(keys, vals, meta, va):
+    """The value of the 2 MiB region of ``va`` (created on first touch)."""
+    r = va >> np.uint64(21)
+    key = (np.uint64(K_REGION) << KIND_SHIFT) | r
+    s = _pt_slot(keys, meta, key)
+    if keys[s] == key:
+        return vals[s], False
+    huge = (_mix(r ^ meta[PM_SEED]) >> np.uint64(32)) < meta[PM_HUGE_THRESH]
+    v = ZERO
+    if huge:
+        v = (_new_frame(meta, PM_NEXT2M) << ONE) | ONE
+    keys[s] = key
+    vals[s] = v
+    meta[PM_COUNT] += ONE
+    return v, huge
+
+
+@njit(_nrt=False)
+def _lookup_or_new(keys, vals, meta, key, field):
+    s = _pt_slot(keys, meta, key)
+    if keys[s] == key:
+        return vals[s], False
+    v = _new_frame(meta, field)
+    keys[s] = key
+    vals[s] = v
+    meta[PM_COUNT] += ONE
+    return v, True
+
+
+@njit(_nrt=False)
+def translate(keys, vals, meta, va, cnt):
+    """Physical address of ``va`` and its page size bit (1 = 2 MiB), mapping it on first touch."""
+    rv, new_huge = _region(keys, vals, meta, va)
+    if (rv & ONE) != ZERO:
+        if new_huge:
+            cnt[C_PAGES_2M] += 1
+        return ZONE_2M + ((rv >> ONE) << np.uint64(21)) + (va & np.uint64(0x1FFFFF)), ONE
+    key = (np.uint64(K_PAGE) << KIND_SHIFT) | (va >> np.uint64(12))
+    f, new = _lookup_or_new(keys, vals, meta, key, PM_NEXT4K)
+    if new:
+        cnt[C_PAGES_4K] += 1
+    return (f << np.uint64(12)) + (va & np.uint64(0xFFF)), ZERO
+
+
+@njit(_nrt=False)
+def _node_frame(keys, vals, meta, level, va, top, cnt):
+    """Frame of the radix node holding level ``level``'s entry for ``va`` (root: frame 0)."""
+    if level == top:
+        return ZERO
+    prefix = va >> np.uint64(12 + 9 * level)
+    key = (np.uint64(K_NODE + level) << KIND_SHIFT) | prefix
+    f, new = _lookup_or_new(keys, vals, meta, key, PM_NEXTNODE)
+    if new:
+        cnt[C_NODES] += 1
+    return f + ONE                            # frame 0 of the zone is the root
+
+
+@njit(_nrt=False)
+def _tlb_probe(t, lv, key4, key2):
+    """Probe a TLB for both page sizes; on a hit update LRU and return the key, else EMPTY."""
+    s = CK.lookup(t, lv, key4)
+    if s == NOSLOT:
+        s = CK.lookup(t, lv, key2)
+        if s == NOSLOT:
+            return EMPTY
+        CK.touch(t, lv, s, CK.LOAD)
+        return key2
+    CK.touch(t, lv, s, CK.LOAD)
+    return key4
+
+
+@njit(_nrt=False)
+def _tlb_insert(t, lv, key):
+    """Insert ``key`` (absent) into TLB level ``lv``; returns the displaced key or EMPTY."""
+    v = CK.fill(t, lv, key, ZERO)
+    if v == EMPTY:
+        return EMPTY
+    return v >> ONE
+
+
+@njit(_nrt=False)
+def _walk(c, t, keys, vals, meta, va, huge, params, cnt, hist):
+    """Walk the radix table for ``va`` (a ``huge`` 2 MiB page ends at the PD); every PTE read
+    goes through the data caches. Returns the walk's cycles."""
+    nlev = params[P_NLEV]
+    mode = params[P_MODE]
+    top = np.int64(meta[PM_LEVELS])
+    leaf = 2 if huge else 1
+    # The deepest page-walk-cache hit decides where the walk starts. PWC pl (0 PML4, 1 PDPT,
+    # 2 PD) caches entries of radix level 4 - pl, keyed by the VA bits that select that entry;
+    # the PD cache holds only pointers to PT nodes (leaf entries are not cached).
+    start = top
+    for i in range(3):
+        pl = 2 - i
+        elevel = 4 - pl
+        if elevel <= leaf or params[P_PWC_ON + pl] == 0:
+            continue
+        key = va >> np.uint64(12 + 9 * (elevel - 1))
+        s = CK.lookup(t, T_PWC4 + pl, key)
+        if s != NOSLOT:
+            CK.touch(t, T_PWC4 + pl, s, CK.LOAD)
+            cnt[C_PWC_HIT + pl] += 1
+            start = elevel - 1
+            break
+        cnt[C_PWC_MISS + pl] += 1
+    cycles = params[P_LAT_PWC]
+    for level in range(start, leaf - 1, -1):
+        node = _node_frame(keys, vals, meta, level, va, top, cnt)
+        index = (va >> np.uint64(12 + 9 * (level - 1))) & np.uint64(511)
+        pte = ZONE_PT + (node << np.uint64(12)) + (index << np.uint64(3))
+        served = CK.hier_access(c, pte >> np.uint64(6), CK.LOAD, mode, nlev)
+        cnt[C_WALK_REFS] += 1
+        cnt[C_REFS_AT + served] += 1
+        cycles += params[P_CACHE_LAT + served]
+        if 2 <= level <= 4 and level > leaf:   # a PML4/PDPT/PD pointer was read: cache it
+            pl = 4 - level
+            if params[P_PWC_ON + pl] != 0:
+                key = va >> np.uint64(12 + 9 * (level - 1))
+                if CK.lookup(t, T_PWC4 + pl, key) == NOSLOT:
+                    CK.fill(t, T_PWC4 + pl, key, ZERO)
+    cnt[C_WALKS] += 1
+    if huge:
+        cnt[C_WALKS_2M] += 1
+    cnt[C_WALK_CYCLES] += cycles
+    b = cycles // HIST_WIDTH
+    hist[b if b < HIST_BINS else HIST_BINS - 1] += 1
+    return cycles
+
+
+@njit(cache=True, _nrt=False)
+def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist):
+    """Translate (and, with P_DATA, access) a chunk of records, given as their (n, 2) uint64
+    word view. Stops early when the page table is half full; returns (records done,
+    instructions)."""
+    n_rec = words.shape[0]
+    nlev = params[P_NLEV]
+    mode = params[P_MODE]
+    victims_to_l2 = params[P_STLB_FILL_VICTIMS] != 0
+    ic = ZERO
+    i = 0
+    while i < n_rec:
+        if (meta[PM_COUNT] + np.uint64(8)) * np.uint64(2) > meta[PM_MASK]:
+            break                               # the front grows the table and calls again
+        va = words[i, 0]
+        info = words[i, 1]
+        ic += info & np.uint64(0xFFFFFFFF)
+        op = np.int64((info >> np.uint64(48)) & np.uint64(0xFF))
+        sz = (info >> np.uint64(32)) & np.uint64(0xFFFF)
+        i += 1
+        fetch = op == CK.IFETCH
+        l1 = T_L1I if fetch else T_L1D
+        key4 = va >> np.uint64(12)
+        key2 = (va >> np.uint64(21)) | SIZE_2M
+        cycles = params[P_LAT_L1I] if fetch else params[P_LAT_L1D]
+        if _tlb_probe(t, l1, key4, key2) != EMPTY:
+            cnt[C_L1I_HIT if fetch else C_L1D_HIT] += 1
+        else:
+            cnt[C_L1I_MISS if fetch else C_L1D_MISS] += 1
+            cycles += params[P_LAT_L2]
+            hit_key = _tlb_probe(t, T_L2, key4, key2)
+            if hit_key != EMPTY:
+                cnt[C_L2_HIT] += 1
+                key = hit_key
+            else:
+                cnt[C_L2_MISS] += 1
+                huge = translate(keys, vals, meta, va, cnt)[1]
+                cycles += _walk(c, t, keys, vals, meta, va, huge != ZERO, params, cnt, hist)
+                key = key2 if huge != ZERO else key4
+                if not victims_to_l2:
+                    _tlb_insert(t, T_L2, key)
+            victim = _tlb_insert(t, l1, key)
+            if victims_to_l2 and victim != EMPTY and CK.lookup(t, T_L2, victim) == NOSLOT:
+                _tlb_insert(t, T_L2, victim)
+        cnt[C_TRANSLATION_CYCLES] += cycles
+        if params[P_DATA] != 0:
+            pa, huge = translate(keys, vals, meta, va, cnt)
+            line = pa >> np.uint64(6)
+            last = line
+            if sz > ONE:
+                last = (pa + sz - ONE) >> np.uint64(6)
+            while True:
+                CK.hier_access(c, line, op, mode, nlev)
+                cnt[C_DATA_ACCESSES] += 1
+                if line == last:
+                    break
+                line += ONE
+    return i, ic
+
+
+@njit(cache=True, _nrt=False)
+def rehash(old_keys, old_vals, keys, vals, meta):
+    """Move every entry of the old page table into the larger ``keys``/``vals``."""
+    for s in range(old_keys.shape[0]):
+        k = old_keys[s]
+        if k != EMPTY:
+            t = _pt_slot(keys, meta, k)
+            keys[t] = k
+            vals[t] = old_vals[s]
+            meta[PM_COUNT] += ONE

@@ -1,0 +1,130 @@
+"""The address-translation front: owns the MMU config, its TLB/PWC, page-table and data-cache
+state, and streams traces through ``_kernels.run_mmu``.
+
+    mmu = MMU("victima-radix")
+    stats = mmu.run("traces/gups.skt.xz", warmup_records=300_000)
+    stats.to_frame()
+
+State persists across ``run`` calls until ``reset()``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from simkit.cache import CacheConfig, CacheState, HierarchyConfig
+from simkit.tlb import _kernels as K
+from simkit.tlb.config import MMUConfig
+from simkit.tlb.stats import TLBStats
+from simkit.trace.format import DEFAULT_CHUNK
+from simkit.trace.stream import drive, kernel_view, open_source
+
+INITIAL_PT_SLOTS = 1 << 16
+
+
+def _tlb_levels(config: MMUConfig) -> HierarchyConfig:
+    """The TLB and PWC arrays as cache levels whose "lines" are translation keys (one 64-byte
+    line per entry; see ``_kernels``). Absent PWCs get a placeholder the kernel never touches."""
+    def level(name, entries, ways):
+        return CacheConfig(name, entries * 64, ways, 64, "lru")
+    pwcs = [level(f"PWC-{n}", e or config.pwc_ways, config.pwc_ways)
+            for n, e in zip(("PML4", "PDPT", "PD"), config.pwc_entries)]
+    return HierarchyConfig(levels=(level(config.l1d.name, config.l1d.entries, config.l1d.ways),
+                                   level(config.l1i.name, config.l1i.entries, config.l1i.ways),
+                                   level(config.l2.name, config.l2.entries, config.l2.ways),
+                                   *pwcs))
+
+
+class MMU:
+    """A core's address translation (and, by default, its data caches) over traces."""
+
+    def __init__(self, config: MMUConfig | str = "victima-radix"):
+        if isinstance(config, str):
+            config = MMUConfig.preset(config)
+        if not isinstance(config, MMUConfig):
+            raise TypeError(f"config must be an MMUConfig or a preset name, got "
+                            f"{type(config).__name__}")
+        self.config = config
+        self.caches = CacheState(config.caches)
+        self.tlbs = CacheState(_tlb_levels(config))
+        p = np.zeros(K.P_CACHE_LAT + len(config.caches.levels) + 1, dtype=np.int64)
+        p[K.P_LAT_L1D] = config.l1d.latency_cycles
+        p[K.P_LAT_L1I] = config.l1i.latency_cycles
+        p[K.P_LAT_L2] = config.l2.latency_cycles
+        p[K.P_LAT_PWC] = config.pwc_latency_cycles
+        p[K.P_STLB_FILL_VICTIMS] = int(config.stlb_fill == "l1-victims")
+        p[K.P_DATA] = int(config.data_through_caches)
+        p[K.P_MODE] = self.caches.mode
+        p[K.P_NLEV] = self.caches.nlev
+        for pl, e in enumerate(config.pwc_entries):
+            p[K.P_PWC_ON + pl] = int(e > 0)
+        for k, lv in enumerate(config.caches.levels):
+            p[K.P_CACHE_LAT + k] = lv.latency_cycles
+        p[K.P_CACHE_LAT + len(config.caches.levels)] = config.caches.memory_latency_cycles
+        self.params = p
+        self.counters = np.zeros(K.NCOUNT, dtype=np.int64)
+        self.hist = np.zeros(K.HIST_BINS, dtype=np.int64)
+        self.reset()
+
+    def reset(self) -> None:
+        self.caches.reset()
+        self.tlbs.reset()
+        self.counters.fill(0)
+        self.hist.fill(0)
+        self._new_table(INITIAL_PT_SLOTS)
+        self._instructions = self._records = 0
+        self._trace = ""
+
+    def _new_table(self, slots: int) -> None:
+        c = self.config
+        self.pt_keys = np.full(slots, K.EMPTY, dtype=np.uint64)
+        self.pt_vals = np.zeros(slots, dtype=np.uint64)
+        m = np.zeros(K.NPM, dtype=np.uint64)
+        m[K.PM_MASK] = slots - 1
+        m[K.PM_NEXT4K] = 0x100                    # leave the first 1 MiB of frames unused
+        m[K.PM_SEED] = (c.seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) % (1 << 64)
+        m[K.PM_HUGE_THRESH] = int(round(c.huge_page_fraction * (1 << 32)))
+        m[K.PM_RANDOM] = int(c.placement == "random")
+        m[K.PM_LEVELS] = c.radix_levels
+        self.pt_meta = m
+
+    def _grow_table(self) -> None:
+        keys, vals, meta = self.pt_keys, self.pt_vals, self.pt_meta.copy()
+        self.pt_keys = np.full(2 * len(keys), K.EMPTY, dtype=np.uint64)
+        self.pt_vals = np.zeros(2 * len(keys), dtype=np.uint64)
+        meta[K.PM_MASK] = 2 * len(keys) - 1
+        meta[K.PM_COUNT] = 0
+        K.rehash(keys, vals, self.pt_keys, self.pt_vals, meta)
+        self.pt_meta = meta
+
+    @property
+    def pages_mapped(self) -> int:
+        return int(self.counters[K.C_PAGES_4K] + self.counters[K.C_PAGES_2M])
+
+    @property
+    def stats(self) -> TLBStats:
+        return TLBStats(self.counters, self.hist, self.caches.counters, self._instructions,
+                        self._records, self.config, self._trace)
+
+    def _feed(self, recs: np.ndarray) -> None:
+        words = kernel_view(recs)
+        done = 0
+        while done < len(words):
+            n, ic = K.run_mmu(words[done:], self.caches.as_tuple(), self.tlbs.as_tuple(),
+                              self.pt_keys, self.pt_vals, self.pt_meta, self.params,
+                              self.counters, self.hist)
+            done += int(n)
+            self._instructions += int(ic)
+            if done < len(words):
+                self._grow_table()
+        self._records += len(recs)
+
+    def run(self, trace, *, warmup_records: int = 0, max_records: int | None = None,
+            chunk_records: int = DEFAULT_CHUNK, progress: bool | None = None) -> TLBStats:
+        """Translate ``trace`` (path, ``Trace``, records or addresses); the first
+        ``warmup_records`` records warm TLBs, caches and page table and are not counted."""
+        name, total, chunks = open_source(trace, chunk_records, max_records)
+        if name:
+            self._trace = name
+        start = drive(chunks, total, self._feed, lambda: self.stats,
+                      warmup_records=warmup_records, progress=progress, desc="tlb")
+        return self.stats - start

@@ -1,0 +1,128 @@
+"""simkit.tlb (radix baseline) against a hand-computed walk sequence, a plain-Python reference
+MMU, and this machine's measured TLB knees (REFERENCE.md 5.4)."""
+import numpy as np
+import pytest
+
+from simkit.bench.cpu import chase_address_stream
+from simkit.cache import CacheConfig, HierarchyConfig
+from simkit.tlb import MMU, MMUConfig, TLBConfig
+from simkit.trace.format import ACCESS_DTYPE, Op, make_records
+
+from tlb_reference import RefMMU
+
+SMALL_CACHES = HierarchyConfig(levels=(CacheConfig("L1D", "4KiB", 4, latency_cycles=5),
+                                       CacheConfig("L2", "32KiB", 8, latency_cycles=15)),
+                               memory_latency_cycles=100)
+
+
+def tiny(**kw):
+    base = dict(l1d=TLBConfig("L1D-TLB", 4, 4, 1), l1i=TLBConfig("L1I-TLB", 4, 4, 1),
+                l2=TLBConfig("L2-TLB", 8, 4, 10), pwc_entries=(4, 4, 4), pwc_ways=2,
+                caches=SMALL_CACHES)
+    base.update(kw)
+    return MMUConfig(**base)
+
+
+def test_hand_computed_walks_and_pwcs():
+    va = 0x10000000
+    recs = make_records([va, va, va + 0x1000, va + 0x200000], op=Op.LOAD, size=8)
+    s = MMU(tiny()).run(recs)
+    assert (s.l1d_hits, s.l1d_misses, s.l2_hits, s.l2_misses) == (1, 3, 0, 3)
+    # cold walk: PML4, PDPT, PD, PT = 4 reads; next page: PD-PWC hit -> PT only = 1;
+    # next 2 MiB region: PD-PWC miss, PDPT-PWC hit -> PD + PT = 2
+    assert (s.walks, s.walk_refs) == (3, 7)
+    assert s.pwc_hit_rates() == {"pml4": 0.0, "pdpt": 0.5, "pd": 1 / 3}
+    df = s.to_frame()
+    assert df.loc[0, "page_table_nodes"] == 4 and df.loc[0, "pages_4k"] == 3
+    # the cold walk's four PTE reads all miss the caches (cycles: 4 PWC + 4 x 100 memory)
+    assert s.refs_served_by()["memory"] >= 4
+
+
+def test_2mib_pages_end_the_walk_at_the_pd():
+    recs = make_records(np.arange(0, 64 << 20, 1 << 20, dtype=np.uint64) + 0x40000000)
+    s = MMU(tiny(huge_page_fraction=1.0)).run(recs)
+    assert s.walks == s.to_frame().loc[0, "walks_2m"] == 32     # one walk per 2 MiB page
+    assert s.to_frame().loc[0, "pages_4k"] == 0
+
+
+def compare(cfg, recs):
+    mmu = MMU(cfg)
+    s = mmu.run(recs)
+    ref = RefMMU(cfg)
+    ref.run(recs)
+    r = ref.c
+    got = dict(l1d_hits=s.l1d_hits, l1d_misses=s.l1d_misses, l1i_hits=s.l1i_hits,
+               l1i_misses=s.l1i_misses, l2_hits=s.l2_hits, l2_misses=s.l2_misses,
+               walks=s.walks, walk_refs=s.walk_refs,
+               translation_cycles=s.translation_cycles)
+    want = {k: r[k] for k in got}
+    assert got == want
+    df = s.to_frame().iloc[0]
+    assert (df.walks_2m, df.pages_4k, df.pages_2m, df.page_table_nodes) == \
+        (r["walks_2m"], r["pages_4k"], r["pages_2m"], r["nodes"])
+    assert list(s.refs_served_by().values()) == r["refs_at"]
+    assert s.counters[14:17].tolist() == r["pwc_misses"]
+    assert s.counters[11:14].tolist() == r["pwc_hits"]
+    cs = s.cache_stats
+    for i, lv in enumerate(cs.levels):
+        assert tuple(lv.hits_by_op().values()) == tuple(ref.caches.levels[i].hits)
+        assert tuple(lv.misses_by_op().values()) == tuple(ref.caches.levels[i].misses)
+
+
+def random_trace(n, seed, span_pages=4096, regions=6):
+    rng = np.random.default_rng(seed)
+    bases = rng.integers(0, 1 << 35, regions) << 21
+    va = bases[rng.integers(0, regions, n)] + rng.integers(0, span_pages << 12, n)
+    recs = np.zeros(n, dtype=ACCESS_DTYPE)
+    recs["addr"] = va.astype(np.uint64)
+    recs["op"] = rng.choice([0, 0, 0, 1, 2, 3], n)
+    recs["size"] = rng.choice([1, 8, 64], n)
+    recs["icount"] = 1
+    return recs
+
+
+@pytest.mark.parametrize("kw", [
+    {},
+    {"huge_page_fraction": 0.5, "placement": "random", "seed": 3},
+    {"stlb_fill": "l1-victims", "radix_levels": 5},
+    {"pwc_entries": (0, 4, 0), "data_through_caches": False},
+    {"huge_page_fraction": 0.3, "caches": HierarchyConfig.preset("victima-baseline")},
+], ids=["default", "huge-random", "victims-5level", "one-pwc-no-data", "victima-caches"])
+def test_kernel_matches_reference_mmu(kw):
+    compare(tiny(**kw), random_trace(6000, seed=len(str(kw))))
+
+
+def test_page_table_growth_matches_reference():
+    # 40,000 distinct pages (> the initial 65,536-slot table's half) force rehashing
+    va = (np.arange(40_000, dtype=np.uint64) * np.uint64(4096 * 3)) + np.uint64(1 << 32)
+    compare(tiny(data_through_caches=False), make_records(va))
+
+
+def knee_misses(n_pages, level):
+    """Steady-state miss rate of the zen3 preset on the measured TLB chase of n_pages."""
+    stream = chase_address_stream("tlb", n_pages=n_pages, laps=3)
+    s = MMU("zen3").run(stream, warmup_records=n_pages)
+    return s.l1d_miss_rate if level == 1 else s.l2_misses / s.l1d_misses if s.l1d_misses else 0.0
+
+
+def test_simulated_tlb_steps_sit_on_this_machines_measured_knees():
+    # REFERENCE.md 5.4: latency steps at 64 -> 80 pages (L1 DTLB) and 2048 -> 2560 (walks)
+    assert knee_misses(64, 1) == 0.0 and knee_misses(80, 1) == 1.0
+    assert knee_misses(2048, 2) < 0.05 and knee_misses(2560, 2) > 0.5
+
+
+@pytest.mark.parametrize("kw,msg", [
+    ({"radix_levels": 3}, "radix_levels"),
+    ({"huge_page_fraction": 1.5}, "huge_page_fraction"),
+    ({"placement": "scattered"}, "placement"),
+    ({"stlb_fill": "always"}, "stlb_fill"),
+    ({"pwc_entries": (16, 16)}, "pwc_entries"),
+])
+def test_config_errors_name_the_field(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        MMUConfig(**kw)
+
+
+def test_tlb_config_errors():
+    with pytest.raises(ValueError, match="entries"):
+        TLBConfig("X", 48, 8)          # 6 sets

@@ -1,0 +1,182 @@
+"""A slow, plain-Python MMU with the documented semantics of simkit.tlb (radix baseline).
+
+Written from the docstrings of simkit/tlb/config.py and _kernels.py: TLBs and page-walk caches
+are dicts of LRU lists per set; the page table is a dict filled on first touch with the same
+frame arithmetic (first-touch counters, or the seeded 28-bit scatter); PTE reads and data
+accesses go through tests/cache_reference.RefHierarchy.
+"""
+from __future__ import annotations
+
+from cache_reference import RefHierarchy
+
+M64 = (1 << 64) - 1
+MASK28 = (1 << 28) - 1
+ZONE_2M, ZONE_PT = 1 << 41, 1 << 43
+IFETCH = 2
+
+
+def mix(x):
+    x ^= x >> 33
+    x = (x * 0xFF51AFD7ED558CCD) & M64
+    x ^= x >> 33
+    x = (x * 0xC4CEB9FE1A85EC53) & M64
+    x ^= x >> 33
+    return x
+
+
+def scatter(n, seed):
+    x = (n + seed) & MASK28
+    x = (x * 0x9E3779B1) & MASK28
+    x ^= x >> 13
+    x = (x * 0x85EBCA77) & MASK28
+    x ^= x >> 11
+    return x
+
+
+class LRUSets:
+    def __init__(self, entries, ways):
+        self.sets, self.ways = entries // ways, ways
+        self.data = {}
+
+    def _set(self, key):
+        return self.data.setdefault(key % self.sets, [])
+
+    def probe(self, key):
+        s = self._set(key)
+        if key in s:
+            s.remove(key)
+            s.insert(0, key)
+            return True
+        return False
+
+    def contains(self, key):
+        return key in self._set(key)
+
+    def insert(self, key):
+        s = self._set(key)
+        s.insert(0, key)
+        return s.pop() if len(s) > self.ways else None
+
+
+class RefMMU:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.caches = RefHierarchy(cfg.caches)
+        self.lat = [lv.latency_cycles for lv in cfg.caches.levels] + \
+            [cfg.caches.memory_latency_cycles]
+        self.l1d = LRUSets(cfg.l1d.entries, cfg.l1d.ways)
+        self.l1i = LRUSets(cfg.l1i.entries, cfg.l1i.ways)
+        self.l2 = LRUSets(cfg.l2.entries, cfg.l2.ways)
+        self.pwc = [LRUSets(e, cfg.pwc_ways) if e else None for e in cfg.pwc_entries]
+        self.seed = (cfg.seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) % (1 << 64)
+        self.thresh = int(round(cfg.huge_page_fraction * (1 << 32)))
+        self.next = {"4k": 0x100, "2m": 0, "node": 0}
+        self.fields = {"4k": 2, "2m": 3, "node": 4}          # the kernel's meta indices
+        self.regions, self.pages, self.nodes = {}, {}, {}
+        self.c = dict(l1d_hits=0, l1d_misses=0, l1i_hits=0, l1i_misses=0, l2_hits=0,
+                      l2_misses=0, walks=0, walks_2m=0, walk_refs=0, walk_cycles=0,
+                      translation_cycles=0, pwc_hits=[0, 0, 0], pwc_misses=[0, 0, 0],
+                      refs_at=[0] * (len(self.lat)), data_accesses=0, pages_4k=0, pages_2m=0,
+                      nodes=0)
+
+    def frame(self, kind):
+        n = self.next[kind]
+        self.next[kind] += 1
+        if self.cfg.placement == "random":
+            return scatter(n, (self.seed + self.fields[kind]) & M64)
+        return n
+
+    def translate(self, va):
+        r = va >> 21
+        if r not in self.regions:
+            huge = (mix(r ^ self.seed) >> 32) < self.thresh
+            self.regions[r] = self.frame("2m") if huge else None
+            if huge:
+                self.c["pages_2m"] += 1
+        if self.regions[r] is not None:
+            return ZONE_2M + (self.regions[r] << 21) + (va & 0x1FFFFF), True
+        p = va >> 12
+        if p not in self.pages:
+            self.pages[p] = self.frame("4k")
+            self.c["pages_4k"] += 1
+        return (self.pages[p] << 12) + (va & 0xFFF), False
+
+    def node(self, level, va, top):
+        if level == top:
+            return 0
+        key = (level, va >> (12 + 9 * level))
+        if key not in self.nodes:
+            self.nodes[key] = self.frame("node")
+            self.c["nodes"] += 1
+        return self.nodes[key] + 1
+
+    def walk(self, va, huge):
+        top, leaf = self.cfg.radix_levels, 2 if huge else 1
+        start = top
+        for pl in (2, 1, 0):
+            elevel = 4 - pl
+            if elevel <= leaf or self.pwc[pl] is None:
+                continue
+            if self.pwc[pl].probe(va >> (12 + 9 * (elevel - 1))):
+                self.c["pwc_hits"][pl] += 1
+                start = elevel - 1
+                break
+            self.c["pwc_misses"][pl] += 1
+        cycles = self.cfg.pwc_latency_cycles
+        for level in range(start, leaf - 1, -1):
+            node = self.node(level, va, top)
+            index = (va >> (12 + 9 * (level - 1))) & 511
+            pte = ZONE_PT + (node << 12) + (index << 3)
+            served = self.caches.access(pte >> 6, 0)
+            self.c["walk_refs"] += 1
+            self.c["refs_at"][served] += 1
+            cycles += self.lat[served]
+            if 2 <= level <= 4 and level > leaf:
+                pl = 4 - level
+                if self.pwc[pl] is not None:
+                    key = va >> (12 + 9 * (level - 1))
+                    if not self.pwc[pl].contains(key):
+                        self.pwc[pl].insert(key)
+        self.c["walks"] += 1
+        self.c["walks_2m"] += int(huge)
+        self.c["walk_cycles"] += cycles
+        return cycles
+
+    def access(self, va, op, size):
+        fetch = op == IFETCH
+        l1, name = (self.l1i, "l1i") if fetch else (self.l1d, "l1d")
+        key4, key2 = va >> 12, (va >> 21) | (1 << 62)
+        cycles = (self.cfg.l1i if fetch else self.cfg.l1d).latency_cycles
+        if l1.probe(key4) or l1.probe(key2):
+            self.c[f"{name}_hits"] += 1
+        else:
+            self.c[f"{name}_misses"] += 1
+            cycles += self.cfg.l2.latency_cycles
+            if self.l2.probe(key4):
+                self.c["l2_hits"] += 1
+                key = key4
+            elif self.l2.probe(key2):
+                self.c["l2_hits"] += 1
+                key = key2
+            else:
+                self.c["l2_misses"] += 1
+                huge = self.translate(va)[1]
+                cycles += self.walk(va, huge)
+                key = key2 if huge else key4
+                if self.cfg.stlb_fill == "walk":
+                    self.l2.insert(key)
+            victim = l1.insert(key)
+            if self.cfg.stlb_fill == "l1-victims" and victim is not None \
+                    and not self.l2.contains(victim):
+                self.l2.insert(victim)
+        self.c["translation_cycles"] += cycles
+        if self.cfg.data_through_caches:
+            pa = self.translate(va)[0]
+            last = (pa + size - 1) >> 6 if size > 1 else pa >> 6
+            for line in range(pa >> 6, last + 1):
+                self.caches.access(line, op)
+                self.c["data_accesses"] += 1
+
+    def run(self, records):
+        for r in records:
+            self.access(int(r["addr"]), int(r["op"]), int(r["size"]))
