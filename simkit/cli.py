@@ -1,7 +1,8 @@
 """The `simkit` command (also `python -m simkit`).
 
     simkit trace  list|info|convert|gen|capture ...
-    simkit cache  run|sweep ...
+    simkit cache  run|sweep|presets ...
+    simkit tlb    run|presets ...
     simkit bench  cpu ...
     simkit reproduce NAME|all [--quick]
 
@@ -15,7 +16,7 @@ import sys
 
 from simkit.errors import InputError
 
-AREAS = ("trace", "cache", "bench", "reproduce")
+AREAS = ("trace", "cache", "tlb", "bench", "reproduce")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -92,3 +92,13 @@ def test_truncated_trace_and_bad_toml(tmp_path, capsys):
     assert main(["cache", "run", "--trace", str(plain), "--config", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "wayz" in err and str(bad) in err
+
+
+def test_tlb_run_and_errors(tmp_path, capsys):
+    out = tmp_path / "t.parquet"
+    assert main(["tlb", "run", "--trace", "gups", "--preset", "zen3", "--max-records", "300000",
+                 "--out", str(out)]) == 0
+    df = pd.read_parquet(out)
+    assert df.loc[0, "records"] == 300_000 and df.loc[0, "walks"] > 0
+    assert main(["tlb", "run", "--trace", "gups", "--huge-fraction", "1.5"]) == 2
+    assert "huge_page_fraction" in capsys.readouterr().err

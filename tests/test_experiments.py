@@ -19,11 +19,13 @@ def test_cpu_validation_simulated_steps_sit_on_measured_steps(tmp_path):
     lat = dict(zip(df.working_set_bytes, df.ns_per_load_min))
     b1, a1 = _step(df, "sim_L1_miss_rate")
     assert (b1, a1) == (32 << 10, 64 << 10)              # the 32 KiB L1d
-    assert lat[a1] / lat[b1] > 1.8                         # measured: ~1.7 -> ~4.4 ns
     l2 = df.dropna(subset=["sim_L2_miss_rate"])
     b2, a2 = _step(l2, "sim_L2_miss_rate")
     assert (b2, a2) == (512 << 10, 1 << 20)               # the 512 KiB L2
-    assert lat[a2] / lat[b2] > 1.5                         # measured: ~4.5-9 -> ~18 ns
+    # the measured latency steps inside [half, double] each simulated step (at exactly the
+    # capacity the short quick-mode runs are noisy: code and stack lines share the sets)
+    assert lat[a1] / lat[b1 // 2] > 1.8                    # measured: ~1.7 -> ~4.4 ns
+    assert lat[a2] / lat[b2 // 2] > 1.8                    # measured: ~4.5 -> ~17 ns
 
 
 def test_cache_miss_curve_on_real_traces(tmp_path):
@@ -36,3 +38,14 @@ def test_cache_miss_curve_on_real_traces(tmp_path):
         assert rates[-1] <= rates[0], (trace, pol)          # 1 MiB never worse than 4 KiB
     gups = df[(df.trace == "gups") & (df.param_policy == "lru")]
     assert np.all(gups.miss_rate > 0)
+
+
+def test_tlb_validation_runs_and_places_the_simulated_steps(tmp_path):
+    df, paths = experiments.run("tlb-validation", quick=True, outdir=tmp_path)
+    assert all(p.exists() for p in paths)
+    sim = dict(zip(df.pages, df.sim_l1d_tlb_miss_rate))
+    walks = dict(zip(df.pages, df.sim_walks_per_access))
+    assert sim[64] == 0.0 and sim[72] == 1.0                # 64-entry L1 DTLB
+    assert walks[2048] == 0.0 and walks[2304] == 1.0        # 2048-entry L2 TLB
+    lat = dict(zip(df.pages, df.ns_per_load_min))
+    assert lat[4096] > 2 * lat[1024]                         # measured: walks cost

@@ -1,0 +1,56 @@
+"""`simkit tlb run|presets`: address translation over a trace."""
+from __future__ import annotations
+
+from simkit.commands._output import add_out_argument, check_out_path, emit
+
+SHOW = ["trace", "records", "l1d_tlb_miss_rate", "l2_tlb_miss_rate", "l2_tlb_mpki", "walks",
+        "refs_per_walk", "mean_walk_cycles", "p99_walk_cycles", "translation_cycles_per_access",
+        "pages_4k", "pages_2m"]
+
+
+def register(sub) -> None:
+    p = sub.add_parser("tlb", help="address translation (TLBs, page-walk caches, radix walks)")
+    ts = p.add_subparsers(dest="cmd", metavar="CMD")
+    ts.required = True
+    r = ts.add_parser("run", help="translate a trace")
+    r.add_argument("--trace", required=True, help="trace file (.skt[.xz|.gz]) or catalog name")
+    r.add_argument("--preset", default="victima-radix", help="MMU preset (see `simkit tlb presets`)")
+    r.add_argument("--huge-fraction", type=float, default=None, metavar="F",
+                   help="override the fraction of 2 MiB regions mapped by 2 MiB pages")
+    r.add_argument("--placement", choices=("contiguous", "random"), default=None)
+    r.add_argument("--warmup", type=int, default=0, metavar="N", help="records of warm-up")
+    r.add_argument("--max-records", type=int, default=None, metavar="N")
+    add_out_argument(r)
+    r.set_defaults(func=handle_run)
+    lp = ts.add_parser("presets", help="list MMU presets")
+    lp.set_defaults(func=handle_presets)
+
+
+def handle_run(args) -> int:
+    from simkit.tlb import MMU, MMUConfig
+    from simkit.trace.catalog import find_trace
+    from simkit.trace.format import Trace
+
+    check_out_path(args.out)
+    cfg = MMUConfig.preset(args.preset)
+    changes = {}
+    if args.huge_fraction is not None:
+        changes["huge_page_fraction"] = args.huge_fraction
+    if args.placement is not None:
+        changes["placement"] = args.placement
+    if changes:
+        cfg = cfg.replace(**changes)
+    trace = Trace(find_trace(args.trace))
+    stats = MMU(cfg).run(trace, warmup_records=args.warmup, max_records=args.max_records)
+    emit(stats.to_frame(), args, SHOW)
+    return 0
+
+
+def handle_presets(args) -> int:
+    from simkit.tlb import PRESETS
+
+    for name, c in PRESETS.items():
+        print(f"{name:18s} L1D {c.l1d.entries}/{c.l1d.ways}w  L2 {c.l2.entries}/{c.l2.ways}w "
+              f"({c.l2.latency_cycles} c)  PWC {c.pwc_entries}  2M {c.huge_page_fraction:.0%}  "
+              f"caches {'/'.join(lv.name for lv in c.caches.levels)}")
+    return 0
