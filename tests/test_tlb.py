@@ -61,12 +61,25 @@ def compare(cfg, recs):
     assert (df.walks_2m, df.pages_4k, df.pages_2m, df.page_table_nodes) == \
         (r["walks_2m"], r["pages_4k"], r["pages_2m"], r["nodes"])
     assert list(s.refs_served_by().values()) == r["refs_at"]
+    assert (df.pom_hits, df.pom_misses, df.pom_line_reads, df.pom_inserts) == \
+        (r["pom_hits"], r["pom_misses"], r["pom_refs"], r["pom_inserts"])
     assert s.counters[14:17].tolist() == r["pwc_misses"]
     assert s.counters[11:14].tolist() == r["pwc_hits"]
     cs = s.cache_stats
     for i, lv in enumerate(cs.levels):
         assert tuple(lv.hits_by_op().values()) == tuple(ref.caches.levels[i].hits)
         assert tuple(lv.misses_by_op().values()) == tuple(ref.caches.levels[i].misses)
+
+
+def test_pom_tlb_serves_l2_tlb_victims():
+    # 16 pages cycled: more than the 8-entry L2 TLB holds, fewer than the 64-entry POM-TLB
+    va = np.tile(np.arange(16, dtype=np.uint64) * np.uint64(4096), 20) + np.uint64(1 << 30)
+    s = MMU(tiny(pom_entries=64, pom_ways=4)).run(make_records(va))
+    df = s.to_frame().iloc[0]
+    assert s.walks == 16                                # each page walked once, then from POM
+    assert df.pom_hits == s.l2_misses - 16 and df.pom_hits > 0
+    no_pom = MMU(tiny()).run(make_records(va))
+    assert no_pom.walks == no_pom.l2_misses > 16
 
 
 def random_trace(n, seed, span_pages=4096, regions=6):
@@ -87,7 +100,10 @@ def random_trace(n, seed, span_pages=4096, regions=6):
     {"stlb_fill": "l1-victims", "radix_levels": 5},
     {"pwc_entries": (0, 4, 0), "data_through_caches": False},
     {"huge_page_fraction": 0.3, "caches": HierarchyConfig.preset("victima-baseline")},
-], ids=["default", "huge-random", "victims-5level", "one-pwc-no-data", "victima-caches"])
+    {"pom_entries": 64, "pom_ways": 4, "huge_page_fraction": 0.3},
+    {"pom_entries": 32, "pom_ways": 4, "stlb_fill": "l1-victims", "placement": "random"},
+], ids=["default", "huge-random", "victims-5level", "one-pwc-no-data", "victima-caches",
+        "pom-tlb", "pom-tlb-victims"])
 def test_kernel_matches_reference_mmu(kw):
     compare(tiny(**kw), random_trace(6000, seed=len(str(kw))))
 

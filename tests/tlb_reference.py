@@ -11,7 +11,7 @@ from cache_reference import RefHierarchy
 
 M64 = (1 << 64) - 1
 MASK28 = (1 << 28) - 1
-ZONE_2M, ZONE_PT = 1 << 41, 1 << 43
+ZONE_2M, ZONE_PT, ZONE_POM = 1 << 41, 1 << 43, 1 << 44
 IFETCH = 2
 
 
@@ -68,6 +68,7 @@ class RefMMU:
         self.l1i = LRUSets(cfg.l1i.entries, cfg.l1i.ways)
         self.l2 = LRUSets(cfg.l2.entries, cfg.l2.ways)
         self.pwc = [LRUSets(e, cfg.pwc_ways) if e else None for e in cfg.pwc_entries]
+        self.pom = LRUSets(cfg.pom_entries, cfg.pom_ways) if cfg.pom_entries else None
         self.seed = (cfg.seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) % (1 << 64)
         self.thresh = int(round(cfg.huge_page_fraction * (1 << 32)))
         self.next = {"4k": 0x100, "2m": 0, "node": 0}
@@ -77,7 +78,7 @@ class RefMMU:
                       l2_misses=0, walks=0, walks_2m=0, walk_refs=0, walk_cycles=0,
                       translation_cycles=0, pwc_hits=[0, 0, 0], pwc_misses=[0, 0, 0],
                       refs_at=[0] * (len(self.lat)), data_accesses=0, pages_4k=0, pages_2m=0,
-                      nodes=0)
+                      nodes=0, pom_hits=0, pom_misses=0, pom_refs=0, pom_inserts=0)
 
     def frame(self, kind):
         n = self.next[kind]
@@ -142,6 +143,31 @@ class RefMMU:
         self.c["walk_cycles"] += cycles
         return cycles
 
+    def pom_line(self, key):
+        return (ZONE_POM + (key % self.pom.sets) * self.pom.ways * 16) >> 6
+
+    def pom_probe(self, key4, key2):
+        """Both sets' lines are read; a hit costs its own line's latency, a miss the larger."""
+        lat4 = self.lat[self.caches.access(self.pom_line(key4), 0)]
+        lat2 = self.lat[self.caches.access(self.pom_line(key2), 0)]
+        self.c["pom_refs"] += 2
+        if self.pom.probe(key4):
+            hit, cycles = key4, lat4
+        elif self.pom.probe(key2):
+            hit, cycles = key2, lat2
+        else:
+            hit, cycles = None, max(lat4, lat2)
+        self.c["pom_hits" if hit is not None else "pom_misses"] += 1
+        return hit, cycles
+
+    def l2_insert(self, key):
+        victim = self.l2.insert(key)
+        if victim is not None and self.pom is not None and not self.pom.contains(victim):
+            self.pom.insert(victim)
+            self.caches.access(self.pom_line(victim), 0)
+            self.c["pom_refs"] += 1
+            self.c["pom_inserts"] += 1
+
     def access(self, va, op, size):
         fetch = op == IFETCH
         l1, name = (self.l1i, "l1i") if fetch else (self.l1d, "l1d")
@@ -160,15 +186,20 @@ class RefMMU:
                 key = key2
             else:
                 self.c["l2_misses"] += 1
-                huge = self.translate(va)[1]
-                cycles += self.walk(va, huge)
-                key = key2 if huge else key4
+                key = None
+                if self.pom is not None:
+                    key, pc = self.pom_probe(key4, key2)
+                    cycles += pc
+                if key is None:
+                    huge = self.translate(va)[1]
+                    cycles += self.walk(va, huge)
+                    key = key2 if huge else key4
                 if self.cfg.stlb_fill == "walk":
-                    self.l2.insert(key)
+                    self.l2_insert(key)
             victim = l1.insert(key)
             if self.cfg.stlb_fill == "l1-victims" and victim is not None \
                     and not self.l2.contains(victim):
-                self.l2.insert(victim)
+                self.l2_insert(victim)
         self.c["translation_cycles"] += cycles
         if self.cfg.data_through_caches:
             pa = self.translate(va)[0]

@@ -18,7 +18,16 @@ when a seeded hash of its number falls below ``huge_page_fraction``.
 TLB and PWC arrays are ``simkit.cache`` state (``CacheState`` tuples) whose "lines" are keys:
 TLB key = page number | SIZE_2M for 2 MiB pages (bit 62, so the set index comes from the page
 number); PWC key = the VA bits above the cached level.
-Levels of that state: 0 L1D-TLB, 1 L1I-TLB, 2 L2-TLB, 3 PML4-PWC, 4 PDPT-PWC, 5 PD-PWC.
+Levels of that state: 0 L1D-TLB, 1 L1I-TLB, 2 L2-TLB, 3 PML4-PWC, 4 PDPT-PWC, 5 PD-PWC,
+6 POM-TLB.
+
+POM-TLB (Ryoo et al., ISCA 2017), as in the Victima artifact (``tlb.cc``): a large set-associative
+TLB in memory (zone 2^44, 16-byte entries, a set's ways side by side). On an L2 TLB miss the
+line holding the set of the 4 KiB key and the line holding the set of the 2 MiB key are both
+read through the data caches; a hit costs the read latency of its own line, a miss the larger of
+the two, before the walk. Translations evicted from the L2 TLB are inserted (and their line is
+read). The artifact indexes the in-memory sets with the L2 TLB's geometry; here each POM-TLB
+set has its own address.
 """
 import numpy as np
 from numba import njit
@@ -40,24 +49,28 @@ PM_COUNT, PM_MASK, PM_NEXT4K, PM_NEXT2M, PM_NEXTNODE, PM_SEED, PM_HUGE_THRESH, P
 NPM = 9
 ZONE_2M = np.uint64(1 << 41)
 ZONE_PT = np.uint64(1 << 43)
+ZONE_POM = np.uint64(1 << 44)
+POM_ENTRY_BYTES = 16
 SCATTER_BITS = np.uint64(28)
 SCATTER_MASK = np.uint64((1 << 28) - 1)
 
 # TLB state levels
-T_L1D, T_L1I, T_L2, T_PWC4, T_PWC3, T_PWC2 = range(6)
+T_L1D, T_L1I, T_L2, T_PWC4, T_PWC3, T_PWC2, T_POM = range(7)
 
 # counters
 (C_L1D_HIT, C_L1D_MISS, C_L1I_HIT, C_L1I_MISS, C_L2_HIT, C_L2_MISS, C_WALKS, C_WALKS_2M,
  C_WALK_REFS, C_WALK_CYCLES, C_TRANSLATION_CYCLES, C_PWC_HIT, C_PWC_MISS, C_REFS_AT,
- C_DATA_ACCESSES, C_PAGES_4K, C_PAGES_2M, C_NODES) = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14,
-                                                     17, 24, 25, 26, 27)
-NCOUNT = 28        # C_PWC_HIT/C_PWC_MISS: 3 each (PML4, PDPT, PD); C_REFS_AT: up to 7 levels
+ C_DATA_ACCESSES, C_PAGES_4K, C_PAGES_2M, C_NODES, C_POM_HIT, C_POM_MISS, C_POM_REFS,
+ C_POM_CYCLES, C_POM_INSERTS) = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14, 17, 24, 25, 26, 27,
+                                 28, 29, 30, 31, 32)
+NCOUNT = 33        # C_PWC_HIT/C_PWC_MISS: 3 each (PML4, PDPT, PD); C_REFS_AT: up to 7 levels
 HIST_BINS = 64     # walk latency histogram, 16-cycle bins (the last bin collects the rest)
 HIST_WIDTH = 16
 
 # params (int64)
 P_LAT_L1D, P_LAT_L1I, P_LAT_L2, P_LAT_PWC, P_STLB_FILL_VICTIMS, P_DATA, P_MODE, P_NLEV = range(8)
 P_PWC_ON = 8       # params[8 + pl]: PWC pl (0 PML4, 1 PDPT, 2 PD) is present
+P_POM_ON = 11
 P_CACHE_LAT = 16   # params[16 + k]: latency of cache level k; [16 + nlev]: memory
 
 
@@ -185,6 +198,52 @@ def _tlb_insert(t, lv, key):
 
 
 @njit(_nrt=False)
+def _pom_line(t, key):
+    """The cache line of the POM-TLB set that holds ``key``."""
+    geom = t[3]
+    ways = geom[T_POM, CK.G_WAYS]
+    s = key & geom[T_POM, CK.G_SETMASK]
+    return (ZONE_POM + s * ways * np.uint64(POM_ENTRY_BYTES)) >> np.uint64(6)
+
+
+@njit(_nrt=False)
+def _pom_probe(c, t, key4, key2, params, cnt):
+    """Probe the POM-TLB after an L2 TLB miss; returns (hit key or EMPTY, cycles)."""
+    nlev = params[P_NLEV]
+    mode = params[P_MODE]
+    s4 = CK.hier_access(c, _pom_line(t, key4), CK.LOAD, mode, nlev)
+    s2 = CK.hier_access(c, _pom_line(t, key2), CK.LOAD, mode, nlev)
+    cnt[C_POM_REFS] += 2
+    lat4 = params[P_CACHE_LAT + s4]
+    lat2 = params[P_CACHE_LAT + s2]
+    hit = _tlb_probe(t, T_POM, key4, key2)
+    if hit == key4:
+        cycles = lat4
+    elif hit == key2:
+        cycles = lat2
+    else:
+        cycles = lat4 if lat4 > lat2 else lat2
+    if hit != EMPTY:
+        cnt[C_POM_HIT] += 1
+    else:
+        cnt[C_POM_MISS] += 1
+    cnt[C_POM_CYCLES] += cycles
+    return hit, cycles
+
+
+@njit(_nrt=False)
+def _l2_insert(c, t, key, params, cnt):
+    """Insert ``key`` into the L2 TLB; with a POM-TLB, its victim goes there (and the victim's
+    POM line is read through the caches)."""
+    victim = _tlb_insert(t, T_L2, key)
+    if victim != EMPTY and params[P_POM_ON] != 0 and CK.lookup(t, T_POM, victim) == NOSLOT:
+        _tlb_insert(t, T_POM, victim)
+        CK.hier_access(c, _pom_line(t, victim), CK.LOAD, params[P_MODE], params[P_NLEV])
+        cnt[C_POM_REFS] += 1
+        cnt[C_POM_INSERTS] += 1
+
+
+@njit(_nrt=False)
 def _walk(c, t, keys, vals, meta, va, huge, params, cnt, hist):
     """Walk the radix table for ``va`` (a ``huge`` 2 MiB page ends at the PD); every PTE read
     goes through the data caches. Returns the walk's cycles."""
@@ -269,14 +328,19 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist):
                 key = hit_key
             else:
                 cnt[C_L2_MISS] += 1
-                huge = translate(keys, vals, meta, va, cnt)[1]
-                cycles += _walk(c, t, keys, vals, meta, va, huge != ZERO, params, cnt, hist)
-                key = key2 if huge != ZERO else key4
+                key = EMPTY
+                if params[P_POM_ON] != 0:
+                    key, pc = _pom_probe(c, t, key4, key2, params, cnt)
+                    cycles += pc
+                if key == EMPTY:
+                    huge = translate(keys, vals, meta, va, cnt)[1]
+                    cycles += _walk(c, t, keys, vals, meta, va, huge != ZERO, params, cnt, hist)
+                    key = key2 if huge != ZERO else key4
                 if not victims_to_l2:
-                    _tlb_insert(t, T_L2, key)
+                    _l2_insert(c, t, key, params, cnt)
             victim = _tlb_insert(t, l1, key)
             if victims_to_l2 and victim != EMPTY and CK.lookup(t, T_L2, victim) == NOSLOT:
-                _tlb_insert(t, T_L2, victim)
+                _l2_insert(c, t, victim, params, cnt)
         cnt[C_TRANSLATION_CYCLES] += cycles
         if params[P_DATA] != 0:
             pa, huge = translate(keys, vals, meta, va, cnt)

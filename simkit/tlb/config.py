@@ -64,6 +64,8 @@ class MMUConfig:
     placement: str = "contiguous"
     stlb_fill: str = "walk"                   # "walk": walks fill L1 and L2 TLB; "l1-victims"
     data_through_caches: bool = True          # data accesses also go through the caches
+    pom_entries: int = 0                      # POM-TLB in memory (0: none); REFERENCE.md 1.4
+    pom_ways: int = 16
     caches: HierarchyConfig = field(default_factory=lambda: HierarchyConfig.preset(
         "victima-baseline"))
     seed: int = 0
@@ -86,6 +88,11 @@ class MMUConfig:
         if self.stlb_fill not in STLB_FILLS:
             raise ValueError(f"stlb_fill: unknown {self.stlb_fill!r}; choose from "
                              f"{', '.join(STLB_FILLS)}")
+        if self.pom_entries < 0 or (self.pom_entries and (
+                self.pom_entries % self.pom_ways
+                or not is_power_of_two(self.pom_entries // self.pom_ways))):
+            raise ValueError(f"pom_entries: {self.pom_entries} must be 0 or pom_ways "
+                             f"({self.pom_ways}) times a power of two")
         if self.caches.line_bytes != 64:
             raise ValueError(f"caches: walks read 8-byte PTEs from 64-byte lines; line_bytes is "
                              f"{self.caches.line_bytes}")
@@ -112,6 +119,8 @@ PRESETS: dict[str, MMUConfig] = {
     # LLC 1.375 MiB; 2 MiB pages for 30% of new PD entries.
     "victima-radix": MMUConfig(huge_page_fraction=0.3),
     "victima-radix-4k": MMUConfig(huge_page_fraction=0.0),
+    # POM-TLB baseline (REFERENCE.md 1.4): 64K entries, 16-way, in memory, cached like data.
+    "pom-tlb": MMUConfig(huge_page_fraction=0.3, pom_entries=65536, pom_ways=16),
     # This VM (REFERENCE.md 5.2/5.4): L1 DTLB 64 entries fully associative, L2 DTLB 2048
     # (8-way per CPUID), STLB hit +7 c; Zen 3 PWC geometry is unpublished: Victima's is used.
     "zen3": MMUConfig(

@@ -28,10 +28,11 @@ def _tlb_levels(config: MMUConfig) -> HierarchyConfig:
         return CacheConfig(name, entries * 64, ways, 64, "lru")
     pwcs = [level(f"PWC-{n}", e or config.pwc_ways, config.pwc_ways)
             for n, e in zip(("PML4", "PDPT", "PD"), config.pwc_entries)]
+    pom = level("POM-TLB", config.pom_entries or config.pom_ways, config.pom_ways)
     return HierarchyConfig(levels=(level(config.l1d.name, config.l1d.entries, config.l1d.ways),
                                    level(config.l1i.name, config.l1i.entries, config.l1i.ways),
                                    level(config.l2.name, config.l2.entries, config.l2.ways),
-                                   *pwcs))
+                                   *pwcs, pom))
 
 
 class MMU:
@@ -57,6 +58,7 @@ class MMU:
         p[K.P_NLEV] = self.caches.nlev
         for pl, e in enumerate(config.pwc_entries):
             p[K.P_PWC_ON + pl] = int(e > 0)
+        p[K.P_POM_ON] = int(config.pom_entries > 0)
         for k, lv in enumerate(config.caches.levels):
             p[K.P_CACHE_LAT + k] = lv.latency_cycles
         p[K.P_CACHE_LAT + len(config.caches.levels)] = config.caches.memory_latency_cycles

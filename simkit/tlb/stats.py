@@ -102,6 +102,12 @@ class TLBStats:
         return out
 
     @property
+    def pom_hits(self): return self._c(K.C_POM_HIT)
+
+    @property
+    def pom_misses(self): return self._c(K.C_POM_MISS)
+
+    @property
     def translation_cycles(self): return self._c(K.C_TRANSLATION_CYCLES)
 
     @property
@@ -131,7 +137,10 @@ class TLBStats:
                "translation_cycles": self.translation_cycles,
                "translation_cycles_per_access": self.translation_cycles_per_access,
                "pages_4k": self._c(K.C_PAGES_4K), "pages_2m": self._c(K.C_PAGES_2M),
-               "page_table_nodes": self._c(K.C_NODES)}
+               "page_table_nodes": self._c(K.C_NODES),
+               "pom_hits": self.pom_hits, "pom_misses": self.pom_misses,
+               "pom_line_reads": self._c(K.C_POM_REFS),
+               "pom_inserts": self._c(K.C_POM_INSERTS)}
         for name, v in self.pwc_hit_rates().items():
             row[f"pwc_{name}_hit_rate"] = v
         for name, v in self.refs_served_by().items():
@@ -142,6 +151,7 @@ class TLBStats:
             row[f"param_{part}_tlb_entries"] = t.entries
             row[f"param_{part}_tlb_ways"] = t.ways
         row.update(param_pwc_entries=str(c.pwc_entries), param_radix_levels=c.radix_levels,
+                   param_pom_entries=c.pom_entries,
                    param_huge_page_fraction=c.huge_page_fraction, param_placement=c.placement,
                    param_stlb_fill=c.stlb_fill, param_seed=c.seed,
                    param_caches=", ".join(f"{lv.name} {lv.size_bytes}B/{lv.ways}w/{lv.policy}"
