@@ -21,8 +21,10 @@ or fill is one pass of a carry shift (the fastest layout measured in REFERENCE.m
 The other policies keep lines in place and their state beside them.
 
 Only entry kernels carry ``cache=True``; the helpers are plain ``@njit`` so they compile into
-the entry's library, where LLVM inlines them (a call into another cached library cannot be
-inlined and costs a copy of every state array's descriptor per call).
+the entry's library. A call passes the state tuple's ~60 words of array descriptors, so the
+per-access walk (``hier_access``, ``_demand``) and the carry shift are inlined at numba IR level
+(``inline='always'``): measured 13 -> 45 M accesses/s for a per-access walk of L1 hits, and
+the MMU, which walks every data access, 4-6 -> 11 M/s.
 
 Primitives callable from other jitted kernels (the TLB simulator walks page tables through
 them): ``lookup``, ``fill``, ``invalidate``, ``hier_access``. ``run_records`` drives a whole
@@ -280,7 +282,7 @@ def _settle(c, lv0, mode, nlev):
             _dispose(c, lv, v, mode, nlev)
 
 
-@njit(_nrt=False)
+@njit(_nrt=False, inline='always')
 def _demand(c, line, op, lv0, need_data, store_pending, mode, nlev):
     """A demand access entering at level ``lv0`` (non-inclusive and inclusive modes).
 
@@ -368,7 +370,7 @@ def _demand_exclusive(c, line, op, nlev):
     return served
 
 
-@njit(_nrt=False)
+@njit(_nrt=False, inline='always')
 def hier_access(c, line, op, mode, nlev):
     """One access of ``line`` (a line number) by ``op`` through the whole hierarchy.
     Returns the level that served it (``nlev`` = memory)."""
