@@ -63,6 +63,7 @@ def compare(cfg, recs):
     assert list(s.refs_served_by().values()) == r["refs_at"]
     assert (df.pom_hits, df.pom_misses, df.pom_line_reads, df.pom_inserts) == \
         (r["pom_hits"], r["pom_misses"], r["pom_refs"], r["pom_inserts"])
+    assert (df.l3_tlb_hits, df.l3_tlb_misses) == (r["l3_hits"], r["l3_misses"])
     assert s.counters[14:17].tolist() == r["pwc_misses"]
     assert s.counters[11:14].tolist() == r["pwc_hits"]
     cs = s.cache_stats
@@ -102,8 +103,11 @@ def random_trace(n, seed, span_pages=4096, regions=6):
     {"huge_page_fraction": 0.3, "caches": HierarchyConfig.preset("victima-baseline")},
     {"pom_entries": 64, "pom_ways": 4, "huge_page_fraction": 0.3},
     {"pom_entries": 32, "pom_ways": 4, "stlb_fill": "l1-victims", "placement": "random"},
+    {"l3": TLBConfig("L3-TLB", 32, 4, 20), "huge_page_fraction": 0.3},
+    {"l3": TLBConfig("L3-TLB", 32, 4, 20), "pom_entries": 64, "pom_ways": 4,
+     "stlb_fill": "l1-victims"},
 ], ids=["default", "huge-random", "victims-5level", "one-pwc-no-data", "victima-caches",
-        "pom-tlb", "pom-tlb-victims"])
+        "pom-tlb", "pom-tlb-victims", "l3-tlb", "l3-pom-victims"])
 def test_kernel_matches_reference_mmu(kw):
     compare(tiny(**kw), random_trace(6000, seed=len(str(kw))))
 

@@ -69,6 +69,7 @@ class RefMMU:
         self.l2 = LRUSets(cfg.l2.entries, cfg.l2.ways)
         self.pwc = [LRUSets(e, cfg.pwc_ways) if e else None for e in cfg.pwc_entries]
         self.pom = LRUSets(cfg.pom_entries, cfg.pom_ways) if cfg.pom_entries else None
+        self.l3 = LRUSets(cfg.l3.entries, cfg.l3.ways) if cfg.l3 else None
         self.seed = (cfg.seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) % (1 << 64)
         self.thresh = int(round(cfg.huge_page_fraction * (1 << 32)))
         self.next = {"4k": 0x100, "2m": 0, "node": 0}
@@ -78,7 +79,8 @@ class RefMMU:
                       l2_misses=0, walks=0, walks_2m=0, walk_refs=0, walk_cycles=0,
                       translation_cycles=0, pwc_hits=[0, 0, 0], pwc_misses=[0, 0, 0],
                       refs_at=[0] * (len(self.lat)), data_accesses=0, pages_4k=0, pages_2m=0,
-                      nodes=0, pom_hits=0, pom_misses=0, pom_refs=0, pom_inserts=0)
+                      nodes=0, pom_hits=0, pom_misses=0, pom_refs=0, pom_inserts=0,
+                      l3_hits=0, l3_misses=0)
 
     def frame(self, kind):
         n = self.next[kind]
@@ -162,6 +164,9 @@ class RefMMU:
 
     def l2_insert(self, key):
         victim = self.l2.insert(key)
+        if victim is not None and self.l3 is not None and self.cfg.stlb_fill == "l1-victims" \
+                and not self.l3.contains(victim):
+            self.l3.insert(victim)
         if victim is not None and self.pom is not None and not self.pom.contains(victim):
             self.pom.insert(victim)
             self.caches.access(self.pom_line(victim), 0)
@@ -187,13 +192,22 @@ class RefMMU:
             else:
                 self.c["l2_misses"] += 1
                 key = None
-                if self.pom is not None:
+                if self.l3 is not None:
+                    cycles += self.cfg.l3.latency_cycles
+                    if self.l3.probe(key4):
+                        key = key4
+                    elif self.l3.probe(key2):
+                        key = key2
+                    self.c["l3_hits" if key is not None else "l3_misses"] += 1
+                if key is None and self.pom is not None:
                     key, pc = self.pom_probe(key4, key2)
                     cycles += pc
                 if key is None:
                     huge = self.translate(va)[1]
                     cycles += self.walk(va, huge)
                     key = key2 if huge else key4
+                    if self.l3 is not None and self.cfg.stlb_fill == "walk":
+                        self.l3.insert(key)
                 if self.cfg.stlb_fill == "walk":
                     self.l2_insert(key)
             victim = l1.insert(key)

@@ -19,7 +19,8 @@ TLB and PWC arrays are ``simkit.cache`` state (``CacheState`` tuples) whose "lin
 TLB key = page number | SIZE_2M for 2 MiB pages (bit 62, so the set index comes from the page
 number); PWC key = the VA bits above the cached level.
 Levels of that state: 0 L1D-TLB, 1 L1I-TLB, 2 L2-TLB, 3 PML4-PWC, 4 PDPT-PWC, 5 PD-PWC,
-6 POM-TLB.
+6 POM-TLB, 7 L3-TLB (optional: probed after an L2 TLB miss, before the POM-TLB and the walk;
+filled by walks, or by L2 TLB victims when ``stlb_fill`` is "l1-victims").
 
 POM-TLB (Ryoo et al., ISCA 2017), as in the Victima artifact (``tlb.cc``): a large set-associative
 TLB in memory (zone 2^44, 16-byte entries, a set's ways side by side). On an L2 TLB miss the
@@ -55,15 +56,16 @@ SCATTER_BITS = np.uint64(28)
 SCATTER_MASK = np.uint64((1 << 28) - 1)
 
 # TLB state levels
-T_L1D, T_L1I, T_L2, T_PWC4, T_PWC3, T_PWC2, T_POM = range(7)
+T_L1D, T_L1I, T_L2, T_PWC4, T_PWC3, T_PWC2, T_POM, T_L3 = range(8)
 
 # counters
 (C_L1D_HIT, C_L1D_MISS, C_L1I_HIT, C_L1I_MISS, C_L2_HIT, C_L2_MISS, C_WALKS, C_WALKS_2M,
  C_WALK_REFS, C_WALK_CYCLES, C_TRANSLATION_CYCLES, C_PWC_HIT, C_PWC_MISS, C_REFS_AT,
  C_DATA_ACCESSES, C_PAGES_4K, C_PAGES_2M, C_NODES, C_POM_HIT, C_POM_MISS, C_POM_REFS,
- C_POM_CYCLES, C_POM_INSERTS) = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14, 17, 24, 25, 26, 27,
-                                 28, 29, 30, 31, 32)
-NCOUNT = 33        # C_PWC_HIT/C_PWC_MISS: 3 each (PML4, PDPT, PD); C_REFS_AT: up to 7 levels
+ C_POM_CYCLES, C_POM_INSERTS, C_L3_HIT, C_L3_MISS) = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14,
+                                                   17, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33,
+                                                   34)
+NCOUNT = 35        # C_PWC_HIT/C_PWC_MISS: 3 each (PML4, PDPT, PD); C_REFS_AT: up to 7 levels
 HIST_BINS = 64     # walk latency histogram, 16-cycle bins (the last bin collects the rest)
 HIST_WIDTH = 16
 
@@ -71,6 +73,7 @@ HIST_WIDTH = 16
 P_LAT_L1D, P_LAT_L1I, P_LAT_L2, P_LAT_PWC, P_STLB_FILL_VICTIMS, P_DATA, P_MODE, P_NLEV = range(8)
 P_PWC_ON = 8       # params[8 + pl]: PWC pl (0 PML4, 1 PDPT, 2 PD) is present
 P_POM_ON = 11
+P_L3_ON, P_LAT_L3 = 12, 13
 P_CACHE_LAT = 16   # params[16 + k]: latency of cache level k; [16 + nlev]: memory
 
 
@@ -236,6 +239,9 @@ def _l2_insert(c, t, key, params, cnt):
     """Insert ``key`` into the L2 TLB; with a POM-TLB, its victim goes there (and the victim's
     POM line is read through the caches)."""
     victim = _tlb_insert(t, T_L2, key)
+    if victim != EMPTY and params[P_L3_ON] != 0 and params[P_STLB_FILL_VICTIMS] != 0 \
+            and CK.lookup(t, T_L3, victim) == NOSLOT:
+        _tlb_insert(t, T_L3, victim)
     if victim != EMPTY and params[P_POM_ON] != 0 and CK.lookup(t, T_POM, victim) == NOSLOT:
         _tlb_insert(t, T_POM, victim)
         CK.hier_access(c, _pom_line(t, victim), CK.LOAD, params[P_MODE], params[P_NLEV])
@@ -329,13 +335,19 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist):
             else:
                 cnt[C_L2_MISS] += 1
                 key = EMPTY
-                if params[P_POM_ON] != 0:
+                if params[P_L3_ON] != 0:
+                    cycles += params[P_LAT_L3]
+                    key = _tlb_probe(t, T_L3, key4, key2)
+                    cnt[C_L3_HIT if key != EMPTY else C_L3_MISS] += 1
+                if key == EMPTY and params[P_POM_ON] != 0:
                     key, pc = _pom_probe(c, t, key4, key2, params, cnt)
                     cycles += pc
                 if key == EMPTY:
                     huge = translate(keys, vals, meta, va, cnt)[1]
                     cycles += _walk(c, t, keys, vals, meta, va, huge != ZERO, params, cnt, hist)
                     key = key2 if huge != ZERO else key4
+                    if params[P_L3_ON] != 0 and not victims_to_l2:
+                        _tlb_insert(t, T_L3, key)
                 if not victims_to_l2:
                     _l2_insert(c, t, key, params, cnt)
             victim = _tlb_insert(t, l1, key)

@@ -56,6 +56,7 @@ class MMUConfig:
     l1d: TLBConfig = field(default_factory=lambda: TLBConfig("L1D-TLB", 64, 4, 1))
     l1i: TLBConfig = field(default_factory=lambda: TLBConfig("L1I-TLB", 128, 8, 1))
     l2: TLBConfig = field(default_factory=lambda: TLBConfig("L2-TLB", 1536, 12, 12))
+    l3: TLBConfig | None = None               # optional L3 TLB (REFERENCE.md 1.4: 64K, 15-40 c)
     pwc_entries: tuple = (16, 16, 32)        # PML4, PDPT, PD caches
     pwc_ways: int = 4
     pwc_latency_cycles: int = 4
@@ -121,6 +122,10 @@ PRESETS: dict[str, MMUConfig] = {
     "victima-radix-4k": MMUConfig(huge_page_fraction=0.0),
     # POM-TLB baseline (REFERENCE.md 1.4): 64K entries, 16-way, in memory, cached like data.
     "pom-tlb": MMUConfig(huge_page_fraction=0.3, pom_entries=65536, pom_ways=16),
+    # Comparison points of REFERENCE.md 1.4: an ideal 64K-entry STLB at the baseline's 12 c,
+    # and a 64K-entry L3 TLB at 15 c (the paper sweeps 15-40 c).
+    "stlb-64k": MMUConfig(huge_page_fraction=0.3, l2=TLBConfig("L2-TLB", 65536, 16, 12)),
+    "l3tlb-64k": MMUConfig(huge_page_fraction=0.3, l3=TLBConfig("L3-TLB", 65536, 16, 15)),
     # This VM (REFERENCE.md 5.2/5.4): L1 DTLB 64 entries fully associative, L2 DTLB 2048
     # (8-way per CPUID), STLB hit +7 c; Zen 3 PWC geometry is unpublished: Victima's is used.
     "zen3": MMUConfig(

@@ -29,10 +29,11 @@ def _tlb_levels(config: MMUConfig) -> HierarchyConfig:
     pwcs = [level(f"PWC-{n}", e or config.pwc_ways, config.pwc_ways)
             for n, e in zip(("PML4", "PDPT", "PD"), config.pwc_entries)]
     pom = level("POM-TLB", config.pom_entries or config.pom_ways, config.pom_ways)
+    l3 = level("L3-TLB", config.l3.entries, config.l3.ways) if config.l3 else level("L3-TLB", 1, 1)
     return HierarchyConfig(levels=(level(config.l1d.name, config.l1d.entries, config.l1d.ways),
                                    level(config.l1i.name, config.l1i.entries, config.l1i.ways),
                                    level(config.l2.name, config.l2.entries, config.l2.ways),
-                                   *pwcs, pom))
+                                   *pwcs, pom, l3))
 
 
 class MMU:
@@ -59,6 +60,8 @@ class MMU:
         for pl, e in enumerate(config.pwc_entries):
             p[K.P_PWC_ON + pl] = int(e > 0)
         p[K.P_POM_ON] = int(config.pom_entries > 0)
+        p[K.P_L3_ON] = int(config.l3 is not None)
+        p[K.P_LAT_L3] = config.l3.latency_cycles if config.l3 else 0
         for k, lv in enumerate(config.caches.levels):
             p[K.P_CACHE_LAT + k] = lv.latency_cycles
         p[K.P_CACHE_LAT + len(config.caches.levels)] = config.caches.memory_latency_cycles

@@ -127,6 +127,7 @@ class TLBStats:
                "l1d_tlb_hits": self.l1d_hits, "l1d_tlb_misses": self.l1d_misses,
                "l1i_tlb_hits": self.l1i_hits, "l1i_tlb_misses": self.l1i_misses,
                "l2_tlb_hits": self.l2_hits, "l2_tlb_misses": self.l2_misses,
+               "l3_tlb_hits": self._c(K.C_L3_HIT), "l3_tlb_misses": self._c(K.C_L3_MISS),
                "l1d_tlb_miss_rate": self.l1d_miss_rate, "l2_tlb_miss_rate": self.l2_miss_rate,
                "l1_tlb_mpki": self.l1_mpki, "l2_tlb_mpki": self.l2_mpki,
                "walks": self.walks, "walks_2m": self._c(K.C_WALKS_2M),
@@ -146,10 +147,10 @@ class TLBStats:
         for name, v in self.refs_served_by().items():
             row[f"walk_refs_{name.lower()}"] = v
         c = self.config
-        for part in ("l1d", "l1i", "l2"):
+        for part in ("l1d", "l1i", "l2", "l3"):
             t = getattr(c, part)
-            row[f"param_{part}_tlb_entries"] = t.entries
-            row[f"param_{part}_tlb_ways"] = t.ways
+            row[f"param_{part}_tlb_entries"] = t.entries if t else 0
+            row[f"param_{part}_tlb_ways"] = t.ways if t else 0
         row.update(param_pwc_entries=str(c.pwc_entries), param_radix_levels=c.radix_levels,
                    param_pom_entries=c.pom_entries,
                    param_huge_page_fraction=c.huge_page_fraction, param_placement=c.placement,
