@@ -80,7 +80,8 @@ class RefMMU:
                       translation_cycles=0, pwc_hits=[0, 0, 0], pwc_misses=[0, 0, 0],
                       refs_at=[0] * (len(self.lat)), data_accesses=0, pages_4k=0, pages_2m=0,
                       nodes=0, pom_hits=0, pom_misses=0, pom_refs=0, pom_inserts=0,
-                      l3_hits=0, l3_misses=0)
+                      l3_hits=0, l3_misses=0, vic_hits=[0] * (len(self.lat) - 1),
+                      vic_misses=0, vic_alloc_ptw=0, vic_alloc_evict=0)
 
     def frame(self, kind):
         n = self.next[kind]
@@ -162,8 +163,26 @@ class RefMMU:
         self.c["pom_hits" if hit is not None else "pom_misses"] += 1
         return hit, cycles
 
+    def tlb_block(self, key):
+        huge = key & (1 << 62)
+        line = ((key & ~(1 << 62)) >> 3) | (1 << 56)
+        if huge and not self.cfg.artifact_compat:
+            line |= 1 << 55
+        return line
+
+    def block_level(self, line):
+        for k, L in enumerate(self.caches.levels):
+            if L.find(line) is not None:
+                return k
+        return len(self.caches.levels)
+
     def l2_insert(self, key):
         victim = self.l2.insert(key)
+        if victim is not None and self.cfg.victima and self.cfg.victima_insert_on_eviction:
+            line = self.tlb_block(victim)
+            if self.block_level(line) == len(self.caches.levels):
+                self.caches.access(line, 0)
+                self.c["vic_alloc_evict"] += 1
         if victim is not None and self.l3 is not None and self.cfg.stlb_fill == "l1-victims" \
                 and not self.l3.contains(victim):
             self.l3.insert(victim)
@@ -202,6 +221,22 @@ class RefMMU:
                 if key is None and self.pom is not None:
                     key, pc = self.pom_probe(key4, key2)
                     cycles += pc
+                if key is None and self.cfg.victima:
+                    huge = self.translate(va)[1]
+                    vkey = key2 if huge else key4
+                    line = self.tlb_block(vkey)
+                    k = self.block_level(line)
+                    if k < len(self.caches.levels):
+                        if k > 0:
+                            self.caches.access(line, 0)
+                        self.c["vic_hits"][k] += 1
+                        cycles += self.lat[k]
+                        key = vkey
+                    else:
+                        self.c["vic_misses"] += 1
+                        if self.cfg.victimize_on_ptw:
+                            self.caches.access(line, 0)
+                            self.c["vic_alloc_ptw"] += 1
                 if key is None:
                     huge = self.translate(va)[1]
                     cycles += self.walk(va, huge)

@@ -22,6 +22,17 @@ Levels of that state: 0 L1D-TLB, 1 L1I-TLB, 2 L2-TLB, 3 PML4-PWC, 4 PDPT-PWC, 5 
 6 POM-TLB, 7 L3-TLB (optional: probed after an L2 TLB miss, before the POM-TLB and the walk;
 filled by walks, or by L2 TLB victims when ``stlb_fill`` is "l1-victims").
 
+Victima (MICRO 2023), as in its artifact (``tlb.cc``, REFERENCE.md 1.2): a TLB block is one
+cache line holding the 8 PTEs of 8 consecutive pages, line number ``VPN >> 3`` tagged with
+namespace bit TB_NS (and, unless ``artifact_compat``, the page-size bit TB_2M), so blocks never
+alias data. After an L2 TLB miss the block of the translation (page size from the page table)
+is looked for, by presence, in the first cache level, then the next, ...; a hit in level k > 0 is
+read through the hierarchy (filling the levels above) and costs level k's latency; a hit skips
+the walk. With ``victimize_on_ptw`` a block found nowhere is read in (uncharged) before the
+walk; with ``insert_on_eviction`` the block of a translation evicted from the L2 TLB is read in
+(uncharged) when no level holds it. A resident block serves all 8 pages (no valid bits, as the
+artifact).
+
 POM-TLB (Ryoo et al., ISCA 2017), as in the Victima artifact (``tlb.cc``): a large set-associative
 TLB in memory (zone 2^44, 16-byte entries, a set's ways side by side). On an L2 TLB miss the
 line holding the set of the 4 KiB key and the line holding the set of the 2 MiB key are both
@@ -51,6 +62,8 @@ NPM = 9
 ZONE_2M = np.uint64(1 << 41)
 ZONE_PT = np.uint64(1 << 43)
 ZONE_POM = np.uint64(1 << 44)
+TB_NS = np.uint64(1 << 56)          # TLB-block line numbers (data lines are PA >> 6 < 2^50)
+TB_2M = np.uint64(1 << 55)
 POM_ENTRY_BYTES = 16
 SCATTER_BITS = np.uint64(28)
 SCATTER_MASK = np.uint64((1 << 28) - 1)
@@ -62,10 +75,10 @@ T_L1D, T_L1I, T_L2, T_PWC4, T_PWC3, T_PWC2, T_POM, T_L3 = range(8)
 (C_L1D_HIT, C_L1D_MISS, C_L1I_HIT, C_L1I_MISS, C_L2_HIT, C_L2_MISS, C_WALKS, C_WALKS_2M,
  C_WALK_REFS, C_WALK_CYCLES, C_TRANSLATION_CYCLES, C_PWC_HIT, C_PWC_MISS, C_REFS_AT,
  C_DATA_ACCESSES, C_PAGES_4K, C_PAGES_2M, C_NODES, C_POM_HIT, C_POM_MISS, C_POM_REFS,
- C_POM_CYCLES, C_POM_INSERTS, C_L3_HIT, C_L3_MISS) = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14,
-                                                   17, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33,
-                                                   34)
-NCOUNT = 35        # C_PWC_HIT/C_PWC_MISS: 3 each (PML4, PDPT, PD); C_REFS_AT: up to 7 levels
+ C_POM_CYCLES, C_POM_INSERTS, C_L3_HIT, C_L3_MISS, C_VIC_HIT_AT, C_VIC_MISS, C_VIC_ALLOC_PTW,
+ C_VIC_ALLOC_EVICT) = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14, 17, 24, 25, 26, 27, 28, 29, 30,
+                       31, 32, 33, 34, 35, 42, 43, 44)
+NCOUNT = 45        # C_VIC_HIT_AT: TLB-block hits by cache level (up to 7)        # C_PWC_HIT/C_PWC_MISS: 3 each (PML4, PDPT, PD); C_REFS_AT: up to 7 levels
 HIST_BINS = 64     # walk latency histogram, 16-cycle bins (the last bin collects the rest)
 HIST_WIDTH = 16
 
@@ -74,7 +87,10 @@ P_LAT_L1D, P_LAT_L1I, P_LAT_L2, P_LAT_PWC, P_STLB_FILL_VICTIMS, P_DATA, P_MODE, 
 P_PWC_ON = 8       # params[8 + pl]: PWC pl (0 PML4, 1 PDPT, 2 PD) is present
 P_POM_ON = 11
 P_L3_ON, P_LAT_L3 = 12, 13
-P_CACHE_LAT = 16   # params[16 + k]: latency of cache level k; [16 + nlev]: memory
+P_VICTIMA, P_VIC_PTW, P_VIC_EVICT, P_VIC_SIZE_TAG = 14, 15, 16, 17
+P_CACHE_LAT = 24   # params[24 + k]: latency of cache level k; [24 + nlev]: memory (flags below 24)
+if P_VIC_SIZE_TAG >= P_CACHE_LAT:           # the flags must stay below the latency block
+    raise ImportError("simkit.tlb._kernels: parameter indices overlap P_CACHE_LAT")
 
 
 @njit(_nrt=False)
@@ -235,10 +251,52 @@ def _pom_probe(c, t, key4, key2, params, cnt):
 
 
 @njit(_nrt=False)
+def _tlb_block(key, params):
+    """Cache line number of the TLB block holding translation ``key``."""
+    huge = (key & SIZE_2M) != ZERO
+    line = ((key & ~SIZE_2M) >> np.uint64(3)) | TB_NS
+    if huge and params[P_VIC_SIZE_TAG] != 0:
+        line |= TB_2M
+    return line
+
+
+@njit(_nrt=False)
+def _block_level(c, line, nlev):
+    """First cache level holding ``line`` (presence only, no replacement update), or nlev."""
+    for k in range(nlev):
+        if CK.lookup(c, k, line) != NOSLOT:
+            return k
+    return nlev
+
+
+@njit(_nrt=False)
+def _victima_probe(c, key, params, cnt):
+    """After an L2 TLB miss: is the translation's TLB block cached? Returns (hit, cycles)."""
+    nlev = params[P_NLEV]
+    line = _tlb_block(key, params)
+    k = _block_level(c, line, nlev)
+    if k < nlev:
+        if k > 0:
+            CK.hier_access(c, line, CK.LOAD, params[P_MODE], nlev)
+        cnt[C_VIC_HIT_AT + k] += 1
+        return True, params[P_CACHE_LAT + k]
+    cnt[C_VIC_MISS] += 1
+    if params[P_VIC_PTW] != 0:
+        CK.hier_access(c, line, CK.LOAD, params[P_MODE], nlev)
+        cnt[C_VIC_ALLOC_PTW] += 1
+    return False, 0
+
+
+@njit(_nrt=False)
 def _l2_insert(c, t, key, params, cnt):
     """Insert ``key`` into the L2 TLB; with a POM-TLB, its victim goes there (and the victim's
     POM line is read through the caches)."""
     victim = _tlb_insert(t, T_L2, key)
+    if victim != EMPTY and params[P_VIC_EVICT] != 0:
+        line = _tlb_block(victim, params)
+        if _block_level(c, line, params[P_NLEV]) == params[P_NLEV]:
+            CK.hier_access(c, line, CK.LOAD, params[P_MODE], params[P_NLEV])
+            cnt[C_VIC_ALLOC_EVICT] += 1
     if victim != EMPTY and params[P_L3_ON] != 0 and params[P_STLB_FILL_VICTIMS] != 0 \
             and CK.lookup(t, T_L3, victim) == NOSLOT:
         _tlb_insert(t, T_L3, victim)
@@ -342,6 +400,13 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist):
                 if key == EMPTY and params[P_POM_ON] != 0:
                     key, pc = _pom_probe(c, t, key4, key2, params, cnt)
                     cycles += pc
+                if key == EMPTY and params[P_VICTIMA] != 0:
+                    huge = translate(keys, vals, meta, va, cnt)[1]
+                    vkey = key2 if huge != ZERO else key4
+                    vhit, vc = _victima_probe(c, vkey, params, cnt)
+                    cycles += vc
+                    if vhit:
+                        key = vkey
                 if key == EMPTY:
                     huge = translate(keys, vals, meta, va, cnt)[1]
                     cycles += _walk(c, t, keys, vals, meta, va, huge != ZERO, params, cnt, hist)

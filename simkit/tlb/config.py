@@ -67,6 +67,10 @@ class MMUConfig:
     data_through_caches: bool = True          # data accesses also go through the caches
     pom_entries: int = 0                      # POM-TLB in memory (0: none); REFERENCE.md 1.4
     pom_ways: int = 16
+    victima: bool = False                     # TLB blocks in the caches (REFERENCE.md 1.2)
+    victimize_on_ptw: bool = True             # read a missing block in on every L2 TLB miss
+    victima_insert_on_eviction: bool = True   # read in the block of an L2 TLB victim
+    artifact_compat: bool = False             # no page-size bit in the block's tag
     caches: HierarchyConfig = field(default_factory=lambda: HierarchyConfig.preset(
         "victima-baseline"))
     seed: int = 0
@@ -126,6 +130,11 @@ PRESETS: dict[str, MMUConfig] = {
     # and a 64K-entry L3 TLB at 15 c (the paper sweeps 15-40 c).
     "stlb-64k": MMUConfig(huge_page_fraction=0.3, l2=TLBConfig("L2-TLB", 65536, 16, 12)),
     "l3tlb-64k": MMUConfig(huge_page_fraction=0.3, l3=TLBConfig("L3-TLB", 65536, 16, 15)),
+    # Victima as its artifact runs it (REFERENCE.md 1.2): blocks read in on every L2 TLB miss
+    # and on L2 TLB evictions, looked up by presence in L1D/L2/LLC, STLB filled by L1 TLB
+    # victims, PWC hit 3 c. Not yet modelled: the PTW cost predictor and TLB-aware SRRIP.
+    "victima-artifact": MMUConfig(huge_page_fraction=0.3, victima=True, stlb_fill="l1-victims",
+                                  pwc_latency_cycles=3, artifact_compat=True),
     # This VM (REFERENCE.md 5.2/5.4): L1 DTLB 64 entries fully associative, L2 DTLB 2048
     # (8-way per CPUID), STLB hit +7 c; Zen 3 PWC geometry is unpublished: Victima's is used.
     "zen3": MMUConfig(

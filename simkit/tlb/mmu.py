@@ -62,6 +62,10 @@ class MMU:
         p[K.P_POM_ON] = int(config.pom_entries > 0)
         p[K.P_L3_ON] = int(config.l3 is not None)
         p[K.P_LAT_L3] = config.l3.latency_cycles if config.l3 else 0
+        p[K.P_VICTIMA] = int(config.victima)
+        p[K.P_VIC_PTW] = int(config.victima and config.victimize_on_ptw)
+        p[K.P_VIC_EVICT] = int(config.victima and config.victima_insert_on_eviction)
+        p[K.P_VIC_SIZE_TAG] = int(not config.artifact_compat)
         for k, lv in enumerate(config.caches.levels):
             p[K.P_CACHE_LAT + k] = lv.latency_cycles
         p[K.P_CACHE_LAT + len(config.caches.levels)] = config.caches.memory_latency_cycles
@@ -100,6 +104,13 @@ class MMU:
         meta[K.PM_COUNT] = 0
         K.rehash(keys, vals, self.pt_keys, self.pt_vals, meta)
         self.pt_meta = meta
+
+    def tlb_blocks(self, level: int | str = "L2") -> int:
+        """TLB blocks (Victima) resident in cache ``level`` now."""
+        names = [lv.name for lv in self.config.caches.levels]
+        i = names.index(level) if isinstance(level, str) else level
+        lines = self.caches.resident_lines(i)
+        return int(np.count_nonzero(lines & K.TB_NS))
 
     @property
     def pages_mapped(self) -> int:

@@ -141,7 +141,12 @@ class TLBStats:
                "page_table_nodes": self._c(K.C_NODES),
                "pom_hits": self.pom_hits, "pom_misses": self.pom_misses,
                "pom_line_reads": self._c(K.C_POM_REFS),
-               "pom_inserts": self._c(K.C_POM_INSERTS)}
+               "pom_inserts": self._c(K.C_POM_INSERTS),
+               "victima_misses": self._c(K.C_VIC_MISS),
+               "victima_alloc_on_ptw": self._c(K.C_VIC_ALLOC_PTW),
+               "victima_alloc_on_eviction": self._c(K.C_VIC_ALLOC_EVICT)}
+        for i, lv in enumerate(self.config.caches.levels):
+            row[f"victima_hits_{lv.name.lower()}"] = self._c(K.C_VIC_HIT_AT + i)
         for name, v in self.pwc_hit_rates().items():
             row[f"pwc_{name}_hit_rate"] = v
         for name, v in self.refs_served_by().items():
@@ -152,7 +157,8 @@ class TLBStats:
             row[f"param_{part}_tlb_entries"] = t.entries if t else 0
             row[f"param_{part}_tlb_ways"] = t.ways if t else 0
         row.update(param_pwc_entries=str(c.pwc_entries), param_radix_levels=c.radix_levels,
-                   param_pom_entries=c.pom_entries,
+                   param_pom_entries=c.pom_entries, param_victima=c.victima,
+                   param_artifact_compat=c.artifact_compat,
                    param_huge_page_fraction=c.huge_page_fraction, param_placement=c.placement,
                    param_stlb_fill=c.stlb_fill, param_seed=c.seed,
                    param_caches=", ".join(f"{lv.name} {lv.size_bytes}B/{lv.ways}w/{lv.policy}"
