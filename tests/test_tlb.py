@@ -100,6 +100,8 @@ def test_victima_serves_translations_from_cached_tlb_blocks():
     assert s.walks == 8                     # one walk per block: its first page, then cached
     assert hits == s.l2_misses - 8
     assert mmu.tlb_blocks("L2") == 8        # 8 blocks x 8 PTEs cover the 64 pages
+    assert mmu.reach() == (8 * 4096, 64 * 4096)          # 8 L2 TLB entries; 8 blocks x 8 pages
+    assert df.mean_block_reach_bytes == 64 * 4096 and df.reach_samples == 1
     radix = MMU(tiny()).run(make_records(va))
     assert radix.walks == radix.l2_misses > 500
 

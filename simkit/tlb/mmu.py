@@ -79,6 +79,7 @@ class MMU:
         self.tlbs.reset()
         self.counters.fill(0)
         self.hist.fill(0)
+        self.reach_samples = []      # (records so far, L2 TLB reach bytes, TLB-block reach bytes)
         self._new_table(INITIAL_PT_SLOTS)
         self._instructions = self._records = 0
         self._trace = ""
@@ -107,10 +108,25 @@ class MMU:
 
     def tlb_blocks(self, level: int | str = "L2") -> int:
         """TLB blocks (Victima) resident in cache ``level`` now."""
+        return len(self._blocks(level))
+
+    def _blocks(self, level: int | str = "L2") -> np.ndarray:
         names = [lv.name for lv in self.config.caches.levels]
         i = names.index(level) if isinstance(level, str) else level
         lines = self.caches.resident_lines(i)
-        return int(np.count_nonzero(lines & K.TB_NS))
+        return lines[(lines & K.TB_NS) != 0]
+
+    def reach(self) -> tuple[int, int]:
+        """Bytes of address space the L2 TLB's entries cover now, and the bytes covered by TLB
+        blocks in the L2 cache (8 pages each; 4 KiB pages when the size bit is not kept)."""
+        keys = self.tlbs.resident_lines(K.T_L2)
+        huge = np.count_nonzero(keys & K.SIZE_2M)
+        tlb = int((len(keys) - huge) * 4096 + huge * (2 << 20))
+        if not self.config.victima or len(self.config.caches.levels) < 2:
+            return tlb, 0
+        blocks = self._blocks(1)
+        big = np.count_nonzero(blocks & K.TB_2M)
+        return tlb, int(((len(blocks) - big) * 4096 + big * (2 << 20)) * 8)
 
     @property
     def pages_mapped(self) -> int:
@@ -119,7 +135,7 @@ class MMU:
     @property
     def stats(self) -> TLBStats:
         return TLBStats(self.counters, self.hist, self.caches.counters, self._instructions,
-                        self._records, self.config, self._trace)
+                        self._records, self.config, self._trace, self.reach_samples)
 
     def _feed(self, recs: np.ndarray) -> None:
         words = kernel_view(recs)
@@ -133,6 +149,7 @@ class MMU:
             if done < len(words):
                 self._grow_table()
         self._records += len(recs)
+        self.reach_samples.append((self._records, *self.reach()))
 
     def run(self, trace, *, warmup_records: int = 0, max_records: int | None = None,
             chunk_records: int = DEFAULT_CHUNK, progress: bool | None = None) -> TLBStats:

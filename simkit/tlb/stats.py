@@ -16,7 +16,8 @@ def _per_kilo(n, instructions):
 
 
 class TLBStats:
-    def __init__(self, counters, hist, cache_counters, instructions, records, config, trace=""):
+    def __init__(self, counters, hist, cache_counters, instructions, records, config, trace="",
+                 reach_samples=()):
         self.counters = np.asarray(counters, dtype=np.int64).copy()
         self.hist = np.asarray(hist, dtype=np.int64).copy()
         self.cache_counters = np.asarray(cache_counters, dtype=np.int64).copy()
@@ -24,12 +25,28 @@ class TLBStats:
         self.records = int(records)
         self.config = config
         self.trace = trace
+        self.reach_samples = list(reach_samples)   # sampled after each chunk fed
 
     def __sub__(self, other: "TLBStats") -> "TLBStats":
+        """The region between ``other`` and this snapshot (reach samples taken inside it)."""
         return TLBStats(self.counters - other.counters, self.hist - other.hist,
                         self.cache_counters - other.cache_counters,
                         self.instructions - other.instructions, self.records - other.records,
-                        self.config, self.trace)
+                        self.config, self.trace,
+                        [s for s in self.reach_samples if s[0] > other.records])
+
+    @property
+    def mean_tlb_reach_bytes(self) -> float:
+        """Mean over samples of the address space covered by L2 TLB entries."""
+        return float(np.mean([s[1] for s in self.reach_samples])) if self.reach_samples \
+            else float("nan")
+
+    @property
+    def mean_block_reach_bytes(self) -> float:
+        """Mean over samples of the address space covered by TLB blocks in the L2 cache
+        (REFERENCE.md 1.4: the artifact's reach metric)."""
+        return float(np.mean([s[2] for s in self.reach_samples])) if self.reach_samples \
+            else float("nan")
 
     def _c(self, i) -> int:
         return int(self.counters[i])
@@ -144,7 +161,10 @@ class TLBStats:
                "pom_inserts": self._c(K.C_POM_INSERTS),
                "victima_misses": self._c(K.C_VIC_MISS),
                "victima_alloc_on_ptw": self._c(K.C_VIC_ALLOC_PTW),
-               "victima_alloc_on_eviction": self._c(K.C_VIC_ALLOC_EVICT)}
+               "victima_alloc_on_eviction": self._c(K.C_VIC_ALLOC_EVICT),
+               "mean_tlb_reach_bytes": self.mean_tlb_reach_bytes,
+               "mean_block_reach_bytes": self.mean_block_reach_bytes,
+               "reach_samples": len(self.reach_samples)}
         for i, lv in enumerate(self.config.caches.levels):
             row[f"victima_hits_{lv.name.lower()}"] = self._c(K.C_VIC_HIT_AT + i)
         for name, v in self.pwc_hit_rates().items():
