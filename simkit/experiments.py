@@ -34,6 +34,31 @@ def _save(df, fig, outdir: Path, name: str) -> list[Path]:
     return [csv, png]
 
 
+def _measured_vs_simulated(x, latency_ns, curves, xlabel, ylabel_sim, title):
+    """One figure: measured latency (log-log, left axis) with simulated rates over it (right
+    axis). ``curves``: (values, matplotlib style, label) per simulated series."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 4.2))
+    ax = fig.subplots()
+    ax.plot(x, latency_ns, "k-o", ms=3, label="measured latency (min)")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("ns per dependent load (measured)")
+    ax2 = ax.twinx()
+    for values, style, label in curves:
+        ax2.plot(x, values, style, label=label)
+    ax2.set_ylabel(ylabel_sim)
+    ax2.set_ylim(-0.02, 1.05)
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper left")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    return fig
+
+
 @experiment("cache-miss-curve")
 def cache_miss_curve(quick: bool = True, outdir: Path = Path("results")):
     """Miss rate vs cache size and replacement policy on the shipped real traces."""
@@ -86,7 +111,6 @@ def cpu_validation(quick: bool = True, outdir: Path = Path("results")):
     through this machine's cache geometry (preset ``zen3-vm``: Zen 3 with the ~4 MiB effective
     L3 seen inside the VM; the physical 32 MiB L3 of preset ``zen3`` misplaces the DRAM step)."""
     import pandas as pd
-    from matplotlib.figure import Figure
 
     from simkit.bench.cpu import chase_address_stream, measure_cpu
     from simkit.cache import Hierarchy
@@ -105,24 +129,12 @@ def cpu_validation(quick: bool = True, outdir: Path = Path("results")):
         rows.append(row)
     sim = pd.DataFrame(rows)
     df = measured.merge(sim, on="working_set_bytes")
-    fig = Figure(figsize=(8, 4.2))
-    ax = fig.subplots()
-    ax.plot(df.working_set_bytes, df.ns_per_load_min, "k-o", ms=3, label="measured latency (min)")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("working set (bytes)")
-    ax.set_ylabel("ns per dependent load (measured)")
-    ax2 = ax.twinx()
-    for col, style in (("sim_L1_miss_rate", "C0--"), ("sim_L2_miss_rate", "C1--"),
-                       ("sim_L3_miss_rate", "C2--")):
-        ax2.plot(df.working_set_bytes, df[col], style, label=col.replace("sim_", "simulated "))
-    ax2.set_ylabel("simulated miss rate")
-    ax2.set_ylim(-0.02, 1.05)
-    h1, l1 = ax.get_legend_handles_labels()
-    h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper left")
-    ax.set_title("Pointer chase on this machine vs simkit.cache (zen3-vm preset), same addresses")
-    ax.grid(alpha=0.3)
+    fig = _measured_vs_simulated(
+        df.working_set_bytes, df.ns_per_load_min,
+        [(df[f"sim_{lv}_miss_rate"], f"C{i}--", f"simulated {lv} miss rate")
+         for i, lv in enumerate(("L1", "L2", "L3"))],
+        "working set (bytes)", "simulated miss rate",
+        "Pointer chase on this machine vs simkit.cache (zen3-vm preset), same addresses")
     return df, _save(df, fig, outdir, "cpu-validation")
 
 
@@ -130,7 +142,6 @@ def cpu_validation(quick: bool = True, outdir: Path = Path("results")):
 def tlb_validation(quick: bool = True, outdir: Path = Path("results")):
     """Measured TLB-reach chase (one line per 4 KiB page) vs the simulated L1/L2 TLB miss
     rates of the same address stream through this machine's MMU (preset ``zen3``)."""
-    from matplotlib.figure import Figure
 
     from simkit.bench.cpu import chase_address_stream, measure_cpu
     from simkit.tlb import MMU
@@ -145,23 +156,12 @@ def tlb_validation(quick: bool = True, outdir: Path = Path("results")):
         l1.append(s.l1d_miss_rate)
         l2.append(s.l2_misses / (s.l1d_hits + s.l1d_misses))
     df = measured.assign(sim_l1d_tlb_miss_rate=l1, sim_walks_per_access=l2)
-    fig = Figure(figsize=(8, 4.2))
-    ax = fig.subplots()
-    ax.plot(df.pages, df.ns_per_load_min, "k-o", ms=3, label="measured latency (min)")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("pages touched (one 64 B line per 4 KiB page)")
-    ax.set_ylabel("ns per dependent load (measured)")
-    ax2 = ax.twinx()
-    ax2.plot(df.pages, df.sim_l1d_tlb_miss_rate, "C0--", label="simulated L1 DTLB miss rate")
-    ax2.plot(df.pages, df.sim_walks_per_access, "C3--", label="simulated walks per access")
-    ax2.set_ylabel("simulated rate")
-    ax2.set_ylim(-0.02, 1.05)
-    h1, l1_ = ax.get_legend_handles_labels()
-    h2, l2_ = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1_ + l2_, fontsize=8, loc="upper left")
-    ax.set_title("TLB reach on this machine vs simkit.tlb (zen3 preset), same addresses")
-    ax.grid(alpha=0.3)
+    fig = _measured_vs_simulated(
+        df.pages, df.ns_per_load_min,
+        [(df.sim_l1d_tlb_miss_rate, "C0--", "simulated L1 DTLB miss rate"),
+         (df.sim_walks_per_access, "C3--", "simulated walks per access")],
+        "pages touched (one 64 B line per 4 KiB page)", "simulated rate",
+        "TLB reach on this machine vs simkit.tlb (zen3 preset), same addresses")
     return df, _save(df, fig, outdir, "tlb-validation")
 
 

@@ -134,6 +134,22 @@ def touch(c, lv, slot, op):
     return slot
 
 
+@njit(_nrt=False, inline='always')
+def _slot_access(c, lv, line, op, d, alloc):
+    """One access of ``line`` at level ``lv`` by the generic path (any policy): a hit updates
+    replacement state and adds dirty bit ``d``; a miss fills when ``alloc``. Returns
+    (hit, displaced word or EMPTY)."""
+    tags = c[0]
+    s = lookup(c, lv, line)
+    if s != NOSLOT:
+        s = touch(c, lv, s, op)
+        tags[s] |= d
+        return True, EMPTY
+    if alloc:
+        return False, fill(c, lv, line, d)
+    return False, EMPTY
+
+
 @njit(_nrt=False)
 def _rrip_insert_value(c, lv, sidx):
     rng, psel, geom = c[4], c[5], c[3]
@@ -307,13 +323,7 @@ def _demand(c, line, op, lv0, need_data, store_pending, mode, nlev):
             b = geom[lv, G_BASE] + (line & geom[lv, G_SETMASK]) * ways
             hit, victim = _lru_access(tags, b, ways, line, d, True)
         else:
-            s = lookup(c, lv, line)
-            if s != NOSLOT:
-                hit = True
-                s = touch(c, lv, s, op)
-                tags[s] |= d
-            elif alloc:
-                victim = fill(c, lv, line, d)
+            hit, victim = _slot_access(c, lv, line, op, d, alloc)
         if hit:
             cnt[lv, C_HIT + op] += 1
             if need_data or d != 0:
@@ -529,13 +539,7 @@ def _level_events(c, lv, in_lines, in_codes, n_in, out_lines, out_codes, nlev):
                 hit, victim = _lru_access(tags, base + (line & mask) * ways, ways, line, d,
                                           False)
             else:
-                s = lookup(c, lv, line)
-                if s != NOSLOT:
-                    hit = True
-                    s = touch(c, lv, s, op)
-                    tags[s] |= d
-                elif alloc:
-                    victim = fill(c, lv, line, d)
+                hit, victim = _slot_access(c, lv, line, op, d, alloc)
             if hit:
                 if op == LOAD:
                     h0 += 1
