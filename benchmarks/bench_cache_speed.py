@@ -27,6 +27,17 @@ def best_of(fn, repeats):
     return best
 
 
+def pycachesim_1level(addrs: list, length: int) -> None:
+    """pycachesim with one 32 KiB 8-way LRU level (64 B lines), loading ``addrs``."""
+    import cachesim
+
+    mem = cachesim.MainMemory()
+    l1 = cachesim.Cache("L1", 64, 8, 64, "LRU")
+    mem.load_to(l1)
+    mem.store_from(l1)
+    cachesim.CacheSimulator(l1, mem).load(addrs, length=length)
+
+
 def pycachesim_3level(addrs: list, length: int) -> None:
     """pycachesim with the reference-3level geometry (LRU, 64 B lines), loading ``addrs``."""
     import cachesim
@@ -41,8 +52,6 @@ def pycachesim_3level(addrs: list, length: int) -> None:
 
 
 def speed(n: int, repeats: int) -> list[dict]:
-    import cachesim
-
     from simkit.cache import Hierarchy, single
     from simkit.trace import synth
 
@@ -60,11 +69,7 @@ def speed(n: int, repeats: int) -> list[dict]:
     addrs = recs["addr"].tolist()
 
     def pcs1():
-        mem = cachesim.MainMemory()
-        l1 = cachesim.Cache("L1", 64, 8, 64, "LRU")
-        mem.load_to(l1)
-        mem.store_from(l1)
-        cachesim.CacheSimulator(l1, mem).load(addrs, length=8)
+        pycachesim_1level(addrs, 8)
 
     def pcs3():
         pycachesim_3level(addrs, 8)

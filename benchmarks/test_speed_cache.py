@@ -12,7 +12,7 @@ from simkit.trace import synth
 from simkit.trace.catalog import find_trace
 from simkit.trace.format import Op, make_records, open_trace
 
-from bench_cache_speed import pycachesim_3level
+from bench_cache_speed import pycachesim_1level, pycachesim_3level
 
 cachesim = pytest.importorskip("cachesim")
 N = 1 << 22
@@ -37,15 +37,7 @@ def test_simkit_l1(benchmark, uniform):
 
 @pytest.mark.benchmark(group="1-level 32KiB/8w LRU, uniform 64 MiB")
 def test_pycachesim_l1(benchmark, uniform):
-    addrs = uniform["addr"].tolist()
-
-    def go():
-        mem = cachesim.MainMemory()
-        l1 = cachesim.Cache("L1", 64, 8, 64, "LRU")
-        mem.load_to(l1)
-        mem.store_from(l1)
-        cachesim.CacheSimulator(l1, mem).load(addrs, length=8)
-    benchmark(go)
+    benchmark(pycachesim_1level, uniform["addr"].tolist(), 8)
 
 
 @pytest.mark.benchmark(group="3-level, uniform 64 MiB")

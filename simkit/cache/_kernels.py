@@ -150,6 +150,21 @@ def _slot_access(c, lv, line, op, d, alloc):
     return False, EMPTY
 
 
+@njit(_nrt=False, inline='always')
+def _writeback_in(c, lv, line, d):
+    """A line written back into level ``lv`` from above: a resident copy takes dirty bit ``d``
+    (replacement state unchanged); otherwise it is allocated without a fetch. Counted under
+    WRITEBACK. Returns (hit, displaced word or EMPTY)."""
+    tags, cnt = c[0], c[6]
+    s = lookup(c, lv, line)
+    if s != NOSLOT:
+        cnt[lv, C_HIT + WRITEBACK] += 1
+        tags[s] |= d
+        return True, EMPTY
+    cnt[lv, C_MISS + WRITEBACK] += 1
+    return False, fill(c, lv, line, d)
+
+
 @njit(_nrt=False)
 def _rrip_insert_value(c, lv, sidx):
     rng, psel, geom = c[4], c[5], c[3]
@@ -255,7 +270,7 @@ def invalidate(c, slot):
 def _dispose(c, lv, victim, mode, nlev):
     """Handle a line displaced from level ``lv``: count it, back-invalidate (inclusive),
     and move it down (dirty ones always; every one in exclusive mode) until it settles."""
-    tags, cnt, vict = c[0], c[6], c[7]
+    cnt, vict = c[6], c[7]
     while victim != EMPTY:
         cnt[lv, C_EVICT] += 1
         vline = victim >> ONE
@@ -278,13 +293,9 @@ def _dispose(c, lv, victim, mode, nlev):
             if vd != 0:
                 cnt[nlev, M_WRITE] += 1
             return
-        s = lookup(c, nxt, vline)
-        if s != NOSLOT:
-            cnt[nxt, C_HIT + WRITEBACK] += 1
-            tags[s] |= vd
+        hit, victim = _writeback_in(c, nxt, vline, vd)
+        if hit:
             return
-        cnt[nxt, C_MISS + WRITEBACK] += 1
-        victim = fill(c, nxt, vline, vd)
         lv = nxt
 
 
@@ -522,13 +533,9 @@ def _level_events(c, lv, in_lines, in_codes, n_in, out_lines, out_codes, nlev):
         op = np.int64(code & EV_OPMASK)
         victim = EMPTY
         if op == WRITEBACK:
-            s = lookup(c, lv, line)
-            if s != NOSLOT:
-                cnt[lv, C_HIT + WRITEBACK] += 1
-                tags[s] |= ONE
+            hit, victim = _writeback_in(c, lv, line, ONE)
+            if hit:
                 continue
-            cnt[lv, C_MISS + WRITEBACK] += 1
-            victim = fill(c, lv, line, ONE)
         else:
             need = (code & EV_NEED) != 0
             store = (code & EV_STORE) != 0

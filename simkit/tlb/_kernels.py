@@ -147,10 +147,15 @@ def _region(keys, vals, meta, va):
     v = ZERO
     if huge:
         v = (_new_frame(meta, PM_NEXT2M) << ONE) | ONE
+    _pt_put(keys, vals, meta, s, key, v)
+    return v, huge
+
+
+@njit(_nrt=False)
+def _pt_put(keys, vals, meta, s, key, v):
     keys[s] = key
     vals[s] = v
     meta[PM_COUNT] += ONE
-    return v, huge
 
 
 @njit(_nrt=False)
@@ -159,9 +164,7 @@ def _lookup_or_new(keys, vals, meta, key, field):
     if keys[s] == key:
         return vals[s], False
     v = _new_frame(meta, field)
-    keys[s] = key
-    vals[s] = v
-    meta[PM_COUNT] += ONE
+    _pt_put(keys, vals, meta, s, key, v)
     return v, True
 
 
