@@ -9,6 +9,7 @@ from __future__ import annotations
 
 M64 = (1 << 64) - 1
 LOAD, STORE, IFETCH, MODIFY, WRITEBACK = range(5)
+TLB_LINE = 1 << 56         # line numbers of TLB blocks (simkit.cache._kernels.TLB_LINE)
 
 
 class Rng:
@@ -42,6 +43,8 @@ class Level:
             self.dirty = [[0] * self.ways for _ in range(self.sets)]
             self.rrpv = [[self.rmax] * self.ways for _ in range(self.sets)]
             self.plru = [0] * self.sets
+            self.spared = [[False] * self.ways for _ in range(self.sets)]
+        self.pressure = True          # srrip-victima's translation-pressure switch
         self.hits = [0] * 5
         self.misses = [0] * 5
         self.evictions = self.writebacks = self.backinv = 0
@@ -73,8 +76,15 @@ class Level:
             self.order[s].insert(0, self.order[s].pop(w))
         elif self.policy == "plru":
             self._plru_touch(s, w)
-        else:
+        elif self.policy in ("srrip", "brrip", "drrip"):
             self.rrpv[s][w] = 0
+        else:                     # srrip-fp, srrip-victima(-artifact): frequency priority
+            dec = 1
+            if line & TLB_LINE and self.policy == "srrip-victima-artifact":
+                dec = self.rrpv[s][w]
+            elif line & TLB_LINE and self.policy == "srrip-victima" and self.pressure:
+                dec = 3
+            self.rrpv[s][w] = max(self.rrpv[s][w] - dec, 0)
 
     def set_dirty(self, line, w, d):
         s = line % self.sets
@@ -114,12 +124,7 @@ class Level:
         elif self.policy == "plru":
             w = self._plru_victim(s)
         else:
-            r = self.rrpv[s]
-            m = max(r)
-            if m < self.rmax:
-                for i in range(self.ways):
-                    r[i] += self.rmax - m
-            w = r.index(self.rmax)
+            w = self._rrip_victim(s)
         victim = None if self.lines[s][w] is None else (self.lines[s][w], self.dirty[s][w])
         self.lines[s][w] = line
         self.dirty[s][w] = d
@@ -127,7 +132,30 @@ class Level:
             self._plru_touch(s, w)
         elif self.policy in ("srrip", "brrip", "drrip"):
             self.rrpv[s][w] = self._insert_rrpv(s)
+        elif self.policy != "random":
+            tlb_first = self.policy == "srrip-victima" and self.pressure and line & TLB_LINE
+            self.rrpv[s][w] = 0 if tlb_first else self.rmax - 1
+            self.spared[s][w] = False
         return victim
+
+    def _rrip_victim(self, s):
+        """First way at rmax after ageing; srrip-victima under pressure spares each TLB
+        block once (it drops to rmax - 1 and the search goes on)."""
+        r = self.rrpv[s]
+        while True:
+            m = max(r)
+            if m < self.rmax:
+                for i in range(self.ways):
+                    r[i] += self.rmax - m
+            for w in range(self.ways):
+                if r[w] != self.rmax:
+                    continue
+                if (self.policy == "srrip-victima" and self.pressure
+                        and self.lines[s][w] & TLB_LINE and not self.spared[s][w]):
+                    self.spared[s][w] = True
+                    r[w] = self.rmax - 1
+                    continue
+                return w
 
     def _insert_rrpv(self, s):
         pol = self.policy

@@ -8,7 +8,7 @@ state arrays across these branches, which cost 5-8x on the miss path.
 State of a hierarchy of ``nlev`` levels, every level's sets laid end to end (``CacheState``):
 
     tags     uint64[slots]     (line << 1) | dirty, or EMPTY; slot = base[lv] + set*ways + way
-    repl     uint8[slots]      RRPV of each way (RRIP policies)
+    repl     uint8[slots]      RRPV of each way (RRIP policies; bit 7: srrip-victima's SPARED)
     setbits  uint64[sets]      tree-PLRU bits of each set (bit k = node k of the heap)
     geom     uint64[nlev, NG]  set mask, ways, slot base, set base, policy id, write-back, ...
     rng      uint64[nlev]      xorshift64* state per level (random policy, BRRIP)
@@ -40,11 +40,15 @@ ZERO = np.uint64(0)
 
 # geom columns
 G_SETMASK, G_WAYS, G_BASE, G_SETBASE, G_POLICY, G_WB, G_WA, G_RRPV_MAX, G_THROTTLE, \
-    G_LEADER_STRIDE, G_PSEL_MAX = range(11)
-NG = 11
+    G_LEADER_STRIDE, G_PSEL_MAX, G_PRESSURE = range(12)
+NG = 12
 
 # policies (same numbers as policies.py) and inclusion modes
-LRU, FIFO, RANDOM, PLRU, SRRIP, BRRIP, DRRIP = (np.uint64(i) for i in range(7))
+LRU, FIFO, RANDOM, PLRU, SRRIP, BRRIP, DRRIP, SRRIP_FP, VICTIMA_RRIP, VICTIMA_RRIP_ART = (
+    np.uint64(i) for i in range(10))
+TLB_LINE = np.uint64(1 << 56)   # line numbers with this bit are translation entries (TLB blocks)
+SPARED = np.uint8(0x80)         # repl flag of srrip-victima: this TLB block was skipped once
+RRPV = np.uint8(0x7F)
 NON_INCLUSIVE, INCLUSIVE, EXCLUSIVE = 0, 1, 2
 
 # request ops (trace ops 0..3, plus write-backs arriving from the level above)
@@ -130,7 +134,18 @@ def touch(c, lv, slot, op):
     if pol == PLRU:
         _plru_touch(setbits, geom[lv, G_SETBASE] + (slot - base) // ways, ways, slot - set_start)
         return slot
-    repl[slot] = 0                                  # RRIP hit priority
+    if pol <= DRRIP:
+        repl[slot] = 0                              # RRIP hit priority
+        return slot
+    r = repl[slot]
+    v = r & RRPV
+    dec = np.uint8(1)                               # frequency priority: one step per hit
+    if ((tags[slot] >> ONE) & TLB_LINE) != ZERO:
+        if pol == VICTIMA_RRIP_ART:
+            dec = v                                 # the artifact: a TLB-block hit -> 0
+        elif pol == VICTIMA_RRIP and geom[lv, G_PRESSURE] != ZERO:
+            dec = np.uint8(3)                       # the paper: a TLB-block hit -3
+    repl[slot] = (r & SPARED) | (v - dec if v > dec else np.uint8(0))
     return slot
 
 
@@ -166,10 +181,14 @@ def _writeback_in(c, lv, line, d):
 
 
 @njit(_nrt=False)
-def _rrip_insert_value(c, lv, sidx):
+def _rrip_insert_value(c, lv, sidx, line):
     rng, psel, geom = c[4], c[5], c[3]
     rmax = geom[lv, G_RRPV_MAX]
     pol = geom[lv, G_POLICY]
+    if pol > DRRIP:                                 # srrip-fp and the Victima variants
+        if pol == VICTIMA_RRIP and geom[lv, G_PRESSURE] != ZERO and (line & TLB_LINE) != ZERO:
+            return ZERO                             # the paper: TLB blocks insert at 0
+        return rmax - ONE
     if pol == DRRIP:
         stride = geom[lv, G_LEADER_STRIDE]
         r = sidx % stride
@@ -234,6 +253,9 @@ def fill(c, lv, line, dirty):
             way = _rand(rng, lv) % ways
         elif pol == PLRU:
             way = _plru_victim(setbits, geom[lv, G_SETBASE] + sidx, ways)
+        elif pol == VICTIMA_RRIP:
+            way = _victima_rrip_victim(tags, repl, b, ways, np.uint8(geom[lv, G_RRPV_MAX]),
+                                       geom[lv, G_PRESSURE] != ZERO)
         else:                                       # RRIP: first way at max, ageing the set
             rmax = np.uint8(geom[lv, G_RRPV_MAX])
             m = np.uint8(0)
@@ -253,8 +275,34 @@ def fill(c, lv, line, dirty):
     if pol == PLRU:
         _plru_touch(setbits, geom[lv, G_SETBASE] + sidx, ways, way)
     elif pol >= SRRIP:
-        repl[b + way] = _rrip_insert_value(c, lv, sidx)
+        repl[b + way] = _rrip_insert_value(c, lv, sidx, line)
     return victim
+
+
+@njit(_nrt=False)
+def _victima_rrip_victim(tags, repl, b, ways, rmax, pressure):
+    """srrip-victima's victim (Victima, MICRO 2023, TLB-aware SRRIP): the first way at the
+    largest RRPV, ageing the set until one is there; under translation pressure a TLB block
+    chosen for the first time is spared once (flagged SPARED, moved to rmax - 1) and the search
+    goes on."""
+    while True:
+        m = np.uint8(0)
+        for w in range(ways):
+            v = repl[b + w] & RRPV
+            if v > m:
+                m = v
+        if m < rmax:
+            d = rmax - m
+            for w in range(ways):
+                repl[b + w] += d
+        for w in range(ways):
+            r = repl[b + w]
+            if (r & RRPV) != rmax:
+                continue
+            if pressure and (r & SPARED) == 0 and ((tags[b + w] >> ONE) & TLB_LINE) != ZERO:
+                repl[b + w] = SPARED | (rmax - np.uint8(1))
+                continue
+            return np.uint64(w)
 
 
 @njit(_nrt=False)

@@ -48,6 +48,7 @@ class CacheState:
             g[K.G_THROTTLE] = lv.brrip_throttle
             g[K.G_LEADER_STRIDE] = max(lv.sets // 32, 2) if lv.sets >= 4 else 1
             g[K.G_PSEL_MAX] = (1 << lv.psel_bits) - 1
+            g[K.G_PRESSURE] = 1          # srrip-victima: on unless an MMU gates it
             slots += lv.sets * lv.ways
             sets += lv.sets
         self.tags = np.full(slots, K.EMPTY, dtype=np.uint64)

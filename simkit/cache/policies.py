@@ -19,7 +19,25 @@ brrip       5  bimodal RRIP (same paper): insert at 2^M-1, except 1 in ``throttl
                fills at 2^M-2
 drrip       6  set dueling between SRRIP and BRRIP (same paper): leader sets for      RRPV
                each, a saturating PSEL counter steers the follower sets               +PSEL
+srrip-fp    7  SRRIP with frequency priority (same paper): as srrip, but a hit        RRPV
+               lowers the RRPV by one (as Sniper's ``cache_set_srrip.cc``, the L2
+               policy of the Victima artifact)
+srrip-      8  Victima's TLB-aware SRRIP (MICRO 2023, REFERENCE.md 1.3, paper):       RRPV
+victima        srrip-fp, and while the level's translation-pressure switch is on     +flag
+               (the MMU sets it when the L2 TLB MPKI of the last epoch exceeds its
+               threshold; on when no MMU drives it): TLB blocks insert at 0, a
+               TLB-block hit lowers the RRPV by 3 (data: 1), and a TLB block picked
+               as victim is spared once (moved to 2^M-2)
+srrip-      9  the Victima artifact's ``srrip/tlb_enabled`` (REFERENCE.md 1.3):       RRPV
+victima-       srrip-fp with a TLB-block hit -> 0; no switch; its rescue loop never
+artifact       fires (``num_attempts`` 1), so none here. Not modelled: its fill of
+               an invalid way at 0 when the stale occupant was a TLB block (simkit
+               keeps no stale tags; invalid ways occur only at cold start or after
+               back-invalidation)
 =========  ==  =====================================================================  ======
+
+TLB blocks are the lines whose line number has bit 56 set (``_kernels.TLB_LINE``), the
+namespace ``simkit.tlb`` gives them; data line numbers (physical address >> 6) never reach it.
 
 Inclusion (``HierarchyConfig.inclusion``):
 
@@ -33,11 +51,12 @@ Inclusion (``HierarchyConfig.inclusion``):
 """
 from __future__ import annotations
 
-LRU, FIFO, RANDOM, PLRU, SRRIP, BRRIP, DRRIP = range(7)
+LRU, FIFO, RANDOM, PLRU, SRRIP, BRRIP, DRRIP, SRRIP_FP, VICTIMA_RRIP, VICTIMA_RRIP_ART = range(10)
 POLICY_IDS = {"lru": LRU, "fifo": FIFO, "random": RANDOM, "plru": PLRU,
-              "srrip": SRRIP, "brrip": BRRIP, "drrip": DRRIP}
+              "srrip": SRRIP, "brrip": BRRIP, "drrip": DRRIP, "srrip-fp": SRRIP_FP,
+              "srrip-victima": VICTIMA_RRIP, "srrip-victima-artifact": VICTIMA_RRIP_ART}
 ORDERED_POLICIES = (LRU, FIFO)          # state kept in the order of the ways
-RRIP_POLICIES = (SRRIP, BRRIP, DRRIP)
+RRIP_POLICIES = (SRRIP, BRRIP, DRRIP, SRRIP_FP, VICTIMA_RRIP, VICTIMA_RRIP_ART)
 
 NON_INCLUSIVE, INCLUSIVE, EXCLUSIVE = range(3)
 INCLUSION_IDS = {"non-inclusive": NON_INCLUSIVE, "inclusive": INCLUSIVE, "exclusive": EXCLUSIVE}
