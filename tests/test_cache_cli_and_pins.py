@@ -12,11 +12,12 @@ from simkit.cli import main
 from simkit.trace.catalog import find_trace
 
 # (level, hits, misses, writebacks) per level; memory reads, memory writes; instructions
+# (re-pinned when victima-baseline's L2 moved from srrip to srrip-fp, Sniper's SRRIP)
 PINS = {
-    "gups": ([("L1D", 3000986, 229783, 229271), ("L2", 52364, 177419, 144649),
-              ("LLC", 16481, 160938, 131468)], 160938, 131468, 2769231),
-    "bfs": ([("L1D", 2865764, 226492, 95535), ("L2", 178304, 48188, 2706),
-             ("LLC", 666, 47522, 1052)], 47522, 1052, 2185815),
+    "gups": ([("L1D", 3000986, 229783, 229271), ("L2", 52475, 177308, 144538),
+              ("LLC", 16292, 161016, 131492)], 161016, 131492, 2769231),
+    "bfs": ([("L1D", 2865764, 226492, 95535), ("L2", 178291, 48201, 2834),
+             ("LLC", 638, 47563, 1064)], 47563, 1064, 2185815),
     "matmul": ([("L1D", 3221716, 44173, 1296), ("L2", 41783, 2390, 0),
                 ("LLC", 0, 2390, 0)], 2390, 0, 2194307),
     "embedding": ([("L1D", 2980842, 19199, 625), ("L2", 6391, 12808, 0),

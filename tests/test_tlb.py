@@ -13,6 +13,10 @@ from tlb_reference import RefMMU
 SMALL_CACHES = HierarchyConfig(levels=(CacheConfig("L1D", "4KiB", 4, latency_cycles=5),
                                        CacheConfig("L2", "32KiB", 8, latency_cycles=15)),
                                memory_latency_cycles=100)
+VICTIMA_L2 = HierarchyConfig(levels=(CacheConfig("L1D", "4KiB", 4, latency_cycles=5),
+                                     CacheConfig("L2", "32KiB", 8, latency_cycles=15,
+                                                 policy="srrip-victima")),
+                             memory_latency_cycles=100)
 
 
 def tiny(**kw):
@@ -68,6 +72,10 @@ def compare(cfg, recs):
     assert [df[f"victima_hits_{n}"] for n in names] == r["vic_hits"]
     assert (df.victima_misses, df.victima_alloc_on_ptw, df.victima_alloc_on_eviction) == \
         (r["vic_misses"], r["vic_alloc_ptw"], r["vic_alloc_evict"])
+    assert (df.ptw_cp_costly, df.ptw_cp_cheap, df.ptw_cp_bypassed, df.victima_background_walks,
+            df.pressure_epochs, df.translation_pressure_epochs) == \
+        (r["ptwcp_costly"], r["ptwcp_cheap"], r["ptwcp_bypass"], r["vic_bg_walks"],
+         r["epochs"], r["pressure_epochs"])
     assert s.counters[14:17].tolist() == r["pwc_misses"]
     assert s.counters[11:14].tolist() == r["pwc_hits"]
     cs = s.cache_stats
@@ -133,11 +141,50 @@ def random_trace(n, seed, span_pages=4096, regions=6):
     {"victima": True, "artifact_compat": True, "victimize_on_ptw": False,
      "huge_page_fraction": 0.5, "caches": HierarchyConfig.preset("victima-baseline")},
     {"victima": True, "victima_insert_on_eviction": False, "placement": "random"},
+    {"victima": True, "victima_l2_only": True, "victima_ptw_cp": True, "caches": VICTIMA_L2,
+     "pressure_epoch_instructions": 300, "ptw_cp_freq_range": (1, 7),
+     "ptw_cp_cost_range": (1, 15), "ptw_cp_bypass_mpki": 1e9, "huge_page_fraction": 0.3},
+    {"victima": True, "victima_l2_only": True, "victimize_on_ptw": False,
+     "placement": "random", "caches": VICTIMA_L2},
 ], ids=["default", "huge-random", "victims-5level", "one-pwc-no-data", "victima-caches",
         "pom-tlb", "pom-tlb-victims", "l3-tlb", "l3-pom-victims", "victima",
-        "victima-compat-evict-only", "victima-ptw-only"])
+        "victima-compat-evict-only", "victima-ptw-only",
+        "victima-paper-artifact-comparator", "victima-paper-evict-only"])
 def test_kernel_matches_reference_mmu(kw):
     compare(tiny(**kw), random_trace(6000, seed=len(str(kw))))
+
+
+def phased_trace(n, seed, phase=500):
+    """Phases of few pages (TLB hits, L2 cache hits) alternating with random pages across six
+    2 MiB-aligned regions, so the pressure switches and the PTW cost predictor take both states."""
+    recs = random_trace(n, seed)
+    rng = np.random.default_rng(seed + 1)
+    for start in range(0, n, 2 * phase):
+        k = min(phase, n - start)
+        hot = recs["addr"][start:start + 3].copy() & ~np.uint64(0xFFF)
+        recs["addr"][start:start + k] = hot[rng.integers(0, 3, k)] + \
+            (rng.integers(0, 64, k) * 64).astype(np.uint64)
+    return recs
+
+
+PAPER = dict(victima=True, victima_l2_only=True, victima_ptw_cp=True, caches=VICTIMA_L2,
+             pressure_epoch_instructions=250, pressure_mpki=300, ptw_cp_bypass_mpki=300)
+
+
+@pytest.mark.parametrize("kw", [{}, {"huge_page_fraction": 0.3, "placement": "random"},
+                                {"ptw_cp_freq_range": (2, 7), "ptw_cp_cost_range": (1, 2)}],
+                         ids=["paper", "paper-huge-random", "paper-other-ranges"])
+def test_victima_paper_matches_reference_and_takes_both_states(kw):
+    """Kernel equals the reference on a phased trace on which each switch and the predictor
+    take both states (so the comparison covers every branch)."""
+    cfg = tiny(**dict(PAPER, **kw))
+    recs = phased_trace(8000, seed=5)
+    compare(cfg, recs)
+    df = MMU(cfg).run(recs).to_frame().iloc[0]
+    assert 0 < df.translation_pressure_epochs < df.pressure_epochs == 8000 // 250
+    assert df.ptw_cp_costly > 0 and df.ptw_cp_bypassed > 0
+    assert df.ptw_cp_cheap > 0 or "ptw_cp_freq_range" not in kw   # freq 1 is cheap there
+    assert df.victima_background_walks > 0 and df.victima_hits_l2 > 0
 
 
 def test_page_table_growth_matches_reference():

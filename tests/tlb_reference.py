@@ -81,7 +81,19 @@ class RefMMU:
                       refs_at=[0] * (len(self.lat)), data_accesses=0, pages_4k=0, pages_2m=0,
                       nodes=0, pom_hits=0, pom_misses=0, pom_refs=0, pom_inserts=0,
                       l3_hits=0, l3_misses=0, vic_hits=[0] * (len(self.lat) - 1),
-                      vic_misses=0, vic_alloc_ptw=0, vic_alloc_evict=0)
+                      vic_misses=0, vic_alloc_ptw=0, vic_alloc_evict=0, ptwcp_costly=0,
+                      ptwcp_cheap=0, ptwcp_bypass=0, vic_bg_walks=0, epochs=0,
+                      pressure_epochs=0)
+        # Victima as the paper describes it: L2-only blocks, PTW-CP, pressure epochs
+        self.paper = cfg.victima and cfg.victima_l2_only
+        self.ptwcp = {}                                  # TLB key -> [freq, cost]
+        self.rrip_gate = cfg.victima and cfg.caches.levels[1].policy == "srrip-victima"
+        self.epoch = cfg.pressure_epoch_instructions if (cfg.victima_ptw_cp or
+                                                         self.rrip_gate) else 0
+        self.epoch_instr, self.epoch_tlb_misses, self.epoch_cache_misses = 0, 0, 0
+        self.cache_pressure = False
+        if self.rrip_gate:
+            self.caches.levels[1].pressure = False
 
     def frame(self, kind):
         n = self.next[kind]
@@ -114,7 +126,7 @@ class RefMMU:
             self.c["nodes"] += 1
         return self.nodes[key] + 1
 
-    def walk(self, va, huge):
+    def walk(self, va, huge, charged=True):
         top, leaf = self.cfg.radix_levels, 2 if huge else 1
         start = top
         for pl in (2, 1, 0):
@@ -122,18 +134,21 @@ class RefMMU:
             if elevel <= leaf or self.pwc[pl] is None:
                 continue
             if self.pwc[pl].probe(va >> (12 + 9 * (elevel - 1))):
-                self.c["pwc_hits"][pl] += 1
+                self.c["pwc_hits"][pl] += charged
                 start = elevel - 1
                 break
-            self.c["pwc_misses"][pl] += 1
+            self.c["pwc_misses"][pl] += charged
         cycles = self.cfg.pwc_latency_cycles
+        dram, pte = False, 0
         for level in range(start, leaf - 1, -1):
             node = self.node(level, va, top)
             index = (va >> (12 + 9 * (level - 1))) & 511
             pte = ZONE_PT + (node << 12) + (index << 3)
             served = self.caches.access(pte >> 6, 0)
-            self.c["walk_refs"] += 1
-            self.c["refs_at"][served] += 1
+            dram |= served == len(self.caches.levels)
+            if charged:
+                self.c["walk_refs"] += 1
+                self.c["refs_at"][served] += 1
             cycles += self.lat[served]
             if 2 <= level <= 4 and level > leaf:
                 pl = 4 - level
@@ -141,10 +156,57 @@ class RefMMU:
                     key = va >> (12 + 9 * (level - 1))
                     if not self.pwc[pl].contains(key):
                         self.pwc[pl].insert(key)
+        if not charged:
+            self.c["vic_bg_walks"] += 1
+            return cycles, pte >> 6
         self.c["walks"] += 1
         self.c["walks_2m"] += int(huge)
         self.c["walk_cycles"] += cycles
-        return cycles
+        if self.cfg.victima_ptw_cp:                        # 3-bit freq, 4-bit cost, saturating
+            key = (va >> 21) | (1 << 62) if huge else va >> 12
+            f, cost = self.ptwcp.get(key, (0, 0))
+            self.ptwcp[key] = (min(f + 1, 7), min(cost + dram, 15))
+        return cycles, pte >> 6
+
+    def costly(self, key):
+        if not self.cfg.victima_ptw_cp:
+            return True
+        if self.cache_pressure:
+            self.c["ptwcp_bypass"] += 1
+            return True
+        f, cost = self.ptwcp.get(key, (0, 0))
+        (flo, fhi), (clo, chi) = self.cfg.ptw_cp_freq_range, self.cfg.ptw_cp_cost_range
+        ok = flo <= f <= fhi and clo <= cost <= chi
+        self.c["ptwcp_costly" if ok else "ptwcp_cheap"] += 1
+        return ok
+
+    def place_block(self, key, old_line=None):
+        """The paper's insertion into the L2 cache (re-tagging the walk's leaf-PTE line)."""
+        L = self.caches.levels[1]
+        line = self.tlb_block(key)
+        if L.find(line) is not None:
+            return False
+        if old_line is not None and L.find(old_line) is not None:
+            L.invalidate(old_line, L.find(old_line))
+        v = L.fill(line, 0)
+        if v is not None:
+            self.caches._dispose(1, v, [None] * len(self.caches.levels))
+        return True
+
+    def end_epoch(self):
+        cfg = self.cfg
+        n = self.epoch_instr
+        tlb_m = self.c["l2_misses"] - self.epoch_tlb_misses
+        on = tlb_m * 1_000_000 > round(cfg.pressure_mpki * 1000) * n
+        cm = sum(self.caches.levels[1].misses[:4])
+        self.cache_pressure = (cm - self.epoch_cache_misses) * 1_000_000 > \
+            round(cfg.ptw_cp_bypass_mpki * 1000) * n
+        if self.rrip_gate:
+            self.caches.levels[1].pressure = on
+        self.c["epochs"] += 1
+        self.c["pressure_epochs"] += on
+        self.epoch_instr, self.epoch_tlb_misses, self.epoch_cache_misses = \
+            0, self.c["l2_misses"], cm
 
     def pom_line(self, key):
         return (ZONE_POM + (key % self.pom.sets) * self.pom.ways * 16) >> 6
@@ -178,7 +240,15 @@ class RefMMU:
 
     def l2_insert(self, key):
         victim = self.l2.insert(key)
-        if victim is not None and self.cfg.victima and self.cfg.victima_insert_on_eviction:
+        if victim is not None and self.paper and self.cfg.victima_insert_on_eviction:
+            if self.caches.levels[1].find(self.tlb_block(victim)) is None \
+                    and self.costly(victim):
+                huge = bool(victim & (1 << 62))
+                va = (victim & ~(1 << 62)) << 21 if huge else victim << 12
+                self.walk(va, huge, charged=False)
+                self.place_block(victim)
+                self.c["vic_alloc_evict"] += 1
+        elif victim is not None and self.cfg.victima and self.cfg.victima_insert_on_eviction:
             line = self.tlb_block(victim)
             if self.block_level(line) == len(self.caches.levels):
                 self.caches.access(line, 0)
@@ -221,7 +291,19 @@ class RefMMU:
                 if key is None and self.pom is not None:
                     key, pc = self.pom_probe(key4, key2)
                     cycles += pc
-                if key is None and self.cfg.victima:
+                if key is None and self.paper:
+                    huge = self.translate(va)[1]
+                    vkey = key2 if huge else key4
+                    L = self.caches.levels[1]
+                    w = L.find(self.tlb_block(vkey))
+                    if w is not None:
+                        L.touch(self.tlb_block(vkey), w, 0)
+                        self.c["vic_hits"][1] += 1
+                        cycles += self.lat[1]
+                        key = vkey
+                    else:
+                        self.c["vic_misses"] += 1
+                elif key is None and self.cfg.victima:
                     huge = self.translate(va)[1]
                     vkey = key2 if huge else key4
                     line = self.tlb_block(vkey)
@@ -239,8 +321,12 @@ class RefMMU:
                             self.c["vic_alloc_ptw"] += 1
                 if key is None:
                     huge = self.translate(va)[1]
-                    cycles += self.walk(va, huge)
                     key = key2 if huge else key4
+                    wc, leaf_line = self.walk(va, huge)
+                    cycles += wc
+                    if self.paper and self.cfg.victimize_on_ptw and self.costly(key) \
+                            and self.place_block(key, leaf_line):
+                        self.c["vic_alloc_ptw"] += 1
                     if self.l3 is not None and self.cfg.stlb_fill == "walk":
                         self.l3.insert(key)
                 if self.cfg.stlb_fill == "walk":
@@ -259,4 +345,8 @@ class RefMMU:
 
     def run(self, records):
         for r in records:
+            if self.epoch:
+                self.epoch_instr += int(r["icount"])
+                if self.epoch_instr >= self.epoch:
+                    self.end_epoch()
             self.access(int(r["addr"]), int(r["op"]), int(r["size"]))

@@ -27,7 +27,7 @@ per-access walk (``hier_access``, ``_demand``) and the carry shift are inlined a
 the MMU, which walks every data access, 4-6 -> 11 M/s.
 
 Primitives callable from other jitted kernels (the TLB simulator walks page tables through
-them): ``lookup``, ``fill``, ``invalidate``, ``hier_access``. ``run_records`` drives a whole
+them): ``lookup``, ``touch``, ``fill``, ``place``, ``invalidate``, ``hier_access``. ``run_records`` drives a whole
 hierarchy over a chunk of trace records.
 """
 import numpy as np
@@ -345,6 +345,16 @@ def _dispose(c, lv, victim, mode, nlev):
         if hit:
             return
         lv = nxt
+
+
+@njit(_nrt=False)
+def place(c, lv, line, mode, nlev):
+    """Insert ``line`` (absent, clean) into level ``lv`` alone, disposing of the line it displaces
+    as an eviction would (write-back down, back-invalidation when inclusive). For lines that
+    appear in one level without a demand access (Victima's TLB blocks)."""
+    v = fill(c, lv, line, ZERO)
+    if v != EMPTY:
+        _dispose(c, lv, v, mode, nlev)
 
 
 @njit(_nrt=False)

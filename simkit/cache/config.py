@@ -188,10 +188,11 @@ PRESETS: dict[str, HierarchyConfig] = {
         CacheConfig("L2", "512KiB", 8, latency_cycles=13),
         CacheConfig("L3", "4MiB", 16, latency_cycles=53),
     ), memory_latency_cycles=500),
-    # Victima's baseline data caches (REFERENCE.md 1.1, nehalem + utopia configs).
+    # Victima's baseline data caches (REFERENCE.md 1.1, nehalem + utopia configs); the L2 runs
+    # Sniper's SRRIP (cache_set_srrip.cc: insert 2, a hit lowers the RRPV by one) = srrip-fp.
     "victima-baseline": HierarchyConfig(levels=(
         CacheConfig("L1D", "32KiB", 8, latency_cycles=5),
-        CacheConfig("L2", "2MiB", 16, policy="srrip", latency_cycles=19),
+        CacheConfig("L2", "2MiB", 16, policy="srrip-fp", latency_cycles=19),  # Sniper SRRIP
         CacheConfig("LLC", 1441792, 11, latency_cycles=24),   # 1.375 MiB, 2048 sets
     ), memory_latency_cycles=117),   # 45 ns at 2.6 GHz
     "l1-32k": single("32KiB", 8),

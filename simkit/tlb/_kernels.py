@@ -33,6 +33,21 @@ walk; with ``insert_on_eviction`` the block of a translation evicted from the L2
 (uncharged) when no level holds it. A resident block serves all 8 pages (no valid bits, as the
 artifact).
 
+Victima as its paper describes it (``victima_l2_only``, REFERENCE.md 1.2-1.3): blocks live in
+the L2 cache only (cache level P_VIC_LEVEL). After an L2 TLB miss the L2 is probed in parallel
+with the walk; a hit ends the translation at the L2's latency. After a walk, a translation the
+PTW cost predictor calls costly gets its block: the leaf-PTE line the walk brought into the L2
+is re-tagged (it leaves, the block takes its place). An L2 TLB victim that is costly and has no
+block gets a background walk (uncharged, uncounted as a walk), then its block. PTW-CP keeps a
+3-bit walk-frequency and a 4-bit walk-cost counter (walks with a PTE read from memory) per
+translation, beside the page table (kind K_PTWCP), as the paper keeps them in unused PTE bits;
+a comparator on the two ranges decides. Translation pressure: every ``P_EPOCH`` instructions
+the L2 TLB MPKI of the epoch is compared with a threshold; while it is above its threshold, srrip-victima's TLB-aware mode is on in the L2 cache; while the L2 cache's own
+demand MPKI is above another threshold, the predictor is bypassed (every translation is costly).
+Our reading of REFERENCE.md 1.3's "bypassed when L2 MPKI > 5": L2 *cache* MPKI, as a cache
+whose data sees little reuse loses little to blocks (the TLB MPKI reading would bypass the
+predictor in every workload the paper evaluates, all at STLB MPKI well above 5).
+
 POM-TLB (Ryoo et al., ISCA 2017), as in the Victima artifact (``tlb.cc``): a large set-associative
 TLB in memory (zone 2^44, 16-byte entries, a set's ways side by side). On an L2 TLB miss the
 line holding the set of the 4 KiB key and the line holding the set of the 2 MiB key are both
@@ -52,17 +67,21 @@ ONE = np.uint64(1)
 ZERO = np.uint64(0)
 
 K_PAGE, K_REGION, K_NODE = 0, 1, 2
+K_PTWCP = 8                          # + 1 for 2 MiB translations: PTW-CP counters of a PTE
 SIZE_2M = np.uint64(1 << 62)
 KIND_SHIFT = np.uint64(58)
 
-# pt_meta fields
+# pt_meta fields (and the pressure epoch: instructions so far, L2 TLB and L2 cache misses at
+# its start, the two switches' states)
 PM_COUNT, PM_MASK, PM_NEXT4K, PM_NEXT2M, PM_NEXTNODE, PM_SEED, PM_HUGE_THRESH, PM_RANDOM, \
-    PM_LEVELS = range(9)
-NPM = 9
+    PM_LEVELS, PM_EPOCH_INSTR, PM_EPOCH_MISSES, PM_PRESSURE, PM_EPOCH_CMISSES, \
+    PM_CACHE_PRESSURE = range(14)
+NPM = 14
+PT_SLACK = 16       # page-table entries one record may add at most (the front grows the table)
 ZONE_2M = np.uint64(1 << 41)
 ZONE_PT = np.uint64(1 << 43)
 ZONE_POM = np.uint64(1 << 44)
-TB_NS = np.uint64(1 << 56)          # TLB-block line numbers (data lines are PA >> 6 < 2^50)
+TB_NS = CK.TLB_LINE                 # TLB-block line numbers (data lines are PA >> 6 < 2^50)
 TB_2M = np.uint64(1 << 55)
 POM_ENTRY_BYTES = 16
 SCATTER_BITS = np.uint64(28)
@@ -76,9 +95,10 @@ T_L1D, T_L1I, T_L2, T_PWC4, T_PWC3, T_PWC2, T_POM, T_L3 = range(8)
  C_WALK_REFS, C_WALK_CYCLES, C_TRANSLATION_CYCLES, C_PWC_HIT, C_PWC_MISS, C_REFS_AT,
  C_DATA_ACCESSES, C_PAGES_4K, C_PAGES_2M, C_NODES, C_POM_HIT, C_POM_MISS, C_POM_REFS,
  C_POM_CYCLES, C_POM_INSERTS, C_L3_HIT, C_L3_MISS, C_VIC_HIT_AT, C_VIC_MISS, C_VIC_ALLOC_PTW,
- C_VIC_ALLOC_EVICT) = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14, 17, 24, 25, 26, 27, 28, 29, 30,
-                       31, 32, 33, 34, 35, 42, 43, 44)
-NCOUNT = 45        # C_VIC_HIT_AT: TLB-block hits by cache level (up to 7)        # C_PWC_HIT/C_PWC_MISS: 3 each (PML4, PDPT, PD); C_REFS_AT: up to 7 levels
+ C_VIC_ALLOC_EVICT, C_PTWCP_COSTLY, C_PTWCP_CHEAP, C_PTWCP_BYPASS, C_VIC_BG_WALKS, C_EPOCHS,
+ C_PRESSURE_EPOCHS) = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14, 17, 24, 25, 26, 27, 28, 29, 30,
+                       31, 32, 33, 34, 35, 42, 43, 44, 45, 46, 47, 48, 49, 50)
+NCOUNT = 51        # C_VIC_HIT_AT: TLB-block hits by cache level (up to 7)        # C_PWC_HIT/C_PWC_MISS: 3 each (PML4, PDPT, PD); C_REFS_AT: up to 7 levels
 HIST_BINS = 64     # walk latency histogram, 16-cycle bins (the last bin collects the rest)
 HIST_WIDTH = 16
 
@@ -88,8 +108,11 @@ P_PWC_ON = 8       # params[8 + pl]: PWC pl (0 PML4, 1 PDPT, 2 PD) is present
 P_POM_ON = 11
 P_L3_ON, P_LAT_L3 = 12, 13
 P_VICTIMA, P_VIC_PTW, P_VIC_EVICT, P_VIC_SIZE_TAG = 14, 15, 16, 17
-P_CACHE_LAT = 24   # params[24 + k]: latency of cache level k; [24 + nlev]: memory (flags below 24)
-if P_VIC_SIZE_TAG >= P_CACHE_LAT:           # the flags must stay below the latency block
+P_VIC_L2ONLY, P_VIC_LEVEL = 18, 19          # the paper's L2-only blocks; the L2's cache level
+P_PTWCP, P_PTWCP_F_LO, P_PTWCP_F_HI, P_PTWCP_C_LO, P_PTWCP_C_HI = 20, 21, 22, 23, 24
+P_EPOCH, P_PRESSURE_MPKI_X1000, P_PRESSURE_RRIP, P_BYPASS_MPKI_X1000 = 25, 26, 27, 28
+P_CACHE_LAT = 40   # params[40 + k]: latency of cache level k; [40 + nlev]: memory (flags below 40)
+if P_BYPASS_MPKI_X1000 >= P_CACHE_LAT:          # the flags must stay below the latency block
     raise ImportError("simkit.tlb._kernels: parameter indices overlap P_CACHE_LAT")
 
 
@@ -291,11 +314,52 @@ def _victima_probe(c, key, params, cnt):
 
 
 @njit(_nrt=False)
-def _l2_insert(c, t, key, params, cnt):
+def _victima_probe_l2(c, key, params, cnt):
+    """The paper's lookup: after an L2 TLB miss the L2 cache alone is probed for the block,
+    in parallel with the walk; a hit (replacement updated as a TLB-block hit) ends the
+    translation at the L2's latency, a miss costs nothing beyond the walk."""
+    lv = params[P_VIC_LEVEL]
+    s = CK.lookup(c, lv, _tlb_block(key, params))
+    if s == NOSLOT:
+        cnt[C_VIC_MISS] += 1
+        return False, 0
+    CK.touch(c, lv, s, CK.LOAD)
+    cnt[C_VIC_HIT_AT + lv] += 1
+    return True, params[P_CACHE_LAT + lv]
+
+
+@njit(_nrt=False)
+def _victima_place(c, key, params, old_line):
+    """Put the TLB block of ``key`` into the L2 cache (the paper's insertion). ``old_line``, when
+    not EMPTY, is the leaf-PTE line the walk brought in: it is re-tagged, i.e. leaves the L2
+    and the block takes its place."""
+    lv = params[P_VIC_LEVEL]
+    line = _tlb_block(key, params)
+    if CK.lookup(c, lv, line) != NOSLOT:
+        return False
+    if old_line != EMPTY:
+        s = CK.lookup(c, lv, old_line)
+        if s != NOSLOT:
+            CK.invalidate(c, s)
+    CK.place(c, lv, line, params[P_MODE], params[P_NLEV])
+    return True
+
+
+@njit(_nrt=False)
+def _l2_insert(c, t, keys, vals, meta, key, params, cnt, hist):
     """Insert ``key`` into the L2 TLB; with a POM-TLB, its victim goes there (and the victim's
     POM line is read through the caches)."""
     victim = _tlb_insert(t, T_L2, key)
-    if victim != EMPTY and params[P_VIC_EVICT] != 0:
+    if victim != EMPTY and params[P_VIC_EVICT] != 0 and params[P_VIC_L2ONLY] != 0:
+        # the paper: a costly victim whose block is absent gets a background walk, then a block
+        if CK.lookup(c, params[P_VIC_LEVEL], _tlb_block(victim, params)) == NOSLOT \
+                and _ptwcp_costly(keys, vals, meta, victim, params, cnt):
+            huge = (victim & SIZE_2M) != ZERO
+            va = (victim & ~SIZE_2M) << np.uint64(21) if huge else victim << np.uint64(12)
+            _walk(c, t, keys, vals, meta, va, huge, params, cnt, hist, False)
+            _victima_place(c, victim, params, EMPTY)
+            cnt[C_VIC_ALLOC_EVICT] += 1
+    elif victim != EMPTY and params[P_VIC_EVICT] != 0:
         line = _tlb_block(victim, params)
         if _block_level(c, line, params[P_NLEV]) == params[P_NLEV]:
             CK.hier_access(c, line, CK.LOAD, params[P_MODE], params[P_NLEV])
@@ -311,9 +375,11 @@ def _l2_insert(c, t, key, params, cnt):
 
 
 @njit(_nrt=False)
-def _walk(c, t, keys, vals, meta, va, huge, params, cnt, hist):
+def _walk(c, t, keys, vals, meta, va, huge, params, cnt, hist, charged):
     """Walk the radix table for ``va`` (a ``huge`` 2 MiB page ends at the PD); every PTE read
-    goes through the data caches. Returns the walk's cycles."""
+    goes through the data caches. A ``charged`` walk is counted (walk stats, PWC hit rates,
+    PTW-CP counters); a background walk (Victima's, to fill a TLB block) only moves state.
+    Returns (cycles, line of the leaf PTE, whether a PTE read went to memory)."""
     nlev = params[P_NLEV]
     mode = params[P_MODE]
     top = np.int64(meta[PM_LEVELS])
@@ -331,18 +397,24 @@ def _walk(c, t, keys, vals, meta, va, huge, params, cnt, hist):
         s = CK.lookup(t, T_PWC4 + pl, key)
         if s != NOSLOT:
             CK.touch(t, T_PWC4 + pl, s, CK.LOAD)
-            cnt[C_PWC_HIT + pl] += 1
+            if charged:
+                cnt[C_PWC_HIT + pl] += 1
             start = elevel - 1
             break
-        cnt[C_PWC_MISS + pl] += 1
+        if charged:
+            cnt[C_PWC_MISS + pl] += 1
     cycles = params[P_LAT_PWC]
+    dram = False
+    pte = ZERO
     for level in range(start, leaf - 1, -1):
         node = _node_frame(keys, vals, meta, level, va, top, cnt)
         index = (va >> np.uint64(12 + 9 * (level - 1))) & np.uint64(511)
         pte = ZONE_PT + (node << np.uint64(12)) + (index << np.uint64(3))
         served = CK.hier_access(c, pte >> np.uint64(6), CK.LOAD, mode, nlev)
-        cnt[C_WALK_REFS] += 1
-        cnt[C_REFS_AT + served] += 1
+        dram |= served == nlev
+        if charged:
+            cnt[C_WALK_REFS] += 1
+            cnt[C_REFS_AT + served] += 1
         cycles += params[P_CACHE_LAT + served]
         if 2 <= level <= 4 and level > leaf:   # a PML4/PDPT/PD pointer was read: cache it
             pl = 4 - level
@@ -350,13 +422,95 @@ def _walk(c, t, keys, vals, meta, va, huge, params, cnt, hist):
                 key = va >> np.uint64(12 + 9 * (level - 1))
                 if CK.lookup(t, T_PWC4 + pl, key) == NOSLOT:
                     CK.fill(t, T_PWC4 + pl, key, ZERO)
+    if not charged:
+        cnt[C_VIC_BG_WALKS] += 1
+        return cycles, pte >> np.uint64(6), dram
     cnt[C_WALKS] += 1
     if huge:
         cnt[C_WALKS_2M] += 1
     cnt[C_WALK_CYCLES] += cycles
     b = cycles // HIST_WIDTH
     hist[b if b < HIST_BINS else HIST_BINS - 1] += 1
-    return cycles
+    if params[P_PTWCP] != 0:
+        _ptwcp_count(keys, vals, meta, va, huge, dram)
+    return cycles, pte >> np.uint64(6), dram
+
+
+@njit(_nrt=False)
+def _ptwcp_key(key):
+    """Page-table key of the PTW-CP counters of translation ``key`` (a TLB key)."""
+    kind = np.uint64(K_PTWCP + 1) if (key & SIZE_2M) != ZERO else np.uint64(K_PTWCP)
+    return (kind << KIND_SHIFT) | (key & ~SIZE_2M)
+
+
+@njit(_nrt=False)
+def _ptwcp_count(keys, vals, meta, va, huge, dram):
+    """After a walk: the PTE's 3-bit walk-frequency counter and, when a PTE read went to
+    memory, its 4-bit walk-cost counter count up (saturating; Victima's PTW-CP, REFERENCE.md 1.3).
+    Kept beside the page table, as the paper keeps them in unused PTE bits."""
+    key = (va >> np.uint64(21)) | SIZE_2M if huge else va >> np.uint64(12)
+    ck = _ptwcp_key(key)
+    s = _pt_slot(keys, meta, ck)
+    if keys[s] != ck:
+        _pt_put(keys, vals, meta, s, ck, ZERO)
+    v = vals[s]
+    f = v & np.uint64(7)
+    cost = v >> np.uint64(3)
+    if f < np.uint64(7):
+        f += ONE
+    if dram and cost < np.uint64(15):
+        cost += ONE
+    vals[s] = f | (cost << np.uint64(3))
+
+
+@njit(_nrt=False)
+def _ptwcp_costly(keys, vals, meta, key, params, cnt):
+    """The PTW-CP comparator: costly when freq and cost lie in their configured ranges. While
+    the L2 cache misses much (the last epoch's L2 MPKI above its threshold: data gets little
+    reuse there, so blocks cost little) it is bypassed and every translation is costly."""
+    if params[P_PTWCP] == 0:
+        return True
+    if meta[PM_CACHE_PRESSURE] != ZERO:
+        cnt[C_PTWCP_BYPASS] += 1
+        return True
+    ck = _ptwcp_key(key)
+    s = _pt_slot(keys, meta, ck)
+    v = vals[s] if keys[s] == ck else ZERO
+    f = np.int64(v & np.uint64(7))
+    cost = np.int64(v >> np.uint64(3))
+    if params[P_PTWCP_F_LO] <= f <= params[P_PTWCP_F_HI] \
+            and params[P_PTWCP_C_LO] <= cost <= params[P_PTWCP_C_HI]:
+        cnt[C_PTWCP_COSTLY] += 1
+        return True
+    cnt[C_PTWCP_CHEAP] += 1
+    return False
+
+
+@njit(_nrt=False)
+def _end_epoch(c, meta, params, cnt):
+    """Close a pressure epoch. Translation pressure (this epoch's L2 TLB MPKI above its
+    threshold) turns on srrip-victima's TLB-aware mode in the L2 cache for the next epoch;
+    cache pressure (the L2 cache's demand MPKI above its threshold) bypasses the PTW-CP."""
+    instr = meta[PM_EPOCH_INSTR]
+    misses = np.uint64(cnt[C_L2_MISS]) - meta[PM_EPOCH_MISSES]
+    on = misses * np.uint64(1000000) > np.uint64(params[P_PRESSURE_MPKI_X1000]) * instr
+    meta[PM_PRESSURE] = ONE if on else ZERO
+    ccnt = c[6]
+    lv = params[P_VIC_LEVEL]
+    cm = ZERO
+    for op in range(4):
+        cm += np.uint64(ccnt[lv, CK.C_MISS + op])
+    cmiss = cm - meta[PM_EPOCH_CMISSES]
+    meta[PM_EPOCH_CMISSES] = cm
+    busy = cmiss * np.uint64(1000000) > np.uint64(params[P_BYPASS_MPKI_X1000]) * instr
+    meta[PM_CACHE_PRESSURE] = ONE if busy else ZERO
+    if params[P_PRESSURE_RRIP] != 0:
+        c[3][params[P_VIC_LEVEL], CK.G_PRESSURE] = ONE if on else ZERO
+    cnt[C_EPOCHS] += 1
+    if on:
+        cnt[C_PRESSURE_EPOCHS] += 1
+    meta[PM_EPOCH_INSTR] = ZERO
+    meta[PM_EPOCH_MISSES] = np.uint64(cnt[C_L2_MISS])
 
 
 @njit(cache=True, _nrt=False)
@@ -368,14 +522,20 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist):
     nlev = params[P_NLEV]
     mode = params[P_MODE]
     victims_to_l2 = params[P_STLB_FILL_VICTIMS] != 0
+    l2only = params[P_VIC_L2ONLY] != 0
+    epoch = np.uint64(params[P_EPOCH])
     ic = ZERO
     i = 0
     while i < n_rec:
-        if (meta[PM_COUNT] + np.uint64(8)) * np.uint64(2) > meta[PM_MASK]:
+        if (meta[PM_COUNT] + np.uint64(PT_SLACK)) * np.uint64(2) > meta[PM_MASK]:
             break                               # the front grows the table and calls again
         va = words[i, 0]
         info = words[i, 1]
         ic += info & np.uint64(0xFFFFFFFF)
+        if epoch != ZERO:
+            meta[PM_EPOCH_INSTR] += info & np.uint64(0xFFFFFFFF)
+            if meta[PM_EPOCH_INSTR] >= epoch:
+                _end_epoch(c, meta, params, cnt)
         op = np.int64((info >> np.uint64(48)) & np.uint64(0xFF))
         sz = (info >> np.uint64(32)) & np.uint64(0xFFFF)
         i += 1
@@ -406,21 +566,30 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist):
                 if key == EMPTY and params[P_VICTIMA] != 0:
                     huge = translate(keys, vals, meta, va, cnt)[1]
                     vkey = key2 if huge != ZERO else key4
-                    vhit, vc = _victima_probe(c, vkey, params, cnt)
+                    if l2only:
+                        vhit, vc = _victima_probe_l2(c, vkey, params, cnt)
+                    else:
+                        vhit, vc = _victima_probe(c, vkey, params, cnt)
                     cycles += vc
                     if vhit:
                         key = vkey
                 if key == EMPTY:
                     huge = translate(keys, vals, meta, va, cnt)[1]
-                    cycles += _walk(c, t, keys, vals, meta, va, huge != ZERO, params, cnt, hist)
                     key = key2 if huge != ZERO else key4
+                    wc, leaf_line, _ = _walk(c, t, keys, vals, meta, va, huge != ZERO, params,
+                                             cnt, hist, True)
+                    cycles += wc
+                    if l2only and params[P_VIC_PTW] != 0 \
+                            and _ptwcp_costly(keys, vals, meta, key, params, cnt) \
+                            and _victima_place(c, key, params, leaf_line):
+                        cnt[C_VIC_ALLOC_PTW] += 1
                     if params[P_L3_ON] != 0 and not victims_to_l2:
                         _tlb_insert(t, T_L3, key)
                 if not victims_to_l2:
-                    _l2_insert(c, t, key, params, cnt)
+                    _l2_insert(c, t, keys, vals, meta, key, params, cnt, hist)
             victim = _tlb_insert(t, l1, key)
             if victims_to_l2 and victim != EMPTY and CK.lookup(t, T_L2, victim) == NOSLOT:
-                _l2_insert(c, t, victim, params, cnt)
+                _l2_insert(c, t, keys, vals, meta, victim, params, cnt, hist)
         cnt[C_TRANSLATION_CYCLES] += cycles
         if params[P_DATA] != 0:
             pa, huge = translate(keys, vals, meta, va, cnt)

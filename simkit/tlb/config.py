@@ -71,6 +71,13 @@ class MMUConfig:
     victimize_on_ptw: bool = True             # read a missing block in on every L2 TLB miss
     victima_insert_on_eviction: bool = True   # read in the block of an L2 TLB victim
     artifact_compat: bool = False             # no page-size bit in the block's tag
+    victima_l2_only: bool = False             # the paper: blocks in the L2 only, probed there
+    victima_ptw_cp: bool = False              # the paper: PTW cost predictor gates insertions
+    ptw_cp_freq_range: tuple = (1, 12)        # comparator: costly when freq and cost lie in
+    ptw_cp_cost_range: tuple = (1, 7)         #   these ranges (REFERENCE.md 1.3, the paper's)
+    pressure_mpki: float = 5.0                # TLB-aware SRRIP on while L2 TLB MPKI > this
+    ptw_cp_bypass_mpki: float = 5.0           # PTW-CP bypassed while L2 cache MPKI > this
+    pressure_epoch_instructions: int = 100_000  # both measured over epochs of this length
     caches: HierarchyConfig = field(default_factory=lambda: HierarchyConfig.preset(
         "victima-baseline"))
     seed: int = 0
@@ -98,6 +105,24 @@ class MMUConfig:
                 or not is_power_of_two(self.pom_entries // self.pom_ways))):
             raise ValueError(f"pom_entries: {self.pom_entries} must be 0 or pom_ways "
                              f"({self.pom_ways}) times a power of two")
+        for name in ("ptw_cp_freq_range", "ptw_cp_cost_range"):
+            r = getattr(self, name)
+            if (not isinstance(r, (tuple, list)) or len(r) != 2
+                    or not all(isinstance(x, int) and x >= 0 for x in r) or r[0] > r[1]):
+                raise ValueError(f"{name}: expected (low, high) integers with 0 <= low <= high, "
+                                 f"got {r!r}")
+            object.__setattr__(self, name, tuple(r))
+        if self.victima_ptw_cp and not (self.victima and self.victima_l2_only):
+            raise ValueError("victima_ptw_cp: the PTW cost predictor gates the paper's L2 "
+                             "insertions; it needs victima and victima_l2_only")
+        if self.victima_l2_only and len(self.caches.levels) < 2:
+            raise ValueError("victima_l2_only: the caches have no L2 level")
+        for name in ("pressure_mpki", "ptw_cp_bypass_mpki"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
+        if self.pressure_epoch_instructions < 1:
+            raise ValueError(f"pressure_epoch_instructions: must be >= 1, got "
+                             f"{self.pressure_epoch_instructions}")
         if self.caches.line_bytes != 64:
             raise ValueError(f"caches: walks read 8-byte PTEs from 64-byte lines; line_bytes is "
                              f"{self.caches.line_bytes}")
@@ -118,6 +143,14 @@ class MMUConfig:
         return dataclasses.replace(self, **changes)
 
 
+def _victima_caches(l2_policy: str) -> HierarchyConfig:
+    """Victima's data caches (REFERENCE.md 1.1) with another L2 replacement policy."""
+    base = HierarchyConfig.preset("victima-baseline")
+    levels = list(base.levels)
+    levels[1] = dataclasses.replace(levels[1], policy=l2_policy)
+    return dataclasses.replace(base, levels=tuple(levels))
+
+
 PRESETS: dict[str, MMUConfig] = {
     # Victima's radix baseline (REFERENCE.md 1.1): L1 DTLB 64/4-way, L1 ITLB 128/8-way, 1 c;
     # STLB 1536/12-way, 12 c; PWCs 16/16/32 4-way, 4 c; data caches L1D 32K, L2 2 MiB SRRIP,
@@ -130,11 +163,19 @@ PRESETS: dict[str, MMUConfig] = {
     # and a 64K-entry L3 TLB at 15 c (the paper sweeps 15-40 c).
     "stlb-64k": MMUConfig(huge_page_fraction=0.3, l2=TLBConfig("L2-TLB", 65536, 16, 12)),
     "l3tlb-64k": MMUConfig(huge_page_fraction=0.3, l3=TLBConfig("L3-TLB", 65536, 16, 15)),
-    # Victima as its artifact runs it (REFERENCE.md 1.2): blocks read in on every L2 TLB miss
-    # and on L2 TLB evictions, looked up by presence in L1D/L2/LLC, STLB filled by L1 TLB
-    # victims, PWC hit 3 c. Not yet modelled: the PTW cost predictor and TLB-aware SRRIP.
+    # Victima as its artifact runs it (REFERENCE.md 1.2-1.3): blocks read in on every L2 TLB
+    # miss and on L2 TLB evictions, looked up by presence in L1D/L2/LLC, STLB filled by L1 TLB
+    # victims, PWC hit 3 c, the L2's srrip/tlb_enabled policy (TLB-block hit -> 0), no PTW-CP.
     "victima-artifact": MMUConfig(huge_page_fraction=0.3, victima=True, stlb_fill="l1-victims",
-                                  pwc_latency_cycles=3, artifact_compat=True),
+                                  pwc_latency_cycles=3, artifact_compat=True,
+                                  caches=_victima_caches("srrip-victima-artifact")),
+    # Victima as its paper describes it (REFERENCE.md 1.2-1.3): blocks (with a page-size bit)
+    # in the L2 only, probed in parallel with the walk; the PTW cost predictor's comparator
+    # (freq in [1, 12], cost in [1, 7]) gates insertion after walks and on L2 TLB evictions;
+    # TLB-aware SRRIP on while the L2 TLB MPKI > 5; the predictor bypassed while L2 MPKI > 5.
+    "victima-paper": MMUConfig(huge_page_fraction=0.3, victima=True, victima_l2_only=True,
+                               victima_ptw_cp=True, pwc_latency_cycles=3,
+                               caches=_victima_caches("srrip-victima")),
     # This VM (REFERENCE.md 5.2/5.4): L1 DTLB 64 entries fully associative, L2 DTLB 2048
     # (8-way per CPUID), STLB hit +7 c; Zen 3 PWC geometry is unpublished: Victima's is used.
     "zen3": MMUConfig(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from simkit.cache import CacheConfig, CacheState, HierarchyConfig
+from simkit.cache import _kernels as CK
 from simkit.tlb import _kernels as K
 from simkit.tlb.config import MMUConfig
 from simkit.tlb.stats import TLBStats
@@ -66,6 +67,17 @@ class MMU:
         p[K.P_VIC_PTW] = int(config.victima and config.victimize_on_ptw)
         p[K.P_VIC_EVICT] = int(config.victima and config.victima_insert_on_eviction)
         p[K.P_VIC_SIZE_TAG] = int(not config.artifact_compat)
+        p[K.P_VIC_L2ONLY] = int(config.victima and config.victima_l2_only)
+        p[K.P_VIC_LEVEL] = 1 if len(config.caches.levels) > 1 else 0
+        p[K.P_PTWCP] = int(config.victima_ptw_cp)
+        p[K.P_PTWCP_F_LO], p[K.P_PTWCP_F_HI] = config.ptw_cp_freq_range
+        p[K.P_PTWCP_C_LO], p[K.P_PTWCP_C_HI] = config.ptw_cp_cost_range
+        p[K.P_PRESSURE_RRIP] = int(config.victima and len(config.caches.levels) > 1 and
+                                   config.caches.levels[1].policy == "srrip-victima")
+        if p[K.P_PTWCP] or p[K.P_PRESSURE_RRIP]:
+            p[K.P_EPOCH] = config.pressure_epoch_instructions
+        p[K.P_PRESSURE_MPKI_X1000] = int(round(min(config.pressure_mpki, 1e12) * 1000))
+        p[K.P_BYPASS_MPKI_X1000] = int(round(min(config.ptw_cp_bypass_mpki, 1e12) * 1000))
         for k, lv in enumerate(config.caches.levels):
             p[K.P_CACHE_LAT + k] = lv.latency_cycles
         p[K.P_CACHE_LAT + len(config.caches.levels)] = config.caches.memory_latency_cycles
@@ -76,6 +88,8 @@ class MMU:
 
     def reset(self) -> None:
         self.caches.reset()
+        if self.params[K.P_PRESSURE_RRIP]:          # the switch starts off; epochs turn it on
+            self.caches.geom[self.params[K.P_VIC_LEVEL], CK.G_PRESSURE] = 0
         self.tlbs.reset()
         self.counters.fill(0)
         self.hist.fill(0)
