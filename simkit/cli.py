@@ -4,6 +4,7 @@
     simkit cache  run|sweep|presets ...
     simkit tlb    run|presets ...
     simkit bench  cpu ...
+    simkit kv     decode-trace|models ...
     simkit reproduce NAME|all [--quick]
 
 Bad input ends with one line ``simkit: error: ...`` on stderr and exit status 2.
@@ -16,7 +17,7 @@ import sys
 
 from simkit.errors import InputError
 
-AREAS = ("trace", "cache", "tlb", "bench", "reproduce")
+AREAS = ("trace", "cache", "tlb", "kv", "bench", "reproduce")
 
 
 def build_parser() -> argparse.ArgumentParser:
