@@ -31,7 +31,8 @@ def test_cpu_validation_simulated_steps_sit_on_measured_steps(tmp_path):
 def test_cache_miss_curve_on_real_traces(tmp_path):
     df, paths = experiments.run("cache-miss-curve", quick=True, outdir=tmp_path)
     assert all(p.exists() for p in paths)
-    assert set(df.trace) == {"gups", "bfs", "matmul", "embedding"}
+    assert set(df.trace) == {"gups", "bfs", "matmul", "embedding",
+                             "llm-decode-contiguous", "llm-decode-paged"}   # the catalog
     assert set(df.param_policy) == {"lru", "plru", "srrip", "drrip", "random"}
     for (trace, pol), g in df.groupby(["trace", "param_policy"]):
         rates = g.sort_values("param_size_bytes").miss_rate.to_numpy()

@@ -8,14 +8,16 @@ from simkit.errors import InputError
 from simkit.trace.catalog import find_trace, list_traces, load_catalog, traces_dir
 from simkit.trace.format import open_trace
 
-SHIPPED = ["gups", "bfs", "matmul", "embedding"]
+SHIPPED = ["gups", "bfs", "matmul", "embedding"]          # lackey captures
+LLM = ["llm-decode-contiguous", "llm-decode-paged"]       # simkit.kvpaging decode traces
 
 
 def test_catalog_lists_every_shipped_trace():
     df = list_traces()
-    assert df["name"].tolist() == SHIPPED
+    assert df["name"].tolist() == SHIPPED + LLM
     assert list(df.columns) == ["name", "file", "records", "instructions", "description"]
-    assert (df["records"] == 3_000_000).all()
+    assert (df["records"][:len(SHIPPED)] == 3_000_000).all()
+    assert df["records"][len(SHIPPED):].tolist() == [2_878_079, 3_148_196]
     on_disk = sorted(p.name for p in traces_dir().glob("*.skt*"))
     assert on_disk == sorted(df["file"])
     assert sum((traces_dir() / f).stat().st_size for f in df["file"]) < 6_000_000

@@ -62,6 +62,7 @@ def toml_value(v) -> str:
 
 def write_catalog(entries: dict[str, dict], path: Path) -> None:
     lines = ["# Real traces shipped with simkit; regenerate with: python traces/src/make_traces.py",
+             "# (the lackey captures) and python traces/src/make_llm_traces.py (the LLM decode traces).",
              "# Read with simkit.trace.catalog (list_traces, find_trace) or `simkit trace list`.",
              ""]
     for name, entry in entries.items():
@@ -139,7 +140,8 @@ def main(argv=None) -> int:
             e = entries[name]
             print(f"{name}: {e['records']} records, {e['instructions']} instructions, "
                   f"{e['bytes']} bytes", file=sys.stderr)
-    entries = {n: entries[n] for n in PROGRAMS if n in entries}
+    entries = {**{n: entries[n] for n in PROGRAMS if n in entries},     # others (the LLM
+               **{n: e for n, e in entries.items() if n not in PROGRAMS}}  # traces) kept after
     write_catalog(entries, catalog_path)
     print(f"wrote {catalog_path}", file=sys.stderr)
     return 0
