@@ -76,6 +76,11 @@ def compare(cfg, recs):
             df.pressure_epochs, df.translation_pressure_epochs) == \
         (r["ptwcp_costly"], r["ptwcp_cheap"], r["ptwcp_bypass"], r["vic_bg_walks"],
          r["epochs"], r["pressure_epochs"])
+    assert (df.nested_tlb_hits, df.nested_tlb_misses, df.host_walks, df.host_walk_refs,
+            df.host_walk_cycles, df.victima_nested_block_hits, df.victima_nested_block_allocs,
+            df.host_pages, df.host_table_nodes) == \
+        (r["ntlb_hits"], r["ntlb_misses"], r["host_walks"], r["host_refs"], r["host_cycles"],
+         r["nvic_hits"], r["nvic_alloc"], r["host_pages"], r["host_nodes"])
     assert s.counters[14:17].tolist() == r["pwc_misses"]
     assert s.counters[11:14].tolist() == r["pwc_hits"]
     cs = s.cache_stats
@@ -146,10 +151,21 @@ def random_trace(n, seed, span_pages=4096, regions=6):
      "ptw_cp_cost_range": (1, 15), "ptw_cp_bypass_mpki": 1e9, "huge_page_fraction": 0.3},
     {"victima": True, "victima_l2_only": True, "victimize_on_ptw": False,
      "placement": "random", "caches": VICTIMA_L2},
+    {"nested": True},
+    {"nested": True, "huge_page_fraction": 0.3, "host_huge_page_fraction": 0.5,
+     "placement": "random", "nested_tlb": TLBConfig("Nested-TLB", 8, 2, 2)},
+    {"nested": True, "victima": True, "stlb_fill": "l1-victims",
+     "nested_tlb": TLBConfig("Nested-TLB", 4, 2, 1)},
+    {"nested": True, "victima": True, "victima_l2_only": True, "victima_ptw_cp": True,
+     "caches": VICTIMA_L2, "nested_tlb": TLBConfig("Nested-TLB", 4, 2, 1),
+     "pressure_epoch_instructions": 300, "huge_page_fraction": 0.3},
+    {"nested": True, "pom_entries": 64, "pom_ways": 4, "stlb_fill": "l1-victims"},
 ], ids=["default", "huge-random", "victims-5level", "one-pwc-no-data", "victima-caches",
         "pom-tlb", "pom-tlb-victims", "l3-tlb", "l3-pom-victims", "victima",
         "victima-compat-evict-only", "victima-ptw-only",
-        "victima-paper-artifact-comparator", "victima-paper-evict-only"])
+        "victima-paper-artifact-comparator", "victima-paper-evict-only", "nested",
+        "nested-huge-random", "nested-victima-artifact", "nested-victima-paper",
+        "nested-pom-tlb"])
 def test_kernel_matches_reference_mmu(kw):
     compare(tiny(**kw), random_trace(6000, seed=len(str(kw))))
 
@@ -185,6 +201,16 @@ def test_victima_paper_matches_reference_and_takes_both_states(kw):
     assert df.ptw_cp_costly > 0 and df.ptw_cp_bypassed > 0
     assert df.ptw_cp_cheap > 0 or "ptw_cp_freq_range" not in kw   # freq 1 is cheap there
     assert df.victima_background_walks > 0 and df.victima_hits_l2 > 0
+
+
+def test_nested_walk_makes_24_references_cold():
+    """A cold 2D walk with 4-level guest and host tables and empty PWCs / nested TLB reads
+    (4+1)(4+1)-1 = 24 PTEs (REFERENCE.md 1.4): 4 guest PTEs, each after a 4-read host walk of
+    its guest PA, and a final 4-read host walk of the data's guest PA."""
+    s = MMU(tiny(nested=True, data_through_caches=False)).run(make_records([0x7F0012345000]))
+    df = s.to_frame().iloc[0]
+    assert (s.walks, s.walk_refs, df.host_walks, df.host_walk_refs) == (1, 24, 5, 20)
+    assert df.nested_tlb_misses == 5 and df.nested_tlb_hits == 0
 
 
 def test_page_table_growth_matches_reference():

@@ -13,6 +13,7 @@ M64 = (1 << 64) - 1
 MASK28 = (1 << 28) - 1
 ZONE_2M, ZONE_PT, ZONE_POM = 1 << 41, 1 << 43, 1 << 44
 IFETCH = 2
+HOST_SALT = 0x5DEECE66D1CE4E5B
 
 
 def mix(x):
@@ -72,9 +73,12 @@ class RefMMU:
         self.l3 = LRUSets(cfg.l3.entries, cfg.l3.ways) if cfg.l3 else None
         self.seed = (cfg.seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) % (1 << 64)
         self.thresh = int(round(cfg.huge_page_fraction * (1 << 32)))
-        self.next = {"4k": 0x100, "2m": 0, "node": 0}
-        self.fields = {"4k": 2, "2m": 3, "node": 4}          # the kernel's meta indices
+        self.next = {"4k": 0x100, "2m": 0, "node": 0, "h4k": 0x100, "h2m": 0, "hnode": 0}
+        self.fields = {"4k": 2, "2m": 3, "node": 4, "h4k": 14, "h2m": 15, "hnode": 16}
         self.regions, self.pages, self.nodes = {}, {}, {}
+        self.hregions, self.hpages, self.hnodes = {}, {}, {}          # nested paging's host
+        self.hthresh = int(round(cfg.host_huge_page_fraction * (1 << 32)))
+        self.ntlb = LRUSets(cfg.nested_tlb.entries, cfg.nested_tlb.ways)
         self.c = dict(l1d_hits=0, l1d_misses=0, l1i_hits=0, l1i_misses=0, l2_hits=0,
                       l2_misses=0, walks=0, walks_2m=0, walk_refs=0, walk_cycles=0,
                       translation_cycles=0, pwc_hits=[0, 0, 0], pwc_misses=[0, 0, 0],
@@ -83,7 +87,9 @@ class RefMMU:
                       l3_hits=0, l3_misses=0, vic_hits=[0] * (len(self.lat) - 1),
                       vic_misses=0, vic_alloc_ptw=0, vic_alloc_evict=0, ptwcp_costly=0,
                       ptwcp_cheap=0, ptwcp_bypass=0, vic_bg_walks=0, epochs=0,
-                      pressure_epochs=0)
+                      pressure_epochs=0, ntlb_hits=0, ntlb_misses=0, host_walks=0,
+                      host_refs=0, host_cycles=0, nvic_hits=0, nvic_alloc=0, host_pages=0,
+                      host_nodes=0)
         # Victima as the paper describes it: L2-only blocks, PTW-CP, pressure epochs
         self.paper = cfg.victima and cfg.victima_l2_only
         self.ptwcp = {}                                  # TLB key -> [freq, cost]
@@ -102,29 +108,98 @@ class RefMMU:
             return scatter(n, (self.seed + self.fields[kind]) & M64)
         return n
 
-    def translate(self, va):
+    def translate(self, va, host=False):
+        regions, pages, h = (self.hregions, self.hpages, "h") if host else \
+            (self.regions, self.pages, "")
         r = va >> 21
-        if r not in self.regions:
-            huge = (mix(r ^ self.seed) >> 32) < self.thresh
-            self.regions[r] = self.frame("2m") if huge else None
+        if r not in regions:
+            salt, thresh = (HOST_SALT, self.hthresh) if host else (0, self.thresh)
+            huge = (mix(r ^ self.seed ^ salt) >> 32) < thresh
+            regions[r] = self.frame(h + "2m") if huge else None
             if huge:
-                self.c["pages_2m"] += 1
-        if self.regions[r] is not None:
-            return ZONE_2M + (self.regions[r] << 21) + (va & 0x1FFFFF), True
+                self.c["host_pages" if host else "pages_2m"] += 1
+        if regions[r] is not None:
+            return ZONE_2M + (regions[r] << 21) + (va & 0x1FFFFF), True
         p = va >> 12
-        if p not in self.pages:
-            self.pages[p] = self.frame("4k")
-            self.c["pages_4k"] += 1
-        return (self.pages[p] << 12) + (va & 0xFFF), False
+        if p not in pages:
+            pages[p] = self.frame(h + "4k")
+            self.c["host_pages" if host else "pages_4k"] += 1
+        return (pages[p] << 12) + (va & 0xFFF), False
 
-    def node(self, level, va, top):
+    def node(self, level, va, top, host=False):
         if level == top:
             return 0
+        nodes = self.hnodes if host else self.nodes
         key = (level, va >> (12 + 9 * level))
-        if key not in self.nodes:
-            self.nodes[key] = self.frame("node")
-            self.c["nodes"] += 1
-        return self.nodes[key] + 1
+        if key not in nodes:
+            nodes[key] = self.frame("hnode" if host else "node")
+            self.c["host_nodes" if host else "nodes"] += 1
+        return nodes[key] + 1
+
+    def host_walk(self, gpa, huge, charged):
+        top, leaf = self.cfg.radix_levels, 2 if huge else 1
+        cycles, dram = 0, False
+        for level in range(top, leaf - 1, -1):
+            pte = ZONE_PT + (self.node(level, gpa, top, True) << 12) + \
+                (((gpa >> (12 + 9 * (level - 1))) & 511) << 3)
+            served = self.caches.access(pte >> 6, 0)
+            dram |= served == len(self.caches.levels)
+            cycles += self.lat[served]
+            if charged:
+                self.c["host_refs"] += 1
+                self.c["walk_refs"] += 1
+                self.c["refs_at"][served] += 1
+        if charged:
+            self.c["host_walks"] += 1
+            self.c["host_cycles"] += cycles
+        return cycles, dram
+
+    def host_translate(self, gpa, charged):
+        """Nested TLB, then (Victima) a nested TLB block, then a host walk."""
+        hpa, hhuge = self.translate(gpa, True)
+        key4, key2 = gpa >> 12, (gpa >> 21) | (1 << 62)
+        cycles = self.cfg.nested_tlb.latency_cycles
+        if self.ntlb.probe(key4) or self.ntlb.probe(key2):
+            self.c["ntlb_hits"] += charged
+            return hpa, cycles, False
+        self.c["ntlb_misses"] += charged
+        nkey = key2 if hhuge else key4
+        hit, dram = False, False
+        if self.cfg.victima:
+            line = self.tlb_block(nkey) | (1 << 54)
+            if self.paper:
+                L = self.caches.levels[1]
+                if L.find(line) is not None:
+                    L.touch(line, L.find(line), 0)
+                    cycles += self.lat[1]
+                    hit = True
+            else:
+                k = self.block_level(line)
+                if k < len(self.caches.levels):
+                    if k > 0:
+                        self.caches.access(line, 0)
+                    cycles += self.lat[k]
+                    hit = True
+            self.c["nvic_hits"] += hit and charged
+        if not hit:
+            hc, dram = self.host_walk(gpa, hhuge, charged)
+            cycles += hc
+            if self.paper and self.cfg.victimize_on_ptw and self.place_block(nkey, None, 1 << 54):
+                self.c["nvic_alloc"] += 1
+        victim = self.ntlb.insert(nkey)
+        if victim is not None and self.cfg.victima and self.cfg.victima_insert_on_eviction:
+            line = self.tlb_block(victim) | (1 << 54)
+            if self.paper:
+                if self.caches.levels[1].find(line) is None:
+                    vh = bool(victim & (1 << 62))
+                    vg = (victim & ~(1 << 62)) << 21 if vh else victim << 12
+                    self.host_walk(vg, vh, False)
+                    self.place_block(victim, None, 1 << 54)
+                    self.c["nvic_alloc"] += 1
+            elif self.block_level(line) == len(self.caches.levels):
+                self.caches.access(line, 0)
+                self.c["nvic_alloc"] += 1
+        return hpa, cycles, dram
 
     def walk(self, va, huge, charged=True):
         top, leaf = self.cfg.radix_levels, 2 if huge else 1
@@ -144,6 +219,10 @@ class RefMMU:
             node = self.node(level, va, top)
             index = (va >> (12 + 9 * (level - 1))) & 511
             pte = ZONE_PT + (node << 12) + (index << 3)
+            if self.cfg.nested:
+                pte, hc, hd = self.host_translate(pte, charged)
+                cycles += hc
+                dram |= hd
             served = self.caches.access(pte >> 6, 0)
             dram |= served == len(self.caches.levels)
             if charged:
@@ -156,6 +235,10 @@ class RefMMU:
                     key = va >> (12 + 9 * (level - 1))
                     if not self.pwc[pl].contains(key):
                         self.pwc[pl].insert(key)
+        if self.cfg.nested:
+            _, hc, hd = self.host_translate(self.translate(va)[0], charged)
+            cycles += hc
+            dram |= hd
         if not charged:
             self.c["vic_bg_walks"] += 1
             return cycles, pte >> 6
@@ -180,10 +263,10 @@ class RefMMU:
         self.c["ptwcp_costly" if ok else "ptwcp_cheap"] += 1
         return ok
 
-    def place_block(self, key, old_line=None):
+    def place_block(self, key, old_line=None, ns=0):
         """The paper's insertion into the L2 cache (re-tagging the walk's leaf-PTE line)."""
         L = self.caches.levels[1]
-        line = self.tlb_block(key)
+        line = self.tlb_block(key) | ns
         if L.find(line) is not None:
             return False
         if old_line is not None and L.find(old_line) is not None:
@@ -338,6 +421,8 @@ class RefMMU:
         self.c["translation_cycles"] += cycles
         if self.cfg.data_through_caches:
             pa = self.translate(va)[0]
+            if self.cfg.nested:
+                pa = self.translate(pa, True)[0]
             last = (pa + size - 1) >> 6 if size > 1 else pa >> 6
             for line in range(pa >> 6, last + 1):
                 self.caches.access(line, op)

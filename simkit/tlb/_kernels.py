@@ -48,6 +48,18 @@ Our reading of REFERENCE.md 1.3's "bypassed when L2 MPKI > 5": L2 *cache* MPKI, 
 whose data sees little reuse loses little to blocks (the TLB MPKI reading would bypass the
 predictor in every workload the paper evaluates, all at STLB MPKI well above 5).
 
+Nested paging (``P_NESTED``; REFERENCE.md 1.4): the guest table (kinds above) maps guest VAs to
+guest PAs; a host table (kinds K_HOST + kind, frames from the host's own counters, its own
+huge-region share) maps guest PAs to host PAs, which the caches see. A 2D walk reads each guest
+PTE at its host PA, translating the guest PA of the PTE first, and finally the data's guest PA:
+each translation probes the nested TLB (guest-physical pages), then, with Victima, a nested
+TLB block (namespace TB_NESTED), then walks the host table (no PWCs), up to (4+1)(4+1)-1 = 24
+PTE reads. TLBs cache guest VA -> host PA. Victima's blocks work as natively for guest
+translations; nested blocks are read in (artifact) or placed in the L2 (paper: after host walks
+when ``victimize_on_ptw``, and with a background host walk) on nested TLB evictions. Not
+modelled: the artifact's nested TLB keyed by guest VA and its skipped final step (bugs, REFERENCE
+1.4); the page size of a translation is the guest's.
+
 POM-TLB (Ryoo et al., ISCA 2017), as in the Victima artifact (``tlb.cc``): a large set-associative
 TLB in memory (zone 2^44, 16-byte entries, a set's ways side by side). On an L2 TLB miss the
 line holding the set of the 4 KiB key and the line holding the set of the 2 MiB key are both
@@ -68,6 +80,8 @@ ZERO = np.uint64(0)
 
 K_PAGE, K_REGION, K_NODE = 0, 1, 2
 K_PTWCP = 8                          # + 1 for 2 MiB translations: PTW-CP counters of a PTE
+K_HOST = 10                          # nested paging: the host table's kinds are K_HOST + kind
+HOST_SALT = np.uint64(0x5DEECE66D1CE4E5B)   # the host's huge-region hash differs from the guest's
 SIZE_2M = np.uint64(1 << 62)
 KIND_SHIFT = np.uint64(58)
 
@@ -75,20 +89,21 @@ KIND_SHIFT = np.uint64(58)
 # its start, the two switches' states)
 PM_COUNT, PM_MASK, PM_NEXT4K, PM_NEXT2M, PM_NEXTNODE, PM_SEED, PM_HUGE_THRESH, PM_RANDOM, \
     PM_LEVELS, PM_EPOCH_INSTR, PM_EPOCH_MISSES, PM_PRESSURE, PM_EPOCH_CMISSES, \
-    PM_CACHE_PRESSURE = range(14)
-NPM = 14
-PT_SLACK = 16       # page-table entries one record may add at most (the front grows the table)
+    PM_CACHE_PRESSURE, PM_H_NEXT4K, PM_H_NEXT2M, PM_H_NEXTNODE, PM_H_HUGE_THRESH = range(18)
+NPM = 18
+PT_SLACK = 64       # page-table entries one record may add at most (the front grows the table)
 ZONE_2M = np.uint64(1 << 41)
 ZONE_PT = np.uint64(1 << 43)
 ZONE_POM = np.uint64(1 << 44)
 TB_NS = CK.TLB_LINE                 # TLB-block line numbers (data lines are PA >> 6 < 2^50)
 TB_2M = np.uint64(1 << 55)
+TB_NESTED = np.uint64(1 << 54)      # nested TLB blocks (gPA -> hPA)
 POM_ENTRY_BYTES = 16
 SCATTER_BITS = np.uint64(28)
 SCATTER_MASK = np.uint64((1 << 28) - 1)
 
 # TLB state levels
-T_L1D, T_L1I, T_L2, T_PWC4, T_PWC3, T_PWC2, T_POM, T_L3 = range(8)
+T_L1D, T_L1I, T_L2, T_PWC4, T_PWC3, T_PWC2, T_POM, T_L3, T_NTLB = range(9)
 
 # counters
 (C_L1D_HIT, C_L1D_MISS, C_L1I_HIT, C_L1I_MISS, C_L2_HIT, C_L2_MISS, C_WALKS, C_WALKS_2M,
@@ -96,9 +111,11 @@ T_L1D, T_L1I, T_L2, T_PWC4, T_PWC3, T_PWC2, T_POM, T_L3 = range(8)
  C_DATA_ACCESSES, C_PAGES_4K, C_PAGES_2M, C_NODES, C_POM_HIT, C_POM_MISS, C_POM_REFS,
  C_POM_CYCLES, C_POM_INSERTS, C_L3_HIT, C_L3_MISS, C_VIC_HIT_AT, C_VIC_MISS, C_VIC_ALLOC_PTW,
  C_VIC_ALLOC_EVICT, C_PTWCP_COSTLY, C_PTWCP_CHEAP, C_PTWCP_BYPASS, C_VIC_BG_WALKS, C_EPOCHS,
- C_PRESSURE_EPOCHS) = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14, 17, 24, 25, 26, 27, 28, 29, 30,
-                       31, 32, 33, 34, 35, 42, 43, 44, 45, 46, 47, 48, 49, 50)
-NCOUNT = 51        # C_VIC_HIT_AT: TLB-block hits by cache level (up to 7)        # C_PWC_HIT/C_PWC_MISS: 3 each (PML4, PDPT, PD); C_REFS_AT: up to 7 levels
+ C_PRESSURE_EPOCHS, C_NTLB_HIT, C_NTLB_MISS, C_HOST_WALKS, C_HOST_REFS, C_HOST_CYCLES,
+ C_NVIC_HIT, C_NVIC_ALLOC, C_HOST_PAGES, C_HOST_NODES) = (
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14, 17, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35,
+    42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59)
+NCOUNT = 60        # C_VIC_HIT_AT: TLB-block hits by cache level (up to 7)        # C_PWC_HIT/C_PWC_MISS: 3 each (PML4, PDPT, PD); C_REFS_AT: up to 7 levels
 HIST_BINS = 64     # walk latency histogram, 16-cycle bins (the last bin collects the rest)
 HIST_WIDTH = 16
 
@@ -111,8 +128,9 @@ P_VICTIMA, P_VIC_PTW, P_VIC_EVICT, P_VIC_SIZE_TAG = 14, 15, 16, 17
 P_VIC_L2ONLY, P_VIC_LEVEL = 18, 19          # the paper's L2-only blocks; the L2's cache level
 P_PTWCP, P_PTWCP_F_LO, P_PTWCP_F_HI, P_PTWCP_C_LO, P_PTWCP_C_HI = 20, 21, 22, 23, 24
 P_EPOCH, P_PRESSURE_MPKI_X1000, P_PRESSURE_RRIP, P_BYPASS_MPKI_X1000 = 25, 26, 27, 28
+P_NESTED, P_LAT_NTLB = 29, 30
 P_CACHE_LAT = 40   # params[40 + k]: latency of cache level k; [40 + nlev]: memory (flags below 40)
-if P_BYPASS_MPKI_X1000 >= P_CACHE_LAT:          # the flags must stay below the latency block
+if P_LAT_NTLB >= P_CACHE_LAT:          # the flags must stay below the latency block
     raise ImportError("simkit.tlb._kernels: parameter indices overlap P_CACHE_LAT")
 
 
@@ -159,17 +177,20 @@ def _new_frame(meta, field):
 
 
 @njit(_nrt=False)
-def _region(keys, vals, meta, va):
-    """The value of the 2 MiB region of ``va`` (created on first touch)."""
+def _region(keys, vals, meta, va, host):
+    """The value of the 2 MiB region of ``va`` (created on first touch) in the guest/native
+    table, or (``host``) in the host table of nested paging, where ``va`` is a guest PA."""
     r = va >> np.uint64(21)
-    key = (np.uint64(K_REGION) << KIND_SHIFT) | r
+    key = (np.uint64(K_REGION + (K_HOST if host else 0)) << KIND_SHIFT) | r
     s = _pt_slot(keys, meta, key)
     if keys[s] == key:
         return vals[s], False
-    huge = (_mix(r ^ meta[PM_SEED]) >> np.uint64(32)) < meta[PM_HUGE_THRESH]
+    salt = HOST_SALT if host else ZERO
+    thresh = meta[PM_H_HUGE_THRESH] if host else meta[PM_HUGE_THRESH]
+    huge = (_mix(r ^ meta[PM_SEED] ^ salt) >> np.uint64(32)) < thresh
     v = ZERO
     if huge:
-        v = (_new_frame(meta, PM_NEXT2M) << ONE) | ONE
+        v = (_new_frame(meta, PM_H_NEXT2M if host else PM_NEXT2M) << ONE) | ONE
     _pt_put(keys, vals, meta, s, key, v)
     return v, huge
 
@@ -192,30 +213,32 @@ def _lookup_or_new(keys, vals, meta, key, field):
 
 
 @njit(_nrt=False)
-def translate(keys, vals, meta, va, cnt):
-    """Physical address of ``va`` and its page size bit (1 = 2 MiB), mapping it on first touch."""
-    rv, new_huge = _region(keys, vals, meta, va)
+def translate(keys, vals, meta, va, cnt, host):
+    """Physical address of ``va`` and its page size bit (1 = 2 MiB), mapping it on first touch;
+    with ``host``, the host PA of guest PA ``va`` (nested paging)."""
+    rv, new_huge = _region(keys, vals, meta, va, host)
     if (rv & ONE) != ZERO:
         if new_huge:
-            cnt[C_PAGES_2M] += 1
+            cnt[C_HOST_PAGES if host else C_PAGES_2M] += 1
         return ZONE_2M + ((rv >> ONE) << np.uint64(21)) + (va & np.uint64(0x1FFFFF)), ONE
-    key = (np.uint64(K_PAGE) << KIND_SHIFT) | (va >> np.uint64(12))
-    f, new = _lookup_or_new(keys, vals, meta, key, PM_NEXT4K)
+    key = (np.uint64(K_PAGE + (K_HOST if host else 0)) << KIND_SHIFT) | (va >> np.uint64(12))
+    f, new = _lookup_or_new(keys, vals, meta, key, PM_H_NEXT4K if host else PM_NEXT4K)
     if new:
-        cnt[C_PAGES_4K] += 1
+        cnt[C_HOST_PAGES if host else C_PAGES_4K] += 1
     return (f << np.uint64(12)) + (va & np.uint64(0xFFF)), ZERO
 
 
 @njit(_nrt=False)
-def _node_frame(keys, vals, meta, level, va, top, cnt):
-    """Frame of the radix node holding level ``level``'s entry for ``va`` (root: frame 0)."""
+def _node_frame(keys, vals, meta, level, va, top, cnt, host):
+    """Frame of the radix node holding level ``level``'s entry for ``va`` (root: frame 0), in
+    the guest/native table or the ``host`` table."""
     if level == top:
         return ZERO
     prefix = va >> np.uint64(12 + 9 * level)
-    key = (np.uint64(K_NODE + level) << KIND_SHIFT) | prefix
-    f, new = _lookup_or_new(keys, vals, meta, key, PM_NEXTNODE)
+    key = (np.uint64(K_NODE + level + (K_HOST if host else 0)) << KIND_SHIFT) | prefix
+    f, new = _lookup_or_new(keys, vals, meta, key, PM_H_NEXTNODE if host else PM_NEXTNODE)
     if new:
-        cnt[C_NODES] += 1
+        cnt[C_HOST_NODES if host else C_NODES] += 1
     return f + ONE                            # frame 0 of the zone is the root
 
 
@@ -329,12 +352,13 @@ def _victima_probe_l2(c, key, params, cnt):
 
 
 @njit(_nrt=False)
-def _victima_place(c, key, params, old_line):
-    """Put the TLB block of ``key`` into the L2 cache (the paper's insertion). ``old_line``, when
-    not EMPTY, is the leaf-PTE line the walk brought in: it is re-tagged, i.e. leaves the L2
-    and the block takes its place."""
+def _victima_place(c, key, params, old_line, ns):
+    """Put the TLB block of ``key`` (namespace bits ``ns``: 0, or TB_NESTED for a nested TLB
+    block) into the L2 cache (the paper's insertion). ``old_line``, when not EMPTY, is the
+    leaf-PTE line the walk brought in: it is re-tagged, i.e. leaves the L2 and the block takes
+    its place."""
     lv = params[P_VIC_LEVEL]
-    line = _tlb_block(key, params)
+    line = _tlb_block(key, params) | ns
     if CK.lookup(c, lv, line) != NOSLOT:
         return False
     if old_line != EMPTY:
@@ -357,7 +381,7 @@ def _l2_insert(c, t, keys, vals, meta, key, params, cnt, hist):
             huge = (victim & SIZE_2M) != ZERO
             va = (victim & ~SIZE_2M) << np.uint64(21) if huge else victim << np.uint64(12)
             _walk(c, t, keys, vals, meta, va, huge, params, cnt, hist, False)
-            _victima_place(c, victim, params, EMPTY)
+            _victima_place(c, victim, params, EMPTY, ZERO)
             cnt[C_VIC_ALLOC_EVICT] += 1
     elif victim != EMPTY and params[P_VIC_EVICT] != 0:
         line = _tlb_block(victim, params)
@@ -405,11 +429,17 @@ def _walk(c, t, keys, vals, meta, va, huge, params, cnt, hist, charged):
             cnt[C_PWC_MISS + pl] += 1
     cycles = params[P_LAT_PWC]
     dram = False
+    nested = params[P_NESTED] != 0
     pte = ZERO
     for level in range(start, leaf - 1, -1):
-        node = _node_frame(keys, vals, meta, level, va, top, cnt)
+        node = _node_frame(keys, vals, meta, level, va, top, cnt, False)
         index = (va >> np.uint64(12 + 9 * (level - 1))) & np.uint64(511)
         pte = ZONE_PT + (node << np.uint64(12)) + (index << np.uint64(3))
+        if nested:                             # the guest PTE's guest PA -> host PA first
+            pte, hc, hd = _host_translate(c, t, keys, vals, meta, pte, params, cnt, hist,
+                                          charged)
+            cycles += hc
+            dram |= hd
         served = CK.hier_access(c, pte >> np.uint64(6), CK.LOAD, mode, nlev)
         dram |= served == nlev
         if charged:
@@ -422,6 +452,11 @@ def _walk(c, t, keys, vals, meta, va, huge, params, cnt, hist, charged):
                 key = va >> np.uint64(12 + 9 * (level - 1))
                 if CK.lookup(t, T_PWC4 + pl, key) == NOSLOT:
                     CK.fill(t, T_PWC4 + pl, key, ZERO)
+    if nested:                                 # and the data's guest PA -> host PA
+        gpa = translate(keys, vals, meta, va, cnt, False)[0]
+        _, hc, hd = _host_translate(c, t, keys, vals, meta, gpa, params, cnt, hist, charged)
+        cycles += hc
+        dram |= hd
     if not charged:
         cnt[C_VIC_BG_WALKS] += 1
         return cycles, pte >> np.uint64(6), dram
@@ -434,6 +469,91 @@ def _walk(c, t, keys, vals, meta, va, huge, params, cnt, hist, charged):
     if params[P_PTWCP] != 0:
         _ptwcp_count(keys, vals, meta, va, huge, dram)
     return cycles, pte >> np.uint64(6), dram
+
+
+@njit(_nrt=False)
+def _host_walk(c, keys, vals, meta, gpa, huge, params, cnt, charged):
+    """Walk the host table for guest PA ``gpa`` (no page-walk caches, as the Victima artifact's
+    host walks); PTE reads go through the data caches. Returns (cycles, went to memory)."""
+    nlev = params[P_NLEV]
+    top = np.int64(meta[PM_LEVELS])
+    leaf = 2 if huge else 1
+    cycles = 0
+    dram = False
+    for level in range(top, leaf - 1, -1):
+        node = _node_frame(keys, vals, meta, level, gpa, top, cnt, True)
+        index = (gpa >> np.uint64(12 + 9 * (level - 1))) & np.uint64(511)
+        pte = ZONE_PT + (node << np.uint64(12)) + (index << np.uint64(3))
+        served = CK.hier_access(c, pte >> np.uint64(6), CK.LOAD, params[P_MODE], nlev)
+        dram |= served == nlev
+        cycles += params[P_CACHE_LAT + served]
+        if charged:
+            cnt[C_HOST_REFS] += 1
+            cnt[C_WALK_REFS] += 1
+            cnt[C_REFS_AT + served] += 1
+    if charged:
+        cnt[C_HOST_WALKS] += 1
+        cnt[C_HOST_CYCLES] += cycles
+    return cycles, dram
+
+
+@njit(_nrt=False)
+def _host_translate(c, t, keys, vals, meta, gpa, params, cnt, hist, charged):
+    """Guest PA -> host PA in a 2D walk: the nested TLB (keyed by the guest-physical page),
+    then, with Victima, a nested TLB block (8 gPA -> hPA entries, namespace TB_NESTED) in the
+    caches, then a host walk. Returns (host PA, cycles, a host PTE read went to memory)."""
+    hpa, hhuge = translate(keys, vals, meta, gpa, cnt, True)
+    key4 = gpa >> np.uint64(12)
+    key2 = (gpa >> np.uint64(21)) | SIZE_2M
+    cycles = params[P_LAT_NTLB]
+    if _tlb_probe(t, T_NTLB, key4, key2) != EMPTY:
+        if charged:
+            cnt[C_NTLB_HIT] += 1
+        return hpa, cycles, False
+    if charged:
+        cnt[C_NTLB_MISS] += 1
+    nkey = key2 if hhuge != ZERO else key4
+    nlev = params[P_NLEV]
+    dram = False
+    hit = False
+    if params[P_VICTIMA] != 0:
+        line = _tlb_block(nkey, params) | TB_NESTED
+        if params[P_VIC_L2ONLY] != 0:
+            lv = params[P_VIC_LEVEL]
+            s = CK.lookup(c, lv, line)
+            if s != NOSLOT:
+                CK.touch(c, lv, s, CK.LOAD)
+                cycles += params[P_CACHE_LAT + lv]
+                hit = True
+        else:
+            k = _block_level(c, line, nlev)
+            if k < nlev:
+                if k > 0:
+                    CK.hier_access(c, line, CK.LOAD, params[P_MODE], nlev)
+                cycles += params[P_CACHE_LAT + k]
+                hit = True
+        if hit and charged:
+            cnt[C_NVIC_HIT] += 1
+    if not hit:
+        hc, dram = _host_walk(c, keys, vals, meta, gpa, hhuge != ZERO, params, cnt, charged)
+        cycles += hc
+        if params[P_VICTIMA] != 0 and params[P_VIC_L2ONLY] != 0 and params[P_VIC_PTW] != 0 \
+                and _victima_place(c, nkey, params, EMPTY, TB_NESTED):
+            cnt[C_NVIC_ALLOC] += 1
+    victim = _tlb_insert(t, T_NTLB, nkey)
+    if victim != EMPTY and params[P_VICTIMA] != 0 and params[P_VIC_EVICT] != 0:
+        line = _tlb_block(victim, params) | TB_NESTED
+        if params[P_VIC_L2ONLY] != 0:
+            if CK.lookup(c, params[P_VIC_LEVEL], line) == NOSLOT:
+                vh = (victim & SIZE_2M) != ZERO
+                vgpa = (victim & ~SIZE_2M) << np.uint64(21) if vh else victim << np.uint64(12)
+                _host_walk(c, keys, vals, meta, vgpa, vh, params, cnt, False)
+                _victima_place(c, victim, params, EMPTY, TB_NESTED)
+                cnt[C_NVIC_ALLOC] += 1
+        elif _block_level(c, line, nlev) == nlev:
+            CK.hier_access(c, line, CK.LOAD, params[P_MODE], nlev)
+            cnt[C_NVIC_ALLOC] += 1
+    return hpa, cycles, dram
 
 
 @njit(_nrt=False)
@@ -523,6 +643,7 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist):
     mode = params[P_MODE]
     victims_to_l2 = params[P_STLB_FILL_VICTIMS] != 0
     l2only = params[P_VIC_L2ONLY] != 0
+    nested = params[P_NESTED] != 0
     epoch = np.uint64(params[P_EPOCH])
     ic = ZERO
     i = 0
@@ -564,7 +685,7 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist):
                     key, pc = _pom_probe(c, t, key4, key2, params, cnt)
                     cycles += pc
                 if key == EMPTY and params[P_VICTIMA] != 0:
-                    huge = translate(keys, vals, meta, va, cnt)[1]
+                    huge = translate(keys, vals, meta, va, cnt, False)[1]
                     vkey = key2 if huge != ZERO else key4
                     if l2only:
                         vhit, vc = _victima_probe_l2(c, vkey, params, cnt)
@@ -574,14 +695,14 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist):
                     if vhit:
                         key = vkey
                 if key == EMPTY:
-                    huge = translate(keys, vals, meta, va, cnt)[1]
+                    huge = translate(keys, vals, meta, va, cnt, False)[1]
                     key = key2 if huge != ZERO else key4
                     wc, leaf_line, _ = _walk(c, t, keys, vals, meta, va, huge != ZERO, params,
                                              cnt, hist, True)
                     cycles += wc
                     if l2only and params[P_VIC_PTW] != 0 \
                             and _ptwcp_costly(keys, vals, meta, key, params, cnt) \
-                            and _victima_place(c, key, params, leaf_line):
+                            and _victima_place(c, key, params, leaf_line, ZERO):
                         cnt[C_VIC_ALLOC_PTW] += 1
                     if params[P_L3_ON] != 0 and not victims_to_l2:
                         _tlb_insert(t, T_L3, key)
@@ -592,7 +713,9 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist):
                 _l2_insert(c, t, keys, vals, meta, victim, params, cnt, hist)
         cnt[C_TRANSLATION_CYCLES] += cycles
         if params[P_DATA] != 0:
-            pa, huge = translate(keys, vals, meta, va, cnt)
+            pa, huge = translate(keys, vals, meta, va, cnt, False)
+            if nested:
+                pa = translate(keys, vals, meta, pa, cnt, True)[0]
             line = pa >> np.uint64(6)
             last = line
             if sz > ONE:

@@ -78,6 +78,9 @@ class MMUConfig:
     pressure_mpki: float = 5.0                # TLB-aware SRRIP on while L2 TLB MPKI > this
     ptw_cp_bypass_mpki: float = 5.0           # PTW-CP bypassed while L2 cache MPKI > this
     pressure_epoch_instructions: int = 100_000  # both measured over epochs of this length
+    nested: bool = False                      # virtualized: 2D walks (guest table x host table)
+    nested_tlb: TLBConfig = field(default_factory=lambda: TLBConfig("Nested-TLB", 64, 4, 1))
+    host_huge_page_fraction: float = 0.0      # share of host 2 MiB regions mapped by 2 MiB pages
     caches: HierarchyConfig = field(default_factory=lambda: HierarchyConfig.preset(
         "victima-baseline"))
     seed: int = 0
@@ -92,8 +95,9 @@ class MMUConfig:
             if e < 0 or (e and (e % self.pwc_ways or not is_power_of_two(e // self.pwc_ways))):
                 raise ValueError(f"pwc_entries[{i}]: {e} must be 0 or ways ({self.pwc_ways}) "
                                  f"times a power of two")
-        if not 0.0 <= self.huge_page_fraction <= 1.0:
-            raise ValueError(f"huge_page_fraction: must be in [0, 1], got {self.huge_page_fraction}")
+        for name in ("huge_page_fraction", "host_huge_page_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name}: must be in [0, 1], got {getattr(self, name)}")
         if self.placement not in PLACEMENTS:
             raise ValueError(f"placement: unknown {self.placement!r}; choose from "
                              f"{', '.join(PLACEMENTS)}")

@@ -31,10 +31,11 @@ def _tlb_levels(config: MMUConfig) -> HierarchyConfig:
             for n, e in zip(("PML4", "PDPT", "PD"), config.pwc_entries)]
     pom = level("POM-TLB", config.pom_entries or config.pom_ways, config.pom_ways)
     l3 = level("L3-TLB", config.l3.entries, config.l3.ways) if config.l3 else level("L3-TLB", 1, 1)
+    n = config.nested_tlb
     return HierarchyConfig(levels=(level(config.l1d.name, config.l1d.entries, config.l1d.ways),
                                    level(config.l1i.name, config.l1i.entries, config.l1i.ways),
                                    level(config.l2.name, config.l2.entries, config.l2.ways),
-                                   *pwcs, pom, l3))
+                                   *pwcs, pom, l3, level(n.name, n.entries, n.ways)))
 
 
 class MMU:
@@ -77,6 +78,8 @@ class MMU:
         if p[K.P_PTWCP] or p[K.P_PRESSURE_RRIP]:
             p[K.P_EPOCH] = config.pressure_epoch_instructions
         p[K.P_PRESSURE_MPKI_X1000] = int(round(min(config.pressure_mpki, 1e12) * 1000))
+        p[K.P_NESTED] = int(config.nested)
+        p[K.P_LAT_NTLB] = config.nested_tlb.latency_cycles
         p[K.P_BYPASS_MPKI_X1000] = int(round(min(config.ptw_cp_bypass_mpki, 1e12) * 1000))
         for k, lv in enumerate(config.caches.levels):
             p[K.P_CACHE_LAT + k] = lv.latency_cycles
@@ -105,8 +108,10 @@ class MMU:
         m = np.zeros(K.NPM, dtype=np.uint64)
         m[K.PM_MASK] = slots - 1
         m[K.PM_NEXT4K] = 0x100                    # leave the first 1 MiB of frames unused
+        m[K.PM_H_NEXT4K] = 0x100                  # (host frames too, under nested paging)
         m[K.PM_SEED] = (c.seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) % (1 << 64)
         m[K.PM_HUGE_THRESH] = int(round(c.huge_page_fraction * (1 << 32)))
+        m[K.PM_H_HUGE_THRESH] = int(round(c.host_huge_page_fraction * (1 << 32)))
         m[K.PM_RANDOM] = int(c.placement == "random")
         m[K.PM_LEVELS] = c.radix_levels
         self.pt_meta = m
