@@ -115,6 +115,7 @@ def test_victima_serves_translations_from_cached_tlb_blocks():
     assert mmu.tlb_blocks("L2") == 8        # 8 blocks x 8 PTEs cover the 64 pages
     assert mmu.reach() == (8 * 4096, 64 * 4096)          # 8 L2 TLB entries; 8 blocks x 8 pages
     assert df.mean_block_reach_bytes == 64 * 4096 and df.reach_samples == 1
+    assert df.mean_l2_tlb_block_share == mmu.block_share() == 8 / 512   # 32 KiB L2: 512 lines
     radix = MMU(tiny()).run(make_records(va))
     assert radix.walks == radix.l2_misses > 500
 

@@ -96,7 +96,9 @@ class MMU:
         self.tlbs.reset()
         self.counters.fill(0)
         self.hist.fill(0)
-        self.reach_samples = []      # (records so far, L2 TLB reach bytes, TLB-block reach bytes)
+        # (records so far, L2 TLB reach bytes, TLB-block reach bytes, share of L2 lines that
+        # are TLB blocks)
+        self.reach_samples = []
         self._new_table(INITIAL_PT_SLOTS)
         self._instructions = self._records = 0
         self._trace = ""
@@ -135,6 +137,15 @@ class MMU:
         lines = self.caches.resident_lines(i)
         return lines[(lines & K.TB_NS) != 0]
 
+    def block_share(self, level: int | str = "L2") -> float:
+        """Share of cache ``level``'s lines holding TLB blocks (guest and nested) now."""
+        names = [lv.name for lv in self.config.caches.levels]
+        i = names.index(level) if isinstance(level, str) else level
+        if i >= len(names):
+            return 0.0
+        lv = self.config.caches.levels[i]
+        return len(self._blocks(i)) / (lv.sets * lv.ways)
+
     def reach(self) -> tuple[int, int]:
         """Bytes of address space the L2 TLB's entries cover now, and the bytes covered by TLB
         blocks in the L2 cache (8 pages each; 4 KiB pages when the size bit is not kept)."""
@@ -144,6 +155,7 @@ class MMU:
         if not self.config.victima or len(self.config.caches.levels) < 2:
             return tlb, 0
         blocks = self._blocks(1)
+        blocks = blocks[(blocks & K.TB_NESTED) == 0]           # guest translations only
         big = np.count_nonzero(blocks & K.TB_2M)
         return tlb, int(((len(blocks) - big) * 4096 + big * (2 << 20)) * 8)
 
@@ -168,7 +180,7 @@ class MMU:
             if done < len(words):
                 self._grow_table()
         self._records += len(recs)
-        self.reach_samples.append((self._records, *self.reach()))
+        self.reach_samples.append((self._records, *self.reach(), self.block_share()))
 
     def run(self, trace, *, warmup_records: int = 0, max_records: int | None = None,
             chunk_records: int = DEFAULT_CHUNK, progress: bool | None = None) -> TLBStats:

@@ -48,6 +48,12 @@ class TLBStats:
         return float(np.mean([s[2] for s in self.reach_samples])) if self.reach_samples \
             else float("nan")
 
+    @property
+    def mean_l2_block_share(self) -> float:
+        """Mean over samples of the share of L2 cache lines holding TLB blocks."""
+        return float(np.mean([s[3] for s in self.reach_samples])) if self.reach_samples \
+            else float("nan")
+
     def _c(self, i) -> int:
         return int(self.counters[i])
 
@@ -177,6 +183,7 @@ class TLBStats:
                "translation_pressure_epochs": self._c(K.C_PRESSURE_EPOCHS),
                "mean_tlb_reach_bytes": self.mean_tlb_reach_bytes,
                "mean_block_reach_bytes": self.mean_block_reach_bytes,
+               "mean_l2_tlb_block_share": self.mean_l2_block_share,
                "reach_samples": len(self.reach_samples)}
         for i, lv in enumerate(self.config.caches.levels):
             row[f"victima_hits_{lv.name.lower()}"] = self._c(K.C_VIC_HIT_AT + i)
