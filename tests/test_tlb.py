@@ -248,3 +248,19 @@ def test_config_errors_name_the_field(kw, msg):
 def test_tlb_config_errors():
     with pytest.raises(ValueError, match="entries"):
         TLBConfig("X", 48, 8)          # 6 sets
+
+
+def test_tlb_run_command_native_and_nested(tmp_path, capsys):
+    from simkit.cli import main
+    import pandas as pd
+
+    out = tmp_path / "t.csv"
+    assert main(["tlb", "run", "--trace", "gups", "--preset", "victima-paper", "--nested",
+                 "--max-records", "20000", "--out", str(out)]) == 0
+    df = pd.read_csv(out)
+    assert bool(df.param_nested[0]) and df.host_walks[0] > 0 and df.nested_tlb_misses[0] > 0
+    assert main(["tlb", "run", "--trace", "gups", "--preset", "victima-paper",
+                 "--max-records", "20000"]) == 0
+    assert "translation_cycles_per_access" in capsys.readouterr().out
+    assert main(["tlb", "run", "--trace", "gups", "--preset", "nope"]) == 2
+    assert "preset: unknown 'nope'" in capsys.readouterr().err

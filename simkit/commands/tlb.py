@@ -5,7 +5,7 @@ from simkit.commands._output import add_out_argument, check_out_path, emit
 
 SHOW = ["trace", "records", "l1d_tlb_miss_rate", "l2_tlb_miss_rate", "l2_tlb_mpki", "walks",
         "refs_per_walk", "mean_walk_cycles", "p99_walk_cycles", "translation_cycles_per_access",
-        "pages_4k", "pages_2m"]
+        "pages_4k", "pages_2m", "mean_block_reach_bytes"]
 
 
 def register(sub) -> None:
@@ -18,6 +18,8 @@ def register(sub) -> None:
     r.add_argument("--huge-fraction", type=float, default=None, metavar="F",
                    help="override the fraction of 2 MiB regions mapped by 2 MiB pages")
     r.add_argument("--placement", choices=("contiguous", "random"), default=None)
+    r.add_argument("--nested", action="store_true",
+                   help="virtualized: 2D walks through a guest and a host page table")
     r.add_argument("--warmup", type=int, default=0, metavar="N", help="records of warm-up")
     r.add_argument("--max-records", type=int, default=None, metavar="N")
     add_out_argument(r)
@@ -38,6 +40,8 @@ def handle_run(args) -> int:
         changes["huge_page_fraction"] = args.huge_fraction
     if args.placement is not None:
         changes["placement"] = args.placement
+    if args.nested:
+        changes["nested"] = True
     if changes:
         cfg = cfg.replace(**changes)
     trace = Trace(find_trace(args.trace))
@@ -52,5 +56,7 @@ def handle_presets(args) -> int:
     for name, c in PRESETS.items():
         print(f"{name:18s} L1D {c.l1d.entries}/{c.l1d.ways}w  L2 {c.l2.entries}/{c.l2.ways}w "
               f"({c.l2.latency_cycles} c)  PWC {c.pwc_entries}  2M {c.huge_page_fraction:.0%}  "
-              f"caches {'/'.join(lv.name for lv in c.caches.levels)}")
+              f"caches {'/'.join(f'{lv.name}:{lv.policy}' for lv in c.caches.levels)}"
+              + ("  victima " + ("paper" if c.victima_l2_only else "artifact")
+                 + (" +PTW-CP" if c.victima_ptw_cp else "") if c.victima else ""))
     return 0
