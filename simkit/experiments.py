@@ -1,7 +1,8 @@
 """Experiment registry: name -> function(quick, outdir) returning a tidy DataFrame.
 
 Each experiment writes ``<outdir>/<name>.csv`` and one or more PNG plots; ``simkit reproduce``
-runs them by name. Simulators below this floor return data and never write files.
+runs them by name; the address-translation ones live in ``simkit.experiments_tlb``. Simulators
+below this floor return data and never write files.
 """
 from __future__ import annotations
 
@@ -138,34 +139,10 @@ def cpu_validation(quick: bool = True, outdir: Path = Path("results")):
     return df, _save(df, fig, outdir, "cpu-validation")
 
 
-@experiment("tlb-validation")
-def tlb_validation(quick: bool = True, outdir: Path = Path("results")):
-    """Measured TLB-reach chase (one line per 4 KiB page) vs the simulated L1/L2 TLB miss
-    rates of the same address stream through this machine's MMU (preset ``zen3``)."""
-
-    from simkit.bench.cpu import chase_address_stream, measure_cpu
-    from simkit.tlb import MMU
-
-    measured = measure_cpu(quick=quick, sweeps=("tlb",), page_kinds=("4k",))
-    l1, l2 = [], []
-    for pages in measured["pages"]:
-        pages = int(pages)
-        laps = max(3, int(np.ceil(100_000 / pages)))
-        s = MMU("zen3").run(chase_address_stream("tlb", n_pages=pages, laps=laps),
-                            warmup_records=pages)
-        l1.append(s.l1d_miss_rate)
-        l2.append(s.l2_misses / (s.l1d_hits + s.l1d_misses))
-    df = measured.assign(sim_l1d_tlb_miss_rate=l1, sim_walks_per_access=l2)
-    fig = _measured_vs_simulated(
-        df.pages, df.ns_per_load_min,
-        [(df.sim_l1d_tlb_miss_rate, "C0--", "simulated L1 DTLB miss rate"),
-         (df.sim_walks_per_access, "C3--", "simulated walks per access")],
-        "pages touched (one 64 B line per 4 KiB page)", "simulated rate",
-        "TLB reach on this machine vs simkit.tlb (zen3 preset), same addresses")
-    return df, _save(df, fig, outdir, "tlb-validation")
-
-
 def run(name: str, quick: bool = True, outdir: Path = Path("results")):
     if name not in REGISTRY:
         raise ValueError(f"experiment: unknown {name!r}; choose from {', '.join(REGISTRY)}")
     return REGISTRY[name](quick=quick, outdir=Path(outdir))
+
+
+from simkit import experiments_tlb  # noqa: E402,F401  (registers tlb-validation, victima)

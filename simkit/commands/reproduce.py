@@ -14,6 +14,8 @@ def register(sub) -> None:
 
 
 def handle(args) -> int:
+    import pandas as pd
+
     from simkit import experiments
     from simkit.errors import InputError
 
@@ -31,4 +33,11 @@ def handle(args) -> int:
         df, paths = experiments.run(name, quick=args.quick, outdir=args.outdir)
         print(f"{name}: {len(df)} rows in {time.perf_counter() - t:.1f} s -> "
               + ", ".join(str(p) for p in paths))
+        for path in paths:                      # an experiment's summary table, if any
+            if not path.name.endswith("-summary.csv"):
+                continue
+            summary = pd.read_csv(path)
+            cols = [c for c in ("environment", "check", "paper_value", "ours_value", "ratio",
+                                "holds") if c in summary]
+            print(summary[cols].to_string(index=False, float_format="{:.3g}".format))
     return 0
