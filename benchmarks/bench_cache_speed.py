@@ -122,9 +122,11 @@ def startup() -> tuple[float, float]:
     return times[0], times[1]
 
 
-def stream(records: int) -> tuple[float, float]:
-    """Write a ``records``-long trace to disk chunk by chunk, stream it through 3 levels in a
-    child process, and return (seconds, child's peak RSS in MiB)."""
+def stream(records: int, run: str = "from simkit.cache import Hierarchy; "
+           "Hierarchy('reference-3level').run(PATH)") -> tuple[float, float]:
+    """Write a ``records``-long trace to disk chunk by chunk, stream it in a child process through
+    ``run`` (Python code with PATH standing for the file; default: 3 cache levels), and return
+    (seconds, child's peak RSS in MiB)."""
     from simkit.trace import synth
     from simkit.trace.format import TraceMeta, TraceWriter
 
@@ -134,8 +136,7 @@ def stream(records: int) -> tuple[float, float]:
             chunk = 1 << 24
             for i in range(0, records, chunk):
                 w.write(synth.uniform(min(chunk, records - i), 64 << 20, seed=i))
-        code = (f"import time,resource; from simkit.cache import Hierarchy; t=time.perf_counter(); "
-                f"s=Hierarchy('reference-3level').run({path!r}); "
+        code = (f"import time,resource; t=time.perf_counter(); {run.replace('PATH', repr(path))}; "
                 f"print(time.perf_counter()-t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)")
         out = subprocess.check_output([sys.executable, "-c", code]).split()
         return float(out[0]), float(out[1])

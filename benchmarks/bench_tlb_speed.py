@@ -1,0 +1,86 @@
+"""Address-translation simulator speed (issue 3), side by side with pycachesim in one run.
+
+    python benchmarks/bench_tlb_speed.py [--repeats 3] [--stream-records 1000000000]
+
+The full model (L1 + L2 TLBs, PWCs, walks and every data access through Victima's 3 cache
+levels) on the shipped GUPS trace, for the radix baseline, Victima (artifact and paper) and
+nested paging; beside it pycachesim 0.3.1 running the same trace's addresses through the data
+caches alone (victima-baseline geometry, LRU: pycachesim has no SRRIP), a lower bound on the
+work a peer would do. ``--stream-records`` also streams a trace of that many records from disk
+through victima-paper in a child process and reports its peak memory.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_cache_speed import best_of, stream  # noqa: E402
+
+CONFIGS = ("victima-radix", "victima-artifact", "victima-paper", "pom-tlb")
+
+
+def pycachesim_victima_caches(addrs: list, length: int) -> None:
+    """pycachesim with Victima's data-cache geometry (L1D 32 KiB/8, L2 2 MiB/16, LLC 1.375 MiB/11),
+    LRU, loading ``addrs``."""
+    import cachesim
+
+    mem = cachesim.MainMemory()
+    llc = cachesim.Cache("LLC", 2048, 11, 64, "LRU")
+    mem.load_to(llc)
+    mem.store_from(llc)
+    l2 = cachesim.Cache("L2", 2048, 16, 64, "LRU", store_to=llc, load_from=llc)
+    l1 = cachesim.Cache("L1D", 64, 8, 64, "LRU", store_to=l2, load_from=l2)
+    cachesim.CacheSimulator(l1, mem).load(addrs, length=length)
+
+
+def speed(repeats: int) -> list[dict]:
+    from simkit.tlb import MMU, MMUConfig
+    from simkit.trace.catalog import find_trace
+    from simkit.trace.stream import open_source
+
+    name, total, chunks = open_source(find_trace("gups"), 1 << 22, None)
+    import numpy as np
+    recs = np.concatenate(list(chunks))
+    n = len(recs)
+    rows = []
+    for label in CONFIGS + ("victima-radix nested", "victima-paper nested"):
+        preset, _, env = label.partition(" ")
+        cfg = MMUConfig.preset(preset)
+        if env:
+            cfg = cfg.replace(nested=True)
+        MMU(cfg).run(recs[:1000])                         # compile / load the kernel
+        secs = best_of(lambda: MMU(cfg).run(recs), repeats)
+        rows.append({"workload": f"gups ({n} records)", "simulator": f"simkit tlb {label}",
+                     "seconds": secs, "accesses_per_s": n / secs})
+    addrs = [int(a) for a in recs["addr"]]
+    secs = best_of(lambda: pycachesim_victima_caches(addrs, 8), repeats)
+    rows.append({"workload": f"gups ({n} records)",
+                 "simulator": "pycachesim 3 data-cache levels only", "seconds": secs,
+                 "accesses_per_s": n / secs})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--stream-records", type=int, default=0,
+                    help="also stream a trace of this many records from disk (e.g. 1000000000)")
+    args = ap.parse_args()
+    import pandas as pd
+
+    df = pd.DataFrame(speed(args.repeats))
+    peer = df.accesses_per_s.iloc[-1]
+    df["ratio_vs_pycachesim"] = df.accesses_per_s / peer
+    df["accesses_per_s"] = (df.accesses_per_s / 1e6).round(2).astype(str) + " M/s"
+    print(df.to_string(index=False))
+    if args.stream_records:
+        secs, rss = stream(args.stream_records,
+                           "from simkit.tlb import MMU; MMU('victima-paper').run(PATH)")
+        print(f"streamed {args.stream_records} records from disk through victima-paper in "
+              f"{secs:.1f} s ({args.stream_records / secs / 1e6:.1f} M/s), peak RSS {rss:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
