@@ -337,10 +337,12 @@ def _victima_probe(c, key, params, cnt):
 
 
 @njit(_nrt=False)
-def _victima_probe_l2(c, key, params, cnt):
+def _victima_probe_l2(c, t, keys, vals, meta, va, key, params, cnt):
     """The paper's lookup: after an L2 TLB miss the L2 cache alone is probed for the block,
-    in parallel with the walk; a hit (replacement updated as a TLB-block hit) ends the
-    translation at the L2's latency, a miss costs nothing beyond the walk."""
+    in parallel with the walk; a hit (replacement updated as a TLB-block hit) aborts the walk,
+    so the translation costs the shorter of the L2's latency and what the walk would have
+    taken (estimated without side effects, ``_walk_estimate``); a miss costs nothing beyond the
+    walk. Under nested paging the hit costs the L2's latency (a 2D walk is rarely shorter)."""
     lv = params[P_VIC_LEVEL]
     s = CK.lookup(c, lv, _tlb_block(key, params))
     if s == NOSLOT:
@@ -348,7 +350,48 @@ def _victima_probe_l2(c, key, params, cnt):
         return False, 0
     CK.touch(c, lv, s, CK.LOAD)
     cnt[C_VIC_HIT_AT + lv] += 1
-    return True, params[P_CACHE_LAT + lv]
+    cycles = params[P_CACHE_LAT + lv]
+    if params[P_NESTED] == 0:
+        w = _walk_estimate(c, t, keys, vals, meta, va, (key & SIZE_2M) != ZERO, params)
+        if w < cycles:
+            cycles = w
+    return True, cycles
+
+
+@njit(_nrt=False)
+def _walk_estimate(c, t, keys, vals, meta, va, huge, params):
+    """Cycles the native walk for ``va`` would take now, without touching anything: the
+    deepest PWC hit, then each PTE line's latency at the first cache level holding it (memory
+    when absent, or when its page-table node does not exist yet)."""
+    nlev = params[P_NLEV]
+    top = np.int64(meta[PM_LEVELS])
+    leaf = 2 if huge else 1
+    start = top
+    for i in range(3):
+        pl = 2 - i
+        elevel = 4 - pl
+        if elevel <= leaf or params[P_PWC_ON + pl] == 0:
+            continue
+        if CK.lookup(t, T_PWC4 + pl, va >> np.uint64(12 + 9 * (elevel - 1))) != NOSLOT:
+            start = elevel - 1
+            break
+    cycles = params[P_LAT_PWC]
+    for level in range(start, leaf - 1, -1):
+        k = nlev
+        node = ZERO
+        known = level == top
+        if not known:
+            nk = (np.uint64(K_NODE + level) << KIND_SHIFT) | (va >> np.uint64(12 + 9 * level))
+            s = _pt_slot(keys, meta, nk)
+            known = keys[s] == nk
+            if known:
+                node = vals[s] + ONE
+        if known:
+            index = (va >> np.uint64(12 + 9 * (level - 1))) & np.uint64(511)
+            k = _block_level(c, (ZONE_PT + (node << np.uint64(12)) + (index << np.uint64(3)))
+                             >> np.uint64(6), nlev)
+        cycles += params[P_CACHE_LAT + k]
+    return cycles
 
 
 @njit(_nrt=False)
@@ -688,7 +731,8 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist):
                     huge = translate(keys, vals, meta, va, cnt, False)[1]
                     vkey = key2 if huge != ZERO else key4
                     if l2only:
-                        vhit, vc = _victima_probe_l2(c, vkey, params, cnt)
+                        vhit, vc = _victima_probe_l2(c, t, keys, vals, meta, va, vkey, params,
+                                                     cnt)
                     else:
                         vhit, vc = _victima_probe(c, vkey, params, cnt)
                     cycles += vc
