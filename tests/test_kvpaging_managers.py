@@ -2,9 +2,13 @@
 every registered manager, and numbers reproduced from the papers (REFERENCE.md section 2)."""
 from __future__ import annotations
 
-import pytest
+import copy
 
-from simkit.kvpaging.managers import make_manager, parse_spec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from simkit.kvpaging.managers import CONFORMANCE_SPECS, Admission, make_manager, parse_spec
 from simkit.kvpaging.managers.config import PagedConfig, StaticConfig, VAttentionConfig
 from simkit.kvpaging.models import ModelShape, get_model
 
@@ -75,3 +79,204 @@ def test_static_fixed_reservation_and_swap():
     assert m.fork(1, 2) and m.tokens(2) == 5
     m.free(1), m.free(2)
     assert m.usage().free_bytes == 100 * 16
+
+
+# ---- PagedAttention ------------------------------------------------------------------------
+def test_paged_block4_hand_computed():
+    # PagedAttention paper Fig. 6-8 style, block of 4 tokens; 8 blocks of 4*16 = 64 bytes
+    m = make_manager("paged-4", TINY, 8 * 64)
+    assert m.admit(1, 6, 10) == Admission(cached_tokens=0, map_ops=2)
+    u = m.usage()
+    assert (u.used_bytes, u.internal_frag_bytes) == (6 * 16, 2 * 16)   # 2 slots unfilled
+    assert m.grow(1) == 0 and m.grow(1) == 0                  # fills block 2: no new block
+    assert m.grow(1) == 1                                     # 9th token: third block
+    m.check()
+    # fork + append: the shared, partly filled last block is copied on write
+    assert m.fork(1, 2)
+    t1 = m.block_table(1)
+    assert m.block_table(2) == t1 and all(m.ref_count(b) == 2 for b in t1)
+    assert m.usage().used_bytes == 9 * 16                     # shared blocks count once
+    assert m.grow(2) == 1 and m.cow_copies == 1               # copy of the last block
+    t2 = m.block_table(2)
+    assert t2[:2] == t1[:2] and t2[2] != t1[2]
+    assert m.ref_count(t1[0]) == 2 and m.ref_count(t1[2]) == 1
+    assert m.usage().used_bytes == (9 + 2) * 16               # 9 shared/own + 1 copied + 1 new
+    assert m.grow(1) == 0                                     # block t1[2] is private again
+    m.check()
+    m.free(1), m.free(2)
+    u = m.usage()
+    assert u.free_bytes + u.cached_bytes == 8 * 64 and m.free_blocks == 8
+
+
+def test_paged_prefix_cache_lru():
+    # 4 blocks of 4 tokens. Chained hashes (10, 11) for an 8-token prompt prefix.
+    m = make_manager("paged-4", TINY, 4 * 64)
+    assert m.admit(1, 9, 9, prefix_hashes=[10, 11]) == Admission(0, 3)
+    m.free(1)                                                 # 2 hashed blocks cached, 1 free
+    assert m.usage().cached_bytes == 2 * 64
+    a = m.admit(2, 10, 12, prefix_hashes=[10, 11])            # hits 2 blocks, 1 new
+    assert (a.cached_tokens, a.map_ops) == (8, 1)
+    m.check()
+    # a full hit still computes one token: an 8-token prompt reuses only 1 block
+    assert m.admit(3, 8, 8, prefix_hashes=[10, 11]).cached_tokens == 4
+    m.free(2), m.free(3)
+    # LRU: freed blocks go to the tail; allocation pops the head and drops its hash
+    assert m.admit(4, 16, 16) is not None                     # takes all 4 blocks: evicts both
+    assert m.usage().cached_bytes == 0 and m.cached_evictions == 2
+    m.free(4)
+    assert m.admit(5, 9, 9, prefix_hashes=[10, 11]).cached_tokens == 0
+
+
+def test_paged_hash_blocks_split_and_swap():
+    m = make_manager("paged-4", TINY, 16 * 64, hash_block_tokens=8)  # one hash = 2 blocks
+    m.admit(1, 17, 17, prefix_hashes=[7, 8])
+    m.free(1)
+    assert m.admit(2, 17, 20, prefix_hashes=[7, 9]).cached_tokens == 8
+    assert m.preempt(2, "swap") == 5 * 64 and m.usage().swapped_bytes == 5 * 64
+    assert m.swap_in(2) == 5 * 64 and m.tokens(2) == 17
+    assert m.preempt(2, "recompute") == 0
+    m.check()
+
+
+# ---- vAttention ------------------------------------------------------------------------------
+# TINY: 8-byte rows; with 4 KiB pages a page holds 512 tokens per buffer; a page-group is
+# 2 buffers x 4 KiB = 8 KiB. max_context 64 -> the slot is one page per buffer... use a bigger
+# context for these cases.
+TINY_LONG = ModelShape("tiny-long", layers=2, hidden=4, heads=1, kv_heads=1, head_dim=4, ffn=4,
+                       vocab=8, max_context=4096)   # 8-byte rows, 2 layers -> 4 buffers
+
+
+def test_vattention_hand_computed():
+    # 4 KiB pages: 512 tokens per page; a page-group = 4 buffers x 4 KiB = 16 KiB;
+    # slot = 4 buffers x (4096 * 8 B = 32 KiB) = 128 KiB virtual.
+    m = make_manager("vattention-64KiB", TINY_LONG, 10 * 16384, page_bytes=4096,
+                     overlap=False, eager_alloc=False, deferred_reclaim=False)
+    assert m.map_calls_per_op == 4 and m.total_groups == 10
+    assert m.admit(1, 600, 1000) == Admission(0, 2)                    # 600 tokens -> 2 page-groups
+    u = m.usage()
+    assert u.used_bytes == 600 * 32 and u.internal_frag_bytes == 2 * 16384 - 600 * 32
+    assert u.virtual_bytes == 128 * 1024 and u.reserved_bytes == 0
+    assert m.grow(1, 424) == 0 and m.grow(1) == 1             # 1025th token: third group
+    assert m.map_calls == 3 * 4
+    m.free(1)
+    assert m.usage().free_bytes == 10 * 16384 and m.unmap_calls == 3 * 4
+
+
+def test_vattention_overlap_deferred_eager():
+    m = make_manager("vattention-64KiB", TINY_LONG, 9 * 16384, page_bytes=4096)
+    a = m.admit(1, 512, 1000)                                 # eager: mapped ahead, 0 sync
+    assert a.map_ops == 0 and m.mapped_groups(1) == 2         # lookahead maps token 513's page
+    assert m.usage().reserved_bytes == 16384
+    assert m.grow(1) == 0 and m.background_map_groups == 2
+    m.free(1)                                                 # deferred: pages stay mapped
+    assert m.idle_mapped_bytes == 2 * 16384 and m.usage().free_bytes == 9 * 16384
+    m.admit(2, 100, 200)                                      # reuses the slot: no new maps
+    assert m.map_calls == 2 * 4 and m.usage().reserved_bytes == 16384
+    # memory pressure: another request reclaims the idle/over-committed groups on demand
+    assert m.admit(3, 4096, 4096) is not None                 # 8 groups; 7 in the pool
+    m.check()
+    assert m.reclaimed_groups == 1 and m.mapped_groups(2) == 1
+
+
+# ---- conformance: every registered manager, random verb sequences ---------------------------
+# 2 layers x 1 KV head x dim 64 x 2 B: 128-byte rows, 512 bytes per token; 64 KiB pages hold
+# 512 tokens, a 2 MiB page more than the 4096-token context (one page-group per request).
+CONF = ModelShape("conf", layers=2, hidden=64, heads=1, kv_heads=1, head_dim=64, ffn=64,
+                  vocab=8, max_context=4096)
+CONF_CASES = [(s, {}) for s in CONFORMANCE_SPECS] + [
+    ("static", {"fit": "best-fit", "round_pow2": True}),
+    ("paged-16", {"prefix_caching": False}),
+    ("paged-16", {"hash_block_tokens": 64}),
+    ("vattention-64KiB", {"overlap": False, "deferred_reclaim": False, "eager_alloc": False}),
+    ("vattention-64KiB", {"lookahead_tokens": 200}),
+]
+OPS = st.lists(st.tuples(st.integers(0, 6), st.integers(0, 10**6), st.integers(0, 10**6)),
+               max_size=60)
+
+
+def _capacity(spec: str) -> int:
+    cfg = parse_spec(spec)
+    group = 2 * CONF.layers * getattr(cfg, "page_bytes", 0)
+    return max(3000 * CONF.kv_bytes_per_token, 5 * group + 12345)
+
+
+def _snapshot(m):
+    """The manager's whole state (nested helper objects as their attribute dicts)."""
+    return copy.deepcopy({k: vars(v) if hasattr(v, "__dict__") and not isinstance(v, type)
+                          else v for k, v in vars(m).items() if k != "_new_slot"})
+
+
+@pytest.mark.parametrize("spec,overrides", CONF_CASES,
+                         ids=[f"{s}{'-' + '-'.join(o) if o else ''}" for s, o in CONF_CASES])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=OPS)
+def test_conformance(spec, overrides, ops):
+    cap = _capacity(spec)
+    m = make_manager(spec, CONF, cap, **overrides)
+    block = getattr(m.config, "hash_block_tokens", 0) or getattr(m.config, "block_tokens", 16)
+    running, swapped, next_id = [], [], 0
+
+    def invariants():
+        u = m.usage()                         # the dataclass checks that the parts add up
+        assert u.capacity_bytes == cap
+        assert min(u.used_bytes, u.internal_frag_bytes, u.reserved_bytes, u.cached_bytes,
+                   u.free_bytes, u.swapped_bytes) >= 0          # never over capacity
+        assert u.used_bytes == sum(m.tokens(s) for s in running) * CONF.kv_bytes_per_token \
+            or spec.startswith("paged")                          # paged: shared blocks once
+        m.check()
+
+    for op, a, b in ops:
+        before = _snapshot(m)
+        ok = True
+        if op == 0 or not running and op in (1, 2, 4, 5):       # admit
+            prompt = a % 1500
+            root = b % 3                                         # 3 shared conversations
+            hashes = [root * 10**6 + i for i in range(prompt // block)]
+            ok = m.admit(next_id, prompt, prompt + b % 500, hashes) is not None
+            if ok:
+                running.append(next_id)
+            next_id += 1
+        elif op == 1:                                            # grow
+            s = running[a % len(running)]
+            ok = m.grow(s, 1 if b % 3 else b % 700) is not None
+        elif op == 2:                                            # fork
+            s = running[a % len(running)]
+            ok = m.fork(s, next_id)
+            if ok:
+                running.append(next_id)
+            next_id += 1
+        elif op == 3:                                            # free
+            pool = running + swapped
+            if pool:
+                s = pool[a % len(pool)]
+                m.free(s)
+                (running if s in running else swapped).remove(s)
+        elif op == 4:                                            # preempt
+            s = running.pop(a % len(running))
+            mode = "swap" if b % 2 else "recompute"
+            t = m.tokens(s)
+            got = m.preempt(s, mode)
+            if mode == "swap":
+                swapped.append(s)
+                assert got >= t * CONF.kv_bytes_per_token
+            else:
+                assert got == 0
+        elif op == 5 and swapped:                                # swap in
+            s = swapped[a % len(swapped)]
+            t = m.tokens(s)
+            ok = m.swap_in(s) is not None
+            if ok:
+                swapped.remove(s)
+                running.append(s)
+                assert m.tokens(s) == t
+        if not ok:                                               # a failed verb changes nothing
+            after = _snapshot(m)
+            assert after.keys() == before.keys()
+            for k in before:
+                assert after[k] == before[k], k
+        invariants()
+    for s in running + swapped:
+        m.free(s)
+    u = m.usage()
+    assert u.free_bytes + u.cached_bytes == cap and u.swapped_bytes == 0
+    m.check()
