@@ -130,7 +130,7 @@ class StaticManager:
         # seq -> (tokens, max_tokens) of swapped-out sequences
         self._swapped: dict[int, tuple[int, int]] = {}
         self._tokens = 0          # sum of tokens held
-        self._promised = 0        # sum of min(R, max_tokens)
+        self._promised = 0        # sum of max(tokens, max_tokens) (<= R)
         self._slots = 0           # sum of R
         self._swapped_tokens = 0
 
@@ -149,7 +149,7 @@ class StaticManager:
             return False
         self._seqs[seq] = [start, r, tokens, max_tokens]
         self._tokens += tokens
-        self._promised += min(r, max_tokens)
+        self._promised += max(tokens, max_tokens)
         self._slots += r
         return True
 
@@ -159,7 +159,7 @@ class StaticManager:
         if r:
             self._alloc.release(start, r)
         self._tokens -= tokens
-        self._promised -= min(r, max_tokens)
+        self._promised -= max(tokens, max_tokens)
         self._slots -= r
         return rec
 
@@ -180,9 +180,12 @@ class StaticManager:
 
     def grow(self, seq: int, tokens: int = 1) -> int | None:
         rec = self._seqs[seq]
-        if rec[2] + tokens > rec[1]:
+        t = rec[2] + tokens
+        if t > rec[1]:
             return None
-        rec[2] += tokens
+        if t > rec[3]:                     # past max_tokens, into the rounding slots
+            self._promised += t - max(rec[2], rec[3])
+        rec[2] = t
         self._tokens += tokens
         return 0
 
@@ -260,6 +263,8 @@ class StaticManager:
             raise AssertionError("free slot count")
         if self._tokens != sum(r[2] for r in self._seqs.values()):
             raise AssertionError("token total")
+        if self._promised != sum(max(r[2], r[3]) for r in self._seqs.values()):
+            raise AssertionError("promised slot total")
         if self._slots != sum(r[1] for r in self._seqs.values()):
             raise AssertionError("slot total")
         if any(r[2] > r[1] for r in self._seqs.values()):
