@@ -3,7 +3,10 @@ every registered manager, and numbers reproduced from the papers (REFERENCE.md s
 from __future__ import annotations
 
 import copy
+import dataclasses
+from pathlib import Path
 
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -11,6 +14,9 @@ from hypothesis import strategies as st
 from simkit.kvpaging.managers import CONFORMANCE_SPECS, Admission, make_manager, parse_spec
 from simkit.kvpaging.managers.config import PagedConfig, StaticConfig, VAttentionConfig
 from simkit.kvpaging.models import ModelShape, get_model
+from simkit.kvpaging.prefix import load_hash_trace, prefix_hit_curve
+from simkit.kvpaging.requests import load_requests
+from simkit.kvpaging.waste import max_batch, replay_waste
 
 # A tiny model: 1 layer, 1 KV head of dim 4, 2 bytes -> 8-byte rows, 16 bytes per token.
 TINY = ModelShape("tiny", layers=1, hidden=4, heads=1, kv_heads=1, head_dim=4, ffn=4, vocab=8,
@@ -280,3 +286,130 @@ def test_conformance(spec, overrides, ops):
     u = m.usage()
     assert u.free_bytes + u.cached_bytes == cap and u.swapped_bytes == 0
     m.check()
+
+
+# ---- must reproduce (issue 4; REFERENCE.md section 2) ----------------------------------------
+TRACES = Path(__file__).resolve().parent.parent / "traces" / "llm-serving"
+
+
+@pytest.fixture(scope="module")
+def azure():
+    out = {}
+    for kind in ("conv", "code"):
+        r = load_requests(TRACES / f"AzureLLMInferenceTrace_{kind}_first1000.csv")
+        out[kind] = r[r.sum(axis=1) <= 8192]          # Llama-3-8B's context (none dropped)
+    return out
+
+
+def test_fig2_static_vs_paged_waste(azure):
+    """PagedAttention (SOSP 2023) Fig. 2: static reservation keeps 20.4-38.2% of KV memory for
+    real tokens, vLLM ~96%; REFERENCE.md 2.1 and the waste sanity table of 2.5 (full traces:
+    conv 0.54% / 1.12% for B=16/32, 2.21% / 45.83% for 64 KiB / 2 MiB pages (1 KiB rows),
+    73.5% code static-to-trace-max). Ours: the shipped first 1,000 requests of each trace,
+    admission to completion (final-length snapshot, and time-averaged over each request's
+    decode steps). Llama-3-8B (8192 context) for static and paged, Yi-6B (1 KiB rows: 64
+    tokens per 64 KiB page, 2048 per 2 MiB) for vAttention."""
+    llama = get_model("llama-3-8b")
+    yi = dataclasses.replace(get_model("yi-6b"), max_context=8192)
+    got = {}
+    for kind, r in azure.items():
+        lmax = int(r.sum(axis=1).max())
+        got[kind] = {
+            "static-max-context": replay_waste(r, "static-max-context", llama),
+            "static-trace-max": replay_waste(r, "static", llama, reserve_tokens=lmax),
+            "paged-16": replay_waste(r, "paged-16", llama),
+            "paged-32": replay_waste(r, "paged-32", llama),
+            "vattention-64KiB": replay_waste(r, "vattention-64KiB", yi, overlap=False),
+            "vattention-2MiB": replay_waste(r, "vattention-2MiB", yi, overlap=False),
+        }
+    # final-length waste (%), ours on the 1,000-request subsets; beside REFERENCE 2.5 (full)
+    want = {("conv", "paged-16"): 0.59, ("conv", "paged-32"): 1.24,          # full: 0.54, 1.12
+            ("conv", "vattention-64KiB"): 2.35, ("conv", "vattention-2MiB"): 47.31,  # 2.21, 45.83
+            ("conv", "static-trace-max"): 70.61,                             # full: 90.3
+            ("code", "paged-16"): 0.36, ("code", "paged-32"): 0.70,          # full: 0.37, 0.73
+            ("code", "vattention-64KiB"): 1.47, ("code", "vattention-2MiB"): 36.45,  # 1.51, 36.62
+            ("code", "static-trace-max"): 71.61}                             # full: 73.5
+    for (kind, spec), pct in want.items():
+        assert 100 * got[kind][spec]["final_waste_fraction"] == pytest.approx(pct, abs=0.01)
+    # Fig. 2's claim: static keeps only a minority of KV memory for tokens, paged wastes < 4%
+    for kind in azure:
+        for spec in ("static-max-context", "static-trace-max"):
+            assert got[kind][spec]["time_avg_token_fraction"] < 0.40
+        assert got[kind]["paged-16"]["time_avg_waste_fraction"] < 0.04
+        assert got[kind]["paged-16"]["final_waste_fraction"] < 0.04
+    # ours, time-averaged token share of static-max-context: conv 14.1%, code 27.7%
+    assert got["conv"]["static-max-context"]["time_avg_token_fraction"] == \
+        pytest.approx(0.141, abs=0.001)
+    assert got["code"]["static-max-context"]["time_avg_token_fraction"] == \
+        pytest.approx(0.277, abs=0.001)
+
+
+# vAttention Fig. 15 (REFERENCE.md 2.2): max batch with 64 KiB vs 2 MiB pages.
+FIG15 = {"yi-6b": (240, 187, 1), "llama-3-8b": (258, 203, 2), "yi-34b": (68, 56, 2)}
+
+
+@pytest.mark.parametrize("name", list(FIG15))
+def test_fig15_max_batch_ratio(name):
+    """Set-up (assumed; vAttention section 7 evaluates Yi-6B on one A100-80GB and Llama-3-8B and
+    Yi-34B with TP-2 on two): the request lengths of the arXiv-summarization trace (Vidur's,
+    final length = prefill + decode tokens, in file order), the KV heads of one TP shard
+    (1 KiB rows for all three: 64 tokens per 64 KiB page, 2048 per 2 MiB), KV capacity per GPU
+    = 0.9 x 80 GiB - the weights' shard. Max batch = requests admitted at their final lengths
+    until the first that does not fit. Ours: 349/270, 369/288, 123/95 -- ratios within 0.7%,
+    0.8% and 6.6% of the paper's (absolute batches are higher: the paper's memory for KV was
+    smaller, which we do not know)."""
+    p64, p2m, tp = FIG15[name]
+    df = pd.read_csv(TRACES / "vidur_arxiv_summarization_stats_llama2_tokenizer_filtered_v2.csv.xz")
+    req = df[["num_prefill_tokens", "num_decode_tokens"]].to_numpy()
+    m = get_model(name)
+    shard = dataclasses.replace(m, heads=m.heads // tp, kv_heads=m.kv_heads // tp)
+    cap = int(80 * (1 << 30) * 0.9) - m.weight_bytes // tp
+    b64 = max_batch(req, "vattention-64KiB", shard, cap, overlap=False)
+    b2m = max_batch(req, "vattention-2MiB", shard, cap, overlap=False)
+    assert (b64, b2m) == {"yi-6b": (349, 270), "llama-3-8b": (369, 288),
+                          "yi-34b": (123, 95)}[name]
+    assert b64 / b2m == pytest.approx(p64 / p2m, rel=0.10)
+
+
+def test_mooncake_prefix_reuse_curve():
+    """REFERENCE.md 2.4 [D]: Mooncake conversation trace, 512-token hash_ids, unbounded cache in
+    arrival order -> 36.6% of prefix blocks reused (37.4% token-weighted; paper Table 2: 40%)."""
+    reqs = load_hash_trace(TRACES / "mooncake_conversation_trace.jsonl.xz")
+    assert len(reqs) == 12031 and sum(len(h) for _, h in reqs) == 288500
+    curve = prefix_hit_curve(reqs, (1000, 5000, 20000, 50000, 100000, 200000, None))
+    unb = curve.iloc[-1]
+    assert 100 * unb.block_hit_rate == pytest.approx(36.6, abs=0.1)
+    assert 100 * unb.token_hit_rate == pytest.approx(37.4, abs=0.1)
+    assert curve.block_hit_rate.is_monotonic_increasing
+    assert curve.block_hit_rate.iloc[-2] == pytest.approx(unb.block_hit_rate, abs=1e-9)
+    assert curve.block_hit_rate.iloc[0] < 0.1                 # 1,000 blocks (512k tokens)
+
+
+def test_paged_manager_reuses_mooncake_prefixes():
+    """The paged manager's own prefix cache (hash_block_tokens=512) on the first 300 Mooncake
+    requests, all resident at once (no eviction): its hit tokens equal the prefix replay's."""
+    reqs = load_hash_trace(TRACES / "mooncake_conversation_trace.jsonl.xz")[:300]
+    model = get_model("llama-3-8b")
+    total = sum(-(-n // 16) for n, _ in reqs) * 16 * model.kv_bytes_per_token
+    m = make_manager("paged-16", model, total, hash_block_tokens=512)
+    hit = 0
+    for i, (n, h) in enumerate(reqs):
+        hit += m.admit(i, n, n + 1, h).cached_tokens
+    # a hit of b 512-token hashes = 32 b blocks of 16, at most (n - 1) // 16 (one token is
+    # always computed), and only blocks that are full
+    ref = sum(16 * min(32 * b, (n - 1) // 16) for (n, _), b in zip(reqs, _prefix_hits(reqs)))
+    assert hit == m.prefix_hit_tokens and hit > 0
+    assert hit == ref
+
+
+def _prefix_hits(reqs):
+    seen, out = set(), []
+    for _, ids in reqs:
+        b = 0
+        for x in ids:
+            if x not in seen:
+                break
+            b += 1
+        out.append(b)
+        seen.update(ids)
+    return out
