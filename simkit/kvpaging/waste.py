@@ -21,9 +21,8 @@ import dataclasses
 
 import numpy as np
 
-from simkit.kvpaging.managers import make_manager
+from simkit.kvpaging.managers import make_manager, parse_spec
 from simkit.kvpaging.managers.config import PagedConfig, StaticConfig, VAttentionConfig
-from simkit.kvpaging.managers import parse_spec
 from simkit.kvpaging.models import ModelShape
 
 
