@@ -1,0 +1,250 @@
+"""The serving engine: a discrete-event simulation (simpy) of one model replica on one GPU
+serving a request trace with continuous batching.
+
+    sim = ServingSimulator(model, gpu, "paged-16", requests)        # requests: RequestSource
+    stats = sim.run()                                              # ServingStats
+    stats.to_frame(); sim.timeline.to_frame()
+
+Time. One simpy process runs the engine loop; one iteration is one timeout event whose length
+is the cost model's iteration time (``costmodel.py``) plus, for vAttention, VMM latency:
+page-groups mapped synchronously (``grow``/``admit`` return them) cost ``map_calls_per_op``
+cuMemMap + cuMemSetAccess calls each, all on the critical path; groups the manager mapped in
+the background during the iteration (``counters()["background_map_groups"]``: overlap,
+eager allocation) are hidden behind compute and only the part longer than the iteration is
+added; unmap calls (``counters()["unmap_calls"]``: reclamation) are charged in full. Arrivals are pulled by the loop itself before each
+iteration (every request with arrival <= now joins ``waiting`` in trace order), and an idle
+engine sleeps until the next arrival, so ties are deterministic: a request arriving exactly at
+an iteration's end is seen by the next iteration. Requests are pulled lazily from the source;
+nothing per request is kept after it finishes, so memory is bounded by the requests in flight
+(plus the bounded timeline and fixed histograms of ``metrics.py``).
+
+KV capacity: ``gpus.kv_capacity_bytes`` (GPU memory x 0.9 - weights - activation reserve)
+unless ``capacity_bytes`` is given. The cost model's kernel follows the manager: static ->
+contiguous, PagedAttention -> paged (slowdown factors), vAttention -> vattention.
+
+Memory accounting: ``manager.usage()`` is sampled when the timeline is due (every
+``timeline_every`` iterations, thinned as the run grows); the time integrals in the stats
+weight each sample by the busy time since the previous one (exact with ``timeline_every=1``).
+
+Hooks: ``step_hook(sim)`` is called after every iteration is scheduled (before its time
+passes) — tests assert invariants there. ``observers`` get ``on_alloc(rid)`` /
+``on_release(rid)`` from the scheduler and ``on_step(sim, t0, t1)`` after each iteration
+(``sim.sched.decodes`` / ``prefills`` still hold that iteration's work): the exporters of
+``export.py`` are observers.
+"""
+from __future__ import annotations
+
+import itertools
+import sys
+from dataclasses import asdict
+
+import simpy
+
+from simkit.kvpaging.costmodel import Calibration, CostModel, default_calibration, prefill_pairs
+from simkit.kvpaging.gpus import GPU_MEMORY_UTILIZATION, GPUSpec, kv_capacity_bytes
+from simkit.kvpaging.metrics import MemoryTimeline, ServingStats
+from simkit.kvpaging.models import ModelShape
+from simkit.kvpaging.scheduler import Scheduler, SchedulerConfig
+
+PROGRESS_EVERY = 4096        # iterations between progress-bar updates
+
+
+def kernel_of(manager) -> str:
+    """The attention kernel a manager's KV layout implies."""
+    from simkit.kvpaging.managers.config import PagedConfig, StaticConfig
+
+    cfg = getattr(manager, "config", None)
+    if isinstance(cfg, StaticConfig):
+        return "contiguous"
+    if isinstance(cfg, PagedConfig):
+        return "paged"
+    return "vattention"
+
+
+class ServingSimulator:
+    """One serving run (module docstring)."""
+
+    def __init__(self, model: ModelShape, gpu: GPUSpec, manager, requests, *,
+                 config: SchedulerConfig | None = None, calibration: Calibration | None = None,
+                 capacity_bytes: int | None = None,
+                 gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION,
+                 manager_overrides: dict | None = None, timeline_every: int = 1,
+                 timeline_max_samples: int = 4096, observers=(), step_hook=None,
+                 progress: bool | None = None):
+        self.model, self.gpu = model, gpu
+        self.cfg = cfg = config if config is not None else SchedulerConfig()
+        self.calibration = cal = (calibration if calibration is not None
+                                  else default_calibration(gpu.name))
+        self.requests = requests
+        if capacity_bytes is None:
+            capacity_bytes = kv_capacity_bytes(
+                gpu, model, max_num_batched_tokens=cfg.token_budget(model.max_context),
+                max_num_seqs=cfg.max_num_seqs, gpu_memory_utilization=gpu_memory_utilization)
+        self.capacity_bytes = capacity_bytes
+        if isinstance(manager, str):
+            from simkit.kvpaging.managers import make_manager, parse_spec
+            from simkit.kvpaging.managers.config import PagedConfig
+
+            overrides = dict(manager_overrides or {})
+            hb = getattr(requests, "hash_block_tokens", 0)
+            if hb and isinstance(parse_spec(manager, model), PagedConfig):
+                overrides.setdefault("hash_block_tokens", hb)
+            self.manager_spec = manager
+            manager = make_manager(manager, model, capacity_bytes, **overrides)
+        else:
+            self.manager_spec = getattr(manager, "name", type(manager).__name__)
+        self.manager = manager
+        self.kernel = kernel_of(manager)
+        self.cost = CostModel(model, cal, self.kernel)
+        self.map_calls_per_op = int(getattr(manager, "map_calls_per_op", 0))
+        self.stats = ServingStats(capacity_bytes=capacity_bytes, params=self._params())
+        self.timeline = MemoryTimeline(timeline_every, timeline_max_samples)
+        self.observers = list(observers)
+        self._on_step = [o.on_step for o in self.observers if hasattr(o, "on_step")]
+        self.sched = Scheduler(manager, cfg, model.max_context, self.stats, self.observers)
+        self.step_hook = step_hook
+        self.progress = progress
+        self.env = simpy.Environment()
+        self.iteration = 0
+        self.last_iteration_s = 0.0
+
+    def _params(self) -> dict:
+        p = {"model": self.model.name, "gpu": self.gpu.name, "manager": self.manager_spec,
+             "trace": getattr(self.requests, "name", ""),
+             "calibration": self.calibration.path or f"published-{self.gpu.name.lower()}",
+             "calibration_kind": self.calibration.kind}
+        p.update(asdict(self.cfg))
+        p["max_num_batched_tokens"] = self.cfg.token_budget(self.model.max_context)
+        return p
+
+    # ---- the loop ------------------------------------------------------------------------
+    def run(self) -> ServingStats:
+        """Serve every request of the source; returns the stats (also ``self.stats``)."""
+        self.env.process(self._loop())
+        self.env.run()
+        return self.stats
+
+    def _sample(self, dt_since: float) -> None:
+        u = self.manager.usage()
+        st, sc = self.stats, self.sched
+        st.mem_used_byte_s += u.used_bytes * dt_since
+        st.mem_internal_frag_byte_s += u.internal_frag_bytes * dt_since
+        st.mem_reserved_byte_s += u.reserved_bytes * dt_since
+        st.mem_cached_byte_s += u.cached_bytes * dt_since
+        st.mem_free_byte_s += u.free_bytes * dt_since
+        if u.used_bytes > st.mem_used_max_bytes:
+            st.mem_used_max_bytes = u.used_bytes
+        self.timeline.add((self.iteration, self.env.now, len(sc.running), len(sc.waiting),
+                           len(sc.swapped), sum(n for _, n in sc.prefills) + len(sc.decodes),
+                           u.used_bytes, u.internal_frag_bytes, u.reserved_bytes,
+                           u.cached_bytes, u.free_bytes, u.virtual_bytes, u.swapped_bytes))
+
+    def _loop(self):
+        env, st, sc, cost = self.env, self.stats, self.sched, self.cost
+        it = iter(self.requests)
+        nxt = next(it, None)
+        if nxt is not None:
+            st.start_s = st.end_s = nxt.arrival_s
+            if nxt.arrival_s > 0:
+                yield env.timeout(nxt.arrival_s)
+        bar = self._bar()
+        timeline, hook, on_step = self.timeline, self.step_hook, self._on_step
+        calls_per_op = self.map_calls_per_op
+        map_s_per_call, unmap_s_per_call = cost.map_s_per_call, cost.unmap_s_per_call
+        counters = getattr(self.manager, "counters", dict)
+        c0 = counters() if calls_per_op else {}
+        prev = {"bg": c0.get("background_map_groups", 0), "unmap": c0.get("unmap_calls", 0)}
+        busy_since_sample = 0.0
+        empty = 0
+        try:
+            while True:
+                now = env.now
+                while nxt is not None and nxt.arrival_s <= now:
+                    sc.add(nxt)
+                    nxt = next(it, None)
+                if sc.idle:
+                    if nxt is None:
+                        break
+                    yield env.timeout(nxt.arrival_s - now)
+                    continue
+                sc.schedule()
+                prefills, decodes = sc.prefills, sc.decodes
+                if not prefills and not decodes:
+                    # every running sequence was preempted, or the queue head was rejected:
+                    # the next plan admits; a run of empty plans would be a bug
+                    empty += 1
+                    if empty > 3:
+                        raise RuntimeError(f"serving engine: no progress at t={now} (waiting "
+                                           f"{len(sc.waiting)}, running {len(sc.running)}, "
+                                           f"swapped {len(sc.swapped)})")
+                    continue
+                empty = 0
+                tokens = len(decodes)
+                ctx = 0
+                for s in decodes:
+                    ctx += s.prompt + s.generated
+                pairs = 0
+                for s, n in prefills:
+                    tokens += n
+                    pairs += prefill_pairs(s.computed, n)
+                seqs = len(prefills) + len(decodes)
+                dt = cost.iteration_s(tokens, seqs, pairs, ctx, sc.swap_bytes)
+                ops = sc.map_ops
+                if calls_per_op:
+                    c = counters()
+                    bg = (c.get("background_map_groups", 0) - prev["bg"]) * calls_per_op
+                    unmaps = c.get("unmap_calls", 0) - prev["unmap"]
+                    prev["bg"], prev["unmap"] = (c.get("background_map_groups", 0),
+                                                 c.get("unmap_calls", 0))
+                    calls = ops * calls_per_op
+                    sync_s = calls * map_s_per_call + unmaps * unmap_s_per_call
+                    bg_s = bg * map_s_per_call
+                    exposed = sync_s + max(0.0, bg_s - dt)
+                    st.map_calls += calls + bg
+                    st.unmap_calls += unmaps
+                    st.map_s += sync_s + bg_s
+                    st.map_exposed_s += exposed
+                    dt += exposed
+                st.map_ops += ops
+                st.iterations += 1
+                st.batch_seqs_sum += seqs
+                if seqs > st.batch_seqs_max:
+                    st.batch_seqs_max = seqs
+                st.batch_tokens_sum += tokens
+                busy_since_sample += dt
+                if timeline.due(self.iteration):
+                    self._sample(busy_since_sample)
+                    busy_since_sample = 0.0
+                if hook is not None:
+                    hook(self)
+                self.last_iteration_s = dt
+                yield env.timeout(dt)
+                t1 = env.now
+                st.busy_s += dt
+                sc.complete(now, t1)
+                st.end_s = t1
+                for f in on_step:
+                    f(self, now, t1)
+                self.iteration += 1
+                if bar is not None and self.iteration % PROGRESS_EVERY == 0:
+                    bar.n = st.requests_finished + st.requests_rejected + st.requests_aborted
+                    bar.refresh()
+        finally:
+            if bar is not None:
+                bar.close()
+        if busy_since_sample and st.busy_s:
+            self._sample(busy_since_sample)
+
+    def _bar(self):
+        total = getattr(self.requests, "count", None)
+        progress = self.progress
+        if progress is None:
+            progress = (total or 0) >= 5000 and sys.stderr.isatty()
+        if not progress:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=total, unit="req", desc=f"serve {self.manager_spec}", leave=False)
+
+
+__all__ = ["ServingSimulator", "kernel_of"]

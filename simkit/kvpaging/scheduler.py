@@ -1,0 +1,325 @@
+"""vLLM-style continuous batching over a KV manager: which tokens run in the next iteration.
+
+Queues (vLLM v0/v1 ``scheduler.py``)::
+
+    waiting  deque, FCFS; requests arrive at the tail, recompute-preempted ones return to the
+             head (v1 ``prepend_request``)
+    running  list in admission order (the newest last)
+    swapped  deque of swap-preempted sequences, oldest first
+
+One ``schedule()`` builds one iteration, under a token budget (``max_num_batched_tokens``) and
+a sequence limit (``max_num_seqs``):
+
+1. Running sequences, oldest first. A sequence still in prefill gets its remaining prompt (or,
+   with chunked prefill, as much as the budget allows; without it, a prompt runs whole — the
+   first prefill of an iteration may exceed the budget, as vLLM requires
+   max_num_batched_tokens >= max_model_len). A decoding sequence gets one token, for which
+   ``grow(seq, 1)`` must find room; when it returns None, the newest running sequence is
+   preempted (all-or-nothing) and grow retried — possibly preempting the sequence itself.
+2. If nothing was preempted in this iteration: swapped sequences come back (``swap_in``),
+   oldest first, each decoding in this iteration.
+3. If nothing is swapped out and nothing was preempted: waiting requests are admitted in FCFS
+   order (``admit`` with the prompt — prompt + tokens generated so far after a recompute —
+   and ``max_tokens`` = prompt + output), until admission fails (head-of-line blocking), the
+   budget or the sequence limit is reached.
+
+Preemption (REFERENCE.md 2.1): "recompute" (v1) frees the KV and requeues the request at the
+front of ``waiting`` to re-prefill prompt + generated tokens; "swap" (v0) copies the KV to the
+host, and no request is admitted while anything is swapped out.
+
+Token accounting. A prefill of P tokens writes P tokens of KV and emits the first output token
+at the end of its iteration; each decode iteration writes the KV of the last emitted token
+(``grow(seq, 1)``) and emits the next, so a request with output O holds P + O - 1 tokens of KV
+when it finishes (vLLM never writes the last token's KV). Prefix-cache hits skip prefill work
+(at least one token is always computed, for its logits).
+
+Requests the engine can never serve are counted, not run: a prompt of max_context tokens or
+more is rejected (an output that would pass max_context is cut: ``requests_truncated``); a
+request that cannot be admitted into an empty engine is rejected; a sequence that must preempt
+itself with nothing else running is aborted (it can never grow).
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from simkit.kvpaging.metrics import ServingStats
+
+PREEMPTION_MODES = ("recompute", "swap")
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """vLLM's scheduler limits. ``max_num_batched_tokens`` 0: ``CHUNKED_DEFAULT_TOKENS``
+    with chunked prefill, else max(max_context, 2048) (vLLM's defaults)."""
+
+    max_num_seqs: int = 256
+    max_num_batched_tokens: int = 0
+    chunked_prefill: bool = False
+    preemption: str = "recompute"
+
+    def __post_init__(self):
+        for name, lo in (("max_num_seqs", 1), ("max_num_batched_tokens", 0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ValueError(f"{name}: must be an integer >= {lo}, got {v!r}")
+        if not isinstance(self.chunked_prefill, bool):
+            raise ValueError(f"chunked_prefill: expected true/false, got {self.chunked_prefill!r}")
+        if self.preemption not in PREEMPTION_MODES:
+            raise ValueError(f"preemption: must be one of {', '.join(PREEMPTION_MODES)}, got "
+                             f"{self.preemption!r}")
+
+    def token_budget(self, max_context: int) -> int:
+        if self.max_num_batched_tokens:
+            return self.max_num_batched_tokens
+        return CHUNKED_DEFAULT_TOKENS if self.chunked_prefill else max(max_context, 2048)
+
+
+CHUNKED_DEFAULT_TOKENS = 2048
+
+
+class Seq:
+    """One request's serving state."""
+
+    __slots__ = ("rid", "arrival", "prompt", "output", "hashes", "generated", "computed",
+                 "target", "prefilling", "first_s", "last_s", "admitted")
+
+    def __init__(self, rid, arrival, prompt, output, hashes=()):
+        self.rid = rid
+        self.arrival = arrival
+        self.prompt = prompt
+        self.output = output
+        self.hashes = hashes
+        self.generated = 0          # tokens emitted
+        self.computed = 0           # prefill tokens done in the current prefill
+        self.target = prompt        # prefill tokens of the current prefill
+        self.prefilling = True
+        self.first_s = None
+        self.last_s = 0.0
+        self.admitted = False
+
+
+class Scheduler:
+    """Queues and the per-iteration plan (module docstring). ``observers``: objects with
+    optional ``on_alloc(rid)`` (after an admit / grow / swap-in gave the sequence memory) and
+    ``on_release(rid)`` (before free / preempt takes it)."""
+
+    def __init__(self, manager, config: SchedulerConfig, max_context: int, stats: ServingStats,
+                 observers=()):
+        self.mgr = manager
+        self.cfg = config
+        self.max_context = max_context
+        self.budget = config.token_budget(max_context)
+        self.stats = stats
+        self.waiting: deque[Seq] = deque()
+        self.running: list[Seq] = []
+        self.swapped: deque[Seq] = deque()
+        self.prefills: list = []        # (seq, tokens) of this iteration
+        self.decodes: list[Seq] = []
+        self.map_ops = 0
+        self.swap_bytes = 0
+        self.obs_alloc = [o.on_alloc for o in observers if hasattr(o, "on_alloc")]
+        self.obs_release = [o.on_release for o in observers if hasattr(o, "on_release")]
+
+    # ---- arrivals ------------------------------------------------------------------------
+    def add(self, req) -> None:
+        st = self.stats
+        st.requests_arrived += 1
+        p, o = req.prompt, req.output
+        if p >= self.max_context or p <= 0 or o <= 0:
+            st.requests_rejected += 1
+            return
+        if p + o > self.max_context:
+            o = self.max_context - p
+            st.requests_truncated += 1
+        self.waiting.append(Seq(req.rid, req.arrival_s, p, o, req.prefix_hashes))
+
+    @property
+    def idle(self) -> bool:
+        return not (self.waiting or self.running or self.swapped)
+
+    # ---- one iteration -------------------------------------------------------------------
+    def _preempt(self, s: Seq) -> None:
+        st, mgr = self.stats, self.mgr
+        for f in self.obs_release:
+            f(s.rid)
+        if self.cfg.preemption == "recompute":
+            mgr.preempt(s.rid, "recompute")
+            st.preemptions_recompute += 1
+            s.prefilling = True
+            s.target = s.prompt + s.generated
+            s.computed = 0
+            self.waiting.appendleft(s)
+        else:
+            b = mgr.preempt(s.rid, "swap")
+            st.preemptions_swap += 1
+            st.swap_out_bytes += b
+            self.swap_bytes += b
+            self.swapped.append(s)
+
+    def _abort(self, s: Seq) -> None:
+        """``s`` preempted itself with nothing else running: it can never grow; drop it."""
+        if self.cfg.preemption == "recompute":
+            self.waiting.remove(s)
+        else:
+            self.swapped.remove(s)
+            self.mgr.free(s.rid)
+        self.stats.requests_aborted += 1
+
+    def _prefill_chunk(self, s: Seq, budget: int) -> int:
+        left = s.target - s.computed
+        if left <= budget or (not self.cfg.chunked_prefill and not self.prefills):
+            n = left
+        else:
+            n = budget if self.cfg.chunked_prefill else 0
+        if n > 0:
+            self.prefills.append((s, n))
+        return n
+
+    def schedule(self) -> None:
+        """Fill ``prefills``, ``decodes``, ``map_ops`` and ``swap_bytes`` for one iteration."""
+        mgr, st, cfg = self.mgr, self.stats, self.cfg
+        running = self.running
+        self.prefills = []
+        decodes = self.decodes = []
+        self.swap_bytes = 0
+        ops = 0
+        budget = self.budget
+        preempted = False
+        obs_alloc = self.obs_alloc
+        grow = mgr.grow
+        i = 0
+        while i < len(running):
+            s = running[i]
+            if s.prefilling:
+                budget -= self._prefill_chunk(s, budget)
+                i += 1
+                continue
+            if budget <= 0:
+                break
+            r = grow(s.rid, 1)
+            while r is None:
+                v = running.pop()
+                self._preempt(v)
+                preempted = True
+                if v is s:
+                    if not running:
+                        self._abort(s)
+                    break
+                r = grow(s.rid, 1)
+            if r is None:
+                break
+            if r and obs_alloc:
+                for f in obs_alloc:
+                    f(s.rid)
+            ops += r
+            decodes.append(s)
+            budget -= 1
+            i += 1
+        if self.swapped and not preempted:
+            while self.swapped and len(running) < cfg.max_num_seqs and budget > 0:
+                s = self.swapped[0]
+                b = mgr.swap_in(s.rid)
+                if b is None:
+                    break
+                self.swapped.popleft()
+                st.swap_in_bytes += b
+                self.swap_bytes += b
+                running.append(s)
+                for f in obs_alloc:
+                    f(s.rid)
+                if s.prefilling:
+                    budget -= self._prefill_chunk(s, budget)
+                    continue
+                r = grow(s.rid, 1)
+                if r is None:                       # no room for its token: back out
+                    running.pop()
+                    self._preempt(s)
+                    break
+                ops += r
+                decodes.append(s)
+                budget -= 1
+        if not self.swapped and not preempted:
+            waiting = self.waiting
+            while waiting and len(running) < cfg.max_num_seqs and budget > 0:
+                s = waiting[0]
+                adm = mgr.admit(s.rid, s.target, s.prompt + s.output, s.hashes)
+                if adm is None:
+                    if running or self.swapped:
+                        break
+                    waiting.popleft()               # cannot fit even into an empty engine
+                    st.requests_rejected += 1
+                    continue
+                waiting.popleft()
+                cached = adm.cached_tokens
+                if not s.admitted:
+                    s.admitted = True
+                    st.requests_admitted += 1
+                    st.prompt_tokens += s.prompt
+                    if s.hashes:
+                        st.prompt_tokens_hashed += s.prompt
+                        st.cached_prompt_tokens += cached
+                else:
+                    st.cached_recompute_tokens += cached
+                s.computed = min(cached, s.target - 1)
+                ops += adm.map_ops
+                running.append(s)
+                for f in obs_alloc:
+                    f(s.rid)
+                n = self._prefill_chunk(s, budget)
+                budget -= n
+                if n < s.target - s.computed and not cfg.chunked_prefill:
+                    break
+        self.map_ops = ops
+
+    def complete(self, t0: float, t1: float) -> int:
+        """The iteration [t0, t1] ended: emit tokens, finish requests. Returns the number
+        finished."""
+        st = self.stats
+        finished = 0
+        for s, n in self.prefills:
+            s.computed += n
+            st.prefill_tokens += n
+            if s.computed >= s.target:
+                s.prefilling = False
+                st.output_tokens += 1
+                finished += self._emit(s, t1)
+        same = 0
+        tbt = st.tbt
+        for s in self.decodes:
+            if s.last_s == t0:
+                same += 1
+                s.generated += 1
+                s.last_s = t1
+                if s.generated >= s.output:
+                    finished += self._finish(s, t1)
+            else:
+                finished += self._emit(s, t1)
+        if same:
+            tbt.add(t1 - t0, same)
+        st.output_tokens += len(self.decodes)
+        if finished:
+            self.running = [s for s in self.running if s.generated < s.output]
+        return finished
+
+    def _emit(self, s: Seq, t: float) -> int:
+        st = self.stats
+        if s.first_s is None:
+            s.first_s = t
+            st.ttft.add(t - s.arrival)
+        else:
+            st.tbt.add(t - s.last_s)
+        s.generated += 1
+        s.last_s = t
+        if s.generated >= s.output:
+            return self._finish(s, t)
+        return 0
+
+    def _finish(self, s: Seq, t: float) -> int:
+        for f in self.obs_release:
+            f(s.rid)
+        self.mgr.free(s.rid)
+        st = self.stats
+        st.requests_finished += 1
+        st.e2e.add(t - s.arrival)
+        return 1
