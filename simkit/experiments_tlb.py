@@ -305,9 +305,11 @@ def victima_summary(df):
             f"pom-tlb: {fmt(tp)}", float(tv.mean() * 100),
             len(tv) > 0 and better.all(),
             "ours_value: mean translation-cycle reduction (%) vs radix; " + no_timing + ". "
-            "Where radix walks are cheap (LLM decode: PWC hits, PTEs in the L1D, ~12 c) a "
-            "Victima hit charged at the L2's 19 c and a POM-TLB probe cost more than the walk "
-            "they replace", ratio=False)
+            "Where radix walks are cheap (LLM decode: PWC hits, PTEs in the L1D, ~12-14 c) a "
+            "Victima hit (the shorter of the L2's 19 c and the walk) saves little, while its "
+            "blocks (up to 2/3 of the L2 under TLB-aware SRRIP) push the PTE lines out of the "
+            "L2 so the remaining walks cost more; a POM-TLB probe reads two lines that miss",
+            ratio=False)
         if env != "native":
             continue
         # reach (artifact metric: TLB blocks in L2 x 8 x 4 KiB; victima-artifact has no
@@ -331,8 +333,10 @@ def victima_summary(df):
             "~7,000 blocks, ~21% of the L2 [derived]", 21.0,
             f"{VICTIMA} max {f:.0f}%, victima-artifact max "
             f"{(fa.max() * 100 if len(fa) else np.nan):.0f}% (at the end of the run)", f,
-            np.isfinite(f) and f > 0,
-            "holds: TLB blocks occupy the L2; ours sampled once at the end")
+            np.isfinite(f) and 0.5 <= f / 21.0 <= 2.0,
+            "holds: within 2x. Ours (sampled at the end) is far above: our large workloads' "
+            "data see no reuse in the L2, so the PTW-CP is bypassed (L2 MPKI > 5, our reading "
+            "of the paper) and TLB-aware SRRIP keeps the blocks")
         mpki = pick(env, BASELINE, "l2_tlb_mpki", False)
         big = pick(env, BASELINE, "l2_tlb_mpki")
         row(env, "baseline L2 TLB MPKI > 5 on workloads > 64 MiB (translation-bound, as the "
