@@ -335,3 +335,112 @@ def test_trace_loaders(tmp_path):
     bad.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\nyesterday,1,2\n")
     with pytest.raises(InputError, match="b.csv: line 2: TIMESTAMP"):
         load_trace(bad)
+
+
+# ---- export ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("spec", ["paged-16", "static", "vattention-64KiB"])
+def test_exports(tmp_path, spec):
+    from simkit.kvpaging.export import ALLOC_BASE, AllocExporter, KVReadExporter
+    from simkit.trace.format import Op, open_trace
+
+    m = get_model("smollm2-135m")
+    sim = ServingSimulator(m, H100, spec, load_trace(AZURE, limit=30),
+                           capacity_bytes=20_000 * m.kv_bytes_per_token)
+    kv = KVReadExporter(tmp_path / "kv.skt", sim, start_iteration=50, max_steps=1)
+    al = AllocExporter(tmp_path / "al.skt", sim)
+    sim.add_observer(kv)
+    sim.add_observer(al)
+    ctx = {}
+
+    def hook(s):
+        if s.iteration >= 50 and s.sched.decodes and "n" not in ctx:
+            ctx["n"] = len(s.sched.decodes)
+            ctx["tokens"] = sum(x.prompt + x.generated for x in s.sched.decodes)
+    sim.step_hook = hook
+    st = sim.run()
+    kv.close()
+    al.close()
+    t = open_trace(tmp_path / "kv.skt")
+    rec = t.read()
+    # one step: each decoding sequence stores one K and one V row per layer, and reads its
+    # whole context of K and V rows (64-byte records: a K row of SmolLM2 is 384 B = 6 lines)
+    assert t.meta.ops["store"] == ctx["n"] * m.layers * 2 * 6
+    kv_lo = int(t.meta.extra["kv_base"], 16)
+    kv_loads = int(np.count_nonzero((rec["op"] == Op.LOAD) & (rec["addr"] >= kv_lo)))
+    assert kv_loads == ctx["tokens"] * m.layers * 2 * 6
+    a = open_trace(tmp_path / "al.skt").read()
+    assert int(a["icount"].sum()) <= st.iterations
+    allocs, frees = a[a["op"] == Op.STORE], a[a["op"] == Op.LOAD]
+    # every unit allocated is freed once (requests all finished), in a valid order
+    assert sorted(allocs["addr"].tolist()) == sorted(frees["addr"].tolist()) or spec == "static"
+    assert int(allocs["size"].sum()) == int(frees["size"].sum())
+    live = {}
+    for r in a:
+        key = int(r["addr"])
+        if r["op"] == Op.STORE:
+            assert key not in live
+            live[key] = int(r["size"])
+        else:
+            assert live.pop(key) == int(r["size"])
+    assert not live and int(a["addr"].min()) >= ALLOC_BASE
+
+
+# ---- CLI --------------------------------------------------------------------------------------
+def cli(capsys, *argv):
+    from simkit.cli import main
+
+    rc = main(["kv", "run", *argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+BASE_ARGS = ("--trace", AZURE, "--model", "llama-3-8b", "--gpu", "H100-80GB",
+             "--manager", "paged-16", "--max-requests", "40")
+
+
+def test_cli_run(tmp_path, capsys):
+    rc, out, err = cli(capsys, *BASE_ARGS, "--out", str(tmp_path / "o.csv"),
+                       "--timeline", str(tmp_path / "t.csv"), "--plot", str(tmp_path / "m.png"),
+                       "--export-alloc-trace", str(tmp_path / "a.skt"), "--chunked-prefill")
+    assert rc == 0, err
+    assert "TTFT p50" in out and "requests arrived" in out
+    import pandas as pd
+    df = pd.read_csv(tmp_path / "o.csv")
+    assert df["requests_finished"][0] == 40 and df["param_chunked_prefill"][0]
+    assert len(pd.read_csv(tmp_path / "t.csv")) == df["iterations"][0]     # one per iteration
+    assert (tmp_path / "m.png").stat().st_size > 1000 and (tmp_path / "a.skt").exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("--calibration", "{d}/none.json"), "none.json: no such file"),
+    (("--calibration", "{d}/bad.json"), "bad.json: field map_us_per_call: missing"),
+    (("--out", "{d}/o.txt"), "--out"),
+    (("--plot", "{d}/m.pdf"), "--plot"),
+    (("--export-kv-trace", "{d}/nodir/k.skt"), "does not exist"),
+    (("--max-requests", "0"), "--max-requests: must be > 0"),
+    (("--max-num-seqs", "x"), "--max-num-seqs: bad value"),
+    (("--manager", "paged-0"), "--manager: unknown manager"),
+    (("--gpu", "V100"), "--gpu: unknown GPU"),
+    (("--model", "gpt-5"), "--model: unknown model"),
+    (("--trace", "{d}/none.csv"), "no such file"),
+    (("--trace", "{d}/vidur.csv"), "--rate"),
+    (("--rate", "-1"), "--rate: must be > 0"),
+])
+def test_cli_errors(tmp_path, capsys, extra, message):
+    d = default_calibration("H100-80GB").to_dict()
+    del d["map_us_per_call"]
+    (tmp_path / "bad.json").write_text(json.dumps(d))
+    (tmp_path / "vidur.csv").write_text("num_prefill_tokens,num_decode_tokens\n5,5\n")
+    extra = tuple(x.format(d=tmp_path) for x in extra)
+    args = list(BASE_ARGS)
+    for flag, value in zip(extra[::2], extra[1::2]):
+        if flag in args:
+            args[args.index(flag) + 1] = value
+        else:
+            args += [flag, value]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    rc, out, err = cli(capsys, *args, "--out", str(tmp_path / "r.csv")) if "--out" not in extra \
+        else cli(capsys, *args)
+    assert rc == 2
+    assert err.startswith("simkit: error:") and message in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before      # nothing half-written

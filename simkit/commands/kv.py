@@ -4,13 +4,23 @@
                            [--block-tokens 16] [--batch 8] [--steps 64] [--weight-stride 4096]
                            [--kv-stride 64] [--max-context N] [--pool-blocks N] [--seed 0]
                            --out FILE.skt[.xz|.gz]
+    simkit kv run --trace T --model M --gpu G --manager paged-16|vattention-64KiB|static|...
+                  [--calibration FILE.json] [--max-requests N] [--rate REQ_PER_S] [--seed S]
+                  [--chunked-prefill] [--max-num-seqs N] [--max-num-batched-tokens N]
+                  [--preemption recompute|swap] [--capacity BYTES]
+                  [--out FILE] [--plot FILE.png] [--timeline FILE.csv]
+                  [--export-kv-trace FILE.skt] [--export-alloc-trace FILE.skt]
+                  [--export-steps N] [--export-from-iteration N]
     simkit kv models
 """
 from __future__ import annotations
 
+import argparse
+import os
 import shlex
 from pathlib import Path
 
+from simkit.commands._output import add_out_argument, check_out_path
 from simkit.errors import InputError
 from simkit.units import format_bytes, parse_size
 
@@ -54,6 +64,50 @@ def register(sub) -> None:
     q.add_argument("--out", required=True, type=Path, metavar="FILE",
                    help="output trace .skt, .skt.xz or .skt.gz")
     q.set_defaults(func=cmd_decode_trace)
+
+    q = ks.add_parser("run", help="serve a request trace (continuous batching) with a KV manager",
+                      description="Replay a request trace through a vLLM-style continuous-batching "
+                                  "engine on one GPU with a KV-cache manager; print throughput, "
+                                  "latency percentiles, batch sizes, preemptions, prefix hits and "
+                                  "the memory breakdown.")
+    q.add_argument("--trace", required=True, metavar="T",
+                   help="request trace: a file (Azure CSV, Mooncake JSONL, Vidur CSV) or a "
+                        "shipped name: azure-conv, azure-code, mooncake-conv")
+    q.add_argument("--model", required=True, help="model preset (see `simkit kv models`)")
+    q.add_argument("--gpu", required=True, help="GPU preset: H100-80GB, A100-80GB")
+    q.add_argument("--manager", required=True,
+                   help="static, static-max-context, paged-B (paged-16), vattention-64KiB, "
+                        "-128KiB, -256KiB, -2MiB")
+    q.add_argument("--calibration", type=Path, metavar="FILE",
+                   help="cost-model calibration JSON (default: the shipped published-<gpu>.json)")
+    q.add_argument("--max-requests", metavar="N", help="serve only the first N requests")
+    q.add_argument("--rate", metavar="REQ_PER_S",
+                   help="Poisson arrival rate for traces without timestamps (Vidur)")
+    q.add_argument("--seed", default="0", metavar="S", help="seed for synthesized arrivals")
+    q.add_argument("--chunked-prefill", action="store_true", help="split prompts into chunks")
+    q.add_argument("--max-num-seqs", default="256", metavar="N")
+    q.add_argument("--max-num-batched-tokens", default="0", metavar="N",
+                   help="token budget per iteration (0: vLLM's default)")
+    q.add_argument("--preemption", default="recompute", choices=("recompute", "swap"))
+    q.add_argument("--capacity", metavar="BYTES",
+                   help="KV memory (default: GPU memory x 0.9 - weights - activations)")
+    add_out_argument(q)
+    q.add_argument("--plot", type=Path, metavar="FILE.png",
+                   help="memory breakdown over time (stacked area)")
+    q.add_argument("--timeline", type=Path, metavar="FILE.csv",
+                   help="memory breakdown time series (one row per sample)")
+    q.add_argument("--export-kv-trace", type=Path, metavar="FILE.skt",
+                   help="write the KV read address stream of decode steps (for simkit tlb)")
+    q.add_argument("--export-alloc-trace", type=Path, metavar="FILE.skt",
+                   help="write the KV block alloc/free event stream (for the allocator "
+                        "simulator)")
+    q.add_argument("--export-steps", default="16", metavar="N",
+                   help="decode steps in --export-kv-trace")
+    q.add_argument("--export-from-iteration", default="0", metavar="N",
+                   help="first iteration traced by --export-kv-trace")
+    q.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: on a terminal, for long traces)")
+    q.set_defaults(func=cmd_run)
 
     q = ks.add_parser("models", help="list the model presets")
     q.set_defaults(func=cmd_models)
@@ -155,4 +209,197 @@ def cmd_models(args) -> int:
              "max_context": m.max_context, "params": m.params,
              "kv_bytes_per_token": m.kv_bytes_per_token} for m in MODELS.values()]
     print_frame(pd.DataFrame(rows))
+    return 0
+
+
+def _check_file_out(path: Path | None, flag: str, suffixes: tuple[str, ...]) -> None:
+    if path is None:
+        return
+    if not path.name.lower().endswith(suffixes):
+        raise InputError(f"{flag} {path}: output must end in {', '.join(suffixes)}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"{flag} {path}: directory {parent} does not exist")
+
+
+def _positive(text: str | None, flag: str, *, zero: bool = False) -> int | None:
+    if text is None:
+        return None
+    v = _int(text, flag)
+    if v < 0 or (v == 0 and not zero):
+        raise InputError(f"{flag}: must be {'>= 0' if zero else '> 0'}, got {text!r}")
+    return v
+
+
+def plot_memory(timeline, path: Path, title: str) -> None:
+    """Stacked area of the memory breakdown over time; written atomically."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 4.2))
+    ax = fig.add_subplot()
+    parts = [("used_bytes", "used by tokens"), ("internal_frag_bytes", "internal fragmentation"),
+             ("reserved_bytes", "reserved"), ("cached_bytes", "prefix cache"),
+             ("free_bytes", "free")]
+    t = timeline["time_s"].to_numpy()
+    ax.stackplot(t, *[timeline[c].to_numpy() / 2**30 for c, _ in parts],
+                 labels=[lbl for _, lbl in parts],
+                 colors=["#2b6cb0", "#e53e3e", "#dd6b20", "#38a169", "#e2e8f0"])
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylabel("KV memory (GiB)")
+    ax.set_title(title, fontsize=10)
+    ax.margins(x=0)
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".partial.png")
+    try:
+        fig.savefig(tmp, dpi=120)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def cmd_run(args) -> int:
+    import pandas as pd
+
+    from simkit.commands._output import print_frame, write_frame
+    from simkit.kvpaging import get_model
+    from simkit.kvpaging.costmodel import default_calibration, load_calibration
+    from simkit.kvpaging.engine import ServingSimulator
+    from simkit.kvpaging.export import AllocExporter, KVReadExporter
+    from simkit.kvpaging.gpus import get_gpu
+    from simkit.kvpaging.scheduler import SchedulerConfig
+    from simkit.kvpaging.workload import load_trace
+
+    # everything that can be wrong with the command line fails here, before any work
+    check_out_path(args.out)
+    _check_file_out(args.plot, "--plot", (".png",))
+    _check_file_out(args.timeline, "--timeline", (".csv",))
+    _check_file_out(args.export_kv_trace, "--export-kv-trace", TRACE_SUFFIXES)
+    _check_file_out(args.export_alloc_trace, "--export-alloc-trace", TRACE_SUFFIXES)
+    outs = [p.resolve() for p in (args.out, args.plot, args.timeline, args.export_kv_trace,
+                                  args.export_alloc_trace) if p is not None]
+    if len(set(outs)) != len(outs):
+        raise InputError("output files: the same path is given twice")
+    limit = _positive(args.max_requests, "--max-requests")
+    seed = _positive(args.seed, "--seed", zero=True)
+    rate = None
+    if args.rate is not None:
+        try:
+            rate = float(args.rate)
+        except ValueError:
+            raise InputError(f"--rate: bad value {args.rate!r}") from None
+        if not rate > 0:
+            raise InputError(f"--rate: must be > 0 requests/s, got {args.rate!r}")
+    try:
+        model = get_model(args.model)
+    except ValueError as exc:
+        raise InputError(f"--model: {str(exc).partition(': ')[2]}") from None
+    try:
+        gpu = get_gpu(args.gpu)
+    except ValueError as exc:
+        raise InputError(f"--gpu: {str(exc).partition(': ')[2]}") from None
+    try:
+        cfg = SchedulerConfig(max_num_seqs=_positive(args.max_num_seqs, "--max-num-seqs"),
+                              max_num_batched_tokens=_positive(args.max_num_batched_tokens,
+                                                               "--max-num-batched-tokens",
+                                                               zero=True),
+                              chunked_prefill=args.chunked_prefill, preemption=args.preemption)
+    except InputError:
+        raise
+    except ValueError as exc:
+        raise InputError(f"--{str(exc).partition(':')[0].replace('_', '-')}:"
+                         f"{str(exc).partition(':')[2]}") from None
+    capacity = None if args.capacity is None else _int(args.capacity, "--capacity", size=True)
+    steps = _positive(args.export_steps, "--export-steps")
+    from_it = _positive(args.export_from_iteration, "--export-from-iteration", zero=True)
+    if args.calibration is not None:
+        cal = load_calibration(args.calibration)
+    else:
+        cal = default_calibration(gpu.name)
+    requests = load_trace(args.trace, limit=limit, rate=rate, seed=seed)
+    try:
+        sim = ServingSimulator(model, gpu, args.manager, requests, config=cfg, calibration=cal,
+                               capacity_bytes=capacity, progress=args.progress)
+    except InputError:
+        raise
+    except ValueError as exc:
+        text = str(exc)
+        if text.startswith("manager:"):
+            text = "--manager:" + text.partition(":")[2]
+        elif text.startswith("gpu:"):
+            text = "--gpu:" + text.partition(":")[2]
+        raise InputError(text) from None
+    argv = ["--trace", args.trace, "--model", args.model, "--gpu", args.gpu,
+            "--manager", args.manager]
+    command = "simkit kv run " + shlex.join(argv)
+    exporters = []
+    try:
+        if args.export_kv_trace is not None:
+            exporters.append(KVReadExporter(args.export_kv_trace, sim, max_steps=steps,
+                                            start_iteration=from_it, seed=seed,
+                                            command=command))
+        if args.export_alloc_trace is not None:
+            exporters.append(AllocExporter(args.export_alloc_trace, sim, command=command))
+        for e in exporters:
+            sim.add_observer(e)
+        st = sim.run()
+    except BaseException:
+        for e in exporters:
+            e.abort()
+        raise
+    frame = st.to_frame()
+    timeline = sim.timeline.to_frame()
+    try:
+        for e in exporters:
+            e.close()
+            exporters = exporters[1:]
+        if args.out is not None:
+            write_frame(frame, args.out)
+        if args.timeline is not None:
+            write_frame(timeline, args.timeline)
+        if args.plot is not None:
+            plot_memory(timeline, args.plot,
+                        f"{model.name} on {gpu.name}, {args.manager}, {requests.name}")
+    except BaseException:
+        for e in exporters:
+            e.abort()
+        raise
+    d = st.to_dict()
+    gib = 2.0 ** 30
+    mean_mem = st.mean_memory_bytes()
+    rows = [
+        ("trace", f"{requests.name} ({requests.info.get('arrivals', '')})"),
+        ("model / gpu / manager", f"{model.name} / {gpu.name} / {args.manager}"),
+        ("calibration", f"{cal.kind}: {cal.path or 'published-' + gpu.name.lower()}"),
+        ("KV capacity", f"{format_bytes(st.capacity_bytes)} "
+                        f"({st.capacity_bytes // model.kv_bytes_per_token} tokens)"),
+        ("requests arrived / finished / rejected / aborted",
+         f"{st.requests_arrived} / {st.requests_finished} / {st.requests_rejected} / "
+         f"{st.requests_aborted}"),
+        ("simulated time (s)", f"{st.duration_s:.2f} (busy {st.busy_s:.2f})"),
+        ("iterations", st.iterations),
+        ("throughput (tokens/s, requests/s)",
+         f"{st.throughput_tokens_per_s:.1f}, {st.throughput_requests_per_s:.3f}"),
+        ("TTFT p50 / p90 / p99 (ms)",
+         " / ".join(f"{d[f'ttft_p{q}_s'] * 1e3:.2f}" for q in (50, 90, 99))),
+        ("TBT p50 / p90 / p99 (ms)",
+         " / ".join(f"{d[f'tbt_p{q}_s'] * 1e3:.2f}" for q in (50, 90, 99))),
+        ("batch size mean / max", f"{st.mean_batch_seqs:.2f} / {st.batch_seqs_max}"),
+        ("preemptions (recompute / swap)",
+         f"{st.preemptions} ({st.preemptions_recompute} / {st.preemptions_swap})"),
+        ("prefix-cache hit rate", "n/a (no prefix hashes)" if not st.prompt_tokens_hashed
+         else f"{st.prefix_hit_rate:.2%}"),
+        ("mapping: ops / calls / time (s) / exposed (s)",
+         f"{st.map_ops} / {st.map_calls} / {st.map_s:.3f} / {st.map_exposed_s:.3f}"),
+        ("mean KV GiB used / frag / reserved / cached / free",
+         " / ".join(f"{mean_mem[p] / gib:.2f}" for p in
+                    ("used", "internal_frag", "reserved", "cached", "free"))),
+        ("mean waste (frag + reserved) / allocated", f"{st.mean_waste_fraction:.2%}"),
+    ]
+    print_frame(pd.DataFrame(rows, columns=["metric", "value"]).astype(str))
+    for flag, path in (("--out", args.out), ("--timeline", args.timeline),
+                       ("--plot", args.plot), ("--export-kv-trace", args.export_kv_trace),
+                       ("--export-alloc-trace", args.export_alloc_trace)):
+        if path is not None:
+            print(f"wrote {path}")
     return 0

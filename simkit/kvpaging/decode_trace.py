@@ -343,6 +343,34 @@ class DecodeTrace:
         rec["icount"] = 1
         return rec, kind[idx]
 
+    # ---- one step, for other drivers (the serving engine's export) ----------------------
+    def step_records(self, slots, rng: np.random.Generator) -> list[np.ndarray]:
+        """The records of one decode step of ``slots`` (a list indexed by batch slot of None
+        or objects with ``prompt``, ``generated`` and, paged, ``table``: the new token is at
+        position prompt + generated), in the order of ``chunks()``: embedding rows (token ids
+        from ``rng``), each layer, lm_head. Stats are not updated."""
+        cfg, m, mp = self.cfg, self.model, self.map
+        active = [q for q in slots if q is not None]
+        if not active:
+            return []
+        wa, wb = self._weight_template()
+        ws, erow = cfg.weight_stride_bytes, m.hidden * m.dtype_bytes
+        tok = rng.integers(0, m.vocab, size=len(active))
+        emb, _ = self._records([(int(t) * erow, erow, ws, _ABS, Op.LOAD) for t in tok])
+        emb["addr"] += np.uint64(mp.embedding)
+        out = [emb]
+        rec, kind = self._records(self._layer_template(slots, wa, wb))
+        for layer in range(m.layers):
+            r = rec.copy()
+            base = np.array([0, mp.weight_base(layer), mp.kv_base(layer)], dtype=np.uint64)
+            r["addr"] += base[kind]
+            out.append(r)
+        if cfg.lm_head:
+            lm, _ = self._records([(0, m.embedding_bytes, ws, _ABS, Op.LOAD)])
+            lm["addr"] += np.uint64(mp.lm_head)
+            out.append(lm)
+        return out
+
     # ---- the stream --------------------------------------------------------------------
     def chunks(self, chunk_records: int = DEFAULT_CHUNK) -> Iterator[np.ndarray]:
         cfg, m, mp, st = self.cfg, self.model, self.map, self.stats

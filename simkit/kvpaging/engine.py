@@ -28,9 +28,9 @@ weight each sample by the busy time since the previous one (exact with ``timelin
 
 Hooks: ``step_hook(sim)`` is called after every iteration is scheduled (before its time
 passes) — tests assert invariants there. ``observers`` get ``on_alloc(rid)`` /
-``on_release(rid)`` from the scheduler and ``on_step(sim, t0, t1)`` after each iteration
-(``sim.sched.decodes`` / ``prefills`` still hold that iteration's work): the exporters of
-``export.py`` are observers.
+``on_release(rid)`` from the scheduler, ``on_plan(sim)`` when an iteration is scheduled
+(memory for its tokens allocated, ``sim.sched.decodes`` / ``prefills`` its work) and
+``on_step(sim, t0, t1)`` after it ran: the exporters of ``export.py`` are observers.
 """
 from __future__ import annotations
 
@@ -101,6 +101,7 @@ class ServingSimulator:
         self.timeline = MemoryTimeline(timeline_every, timeline_max_samples)
         self.observers = list(observers)
         self._on_step = [o.on_step for o in self.observers if hasattr(o, "on_step")]
+        self._on_plan = [o.on_plan for o in self.observers if hasattr(o, "on_plan")]
         self.sched = Scheduler(manager, cfg, model.max_context, self.stats, self.observers)
         self.step_hook = step_hook
         self.progress = progress
@@ -116,6 +117,15 @@ class ServingSimulator:
         p.update(asdict(self.cfg))
         p["max_num_batched_tokens"] = self.cfg.token_budget(self.model.max_context)
         return p
+
+    def add_observer(self, obs) -> None:
+        """Attach an observer (module docstring) before ``run()``."""
+        self.observers.append(obs)
+        for name, lst in (("on_step", self._on_step), ("on_plan", self._on_plan),
+                          ("on_alloc", self.sched.obs_alloc),
+                          ("on_release", self.sched.obs_release)):
+            if hasattr(obs, name):
+                lst.append(getattr(obs, name))
 
     # ---- the loop ------------------------------------------------------------------------
     def run(self) -> ServingStats:
@@ -149,6 +159,7 @@ class ServingSimulator:
                 yield env.timeout(nxt.arrival_s)
         bar = self._bar()
         timeline, hook, on_step = self.timeline, self.step_hook, self._on_step
+        on_plan = self._on_plan
         calls_per_op = self.map_calls_per_op
         map_s_per_call, unmap_s_per_call = cost.map_s_per_call, cost.unmap_s_per_call
         counters = getattr(self.manager, "counters", dict)
@@ -217,6 +228,8 @@ class ServingSimulator:
                     busy_since_sample = 0.0
                 if hook is not None:
                     hook(self)
+                for f in on_plan:
+                    f(self)
                 self.last_iteration_s = dt
                 yield env.timeout(dt)
                 t1 = env.now
