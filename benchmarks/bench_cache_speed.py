@@ -38,16 +38,18 @@ def pycachesim_1level(addrs: list, length: int) -> None:
     cachesim.CacheSimulator(l1, mem).load(addrs, length=length)
 
 
-def pycachesim_3level(addrs: list, length: int) -> None:
-    """pycachesim with the reference-3level geometry (LRU, 64 B lines), loading ``addrs``."""
+def pycachesim_3level(addrs: list, length: int, sets=(64, 1024, 8192),
+                     ways=(8, 16, 16)) -> None:
+    """pycachesim with three LRU levels of 64 B lines (default: the reference-3level geometry),
+    loading ``addrs``."""
     import cachesim
 
     mem = cachesim.MainMemory()
-    l3 = cachesim.Cache("L3", 8192, 16, 64, "LRU")
+    l3 = cachesim.Cache("L3", sets[2], ways[2], 64, "LRU")
     mem.load_to(l3)
     mem.store_from(l3)
-    l2 = cachesim.Cache("L2", 1024, 16, 64, "LRU", store_to=l3, load_from=l3)
-    l1 = cachesim.Cache("L1", 64, 8, 64, "LRU", store_to=l2, load_from=l2)
+    l2 = cachesim.Cache("L2", sets[1], ways[1], 64, "LRU", store_to=l3, load_from=l3)
+    l1 = cachesim.Cache("L1", sets[0], ways[0], 64, "LRU", store_to=l2, load_from=l2)
     cachesim.CacheSimulator(l1, mem).load(addrs, length=length)
 
 

@@ -139,14 +139,7 @@ class RefMMU:
     def walk_estimate(self, va, huge):
         """What a native walk would cost now, changing nothing."""
         top, leaf = self.cfg.radix_levels, 2 if huge else 1
-        start = top
-        for pl in (2, 1, 0):
-            elevel = 4 - pl
-            if elevel <= leaf or self.pwc[pl] is None:
-                continue
-            if self.pwc[pl].contains(va >> (12 + 9 * (elevel - 1))):
-                start = elevel - 1
-                break
+        start = self.pwc_start(va, leaf, probe=False, charged=False)
         cycles = self.cfg.pwc_latency_cycles
         for level in range(start, leaf - 1, -1):
             if level == top:
@@ -226,18 +219,22 @@ class RefMMU:
                 self.c["nvic_alloc"] += 1
         return hpa, cycles, dram
 
-    def walk(self, va, huge, charged=True):
-        top, leaf = self.cfg.radix_levels, 2 if huge else 1
-        start = top
+    def pwc_start(self, va, leaf, probe, charged):
+        """Below the deepest PWC hit, or the root; ``probe`` updates LRU and counts."""
         for pl in (2, 1, 0):
             elevel = 4 - pl
             if elevel <= leaf or self.pwc[pl] is None:
                 continue
-            if self.pwc[pl].probe(va >> (12 + 9 * (elevel - 1))):
-                self.c["pwc_hits"][pl] += charged
-                start = elevel - 1
-                break
-            self.c["pwc_misses"][pl] += charged
+            key = va >> (12 + 9 * (elevel - 1))
+            if self.pwc[pl].probe(key) if probe else self.pwc[pl].contains(key):
+                self.c["pwc_hits"][pl] += probe and charged
+                return elevel - 1
+            self.c["pwc_misses"][pl] += probe and charged
+        return self.cfg.radix_levels
+
+    def walk(self, va, huge, charged=True):
+        top, leaf = self.cfg.radix_levels, 2 if huge else 1
+        start = self.pwc_start(va, leaf, probe=True, charged=charged)
         cycles = self.cfg.pwc_latency_cycles
         dram, pte = False, 0
         for level in range(start, leaf - 1, -1):

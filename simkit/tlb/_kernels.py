@@ -359,6 +359,30 @@ def _victima_probe_l2(c, t, keys, vals, meta, va, key, params, cnt):
 
 
 @njit(_nrt=False)
+def _pwc_start(t, va, leaf, top, params, cnt, probe, charged):
+    """The radix level a walk for ``va`` starts at: below the deepest page-walk-cache hit, or
+    the root. PWC pl (0 PML4, 1 PDPT, 2 PD) caches entries of radix level 4 - pl, keyed by the
+    VA bits that select that entry; the PD cache holds only pointers to PT nodes (leaf entries
+    are not cached). With ``probe`` a hit updates LRU and, when ``charged``, hits and misses
+    are counted; without, nothing changes."""
+    for i in range(3):
+        pl = 2 - i
+        elevel = 4 - pl
+        if elevel <= leaf or params[P_PWC_ON + pl] == 0:
+            continue
+        s = CK.lookup(t, T_PWC4 + pl, va >> np.uint64(12 + 9 * (elevel - 1)))
+        if s != NOSLOT:
+            if probe:
+                CK.touch(t, T_PWC4 + pl, s, CK.LOAD)
+                if charged:
+                    cnt[C_PWC_HIT + pl] += 1
+            return elevel - 1
+        if probe and charged:
+            cnt[C_PWC_MISS + pl] += 1
+    return top
+
+
+@njit(_nrt=False)
 def _walk_estimate(c, t, keys, vals, meta, va, huge, params):
     """Cycles the native walk for ``va`` would take now, without touching anything: the
     deepest PWC hit, then each PTE line's latency at the first cache level holding it (memory
@@ -366,15 +390,7 @@ def _walk_estimate(c, t, keys, vals, meta, va, huge, params):
     nlev = params[P_NLEV]
     top = np.int64(meta[PM_LEVELS])
     leaf = 2 if huge else 1
-    start = top
-    for i in range(3):
-        pl = 2 - i
-        elevel = 4 - pl
-        if elevel <= leaf or params[P_PWC_ON + pl] == 0:
-            continue
-        if CK.lookup(t, T_PWC4 + pl, va >> np.uint64(12 + 9 * (elevel - 1))) != NOSLOT:
-            start = elevel - 1
-            break
+    start = _pwc_start(t, va, leaf, top, params, params, False, False)   # (no counters)
     cycles = params[P_LAT_PWC]
     for level in range(start, leaf - 1, -1):
         k = nlev
@@ -451,25 +467,7 @@ def _walk(c, t, keys, vals, meta, va, huge, params, cnt, hist, charged):
     mode = params[P_MODE]
     top = np.int64(meta[PM_LEVELS])
     leaf = 2 if huge else 1
-    # The deepest page-walk-cache hit decides where the walk starts. PWC pl (0 PML4, 1 PDPT,
-    # 2 PD) caches entries of radix level 4 - pl, keyed by the VA bits that select that entry;
-    # the PD cache holds only pointers to PT nodes (leaf entries are not cached).
-    start = top
-    for i in range(3):
-        pl = 2 - i
-        elevel = 4 - pl
-        if elevel <= leaf or params[P_PWC_ON + pl] == 0:
-            continue
-        key = va >> np.uint64(12 + 9 * (elevel - 1))
-        s = CK.lookup(t, T_PWC4 + pl, key)
-        if s != NOSLOT:
-            CK.touch(t, T_PWC4 + pl, s, CK.LOAD)
-            if charged:
-                cnt[C_PWC_HIT + pl] += 1
-            start = elevel - 1
-            break
-        if charged:
-            cnt[C_PWC_MISS + pl] += 1
+    start = _pwc_start(t, va, leaf, top, params, cnt, True, charged)
     cycles = params[P_LAT_PWC]
     dram = False
     nested = params[P_NESTED] != 0
