@@ -1,7 +1,8 @@
 """Experiment registry: name -> function(quick, outdir) returning a tidy DataFrame.
 
 Each experiment writes ``<outdir>/<name>.csv`` and one or more PNG plots; ``simkit reproduce``
-runs them by name; the address-translation ones live in ``simkit.experiments_tlb``. Simulators
+runs them by name; the address-translation ones live in ``simkit.experiments_tlb``, the KV-paging
+one in ``simkit.experiments_kv``. Simulators
 below this floor return data and never write files.
 """
 from __future__ import annotations
@@ -146,3 +147,4 @@ def run(name: str, quick: bool = True, outdir: Path = Path("results")):
 
 
 from simkit import experiments_tlb  # noqa: E402,F401  (registers tlb-validation, victima)
+from simkit import experiments_kv  # noqa: E402,F401  (registers kv-paging)
