@@ -444,3 +444,12 @@ def test_cli_errors(tmp_path, capsys, extra, message):
     assert rc == 2
     assert err.startswith("simkit: error:") and message in err and err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == before      # nothing half-written
+
+
+def test_shipped_mooncake_and_vidur_names():
+    ms = load_trace("mooncake-conv", limit=20)
+    r = list(ms)
+    assert ms.hash_block_tokens == 512 and len(r) == 20
+    assert all(len(x.prefix_hashes) == -(-x.prompt // 512) for x in r)    # REFERENCE 2.5
+    v = list(load_trace("vidur-arxiv", limit=3, rate=1.0))
+    assert v[0].arrival_s == 0.0 and v[0].prompt == 3772 and v[0].output == 54

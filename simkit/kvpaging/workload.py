@@ -15,8 +15,9 @@ Formats (``load_trace``):
     Vidur CSV                 num_prefill_tokens, num_decode_tokens, no times: Poisson arrivals
                               at ``rate`` requests/s from ``numpy.random.default_rng(seed)``.
 
-Traces without hashes give requests with none. Shipped names (``SHIPPED``) resolve to files in
-``traces/llm-serving/``; a full-size copy of the Azure trace there is preferred to the
+Files may be ``.xz`` or ``.gz`` compressed. Traces without hashes give requests with none.
+Shipped names (``SHIPPED``: azure-conv, azure-code, mooncake-conv, vidur-arxiv) resolve to files
+in ``traces/llm-serving/``; a full-size copy of the Azure trace there is preferred to the
 1,000-row subset.
 """
 from __future__ import annotations
@@ -39,7 +40,9 @@ MOONCAKE_BLOCK_TOKENS = 512
 SHIPPED = {
     "azure-conv": ("AzureLLMInferenceTrace_conv.csv", "AzureLLMInferenceTrace_conv_first1000.csv"),
     "azure-code": ("AzureLLMInferenceTrace_code.csv", "AzureLLMInferenceTrace_code_first1000.csv"),
-    "mooncake-conv": ("mooncake_conversation_trace.jsonl",),
+    "mooncake-conv": ("mooncake_conversation_trace.jsonl", "mooncake_conversation_trace.jsonl.xz"),
+    "vidur-arxiv": ("vidur_arxiv_summarization_stats_llama2_tokenizer_filtered_v2.csv",
+                    "vidur_arxiv_summarization_stats_llama2_tokenizer_filtered_v2.csv.xz"),
 }
 
 
@@ -108,6 +111,13 @@ def _open_text(path: Path):
         raise InputError(f"{path}: no such file")
     if not path.is_file():
         raise InputError(f"{path}: not a regular file")
+    name = path.name.lower()
+    if name.endswith(".xz"):
+        import lzma
+        return lzma.open(path, "rt", newline="", encoding="utf-8")
+    if name.endswith(".gz"):
+        import gzip
+        return gzip.open(path, "rt", newline="", encoding="utf-8")
     return open(path, newline="", encoding="utf-8")
 
 
@@ -157,8 +167,10 @@ def _load_csv(path: Path, limit, rate, seed) -> RequestSource:
                                          f"a date-time") from None
                     arrival.append(t.timestamp() if t.tzinfo else
                                    t.replace(tzinfo=_dt.timezone.utc).timestamp())
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not a UTF-8 text CSV") from None
+    except (UnicodeDecodeError, EOFError, OSError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise InputError(f"{path}: not a UTF-8 text CSV ({exc.__class__.__name__})") from None
     except csv.Error as exc:
         raise InputError(f"{path}: bad CSV ({exc})") from None
     if not prompt:
@@ -195,8 +207,10 @@ def _load_mooncake(path: Path, limit) -> RequestSource:
                 prompt.append(int(d["input_length"]))
                 output.append(int(d["output_length"]))
                 hashes.append(tuple(h))
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not UTF-8 text") from None
+    except (UnicodeDecodeError, EOFError, OSError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise InputError(f"{path}: not UTF-8 text ({exc.__class__.__name__})") from None
     if not prompt:
         raise InputError(f"{path}: no requests")
     return _from_arrays(path.name, arrival, prompt, output, hashes, MOONCAKE_BLOCK_TOKENS,
@@ -228,7 +242,7 @@ def load_trace(spec: str | os.PathLike, *, limit: int | None = None, rate: float
     path = resolve_trace(spec)
     if limit is not None and limit <= 0:
         raise ValueError(f"limit: must be > 0, got {limit}")
-    if path.name.lower().endswith((".jsonl", ".json")):
+    if path.name.lower().removesuffix(".xz").removesuffix(".gz").endswith((".jsonl", ".json")):
         src = _load_mooncake(path, limit)
     else:
         src = _load_csv(path, limit, rate, seed)
