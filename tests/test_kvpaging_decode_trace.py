@@ -11,6 +11,7 @@ from simkit.kvpaging import (MODELS, DecodeTrace, DecodeTraceConfig, ModelShape,
 from simkit.kvpaging.decode_trace import ALIGN, BASE
 from simkit.trace.catalog import find_trace, load_catalog, traces_dir
 from simkit.trace.format import Op, open_trace
+from test_trace_cli import one_line_error
 
 M = ALIGN                        # 2 MiB
 REQ_CSV = traces_dir() / "llm-serving" / "AzureLLMInferenceTrace_conv_first1000.csv"
@@ -274,14 +275,6 @@ def test_write_decode_trace_metadata(tmp_path):
     # steps x sequences x layers x (K, V) x 6 lines of a 384-byte row
     assert t.meta.ops["store"] == st.stores == 2 * 2 * 2 * 2 * 6
     assert not list(tmp_path.glob("*.partial"))
-
-
-def one_line_error(capsys, argv, *fragments):
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("simkit: error: ") and err.count("\n") == 1, err
-    for f in fragments:
-        assert f in err, err
 
 
 def test_cli_decode_trace(capsys, tmp_path):

@@ -411,6 +411,21 @@ def test_cli_run(tmp_path, capsys):
     assert (tmp_path / "m.png").stat().st_size > 1000 and (tmp_path / "a.skt").exists()
 
 
+def test_cli_max_context_serves_long_mooncake_prompts(tmp_path, capsys):
+    """Mooncake prompts reach 126K tokens: with Llama-3-8B's 8K context most are rejected;
+    --max-context 131072 serves them all (and its prefix hashes hit the paged cache)."""
+    args = ("--trace", "mooncake-conv", "--model", "llama-3-8b", "--gpu", "H100-80GB",
+            "--manager", "paged-16", "--max-requests", "60", "--out")
+    rc, out, err = cli(capsys, *args, str(tmp_path / "a.csv"))
+    assert rc == 0, err
+    rc, out, err = cli(capsys, *args, str(tmp_path / "b.csv"), "--max-context", "131072")
+    assert rc == 0, err
+    import pandas as pd
+    a, b = pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv")
+    assert a.requests_rejected[0] > 0 and b.requests_rejected[0] == 0
+    assert b.requests_finished[0] == 60 and b.prefix_hit_rate[0] > 0
+
+
 @pytest.mark.parametrize("extra, message", [
     (("--calibration", "{d}/none.json"), "none.json: no such file"),
     (("--calibration", "{d}/bad.json"), "bad.json: field map_us_per_call: missing"),
@@ -425,6 +440,7 @@ def test_cli_run(tmp_path, capsys):
     (("--trace", "{d}/none.csv"), "no such file"),
     (("--trace", "{d}/vidur.csv"), "--rate"),
     (("--rate", "-1"), "--rate: must be > 0"),
+    (("--max-context", "0"), "--max-context: must be > 0"),
 ])
 def test_cli_errors(tmp_path, capsys, extra, message):
     d = default_calibration("H100-80GB").to_dict()

@@ -15,6 +15,8 @@
 """
 from __future__ import annotations
 
+import dataclasses
+
 import argparse
 import os
 import shlex
@@ -91,6 +93,9 @@ def register(sub) -> None:
     q.add_argument("--preemption", default="recompute", choices=("recompute", "swap"))
     q.add_argument("--capacity", metavar="BYTES",
                    help="KV memory (default: GPU memory x 0.9 - weights - activations)")
+    q.add_argument("--max-context", metavar="N",
+                   help="override the model's context length (e.g. 131072 to serve the long "
+                        "Mooncake prompts)")
     add_out_argument(q)
     q.add_argument("--plot", type=Path, metavar="FILE.png",
                    help="memory breakdown over time (stacked area)")
@@ -294,6 +299,9 @@ def cmd_run(args) -> int:
         model = get_model(args.model)
     except ValueError as exc:
         raise InputError(f"--model: {str(exc).partition(': ')[2]}") from None
+    if args.max_context is not None:
+        model = dataclasses.replace(model, max_context=_positive(args.max_context,
+                                                                 "--max-context"))
     try:
         gpu = get_gpu(args.gpu)
     except ValueError as exc:

@@ -1,8 +1,20 @@
-"""KV-cache paging for LLM serving: model shapes, request traces, decode address traces."""
+"""KV-cache paging for LLM serving: model shapes, request traces, KV managers (static
+reservation, PagedAttention, vAttention), a continuous-batching serving engine with a
+calibrated cost model, and decode address traces."""
 from simkit.kvpaging.decode_trace import (AddressMap, DecodeTrace, DecodeTraceConfig,
                                           DecodeTraceStats, address_map, write_decode_trace)
+from simkit.kvpaging.engine import ServingSimulator
+from simkit.kvpaging.gpus import GPUSpec, get_gpu, kv_capacity_bytes
+from simkit.kvpaging.managers import make_manager
+from simkit.kvpaging.managers.base import Admission, KVManager, MemoryUsage
+from simkit.kvpaging.metrics import ServingStats
 from simkit.kvpaging.models import MODELS, ModelShape, get_model
 from simkit.kvpaging.requests import load_requests
+from simkit.kvpaging.scheduler import SchedulerConfig
+from simkit.kvpaging.workload import load_trace, synthetic_requests
 
-__all__ = ["AddressMap", "DecodeTrace", "DecodeTraceConfig", "DecodeTraceStats", "MODELS",
-           "ModelShape", "address_map", "get_model", "load_requests", "write_decode_trace"]
+__all__ = ["AddressMap", "Admission", "DecodeTrace", "DecodeTraceConfig", "DecodeTraceStats",
+           "GPUSpec", "KVManager", "MODELS", "MemoryUsage", "ModelShape", "SchedulerConfig",
+           "ServingSimulator", "ServingStats", "address_map", "get_gpu", "get_model",
+           "kv_capacity_bytes", "load_requests", "load_trace", "make_manager",
+           "synthetic_requests", "write_decode_trace"]

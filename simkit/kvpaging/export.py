@@ -146,7 +146,8 @@ class AllocExporter:
             unit, unit_bytes = "token slot", model.kv_bytes_per_token
         else:
             unit, unit_bytes = "page-group", mgr.group_bytes
-        if not hasattr(mgr, "_seqs") and self.kind != "paged":
+        if not hasattr(mgr, "extent" if self.kind == "contiguous" else "slot") \
+                and self.kind != "paged":
             raise InputError(f"--export-alloc-trace: manager {sim.manager_spec} does not expose "
                              f"its allocations")
         self.owned: dict[int, list[int]] = {}        # rid -> unit indices (paged, vattention)
@@ -185,14 +186,13 @@ class AllocExporter:
     def _units(self, rid: int) -> list[int]:
         if self.kind == "paged":
             return self.mgr.block_table(rid)
-        rec = self.mgr._seqs[rid]                 # [tokens, slot, need, cap]
-        base = rec[1] * self.mgr.max_groups
+        base = self.mgr.slot(rid) * self.mgr.max_groups
         return list(range(base, base + self.mgr.mapped_groups(rid)))
 
     def on_alloc(self, rid: int) -> None:
         if self.kind == "contiguous":
             if rid not in self.extent:
-                start, slots = self.mgr._seqs[rid][0], self.mgr._seqs[rid][1]
+                start, slots = self.mgr.extent(rid)
                 self.extent[rid] = (start, slots)
                 self._event(Op.STORE, start, slots)
             return

@@ -219,6 +219,11 @@ class StaticManager:
         self._swapped_tokens -= tokens
         return tokens * self.slot_bytes
 
+    def extent(self, seq: int) -> tuple[int, int]:
+        """(first token slot, slots) of the contiguous extent reserved for ``seq``."""
+        start, slots = self._seqs[seq][0], self._seqs[seq][1]
+        return start, slots
+
     def tokens(self, seq: int) -> int:
         if seq in self._swapped:
             return self._swapped[seq][0]

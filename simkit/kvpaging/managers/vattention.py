@@ -319,6 +319,10 @@ class VAttentionManager:
     def tokens_per_page(self) -> float:
         return self.page_bytes / self.row_bytes
 
+    def slot(self, seq: int) -> int:
+        """The virtual slot (request buffer index) ``seq`` lives in."""
+        return self._seqs[seq][1]
+
     def mapped_groups(self, seq: int) -> int:
         return self._m[self._seqs[seq][1]]
 
