@@ -3,10 +3,8 @@ continuous batching, and a 1M-request synthetic run in constant memory.
 
     python benchmarks/bench_kv_speed.py [--trace PATH] [--repeats 3] [--synthetic 1000000]
 
-Trace. The repository ships only the first 1,000 rows of the Azure conversation trace (for
-tests); this benchmark reads the full 19,366-request file, by default
-``../shared/traces/llm-serving/AzureLLMInferenceTrace_conv.csv`` (REFERENCE.md 2.5), or
-``--trace``. Llama-3-8B on H100-80GB, paged-16, vLLM defaults (max_num_seqs 256, no chunked
+Trace. The full 19,366-request Azure conversation trace shipped in ``traces/llm-serving/``
+(``AzureLLMInferenceTrace_conv.csv.xz``, REFERENCE.md 2.5), or ``--trace``. Llama-3-8B on H100-80GB, paged-16, vLLM defaults (max_num_seqs 256, no chunked
 prefill, recompute preemption), the shipped published calibration, memory sampled every
 iteration. Reported: wall seconds (best of ``--repeats``, one process, one core), requests
 simulated per second, iterations per second. Target: < 20 s.
@@ -37,7 +35,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_TRACE = ROOT.parent / "shared" / "traces" / "llm-serving" / "AzureLLMInferenceTrace_conv.csv"
+DEFAULT_TRACE = ROOT / "traces" / "llm-serving" / "AzureLLMInferenceTrace_conv.csv.xz"
 
 
 def azure(trace: Path, repeats: int) -> dict:

@@ -38,8 +38,10 @@ MOONCAKE_BLOCK_TOKENS = 512
 
 #: shipped trace name -> candidate files in traces/llm-serving/, first found wins
 SHIPPED = {
-    "azure-conv": ("AzureLLMInferenceTrace_conv.csv", "AzureLLMInferenceTrace_conv_first1000.csv"),
-    "azure-code": ("AzureLLMInferenceTrace_code.csv", "AzureLLMInferenceTrace_code_first1000.csv"),
+    "azure-conv": ("AzureLLMInferenceTrace_conv.csv", "AzureLLMInferenceTrace_conv.csv.xz",
+                   "AzureLLMInferenceTrace_conv_first1000.csv"),
+    "azure-code": ("AzureLLMInferenceTrace_code.csv", "AzureLLMInferenceTrace_code.csv.xz",
+                   "AzureLLMInferenceTrace_code_first1000.csv"),
     "mooncake-conv": ("mooncake_conversation_trace.jsonl", "mooncake_conversation_trace.jsonl.xz"),
     "vidur-arxiv": ("vidur_arxiv_summarization_stats_llama2_tokenizer_filtered_v2.csv",
                     "vidur_arxiv_summarization_stats_llama2_tokenizer_filtered_v2.csv.xz"),
