@@ -10,7 +10,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test,parquet]'
+	$(VENV)/bin/pip install -q -e '.[test,parquet,dist]'
 	touch $@
 
 # System tools for trace capture (valgrind) and the shipped C programs (gcc). Best effort: the

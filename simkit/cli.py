@@ -6,6 +6,7 @@
     simkit bench  cpu ...
     simkit kv     run|decode-trace|models ...
     simkit reproduce NAME|all [--quick]
+    simkit sweep GRID.toml [--scheduler ADDRESS] [--workers N] [--out DIR]
 
 Bad input ends with one line ``simkit: error: ...`` on stderr and exit status 2.
 """
@@ -17,7 +18,7 @@ import sys
 
 from simkit.errors import InputError
 
-AREAS = ("trace", "cache", "tlb", "kv", "bench", "reproduce")
+AREAS = ("trace", "cache", "tlb", "kv", "bench", "reproduce", "sweep")
 
 
 def build_parser() -> argparse.ArgumentParser:
