@@ -118,6 +118,7 @@ def _serving(quick: bool):
 
 @experiment("kv-paging")
 def kv_paging(quick: bool = True, outdir: Path = Path("results")):
+    """KV paging: PagedAttention Fig. 2 waste, vAttention Fig. 15, Mooncake prefixes, serving."""
     import pandas as pd
 
     serving, timelines = _serving(quick)

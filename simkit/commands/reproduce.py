@@ -10,6 +10,8 @@ def register(sub) -> None:
     p.add_argument("name", help="experiment name, or 'all'; 'list' lists them")
     p.add_argument("--quick", action="store_true", help="shipped data, a few minutes on 2 cores")
     p.add_argument("--outdir", type=Path, default=Path("results"))
+    p.add_argument("--gallery", type=Path, default=None, metavar="DIR",
+                   help="also copy every plot into DIR (the README gallery: docs/gallery)")
     p.set_defaults(func=handle)
 
 
@@ -21,13 +23,17 @@ def handle(args) -> int:
 
     if args.name == "list":
         for name, fn in experiments.REGISTRY.items():
-            print(f"{name:20s} {(fn.__doc__ or '').strip().splitlines()[0]}")
+            doc = (fn.__doc__ or "").strip().splitlines()
+            print(f"{name:20s} {doc[0] if doc else ''}")
         return 0
     names = list(experiments.REGISTRY) if args.name == "all" else [args.name]
     for name in names:
         if name not in experiments.REGISTRY:
             raise InputError(f"experiment {name!r} is unknown; choose from "
                              f"{', '.join(experiments.REGISTRY)} or all")
+    if args.gallery is not None and args.gallery.exists() and not args.gallery.is_dir():
+        raise InputError(f"--gallery {args.gallery}: exists and is not a directory")
+    summaries = []
     for name in names:
         t = time.perf_counter()
         df, paths = experiments.run(name, quick=args.quick, outdir=args.outdir)
@@ -37,7 +43,32 @@ def handle(args) -> int:
             if not path.name.endswith("-summary.csv"):
                 continue
             summary = pd.read_csv(path)
+            summaries.append(summary.assign(experiment=name))
             cols = [c for c in ("environment", "check", "paper_value", "ours_value", "ratio",
                                 "holds") if c in summary]
             print(summary[cols].to_string(index=False, float_format="{:.3g}".format))
+        if args.gallery is not None:
+            import shutil
+
+            args.gallery.mkdir(parents=True, exist_ok=True)
+            for path in paths:
+                if path.suffix == ".png":
+                    tmp = args.gallery / f".{path.name}.partial"
+                    shutil.copyfile(path, tmp)
+                    tmp.replace(args.gallery / path.name)
+    if len(names) > 1 and summaries:
+        allsum = pd.concat(summaries, ignore_index=True)
+        cols = ["experiment"] + [c for c in ("environment", "check", "paper", "paper_value",
+                                             "ours", "ours_value", "ratio", "holds", "note")
+                                 if c in allsum]
+        out = args.outdir / "summary.csv"
+        tmp = out.with_name(out.name + ".partial")
+        allsum[cols].to_csv(tmp, index=False)
+        tmp.replace(out)
+        held = int(allsum.holds.sum()) if "holds" in allsum else 0
+        print(f"\nsummary: {held} of {len(allsum)} checks against the papers hold -> {out}")
+        brief = [c for c in ("experiment", "check", "paper_value", "ours_value", "ratio",
+                             "holds") if c in allsum]
+        print(allsum[brief].to_string(index=False, float_format="{:.3g}".format,
+                                      max_colwidth=70))
     return 0
