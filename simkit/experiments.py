@@ -146,5 +146,21 @@ def run(name: str, quick: bool = True, outdir: Path = Path("results")):
     return REGISTRY[name](quick=quick, outdir=Path(outdir))
 
 
+def script_main(name: str, argv: list[str] | None = None) -> int:
+    """The body of ``experiments/<name>.py``: ``python experiments/<name>.py [--full]
+    [--outdir DIR]`` runs one experiment (quick by default) and prints its summary, exactly as
+    ``simkit reproduce <name> [--quick]``."""
+    import argparse
+
+    from simkit.cli import main
+
+    ap = argparse.ArgumentParser(prog=f"experiments/{name}.py",
+                                 description=(REGISTRY[name].__doc__ or name).strip())
+    ap.add_argument("--full", action="store_true", help="full traces (default: --quick)")
+    ap.add_argument("--outdir", default="results")
+    args = ap.parse_args(argv)
+    return main(["reproduce", name, "--outdir", args.outdir] + ([] if args.full else ["--quick"]))
+
+
 from simkit import experiments_tlb  # noqa: E402,F401  (registers tlb-validation, victima)
 from simkit import experiments_kv  # noqa: E402,F401  (registers kv-paging)

@@ -69,3 +69,17 @@ def test_kv_paging_experiment_reproduces_the_papers(tmp_path):
     # a max-context reservation serves fewer requests at once than block tables
     assert serving.loc["paged-16", "mean_batch_seqs"] > 2 * serving.loc[
         "static-max-context", "mean_batch_seqs"]
+
+
+def test_every_experiment_has_its_script(tmp_path):
+    """experiments/<name>.py exists for every registered experiment and runs it."""
+    from pathlib import Path
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent / "experiments"
+    assert {p.stem for p in root.glob("*.py")} >= set(experiments.REGISTRY)
+    r = subprocess.run([sys.executable, str(root / "cpu-validation.py"), "--outdir",
+                        str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "cpu-validation.csv").exists() and "cpu-validation:" in r.stdout
