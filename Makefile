@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: setup tools demo test bench clean
+.PHONY: setup tools demo gallery test bench clean
 
 setup: $(VENV)/.installed
 
@@ -23,6 +23,9 @@ tools:
 
 demo: setup tools
 	$(PY) -m simkit reproduce all --quick --outdir results
+
+gallery: setup tools
+	$(PY) -m simkit reproduce all --quick --outdir results --gallery docs/gallery
 
 test: setup tools
 	$(PY) -m pytest -q

@@ -44,9 +44,10 @@ def handle(args) -> int:
                 continue
             summary = pd.read_csv(path)
             summaries.append(summary.assign(experiment=name))
-            cols = [c for c in ("environment", "check", "paper_value", "ours_value", "ratio",
-                                "holds") if c in summary]
-            print(summary[cols].to_string(index=False, float_format="{:.3g}".format))
+            if len(names) == 1:                 # several: one combined table at the end
+                cols = [c for c in ("environment", "check", "paper_value", "ours_value",
+                                    "ratio", "holds") if c in summary]
+                print(summary[cols].to_string(index=False, float_format="{:.3g}".format))
         if args.gallery is not None:
             import shutil
 
