@@ -3,6 +3,8 @@
     simkit bench cpu [--quick] [--sweep cache|tlb|all] [--pages 4k|thp|both]
                      [--runs N] [--run-ms MS] [--seed N] [--cpu N]
                      [--out FILE] [--calibration FILE.json] [--plot FILE.png]
+
+``simkit bench gpu``: GPU microbenchmarks (``simkit.commands.bench_gpu``).
 """
 from __future__ import annotations
 
@@ -47,6 +49,8 @@ def register(sub) -> None:
                    help="save a figure of the latency curves with the knees marked "
                         "(.png, .svg or .pdf)")
     p.set_defaults(func=run_cpu)
+    from simkit.commands import bench_gpu
+    bench_gpu.register(what)
 
 
 def run_cpu(args: argparse.Namespace) -> int:
