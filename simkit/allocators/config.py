@@ -1,0 +1,180 @@
+"""Allocator model configurations: frozen dataclasses and named presets.
+
+``PtmallocConfig`` -- glibc 2.36 ptmalloc2 (``models/ptmalloc.py``); defaults are glibc's
+(``malloc/malloc.c``: tcache 64 bins x 7, fastbins to 128 B, mmap threshold 128 KiB raised
+dynamically up to 32 MiB, trim threshold 128 KiB, top pad 128 KiB).
+
+``SlabConfig`` -- a size-class slab allocator with out-of-line metadata (``models/slab.py``),
+parameterized so that SJMalloc-, hardened_malloc- and mimalloc-style designs are presets of
+one model, not copies.
+
+Sizes are bytes (``*_bytes``); every field is checked at construction.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+
+SLOT_POLICIES = ("lowest", "lifo", "random", "sharded")
+
+
+def _positive(obj, *names, zero_ok=False):
+    for n in names:
+        v = getattr(obj, n)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0 or (v == 0 and not zero_ok):
+            raise ValueError(f"{type(obj).__name__}.{n}: must be a "
+                             f"{'non-negative' if zero_ok else 'positive'} integer, got {v!r}")
+
+
+@dataclass(frozen=True)
+class PtmallocConfig:
+    name: str = "ptmalloc"
+    tcache_count: int = 7
+    tcache_bins: int = 64
+    fastbin_max_bytes: int = 128
+    top_pad_bytes: int = 128 << 10
+    mmap_threshold_bytes: int = 128 << 10
+    mmap_threshold_max_bytes: int = 32 << 20
+    trim_threshold_bytes: int = 128 << 10
+    dynamic_mmap_threshold: bool = True
+    mmap_max: int = 65536
+    design: str = field(default="ptmalloc", init=False)
+
+    def __post_init__(self):
+        _positive(self, "tcache_count", "tcache_bins", "fastbin_max_bytes", "top_pad_bytes",
+                  zero_ok=True)
+        _positive(self, "mmap_threshold_bytes", "mmap_threshold_max_bytes",
+                  "trim_threshold_bytes", "mmap_max")
+        if self.tcache_bins > 64:
+            raise ValueError(f"PtmallocConfig.tcache_bins: at most 64, got {self.tcache_bins}")
+        if self.fastbin_max_bytes > 160:
+            raise ValueError(f"PtmallocConfig.fastbin_max_bytes: at most 160 (M_MXFAST), "
+                             f"got {self.fastbin_max_bytes}")
+
+
+def _classes_4_per_doubling(first: tuple, top: int) -> tuple:
+    out = list(first)
+    step = first[-1] // 4
+    s = first[-1]
+    while s < top:
+        s += step
+        out.append(s)
+        if s & (s - 1) == 0:
+            step = s // 4
+    return tuple(out)
+
+
+# hardened_malloc's size classes (README; REFERENCE 4.3): 16, 32, 48, 64, then 4 per doubling
+HARDENED_CLASSES = _classes_4_per_doubling((16, 32, 48, 64), 131072)
+# jemalloc/SJMalloc-like classes: 8, 16..128 by 16, then 4 per doubling (assumed for SJMalloc)
+JE_CLASSES = (8,) + tuple(range(16, 129, 16)) + _classes_4_per_doubling((128,), 131072)[1:]
+# mimalloc bins: word-size steps to 64, then 4 per doubling up to 128 KiB (MI_MEDIUM_OBJ_SIZE_MAX)
+MI_CLASSES = (8, 16, 24, 32, 40, 48, 56, 64) + _classes_4_per_doubling((64,), 131072)[1:]
+
+
+@dataclass(frozen=True)
+class SlabConfig:
+    name: str
+    size_classes: tuple = JE_CLASSES
+    slot_policy: str = "lowest"           # lowest | lifo | random | sharded
+    slab_bytes: int = 4096                # slab size for the smallest classes
+    slab_min_slots: int = 1               # a class's slab grows (power of two) to hold this many
+    slab_max_bytes: int = 65536
+    single_slot_bytes: int = 0            # classes from this size get one slot per slab
+    large_round_bytes: int = 4096         # objects above the last class: own mapping, rounded
+    header_bytes: int = 0                 # in-band bytes before each object (0: out-of-line)
+    canary_bytes: int = 0                 # at the end of each slot (hardened_malloc: 8)
+    quarantine_random: int = 0            # per class: a freed slot swaps into a random array
+    quarantine_fifo: int = 0              # ... and the slot it evicts waits in a FIFO
+    zero_on_free: bool = False
+    guard_slab_interval: int = 0          # a guard (unmapped, not resident) slab every N slabs
+    large_guard_pages: int = 0            # guard pages around each large mapping (virtual)
+    empty_slabs_kept: int = 1             # empty slabs per class kept resident; others purged
+    slab_meta_bytes: int = 64             # out-of-line descriptor per slab (assumed)
+    slot_meta_bits: int = 1               # out-of-line bits per slot (bitmap)
+    detects_double_free: bool = False
+    detects_invalid_free: bool = False
+    secure_free_list: bool = False        # mimalloc secure mode: encoded free list
+    seed: int = 0
+    design: str = field(default="slab", init=False)
+
+    def __post_init__(self):
+        if self.slot_policy not in SLOT_POLICIES:
+            raise ValueError(f"SlabConfig.slot_policy: one of {', '.join(SLOT_POLICIES)}, "
+                             f"got {self.slot_policy!r}")
+        cls = self.size_classes
+        if not cls or any(b <= a for a, b in zip(cls, cls[1:])) or cls[0] <= 0:
+            raise ValueError(f"SlabConfig.size_classes: must be increasing and positive, "
+                             f"got {cls!r}")
+        _positive(self, "slab_bytes", "slab_min_slots", "slab_max_bytes", "large_round_bytes")
+        _positive(self, "single_slot_bytes", "header_bytes", "canary_bytes", "quarantine_fifo", "quarantine_random",
+                  "guard_slab_interval", "large_guard_pages", "empty_slabs_kept",
+                  "slab_meta_bytes", "slot_meta_bits", "seed", zero_ok=True)
+
+
+PRESETS: dict[str, object] = {
+    "ptmalloc": PtmallocConfig(),
+    # SJMalloc (Bauroth 2024; REFERENCE 4.1, abstract only): out-of-band metadata. Assumed:
+    # jemalloc-like classes, 4 KiB..64 KiB slabs, per-slab bitmap, lowest free slot first.
+    "sjmalloc": SlabConfig(name="sjmalloc", size_classes=JE_CLASSES, slot_policy="lowest",
+                           slab_bytes=4096, slab_min_slots=8, slab_max_bytes=65536,
+                           detects_double_free=True, detects_invalid_free=True),
+    # hardened_malloc default (GrapheneOS README, REFERENCE 4.3): 16 B -> 256 slots / 4 KiB
+    # slab, 1024 B -> 64 slots / 64 KiB, >= 20480 B -> 1 slot; random slots, quarantines,
+    # zero-on-free, 8 B canaries, a guard slab after every slab; slab quarantines per size
+    # class of length 1 (random) + 1 (queue) (config/default.mk); empty slabs purged.
+    "hardened": SlabConfig(name="hardened", size_classes=HARDENED_CLASSES,
+                           slot_policy="random", slab_bytes=4096, slab_min_slots=64,
+                           slab_max_bytes=128 << 10, single_slot_bytes=20480, canary_bytes=8, quarantine_fifo=1,
+                           quarantine_random=1, zero_on_free=True, guard_slab_interval=1,
+                           large_guard_pages=1, empty_slabs_kept=0,
+                           detects_double_free=True, detects_invalid_free=True, seed=1),
+    # light: no quarantine, no write-after-free check, no slot randomization; guard slab
+    # every 8 (hardened_malloc config/light.mk)
+    "hardened-light": SlabConfig(name="hardened-light", size_classes=HARDENED_CLASSES,
+                                 slot_policy="lowest", slab_bytes=4096, slab_min_slots=64,
+                                 slab_max_bytes=128 << 10, single_slot_bytes=20480,
+                                 canary_bytes=8, zero_on_free=True,
+                                 guard_slab_interval=8, large_guard_pages=1,
+                                 empty_slabs_kept=0, detects_double_free=True,
+                                 detects_invalid_free=True),
+    # mimalloc (readme, REFERENCE 4.3): 64 KiB pages per size class, free-list sharding:
+    # frees go to the page's local-free list, collected only when its free list runs dry
+    "mimalloc": SlabConfig(name="mimalloc", size_classes=MI_CLASSES, slot_policy="sharded",
+                           slab_bytes=65536, slab_min_slots=8, slab_max_bytes=1 << 19,
+                           large_round_bytes=65536, empty_slabs_kept=4, slab_meta_bytes=96),
+}
+DESIGNS = tuple(PRESETS)
+
+
+def get_config(spec) -> object:
+    """A preset by name, or a config passed through."""
+    if isinstance(spec, (PtmallocConfig, SlabConfig)):
+        return spec
+    if spec not in PRESETS:
+        raise ValueError(f"allocator: unknown preset {spec!r}; choose from {', '.join(PRESETS)}")
+    return PRESETS[spec]
+
+
+def load_config(path) -> object:
+    """A config from TOML: ``design = "ptmalloc"|"slab"``, ``base = PRESET`` (optional) and
+    fields to override."""
+    with open(path, "rb") as f:
+        d = tomllib.load(f)
+    base = d.pop("base", None)
+    design = d.pop("design", None)
+    if base is not None:
+        cfg = get_config(base)
+    elif design == "ptmalloc":
+        cfg = PtmallocConfig()
+    elif design == "slab":
+        cfg = SlabConfig(name=d.get("name", "slab"))
+    else:
+        raise ValueError(f"{path}: give base = PRESET or design = 'ptmalloc'|'slab'")
+    known = {f.name for f in fields(cfg) if f.init}
+    for k in d:
+        if k not in known:
+            raise ValueError(f"{path}: unknown field {k!r}")
+    if "size_classes" in d:
+        d["size_classes"] = tuple(d["size_classes"])
+    return replace(cfg, **d)

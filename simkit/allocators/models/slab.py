@@ -1,0 +1,178 @@
+"""Slab allocators with out-of-line metadata: one model, three designs as presets.
+
+``simkit.allocators._kernels.slab_run`` over per-slab and per-slot arrays. Each size class
+has slabs of ``slots`` equal slots (the slab size grows from ``slab_bytes`` in powers of two to
+hold ``slab_min_slots``, up to ``slab_max_bytes``; classes from ``single_slot_bytes`` get one
+slot). Metadata lives outside the slabs (a descriptor per slab, ``slot_meta_bits`` per slot),
+except an optional in-band ``header_bytes``. A free slot is chosen by policy:
+
+- ``lowest``: the lowest free slot of the slab (a bitmap scan) -- SJMalloc-style [assumed:
+  the paper's design is public only as "out-of-band metadata" (REFERENCE 4.1); size classes,
+  slab sizes and the bitmap are our assumptions, after jemalloc's];
+- ``random``: a random free slot -- hardened_malloc (GrapheneOS README: slot randomization,
+  FIFO + random-array quarantines, zero-on-free, 8 B canaries, guard slabs, deterministic
+  invalid/double-free detection from the slot bitmap; REFERENCE 4.3); ``hardened-light``
+  drops the quarantines and randomization (its ``light`` config);
+- ``sharded``: mimalloc's free-list sharding (Leijen et al., "Mimalloc: Free List Sharding in
+  Action", 2019): each page keeps a ``free`` list to allocate from and a ``local_free`` list
+  that frees go to; ``local_free`` becomes the free list only when ``free`` is empty, so a
+  freed block is not reused immediately and allocation stays a pop;
+- ``lifo``: a plain per-slab free list (reuse the last freed slot).
+
+The class's slabs with free slots form a list; allocation takes the most recently listed.
+Empty slabs beyond ``empty_slabs_kept`` per class are purged (their pages leave the RSS).
+Objects above the last class get their own mapping rounded to ``large_round_bytes`` (plus
+``large_guard_pages`` of address space on each side).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from simkit.allocators import _kernels as K
+from simkit.allocators.config import SLOT_POLICIES, SlabConfig
+
+
+def class_geometry(cfg: SlabConfig):
+    """(size, slots, slab bytes) per class."""
+    size = np.asarray(cfg.size_classes, np.int64)
+    slots = np.zeros(len(size), np.int64)
+    sbytes = np.zeros(len(size), np.int64)
+    for i, s in enumerate(size):
+        if cfg.single_slot_bytes and s >= cfg.single_slot_bytes:
+            b = -(-int(s) // 4096) * 4096
+            slots[i], sbytes[i] = 1, b
+            continue
+        b = cfg.slab_bytes
+        while b < s * cfg.slab_min_slots and b < cfg.slab_max_bytes:
+            b *= 2
+        b = max(b, -(-int(s) // 4096) * 4096)
+        slots[i], sbytes[i] = b // s, b
+    return size, slots, sbytes
+
+
+class SlabEngine:
+    kernel = staticmethod(K.slab_run)
+    counter_names = K.SLAB_COUNTER_NAMES
+
+    def __init__(self, cfg: SlabConfig, objects: int, strict: bool = True,
+                 sample_every: int = 0):
+        self.cfg = cfg
+        self.cls_size, self.cls_slots, self.cls_bytes = class_geometry(cfg)
+        nc = len(self.cls_size)
+        ns, nslot = 256, 1 << 16
+        self.slab_cls = np.zeros(ns, np.int64)
+        self.slab_addr = np.zeros(ns, np.int64)
+        self.slab_first = np.zeros(ns, np.int64)
+        self.slab_nfree = np.zeros(ns, np.int64)
+        self.slab_head = np.full(ns, -1, np.int64)
+        self.slab_local = np.full(ns, -1, np.int64)
+        self.slab_next = np.full(ns, -2, np.int64)
+        self.slab_prev = np.full(ns, -1, np.int64)
+        self.slot_st = np.zeros(nslot, np.uint8)
+        self.slot_next = np.full(nslot, -1, np.int64)
+        self.cls_head = np.full(nc, -1, np.int64)
+        self.cls_empty = np.zeros(nc, np.int64)
+        self.touched = np.zeros(1 << 14, np.uint8)
+        self.qrand = np.full(nc * max(cfg.quarantine_random, 1), -1, np.int64)
+        self.qfifo = np.full(nc * max(cfg.quarantine_fifo, 1), -1, np.int64)
+        self.qstate = np.zeros(2 * nc, np.int64)
+        self.S = np.zeros(K.NS, np.int64)
+        self.Q = np.zeros(K.NQ, np.int64)
+        self.Q[K.Q_NEXT_ADDR] = K.SLAB_BASE
+        self.Q[K.Q_LARGE_NEXT] = K.MMAP_TOP
+        self.Q[K.Q_RNG] = (cfg.seed * 0x9E3779B97F4A7C15 + 0x2545F4914F6CDD1D) & ((1 << 63) - 1) or 1
+        self.C = np.zeros(K.ND, np.int64)
+        R = np.zeros(K.NR, np.int64)
+        R[K.R_POLICY] = SLOT_POLICIES.index(cfg.slot_policy)
+        R[K.R_HEADER] = cfg.header_bytes
+        R[K.R_CANARY] = cfg.canary_bytes
+        R[K.R_QFIFO] = cfg.quarantine_fifo
+        R[K.R_QRAND] = cfg.quarantine_random
+        R[K.R_GUARD] = cfg.guard_slab_interval
+        R[K.R_LARGE_ROUND] = cfg.large_round_bytes
+        R[K.R_LARGE_GUARD] = cfg.large_guard_pages
+        R[K.R_EMPTY_KEPT] = cfg.empty_slabs_kept
+        R[K.R_DETECT_DF] = int(cfg.detects_double_free)
+        R[K.R_DETECT_INV] = int(cfg.detects_invalid_free)
+        R[K.R_STRICT] = int(strict)
+        R[K.R_SAMPLE] = sample_every
+        R[K.R_ZERO] = int(cfg.zero_on_free)
+        self.P = R
+        self.objects(objects)
+
+    def objects(self, n: int) -> None:
+        have = len(getattr(self, "obj_slot", ()))
+        if n <= have:
+            return
+        n = max(n, 2 * have, 16)
+        for name, fill in (("obj_slot", -1), ("obj_addr", 0), ("obj_req", 0), ("obj_msz", 0)):
+            new = np.full(n, fill, np.int64)
+            if have:
+                new[:have] = getattr(self, name)
+            setattr(self, name, new)
+
+    def grow(self) -> None:
+        def g(name, fill):
+            a = getattr(self, name)
+            b = np.full(2 * len(a), fill, a.dtype)
+            b[:len(a)] = a
+            setattr(self, name, b)
+        for name, fill in (("slab_cls", 0), ("slab_addr", 0), ("slab_first", 0),
+                           ("slab_nfree", 0), ("slab_head", -1), ("slab_local", -1),
+                           ("slab_next", -2), ("slab_prev", -1), ("slot_st", 0),
+                           ("slot_next", -1), ("touched", 0)):
+            g(name, fill)
+        need = (int(self.Q[K.Q_NEXT_ADDR]) - K.SLAB_BASE) // K.PAGE \
+            + 4 * int(self.cls_bytes[-1]) // K.PAGE + 64
+        if len(self.touched) < need:
+            t = np.zeros(2 * need, np.uint8)
+            t[:len(self.touched)] = self.touched
+            self.touched = t
+
+    def call(self, op, oid, old, size, align, start, T, nt):
+        return K.slab_run(op, oid, old, size, align, start, self.cls_size, self.cls_slots,
+                          self.cls_bytes, self.slab_cls, self.slab_addr, self.slab_first,
+                          self.slab_nfree, self.slab_head, self.slab_local, self.slab_next,
+                          self.slab_prev, self.slot_st, self.slot_next, self.cls_head,
+                          self.cls_empty, self.touched, self.qrand, self.qfifo, self.qstate,
+                          self.obj_slot,
+                          self.obj_addr, self.obj_req, self.obj_msz, self.S, self.Q, self.C,
+                          self.P, T, nt)
+
+    # ---- outputs --------------------------------------------------------------------------
+    def metadata_bytes(self) -> int:
+        ns = int(self.Q[K.Q_NSLABS])
+        slots = int(self.Q[K.Q_NSLOTS])
+        c = self.cfg
+        live_large = int(np.count_nonzero(self.obj_msz))
+        return (ns * c.slab_meta_bytes + (slots * c.slot_meta_bits + 7) // 8
+                + c.header_bytes * int(self.S[K.S_NLIVE]) + 32 * live_large
+                + 16 * len(self.cls_size))
+
+    def heap_bytes(self) -> int:
+        return int(self.Q[K.Q_NEXT_ADDR] - K.SLAB_BASE + self.Q[K.Q_LARGE_MAPPED])
+
+    def usable_size(self, oid: int) -> int:
+        sl = int(self.obj_slot[oid])
+        if sl >= 0:
+            s = K._slab_of.py_func(self.slab_first, self.Q, sl)
+            return int(self.cls_size[self.slab_cls[s]]) - self.cfg.header_bytes \
+                - self.cfg.canary_bytes
+        return int(self.obj_msz[oid]) - self.cfg.header_bytes
+
+    def metadata_distance(self, oid: int) -> int | None:
+        """Bytes past the request before allocator metadata: None (out-of-line: an overflow
+        reaches the next slot's data, never metadata); a canary counts as metadata (its
+        corruption is detected at free)."""
+        if self.cfg.canary_bytes:
+            return self.usable_size(oid) - int(self.obj_req[oid])
+        if self.cfg.header_bytes:
+            return self.usable_size(oid) - int(self.obj_req[oid])
+        return None
+
+    def interior(self, oid: int, new: int, offset: int) -> None:
+        self.objects(new + 1)
+        self.obj_slot[new] = -2
+        self.obj_addr[new] = self.obj_addr[oid] + offset
+        self.obj_req[new] = 1
+        self.obj_msz[new] = 0

@@ -1,0 +1,213 @@
+"""The allocator front: ``AllocatorModel`` replays allocation traces through a model's kernel,
+chunk by chunk, and returns ``AllocStats``.
+
+    m = AllocatorModel("ptmalloc")
+    stats = m.run("traces/malloc/cc1.skat.xz")        # or an array of ALLOC_DTYPE records
+    stats.peak_footprint_bytes, stats.fragmentation, stats.to_frame()
+
+Footprint is the RSS model: resident pages (the replayer in ``simkit bench malloc`` touches
+every page of each block; the allocator's own header writes count too), heap plus mappings.
+Fragmentation = peak footprint / peak live bytes - 1 (Johnstone & Wilson, ISMM 1998; REFERENCE
+4.7). The operation cost is an estimate in ns from the kernel's counters (``COST_NS``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from simkit.allocators import _kernels as K
+from simkit.allocators.config import get_config
+from simkit.allocators.models import ENGINES
+from simkit.errors import InputError
+from simkit.trace.alloc import ALLOC_DTYPE, AllocOp, AllocTrace, NONE
+
+# Cost model [assumed, then fitted by ``simkit bench malloc --calibrate``]: ns per operation,
+# per list step, per page fault (first touch of a page), per system call (sbrk/mmap/munmap).
+COST_NS = {"op": 15.0, "step": 1.5, "fault": 250.0, "syscall": 1500.0}
+
+
+@dataclass
+class AllocStats:
+    """Raw results of one replay; derived metrics are properties."""
+
+    allocator: str
+    config: object
+    trace: str
+    events: int
+    counters: dict
+    peak_footprint_bytes: int
+    peak_live_bytes: int
+    live_at_peak_footprint_bytes: int
+    peak_heap_bytes: int
+    final_footprint_bytes: int
+    final_live_bytes: int
+    metadata_bytes: int
+    timeline: object = None          # DataFrame: event, live_bytes, heap_bytes, mmapped, rss
+    cost_ns: dict = field(default_factory=lambda: dict(COST_NS))
+
+    @property
+    def fragmentation(self) -> float:
+        """Peak footprint over peak live bytes, minus 1."""
+        return self.peak_footprint_bytes / self.peak_live_bytes - 1 if self.peak_live_bytes \
+            else float("nan")
+
+    @property
+    def syscalls(self) -> int:
+        c = self.counters
+        return sum(c.get(k, 0) for k in ("sbrk_calls", "trims", "mmap_calls", "munmap_calls"))
+
+    @property
+    def cost_estimate_ns(self) -> float:
+        c, w = self.counters, self.cost_ns
+        return (w["op"] * self.events + w["step"] * c.get("list_steps", 0)
+                + w["fault"] * c.get("page_faults", 0) + w["syscall"] * self.syscalls)
+
+    @property
+    def ns_per_op(self) -> float:
+        return self.cost_estimate_ns / self.events if self.events else float("nan")
+
+    def row(self) -> dict:
+        d = {"allocator": self.allocator, "trace": self.trace, "events": self.events,
+             "peak_footprint_bytes": self.peak_footprint_bytes,
+             "peak_live_bytes": self.peak_live_bytes,
+             "live_at_peak_footprint_bytes": self.live_at_peak_footprint_bytes,
+             "peak_heap_bytes": self.peak_heap_bytes,
+             "final_footprint_bytes": self.final_footprint_bytes,
+             "final_live_bytes": self.final_live_bytes, "metadata_bytes": self.metadata_bytes,
+             "fragmentation": self.fragmentation, "cost_ns_per_op": self.ns_per_op}
+        d.update(self.counters)
+        for f in dataclasses.fields(self.config):
+            v = getattr(self.config, f.name)
+            d[f"param_{f.name}"] = v if not isinstance(v, tuple) else len(v)
+        return d
+
+    def to_frame(self):
+        import pandas as pd
+        return pd.DataFrame([self.row()])
+
+
+def _columns(chunk: np.ndarray):
+    return (np.ascontiguousarray(chunk["op"]), np.ascontiguousarray(chunk["id"]).astype(np.int64),
+            np.ascontiguousarray(chunk["old_id"]).astype(np.int64),
+            np.ascontiguousarray(chunk["size"]).astype(np.int64),
+            np.ascontiguousarray(chunk["align"]).astype(np.int64))
+
+
+class AllocatorModel:
+    """One allocator design (a preset name or a config) replaying traces.
+
+    ``run()`` starts from an empty heap each time. ``malloc``/``free``/``realloc`` step the
+    model one event at a time (the security probes use them)."""
+
+    def __init__(self, config="ptmalloc", *, strict: bool = True):
+        self.cfg = get_config(config)
+        self.engine_cls = ENGINES[self.cfg.design]
+        self.strict = strict
+        self.reset()
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+    def reset(self, objects: int = 16, sample_every: int = 0) -> None:
+        self.eng = self.engine_cls(self.cfg, objects, strict=self.strict,
+                                   sample_every=sample_every)
+        self._next_id = 0
+
+    # ---- replay -----------------------------------------------------------------------------
+    def run(self, trace, *, timeline_points: int = 400, max_events: int | None = None,
+            chunk_records: int = 1 << 20, name: str | None = None) -> AllocStats:
+        if isinstance(trace, (str, os.PathLike)):
+            from simkit.trace.alloc_catalog import find_alloc_trace
+            t = AllocTrace(find_alloc_trace(trace))
+            total, objects = len(t), t.objects
+            chunks = t.chunks(chunk_records)
+            tname = name or t.path.name.split(".")[0]
+        else:
+            recs = np.asarray(trace)
+            if recs.dtype != ALLOC_DTYPE:
+                raise TypeError(f"records must have ALLOC_DTYPE, got {recs.dtype}")
+            total = len(recs)
+            objects = int(recs["id"].max()) + 1 if total else 0
+            chunks = (recs[s:s + chunk_records] for s in range(0, total, chunk_records))
+            tname = name or "records"
+        if max_events is not None:
+            total = min(total, max_events)
+        sample = max(1, total // timeline_points) if timeline_points else 0
+        self.reset(max(objects, 16), sample)
+        T = np.zeros((timeline_points + 2 if timeline_points else 1, K.NT), np.int64)
+        nt = 0
+        done = 0
+        for chunk in chunks:
+            if max_events is not None and done >= max_events:
+                break
+            if max_events is not None:
+                chunk = chunk[:max_events - done]
+            nt = self._feed(chunk, T, nt, done, tname)
+            done += len(chunk)
+        return self._stats(tname, done, T[:nt])
+
+    def _feed(self, chunk, T, nt, offset, tname) -> int:
+        cols = _columns(chunk)
+        start = 0
+        while True:
+            status, idx, nt = self.eng.call(*cols, start, T, nt)
+            if status == K.OK:
+                return nt
+            if status == K.GROW:
+                self.eng.grow()
+                start = idx
+                continue
+            r = chunk[idx]
+            which = int(r["id"]) if int(r["op"]) == AllocOp.FREE else int(r["old_id"])
+            raise InputError(f"{tname}: record {offset + idx}: "
+                             f"{AllocOp(int(r['op'])).name.lower()} of object {which}, "
+                             f"which is not live")
+
+    def _stats(self, tname, events, T) -> AllocStats:
+        import pandas as pd
+
+        e = self.eng
+        S = e.S
+        counters = {n: int(e.C[i]) for i, n in enumerate(e.counter_names)}
+        tl = pd.DataFrame(T, columns=["event", "live_bytes", "heap_bytes", "mmapped_bytes",
+                                      "rss_bytes"])
+        return AllocStats(
+            allocator=self.cfg.name, config=self.cfg, trace=tname, events=events,
+            counters=counters, peak_footprint_bytes=int(S[K.S_PEAK_FOOT]),
+            peak_live_bytes=int(S[K.S_PEAK_LIVE]),
+            live_at_peak_footprint_bytes=int(S[K.S_PEAK_RSS_LIVE]),
+            peak_heap_bytes=max(int(S[K.S_PEAK_HEAP]), e.heap_bytes()),
+            final_footprint_bytes=int(S[K.S_RSS_PAGES]) * K.PAGE,
+            final_live_bytes=int(S[K.S_LIVE]), metadata_bytes=e.metadata_bytes(), timeline=tl)
+
+    # ---- stepping (probes) ------------------------------------------------------------------
+    def _step(self, op, oid, old=NONE, size=0, align=0) -> int:
+        rec = np.zeros(1, ALLOC_DTYPE)
+        rec["op"], rec["id"], rec["old_id"], rec["size"], rec["align"] = op, oid, old, size, align
+        self.eng.objects(max(oid if oid != NONE else 0, old if old != NONE else 0) + 1)
+        T = np.zeros((1, K.NT), np.int64)
+        self._feed(rec, T, 0, 0, self.name)
+        return int(self.eng.S[K.S_LASTCHECK])
+
+    def malloc(self, size: int, align: int = 0) -> int:
+        """Allocate; returns the object id (its address: ``address(id)``)."""
+        oid = self._next_id
+        self._next_id += 1
+        self._step(AllocOp.MEMALIGN if align else AllocOp.MALLOC, oid, size=size, align=align)
+        return oid
+
+    def free(self, oid: int) -> int:
+        """Free object ``oid``; returns the allocator's check: 0 ok, 1 detected (abort),
+        2 crash, 3 accepted (a double free taken into a free list)."""
+        return self._step(AllocOp.FREE, oid)
+
+    def address(self, oid: int) -> int:
+        """The address of live object ``oid`` (0 once freed)."""
+        return int(self.eng.obj_addr[oid])
+
+
+__all__ = ["AllocStats", "AllocatorModel", "COST_NS"]
