@@ -274,6 +274,14 @@ def describe_gpu(device: int = 0) -> dict:
 # ----------------------------------------------------------------------------------------------
 # Timing
 
+def _dev(device):
+    """A torch device: ``cuda:N`` for an index (a string such as "cpu" is passed through, for
+    dry runs of the set-up code on the CPU)."""
+    import torch
+
+    return torch.device(device if isinstance(device, str) else f"cuda:{device}")
+
+
 def _time_ms(fn, reps: int, warmup: int) -> list[float]:
     """Milliseconds of ``fn()`` per repetition, by CUDA events, after ``warmup`` calls."""
     import torch
@@ -474,7 +482,7 @@ def measure_gemm(tokens, *, model: str = DEFAULT_MODEL, reps: int = 20, warmup: 
 
     _need_gpu(device)
     m = get_model(model)
-    dev, bf = torch.device(f"cuda:{device}"), torch.bfloat16
+    dev, bf = _dev(device), torch.bfloat16
 
     def w(k, n):
         return torch.randn(k, n, device=dev, dtype=bf) * 0.02
@@ -571,7 +579,7 @@ def measure_attention(*, model: str = DEFAULT_MODEL, batches=(1, 8, 32),
     m = get_model(model)
     H, Hkv, D = m.heads, m.kv_heads, m.head_dim
     gqa = H != Hkv
-    dev, bf = torch.device(f"cuda:{device}"), torch.bfloat16
+    dev, bf = _dev(device), torch.bfloat16
     gen = torch.Generator(device=dev)
     gen.manual_seed(seed)
     try:
