@@ -457,3 +457,46 @@ def test_gpu_vmm_and_attention_run():
     a = gpu.measure_attention(batches=(1,), contexts=(256,), prefill_chunks=(128,), reps=3,
                               warmup=1)
     assert (a.max_rel_err < 2e-2).all()
+
+
+def test_nvml_description_with_a_fake_pynvml(monkeypatch):
+    """_Nvml reads every field through pynvml's names; a field NVML refuses is left None with
+    the error recorded. The fake module stands in for the library (no GPU here)."""
+    import types
+
+    class NotSupported(Exception):
+        pass
+
+    def refuse(*a):
+        raise NotSupported("Not Supported")
+
+    fake = types.SimpleNamespace(
+        NVML_CLOCK_SM=1, NVML_CLOCK_MEM=2, NVML_CLOCK_GRAPHICS=0,
+        nvmlInit=lambda: None, nvmlDeviceGetCount=lambda: 2,
+        nvmlDeviceGetHandleByIndex=lambda i: f"h{i}",
+        nvmlDeviceGetUUID=lambda h: {"h0": "GPU-aaa", "h1": "GPU-bbb"}[h],
+        nvmlDeviceGetName=lambda h: b"FAKE-GPU",
+        nvmlDeviceGetMemoryInfo=lambda h: types.SimpleNamespace(total=80, free=70, used=10),
+        nvmlDeviceGetClockInfo=lambda h, c: {1: 1000, 2: 2000, 0: 1000}[c],
+        nvmlDeviceGetMaxClockInfo=lambda h, c: {1: 1500, 2: 2600, 0: 1500}[c],
+        nvmlDeviceGetCurrentClocksEventReasons=lambda h: 0x1,
+        nvmlDeviceGetCurrentClocksThrottleReasons=refuse,
+        nvmlDeviceGetMigMode=refuse,
+        nvmlDeviceGetCudaComputeCapability=lambda h: (9, 0),
+        nvmlDeviceGetPciInfo=lambda h: types.SimpleNamespace(busId=b"00000000:01:00.0"),
+        nvmlDeviceGetPowerManagementLimit=lambda h: 700000,
+        nvmlDeviceGetTemperature=lambda h, s: 30, nvmlDeviceGetPersistenceMode=lambda h: 1,
+        nvmlSystemGetDriverVersion=lambda: "999.1", nvmlSystemGetCudaDriverVersion=lambda: 13000,
+        nvmlSystemGetNVMLVersion=lambda: "13.999")
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    nv = gpu._Nvml(0, uuid="bbb")
+    assert nv.handle == "h1"                           # matched by UUID, not by index
+    d = nv.describe()
+    assert d["name"] == "FAKE-GPU" and d["pci_bus_id"] == "00000000:01:00.0"
+    assert (d["sm_clock_mhz"], d["sm_max_clock_mhz"], d["memory_max_clock_mhz"]) == \
+        (1000, 1500, 2600)
+    assert d["clock_event_reasons"] == ["gpu_idle"] and d["compute_capability"] == "9.0"
+    assert d["mig_mode_current"] is None and "NotSupported" in d["errors"]["mig_mode"]
+    assert d["power_limit_w"] == 700.0 and d["cuda_driver_version"] == "13.0"
+    assert d["driver_version"] == "999.1" and nv.sm_clock_mhz() == 1000
+    json.dumps(d)
