@@ -132,8 +132,12 @@ def test_skip_line_without_torch(monkeypatch, capsys):
     assert capsys.readouterr().out == \
         "simkit: bench gpu: skipped: no CUDA device (torch not installed)\n"
     assert main(["bench", "gpu", "--quick", "--require-gpu"]) == 3
-    with pytest.raises(gpu.Skip, match="torch not installed"):
-        gpu.measure_latency([4096])
+    for measure in (lambda: gpu.measure_latency([4096]), lambda: gpu.measure_tlb(8 * MiB),
+                    lambda: gpu.measure_bandwidth([MiB]), lambda: gpu.measure_gemm([1]),
+                    lambda: gpu.measure_attention(), lambda: gpu.measure_vmm(4),
+                    lambda: gpu.measure_h2d([MiB]), lambda: gpu.describe_gpu()):
+        with pytest.raises(gpu.Skip, match="torch not installed"):
+            measure()
     with pytest.raises(gpu.Skip):
         gpu.run(("bandwidth",))
 
@@ -150,7 +154,7 @@ def test_skip_line_without_a_device(capsys):
 def test_importing_gpu_modules_imports_no_torch():
     code = ("import sys, simkit.bench.gpu, simkit.bench.gpu_fit, simkit.bench._cuda, "
             "simkit.experiments_gpu, simkit.cli; simkit.cli.build_parser(); "
-            "print(sorted(m for m in ('torch', 'pynvml', 'triton') if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'pynvml', 'triton') if sys.modules.get(m)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"

@@ -357,12 +357,12 @@ def measure_latency(sizes, *, ops=("ca", "cg"), stride_bytes: int = 128, seed: i
                     device: int = 0, samples: int | None = None, warm_cap: int = 1 << 20,
                     progress=None):
     """The latency ladder (module docstring); one row per (cache_op, working set)."""
+    _need_gpu(device)
     import pandas as pd
     import torch
 
     from simkit.bench._cuda import SAMPLES, Driver, chase_functions
 
-    _need_gpu(device)
     samples = samples or SAMPLES
     drv = Driver(device)
     funcs, how = chase_functions(drv)
@@ -407,12 +407,12 @@ def measure_tlb(max_span: int, *, points_per_doubling: int = 2, op: str = "cg", 
                 device: int = 0, samples: int | None = None, progress=None):
     """GPU TLB reach (module docstring); one row per span. The span is capped at half the free
     device memory."""
+    _need_gpu(device)
     import pandas as pd
     import torch
 
     from simkit.bench._cuda import SAMPLES, Driver, chase_functions
 
-    _need_gpu(device)
     samples = samples or SAMPLES
     drv = Driver(device)
     funcs, how = chase_functions(drv)
@@ -447,10 +447,10 @@ def measure_tlb(max_span: int, *, points_per_doubling: int = 2, op: str = "cg", 
 
 def measure_bandwidth(sizes, *, reps: int = 20, warmup: int = 5, device: int = 0,
                       progress=None):
+    _need_gpu(device)
     import pandas as pd
     import torch
 
-    _need_gpu(device)
     free, _ = torch.cuda.mem_get_info(device)
     rows = []
     for size in sorted(int(s) for s in sizes):
@@ -475,12 +475,12 @@ def measure_gemm(tokens, *, model: str = DEFAULT_MODEL, reps: int = 20, warmup: 
                  device: int = 0, square: int = 8192, progress=None):
     """One decoder layer's linear layers (QKV, O, gate+up, down) and the lm_head of ``model``
     at each token count, and a ``square``^3 matmul, in bf16 on random data."""
+    _need_gpu(device)
     import pandas as pd
     import torch
 
     from simkit.kvpaging.models import get_model
 
-    _need_gpu(device)
     m = get_model(model)
     dev, bf = _dev(device), torch.bfloat16
 
@@ -528,10 +528,10 @@ def measure_gemm(tokens, *, model: str = DEFAULT_MODEL, reps: int = 20, warmup: 
 
 def measure_h2d(sizes, *, reps: int = 20, warmup: int = 5, device: int = 0, progress=None):
     """Host <-> device copies from pinned and pageable host memory."""
+    _need_gpu(device)
     import pandas as pd
     import torch
 
-    _need_gpu(device)
     rows = []
     for size in sorted(int(s) for s in sizes):
         d = torch.empty(size, dtype=torch.uint8, device=f"cuda:{device}")
@@ -569,13 +569,13 @@ def measure_attention(*, model: str = DEFAULT_MODEL, batches=(1, 8, 32),
     Prefill: a causal prompt of ``chunk`` tokens (batch 1). Variants: sdpa-contiguous,
     paged-gather (per block size), triton-contiguous and triton-paged (per block size, where
     Triton is installed)."""
+    _need_gpu(device)
     import pandas as pd
     import torch
     import torch.nn.functional as F
 
     from simkit.kvpaging.models import get_model
 
-    _need_gpu(device)
     m = get_model(model)
     H, Hkv, D = m.heads, m.kv_heads, m.head_dim
     gqa = H != Hkv
@@ -694,12 +694,12 @@ def measure_attention(*, model: str = DEFAULT_MODEL, batches=(1, 8, 32),
 def measure_vmm(pages: int = 256, *, device: int = 0, progress=None):
     """Latency per call of the VMM driver calls for ``pages`` pages of the allocation
     granularity (2 MiB on current GPUs): a host wall clock around each call."""
+    _need_gpu(device)
     import pandas as pd
+    import torch
 
     from simkit.bench._cuda import Driver
 
-    _need_gpu(device)
-    import torch
     torch.cuda.init()
     drv = Driver(device)
     prop = drv.alloc_prop()
