@@ -713,12 +713,13 @@ SLAB_BASE = 0x7E0000000000
 SL_FREE, SL_USED, SL_QUAR = 0, 1, 2
 # slab scalars Q[...]
 (Q_NSLABS, Q_NEXT_ADDR, Q_NPAGES, Q_RNG, Q_LARGE_NEXT, Q_NSLOTS, Q_SLABS_SINCE_GUARD,
- Q_LARGE_MAPPED) = range(8)
+ Q_LARGE_MAPPED, Q_LC_NEXT) = range(9)
 NQ = 12
 # slab parameters R[...]
 (R_POLICY, R_HEADER, R_CANARY, R_QFIFO, R_QRAND, R_GUARD, R_LARGE_ROUND, R_LARGE_GUARD,
- R_EMPTY_KEPT, R_DETECT_DF, R_DETECT_INV, R_STRICT, R_SAMPLE, R_ZERO) = range(14)
-NR = 16
+ R_EMPTY_KEPT, R_DETECT_DF, R_DETECT_INV, R_STRICT, R_SAMPLE, R_ZERO, R_EXTEND,
+ R_LARGE_CACHE) = range(16)
+NR = 18
 # slab counters (reuse C_ names where they mean the same)
 (D_MALLOC, D_FREE, D_REALLOC, D_SLAB_NEW, D_SLAB_PURGE, D_LARGE_MAP, D_LARGE_UNMAP, D_STEPS,
  D_FAULTS, D_DETECTED, D_ACCEPTED, D_CRASH, D_QUAR, D_COLLECT, D_ZEROED_BYTES,
@@ -757,7 +758,8 @@ def _stouch(touched, S, D, a0, a1):
 
 @njit(cache=False)
 def _new_slab(cls_slots, cls_bytes, slab_cls, slab_addr, slab_first, slab_nfree, slab_head,
-              slab_local, slab_next, slab_prev, slot_st, slot_next, cls_head, Q, R, D, c):
+              slab_local, slab_ext, slab_next, slab_prev, slot_st, slot_next, cls_head, Q, R, D,
+              c):
     s = Q[Q_NSLABS]
     Q[Q_NSLABS] = s + 1
     nsl = cls_slots[c]
@@ -773,9 +775,13 @@ def _new_slab(cls_slots, cls_bytes, slab_cls, slab_addr, slab_first, slab_nfree,
     slab_first[s] = f
     Q[Q_NSLOTS] = f + nsl
     slab_nfree[s] = nsl
+    ext = nsl
+    if R[R_EXTEND] > 0:                  # mimalloc: free list extended 4 KiB at a time
+        ext = min(nsl, max(4, R[R_EXTEND] * nsl // cls_bytes[c]))
     for k in range(nsl):
         slot_st[f + k] = SL_FREE
-        slot_next[f + k] = f + k + 1 if k + 1 < nsl else -1
+        slot_next[f + k] = f + k + 1 if k + 1 < ext else -1
+    slab_ext[s] = ext
     slab_head[s] = f
     slab_local[s] = -1
     # push at the head of the class's list of slabs with free slots
@@ -815,9 +821,9 @@ def _slab_list(slab_next, slab_prev, cls_head, c, s):
 
 @njit(cache=True)
 def slab_run(op, oid, old, size, align, start, cls_size, cls_slots, cls_bytes, slab_cls,
-             slab_addr, slab_first, slab_nfree, slab_head, slab_local, slab_next, slab_prev,
-             slot_st, slot_next, cls_head, cls_empty, touched, qrand, qfifo, qstate, obj_slot,
-             obj_addr, obj_req, obj_msz, S, Q, D, R, T, nt):
+             slab_addr, slab_first, slab_nfree, slab_head, slab_local, slab_ext, slab_next,
+             slab_prev, slot_st, slot_next, cls_head, cls_empty, touched, qrand, qfifo, qstate,
+             lcache, obj_slot, obj_addr, obj_req, obj_msz, obj_res, S, Q, D, R, T, nt):
     """Replay events start.. of one chunk through a slab allocator."""
     n = op.shape[0]
     nc = cls_size.shape[0]
@@ -878,13 +884,13 @@ def slab_run(op, oid, old, size, align, start, cls_size, cls_slots, cls_bytes, s
                 s = cls_head[c]
                 if s < 0:
                     s = _new_slab(cls_slots, cls_bytes, slab_cls, slab_addr, slab_first,
-                                  slab_nfree, slab_head, slab_local, slab_next, slab_prev,
-                                  slot_st, slot_next, cls_head, Q, R, D, c)
+                                  slab_nfree, slab_head, slab_local, slab_ext, slab_next,
+                                  slab_prev, slot_st, slot_next, cls_head, Q, R, D, c)
                     cls_empty[c] += 1
                 if slab_nfree[s] == cls_slots[c] and cls_empty[c] > 0:
                     cls_empty[c] -= 1
-                sl = _pick(cls_slots, slab_first, slab_head, slab_local, slot_st, slot_next,
-                           Q, R, D, s, c)
+                sl = _pick(cls_slots, cls_bytes, slab_first, slab_head, slab_local, slab_ext,
+                           slot_st, slot_next, Q, R, D, s, c)
                 slot_st[sl] = SL_USED
                 slab_nfree[s] -= 1
                 if slab_nfree[s] == 0:
@@ -896,16 +902,34 @@ def slab_run(op, oid, old, size, align, start, cls_size, cls_slots, cls_bytes, s
                 _stouch(touched, S, D, a - R[R_HEADER], a + req + R[R_CANARY])
             else:
                 m = ((need + R[R_LARGE_ROUND] - 1) // R[R_LARGE_ROUND]) * R[R_LARGE_ROUND]
-                Q[Q_LARGE_NEXT] -= m + 2 * R[R_LARGE_GUARD] * PAGE
-                obj_slot[k] = -1
-                obj_addr[k] = Q[Q_LARGE_NEXT] + R[R_LARGE_GUARD] * PAGE + R[R_HEADER]
-                obj_msz[k] = m
-                Q[Q_LARGE_MAPPED] += m
                 pages = (req + R[R_HEADER] + PAGE - 1) // PAGE
-                S[S_RSS_PAGES] += pages
-                S[S_MMAPPED] += pages * PAGE
-                D[D_FAULTS] += pages
-                D[D_LARGE_MAP] += 1
+                best = -1
+                for j in range(R[R_LARGE_CACHE]):      # a cached freed mapping that fits
+                    if lcache[j, 1] >= m and lcache[j, 1] <= 2 * m and \
+                            (best < 0 or lcache[j, 1] < lcache[best, 1]):
+                        best = j
+                obj_slot[k] = -1
+                if best >= 0:
+                    obj_addr[k] = lcache[best, 0]
+                    obj_msz[k] = lcache[best, 1]
+                    res = lcache[best, 2]
+                    lcache[best, 1] = 0
+                    if pages > res:
+                        S[S_RSS_PAGES] += pages - res
+                        S[S_MMAPPED] += (pages - res) * PAGE
+                        D[D_FAULTS] += pages - res
+                        res = pages
+                    obj_res[k] = res
+                else:
+                    Q[Q_LARGE_NEXT] -= m + 2 * R[R_LARGE_GUARD] * PAGE
+                    obj_addr[k] = Q[Q_LARGE_NEXT] + R[R_LARGE_GUARD] * PAGE + R[R_HEADER]
+                    obj_msz[k] = m
+                    obj_res[k] = pages
+                    Q[Q_LARGE_MAPPED] += m
+                    S[S_RSS_PAGES] += pages
+                    S[S_MMAPPED] += pages * PAGE
+                    D[D_FAULTS] += pages
+                    D[D_LARGE_MAP] += 1
             obj_req[k] = req
             S[S_LIVE] += req
             S[S_NLIVE] += 1
@@ -918,8 +942,8 @@ def slab_run(op, oid, old, size, align, start, cls_size, cls_slots, cls_bytes, s
                 D[D_FREE] += 1
             ck = _sfree(cls_size, cls_slots, slab_cls, slab_addr, slab_first, slab_nfree,
                         slab_head, slab_local, slab_next, slab_prev, slot_st, slot_next,
-                        cls_head, cls_empty, touched, qrand, qfifo, qstate, obj_slot, obj_addr,
-                        obj_req, obj_msz, S, Q, D, R, fr)
+                        cls_head, cls_empty, touched, qrand, qfifo, qstate, lcache, obj_slot,
+                        obj_addr, obj_req, obj_msz, obj_res, S, Q, D, R, fr)
             S[S_LASTCHECK] = ck
             if ck == CK_DETECTED:
                 D[D_DETECTED] += 1
@@ -950,16 +974,26 @@ def _slab_of(slab_first, Q, sl):
 
 
 @njit(cache=False)
-def _pick(cls_slots, slab_first, slab_head, slab_local, slot_st, slot_next, Q, R, D, s, c):
+def _pick(cls_slots, cls_bytes, slab_first, slab_head, slab_local, slab_ext, slot_st, slot_next,
+          Q, R, D, s, c):
     pol = R[R_POLICY]
     f = slab_first[s]
     nsl = cls_slots[c]
     if pol == POL_LIFO or pol == POL_SHARDED:
         x = slab_head[s]
-        if x < 0:
+        if x < 0 and slab_local[s] >= 0:
             x = slab_local[s]                   # collect the local-free list (mimalloc)
             slab_local[s] = -1
             D[D_COLLECT] += 1
+        if x < 0:                               # extend the free list into fresh slots
+            e = slab_ext[s]
+            add = nsl - e
+            if R[R_EXTEND] > 0:
+                add = min(add, max(4, R[R_EXTEND] * nsl // cls_bytes[c]))
+            x = f + e
+            for j in range(add):
+                slot_next[f + e + j] = f + e + j + 1 if j + 1 < add else -1
+            slab_ext[s] = e + add
         slab_head[s] = slot_next[x]
         return x
     if pol == POL_RANDOM:
@@ -1008,18 +1042,38 @@ def _release_slot(cls_size, cls_slots, slab_cls, slab_addr, slab_first, slab_nfr
 @njit(cache=False)
 def _sfree(cls_size, cls_slots, slab_cls, slab_addr, slab_first, slab_nfree, slab_head,
            slab_local, slab_next, slab_prev, slot_st, slot_next, cls_head, cls_empty, touched,
-           qrand, qfifo, qstate, obj_slot, obj_addr, obj_req, obj_msz, S, Q, D, R, f):
+           qrand, qfifo, qstate, lcache, obj_slot, obj_addr, obj_req, obj_msz, obj_res, S, Q, D,
+           R, f):
     sl = obj_slot[f]
     if sl == -1:
         if obj_msz[f] == 0:
-            return CK_DETECTED if R[R_DETECT_DF] else CK_CRASH
+            if R[R_DETECT_DF]:
+                return CK_DETECTED
+            return CK_OK if R[R_LARGE_CACHE] > 0 else CK_CRASH
         m = obj_msz[f]
-        pages = (obj_req[f] + R[R_HEADER] + PAGE - 1) // PAGE
-        S[S_RSS_PAGES] -= pages
-        S[S_MMAPPED] -= pages * PAGE
-        Q[Q_LARGE_MAPPED] -= m
+        res = obj_res[f]
         obj_msz[f] = 0
-        D[D_LARGE_UNMAP] += 1
+        slot = -1
+        for j in range(R[R_LARGE_CACHE]):
+            if lcache[j, 1] == 0:
+                slot = j
+                break
+        if R[R_LARGE_CACHE] > 0 and slot < 0:      # full: unmap the oldest entry
+            slot = Q[Q_LC_NEXT] % R[R_LARGE_CACHE]
+            Q[Q_LC_NEXT] += 1
+            S[S_RSS_PAGES] -= lcache[slot, 2]
+            S[S_MMAPPED] -= lcache[slot, 2] * PAGE
+            Q[Q_LARGE_MAPPED] -= lcache[slot, 1]
+            D[D_LARGE_UNMAP] += 1
+        if slot >= 0:                               # keep the mapping (resident) for reuse
+            lcache[slot, 0] = obj_addr[f]
+            lcache[slot, 1] = m
+            lcache[slot, 2] = res
+        else:
+            S[S_RSS_PAGES] -= res
+            S[S_MMAPPED] -= res * PAGE
+            Q[Q_LARGE_MAPPED] -= m
+            D[D_LARGE_UNMAP] += 1
     else:
         if sl < -1:                                # an interior pointer (probes)
             return CK_DETECTED if R[R_DETECT_INV] else CK_ACCEPTED

@@ -90,6 +90,9 @@ class SlabConfig:
     guard_slab_interval: int = 0          # a guard (unmapped, not resident) slab every N slabs
     large_guard_pages: int = 0            # guard pages around each large mapping (virtual)
     empty_slabs_kept: int = 1             # empty slabs per class kept resident; others purged
+    extend_bytes: int = 0                 # free list of a fresh slab grows this much at a time
+                                          # (0: all slots at once; mimalloc: 4 KiB)
+    large_cache: int = 0                  # freed large mappings kept (resident) for reuse
     slab_meta_bytes: int = 64             # out-of-line descriptor per slab (assumed)
     slot_meta_bits: int = 1               # out-of-line bits per slot (bitmap)
     detects_double_free: bool = False
@@ -109,7 +112,8 @@ class SlabConfig:
         _positive(self, "slab_bytes", "slab_min_slots", "slab_max_bytes", "large_round_bytes")
         _positive(self, "single_slot_bytes", "header_bytes", "canary_bytes", "quarantine_fifo", "quarantine_random",
                   "guard_slab_interval", "large_guard_pages", "empty_slabs_kept",
-                  "slab_meta_bytes", "slot_meta_bits", "seed", zero_ok=True)
+                  "slab_meta_bytes", "slot_meta_bits", "seed", "extend_bytes",
+                  "large_cache", zero_ok=True)
 
 
 PRESETS: dict[str, object] = {
@@ -139,10 +143,13 @@ PRESETS: dict[str, object] = {
                                  empty_slabs_kept=0, detects_double_free=True,
                                  detects_invalid_free=True),
     # mimalloc (readme, REFERENCE 4.3): 64 KiB pages per size class, free-list sharding:
-    # frees go to the page's local-free list, collected only when its free list runs dry
+    # frees go to the page's local-free list, collected only when its free list runs dry,
+    # before the free list is extended into the page's next 4 KiB (MI_MAX_EXTEND_SIZE);
+    # freed large spans stay in their segment for reuse
     "mimalloc": SlabConfig(name="mimalloc", size_classes=MI_CLASSES, slot_policy="sharded",
                            slab_bytes=65536, slab_min_slots=8, slab_max_bytes=1 << 19,
-                           large_round_bytes=65536, empty_slabs_kept=4, slab_meta_bytes=96),
+                           large_round_bytes=65536, empty_slabs_kept=4, slab_meta_bytes=96,
+                           extend_bytes=4096, large_cache=16),
 }
 DESIGNS = tuple(PRESETS)
 

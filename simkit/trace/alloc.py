@@ -435,20 +435,28 @@ def import_memray(src, dst, *, lenient: bool = False, meta: TraceMeta | None = N
             records = reader.get_allocation_records()
         except (OSError, ValueError, RuntimeError) as exc:
             raise InputError(f"{src}: not a readable memray capture ({exc})") from None
+        pending = None                 # a FREE that may be the first half of a realloc
         for i, r in enumerate(records, 1):
-            kind = r.allocator.name
+            kind = memray.AllocatorType(int(r.allocator)).name
             tid = tids.setdefault(r.tid, len(tids))
+            if pending is not None:
+                pi, pr, ptid = pending
+                pending = None
+                if kind == "REALLOC" and ptid == tid:
+                    # memray reports realloc(p, n) as FREE p then REALLOC at the result
+                    m.realloc(i, pr.address, r.address, r.size, tid=tid)
+                    continue
+                m.free(pi, pr.address, tid=ptid)
             if kind in names:
                 m.alloc(i, r.address, r.size, tid=tid, op=names[kind])
             elif kind == "FREE":
-                m.free(i, r.address, tid=tid)
-            elif kind == "REALLOC":
-                # memray reports realloc as the FREE of the old block (when it moved) and then
-                # REALLOC of the new one; in place it reports only REALLOC at the same address
-                old = r.address if r.address in m.live else 0
-                m.realloc(i, old, r.address, r.size, tid=tid)
+                pending = (i, r, tid)
+            elif kind == "REALLOC":                 # realloc(NULL, n)
+                m.realloc(i, 0, r.address, r.size, tid=tid)
             else:
                 ignored[kind.lower()] = ignored.get(kind.lower(), 0) + 1
+        if pending is not None:
+            m.free(pending[0], pending[1].address, tid=pending[2])
         meta.extra["ignored"] = ignored
         meta.extra["threads"] = len(tids)
         return m

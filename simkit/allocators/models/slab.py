@@ -66,6 +66,8 @@ class SlabEngine:
         self.slab_nfree = np.zeros(ns, np.int64)
         self.slab_head = np.full(ns, -1, np.int64)
         self.slab_local = np.full(ns, -1, np.int64)
+        self.slab_ext = np.zeros(ns, np.int64)
+        self.lcache = np.zeros((max(cfg.large_cache, 1), 3), np.int64)
         self.slab_next = np.full(ns, -2, np.int64)
         self.slab_prev = np.full(ns, -1, np.int64)
         self.slot_st = np.zeros(nslot, np.uint8)
@@ -97,6 +99,8 @@ class SlabEngine:
         R[K.R_STRICT] = int(strict)
         R[K.R_SAMPLE] = sample_every
         R[K.R_ZERO] = int(cfg.zero_on_free)
+        R[K.R_EXTEND] = cfg.extend_bytes
+        R[K.R_LARGE_CACHE] = cfg.large_cache
         self.P = R
         self.objects(objects)
 
@@ -105,7 +109,8 @@ class SlabEngine:
         if n <= have:
             return
         n = max(n, 2 * have, 16)
-        for name, fill in (("obj_slot", -1), ("obj_addr", 0), ("obj_req", 0), ("obj_msz", 0)):
+        for name, fill in (("obj_slot", -1), ("obj_addr", 0), ("obj_req", 0), ("obj_msz", 0),
+                           ("obj_res", 0)):
             new = np.full(n, fill, np.int64)
             if have:
                 new[:have] = getattr(self, name)
@@ -119,6 +124,7 @@ class SlabEngine:
             setattr(self, name, b)
         for name, fill in (("slab_cls", 0), ("slab_addr", 0), ("slab_first", 0),
                            ("slab_nfree", 0), ("slab_head", -1), ("slab_local", -1),
+                           ("slab_ext", 0),
                            ("slab_next", -2), ("slab_prev", -1), ("slot_st", 0),
                            ("slot_next", -1), ("touched", 0)):
             g(name, fill)
@@ -132,12 +138,11 @@ class SlabEngine:
     def call(self, op, oid, old, size, align, start, T, nt):
         return K.slab_run(op, oid, old, size, align, start, self.cls_size, self.cls_slots,
                           self.cls_bytes, self.slab_cls, self.slab_addr, self.slab_first,
-                          self.slab_nfree, self.slab_head, self.slab_local, self.slab_next,
-                          self.slab_prev, self.slot_st, self.slot_next, self.cls_head,
-                          self.cls_empty, self.touched, self.qrand, self.qfifo, self.qstate,
-                          self.obj_slot,
-                          self.obj_addr, self.obj_req, self.obj_msz, self.S, self.Q, self.C,
-                          self.P, T, nt)
+                          self.slab_nfree, self.slab_head, self.slab_local, self.slab_ext,
+                          self.slab_next, self.slab_prev, self.slot_st, self.slot_next,
+                          self.cls_head, self.cls_empty, self.touched, self.qrand, self.qfifo,
+                          self.qstate, self.lcache, self.obj_slot, self.obj_addr, self.obj_req,
+                          self.obj_msz, self.obj_res, self.S, self.Q, self.C, self.P, T, nt)
 
     # ---- outputs --------------------------------------------------------------------------
     def metadata_bytes(self) -> int:

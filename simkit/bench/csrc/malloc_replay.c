@@ -1,0 +1,83 @@
+/* simkit malloc replayer: replays a simkit allocation trace (converted by simkit.bench.malloc
+ * to flat arrays) through whatever malloc is linked or preloaded, touching every page of each
+ * block so RSS is real (REFERENCE 4.7: memset <= 256 B, then 1 byte per 4 KiB, and the last
+ * byte). Its own tables are mmapped (MAP_POPULATE) before the start RSS is read, so the
+ * allocator under test sees only the trace's requests.
+ * Output, one line: elapsed_ns events start_rss_kb hwm_kb end_rss_kb */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static long status_kb(const char *key) {
+    char buf[8192];
+    int fd = open("/proc/self/status", O_RDONLY);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    buf[n] = 0;
+    char *p = strstr(buf, key);
+    if (!p) return -1;
+    return strtol(p + strlen(key) + 1, NULL, 10);
+}
+
+static void touch(unsigned char *p, uint64_t n) {
+    if (!p || !n) return;
+    memset(p, 1, n < 256 ? n : 256);
+    for (uint64_t off = 4096; off < n; off += 4096) p[off] = 1;
+    p[n - 1] = 1;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) { fprintf(stderr, "usage: %s TRACE.bin\n", argv[0]); return 2; }
+    int fd = open(argv[1], O_RDONLY);
+    if (fd < 0) { perror(argv[1]); return 2; }
+    struct stat sb;
+    fstat(fd, &sb);
+    void *m = mmap(NULL, sb.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    if (m == MAP_FAILED) { perror("mmap"); return 2; }
+    const uint64_t *hdr = m;
+    uint64_t n = hdr[0], nobj = hdr[1];
+    const uint64_t *size = hdr + 2;
+    const uint32_t *id = (const uint32_t *)(size + n);
+    const uint32_t *old = id + n;
+    const uint32_t *align = old + n;
+    const uint8_t *op = (const uint8_t *)(align + n);
+    void **ptr = mmap(NULL, (nobj + 1) * sizeof(void *), PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (ptr == MAP_FAILED) { perror("mmap"); return 2; }
+    long start_rss = status_kb("VmRSS:");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (uint64_t i = 0; i < n; i++) {
+        void *p;
+        switch (op[i]) {
+        case 0: p = malloc(size[i]); ptr[id[i]] = p; touch(p, size[i]); break;
+        case 1: p = calloc(1, size[i]); ptr[id[i]] = p; touch(p, size[i]); break;
+        case 2:
+            p = realloc(old[i] == 0xFFFFFFFFu ? NULL : ptr[old[i]], size[i]);
+            if (old[i] != 0xFFFFFFFFu) ptr[old[i]] = NULL;
+            ptr[id[i]] = p; touch(p, size[i]); break;
+        case 3: free(ptr[id[i]]); ptr[id[i]] = NULL; break;
+        case 4:
+            if (posix_memalign(&p, align[i] < sizeof(void *) ? sizeof(void *) : align[i],
+                               size[i])) p = NULL;
+            ptr[id[i]] = p; touch(p, size[i]); break;
+        }
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long hwm = status_kb("VmHWM:"), end_rss = status_kb("VmRSS:");
+    char out[256];
+    int len = snprintf(out, sizeof out, "%lld %llu %ld %ld %ld\n",
+                       (long long)(t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec),
+                       (unsigned long long)n, start_rss, hwm, end_rss);
+    write(1, out, len);
+    return 0;
+}
