@@ -56,7 +56,6 @@ from __future__ import annotations
 import ctypes
 import datetime as _dt
 import importlib.util
-import math
 import time
 from pathlib import Path
 
@@ -463,7 +462,7 @@ def measure_bandwidth(sizes, *, reps: int = 20, warmup: int = 5, device: int = 0
         rows.append({"size_bytes": size, "bytes_moved": 2 * size, "reps": reps,
                      "median_ms": med, "min_ms": float(min(ms)),
                      "bytes_per_s": 2 * size / (med * 1e-3)})
-        del src, dst
+        src = dst = None          # free the device memory now
         if progress:
             progress(f"bandwidth {gpu_fit._fmt_bytes(size)}: "
                      f"{rows[-1]['bytes_per_s'] / 1e9:.0f} GB/s")
@@ -511,7 +510,7 @@ def measure_gemm(tokens, *, model: str = DEFAULT_MODEL, reps: int = 20, warmup: 
         if progress:
             progress(f"gemm {t} tokens: layer {rows[-2]['median_us']:.1f} us, lm_head "
                      f"{rows[-1]['median_us']:.1f} us")
-    del w_qkv, w_o, w_gu, w_d, w_head
+    w_qkv = w_o = w_gu = w_d = w_head = None          # free the device memory now
     a = torch.randn(square, square, device=dev, dtype=bf)
     b = torch.randn(square, square, device=dev, dtype=bf)
     us = float(np.median(_time_ms(lambda: a @ b, max(5, reps // 2), warmup))) * 1e3
@@ -521,7 +520,7 @@ def measure_gemm(tokens, *, model: str = DEFAULT_MODEL, reps: int = 20, warmup: 
                  "median_us": us, "flops_per_s": f / (us * 1e-6)})
     if progress:
         progress(f"gemm {square}^3: {rows[-1]['flops_per_s'] / 1e12:.0f} TFLOP/s")
-    del a, b
+    a = b = None          # free the device memory now
     torch.cuda.empty_cache()
     return pd.DataFrame(rows, columns=gpu_fit.COLUMNS["gemm"])
 
@@ -544,8 +543,8 @@ def measure_h2d(sizes, *, reps: int = 20, warmup: int = 5, device: int = 0, prog
                 us = float(np.median(_time_ms(fn, reps, warmup))) * 1e3
                 rows.append({"direction": direction, "host_memory": mem, "size_bytes": size,
                              "reps": reps, "median_us": us, "bytes_per_s": size / (us * 1e-6)})
-            del h
-        del d
+            h = None          # free the device memory now
+        d = None          # free the device memory now
         if progress:
             progress(f"h2d {gpu_fit._fmt_bytes(size)}: pinned "
                      f"{rows[-4]['bytes_per_s'] / 1e9:.1f} GB/s")
@@ -644,8 +643,8 @@ def measure_attention(*, model: str = DEFAULT_MODEL, batches=(1, 8, 32),
                             return paged_decode(q3, kk, vv, bt, ctx, out)
                         err = _rel_err(fn(), ref[:, :, 0])
                         row("decode", variant, batch, ctx, bs, _time_ms(fn, reps, warmup), err)
-                del kp, vp, kps, vps
-            del q, k, v
+                kp = vp = kps = vps = None          # free the device memory now
+            q = k = v = None          # free the device memory now
             if progress:
                 progress(f"attention decode batch {batch} context {ctx}: " + ", ".join(
                     f"{r['variant']}{'/' + str(r['block_size']) if r['block_size'] else ''} "
@@ -681,7 +680,7 @@ def measure_attention(*, model: str = DEFAULT_MODEL, batches=(1, 8, 32),
             progress(f"attention prefill {chunk}: " + ", ".join(
                 f"{r['variant']} {r['median_us']:.0f} us" for r in rows
                 if r["phase"] == "prefill" and r["context_tokens"] == chunk))
-        del q, k, v
+        q = k = v = None          # free the device memory now
     torch.cuda.empty_cache()
     df = pd.DataFrame(rows, columns=gpu_fit.COLUMNS["attention"])
     df.attrs["triton"] = triton_why or "used"
