@@ -63,7 +63,7 @@ def delta_entropy(addresses) -> float:
     d = [b - a for a, b in zip(addresses, addresses[1:])]
     c = Counter(d)
     n = len(d)
-    return -sum(v / n * math.log2(v / n) for v in c.values()) if n else 0.0
+    return abs(-sum(v / n * math.log2(v / n) for v in c.values())) if n else 0.0
 
 
 def probe_model(config) -> dict:
@@ -101,7 +101,7 @@ def probe_model(config) -> dict:
     row["reuse_distance_32"] = dist
     m = AllocatorModel(config, strict=False)
     addrs = [m.address(m.malloc(32)) for _ in range(256)]
-    row["placement_entropy_bits"] = round(delta_entropy(addrs), 3)
+    row["placement_entropy_bits"] = round(delta_entropy(addrs), 3) + 0.0
     row["randomized"] = "yes" if row["placement_entropy_bits"] > 1 else "no"
     row["zero_on_free"] = "yes" if getattr(m.cfg, "zero_on_free", False) else "no"
     m = AllocatorModel(config, strict=False)

@@ -51,6 +51,8 @@ def register(sub) -> None:
     p.set_defaults(func=run_cpu)
     from simkit.commands import bench_gpu
     bench_gpu.register(what)
+    from simkit.commands import bench_malloc
+    bench_malloc.register(what)
 
 
 def run_cpu(args: argparse.Namespace) -> int:

@@ -7,6 +7,9 @@
     simkit trace gen KIND DST --n N --footprint SIZE [--seed S] [--stride B] [--alpha A] ...
     simkit trace capture [--skip N] [--max-records N] [--no-ifetch] [--start-at ADDR|FUNC]
                          -o DST -- CMD ARGS...
+    simkit trace capture-malloc [--tool mtrace|memray] [--process largest|PID] [--strict]
+                                -o DST.skat[.xz] -- CMD ARGS...
+    simkit trace import-malloc SRC DST.skat[.xz] [--format mtrace|memray|torch|kv] [--lenient]
 """
 from __future__ import annotations
 
@@ -80,6 +83,9 @@ def register(sub) -> None:
                         "function (non-PIE executables)")
     q.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
     q.set_defaults(func=cmd_capture)
+
+    from simkit.commands import trace_malloc
+    trace_malloc.register(tsub)
 
 
 def _add_import_options(q) -> None:
