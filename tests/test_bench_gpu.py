@@ -400,6 +400,11 @@ def test_from_rows_writes_calibration_preset_and_validation(tmp_path, capsys):
     assert "paged decode slowdown: 1.250" in text
     cal = load_calibration(out / "kv-calibration-measured.json")
     assert cal.kind == "measured" and cal.paged_decode_slowdown == pytest.approx(PAGED)
+    # the serving simulator runs on it
+    assert main(["kv", "run", "--trace", "azure-conv", "--model", "Llama-2-7B", "--gpu",
+                 "H100-80GB", "--manager", "paged-16", "--max-requests", "20", "--calibration",
+                 str(out / "kv-calibration-measured.json")]) == 0
+    assert "measured: " in capsys.readouterr().out
     preset = json.loads((out / "gpu-tlb-preset.json").read_text())
     assert preset["config"]["l1d"]["entries"] == 4 and preset["config"]["l2"]["entries"] == 128
     for name in ("tlb", "kv"):
