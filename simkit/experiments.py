@@ -2,7 +2,7 @@
 
 Each experiment writes ``<outdir>/<name>.csv`` and one or more PNG plots; ``simkit reproduce``
 runs them by name; the address-translation ones live in ``simkit.experiments_tlb``, the KV-paging
-one in ``simkit.experiments_kv``. Simulators
+one in ``simkit.experiments_kv``, the heap allocator one in ``simkit.experiments_alloc``. Simulators
 below this floor return data and never write files.
 """
 from __future__ import annotations
@@ -164,3 +164,4 @@ def script_main(name: str, argv: list[str] | None = None) -> int:
 
 from simkit import experiments_tlb  # noqa: E402,F401  (registers tlb-validation, victima)
 from simkit import experiments_kv  # noqa: E402,F401  (registers kv-paging)
+from simkit import experiments_alloc  # noqa: E402,F401  (registers allocators)
