@@ -6,6 +6,7 @@
     simkit bench  cpu ...
     simkit kv     run|decode-trace|models ...
     simkit alloc  run|security|presets|traces ...
+    simkit flash  run|models|policies ...
     simkit reproduce NAME|all [--quick]
     simkit sweep GRID.toml [--scheduler ADDRESS] [--workers N] [--out DIR]
 
@@ -19,7 +20,7 @@ import sys
 
 from simkit.errors import InputError
 
-AREAS = ("trace", "cache", "tlb", "kv", "alloc", "bench", "reproduce", "sweep")
+AREAS = ("trace", "cache", "tlb", "kv", "alloc", "flash", "bench", "reproduce", "sweep")
 
 
 def build_parser() -> argparse.ArgumentParser:
