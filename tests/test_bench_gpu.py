@@ -430,8 +430,11 @@ def test_from_rows_writes_calibration_preset_and_validation(tmp_path, capsys):
     out2 = tmp_path / "out2"
     assert main(["bench", "gpu", "--from-rows", str(rows), "--outdir", str(out2),
                  "--only", "vmm"]) == 0
-    assert sorted(p.name for p in out2.iterdir()) == ["gpu-info.json", "gpu-vmm.csv",
-                                                      "gpu-vmm.json", "gpu-vmm.png"]
+    assert sorted(p.name for p in out2.iterdir()) == ["gpu-info.csv", "gpu-info.json",
+                                                      "gpu-vmm.csv", "gpu-vmm.json",
+                                                      "gpu-vmm.png"]
+    info = pd.read_csv(out2 / "gpu-info.csv")
+    assert info[info.field == "name"].value.tolist() == ["SYNTHETIC-GPU", "SYNTHETIC-GPU"]
 
 
 def test_kv_validation_against_the_published_calibration():

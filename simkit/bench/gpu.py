@@ -45,11 +45,16 @@ device description; columns in ``simkit.bench.gpu_fit.COLUMNS``, method text in
   of the flash simulator, and the KV cost model's swap bandwidth).
 
 Outputs in ``--outdir DIR``: ``gpu-<bench>.csv``, ``gpu-<bench>.png``, ``gpu-<bench>.json``
-(``gpu-info.json`` for the device), ``kv-calibration-measured.json`` (a ``kind: "measured"``
-file for ``simkit kv run --calibration FILE``, fitted by ``gpu_fit.kv_calibration``),
-``gpu-tlb-preset.json`` (the ``MMUConfig``) and the validation plots
-(``simkit.experiments_gpu``). ``--from-rows DIR`` rebuilds all of these from recorded tables
-on any machine.
+(``gpu-info.json`` and a field/value ``gpu-info.csv`` for the device),
+``kv-calibration-measured.json`` (a ``kind: "measured"`` file for ``simkit kv run
+--calibration FILE``, fitted by ``gpu_fit.kv_calibration``; fields no benchmark measured are
+labelled ``NOT MEASURED`` in its ``sources``), ``gpu-tlb-preset.json`` (the ``MMUConfig``) and
+the validation plots (``simkit.experiments_gpu``). ``--from-rows DIR`` rebuilds all of these
+from recorded tables on any machine.
+
+Not measured by any of these: the serving engine's fixed per-step cost (``step_fixed_us``), and
+whether the GPU's TLB associativity/replacement match the preset's assumptions
+(``gpu_fit.gpu_tlb_preset``).
 """
 from __future__ import annotations
 
@@ -825,6 +830,15 @@ def write_results(device_desc: dict, tables: dict, outdir, *, model: str = DEFAU
     outdir.mkdir(parents=True, exist_ok=True)
     written = [gpu_fit.write_json(gpu_fit.bench_document("info", None, device_desc),
                                   outdir / "gpu-info.json")]
+    if device_desc:
+        import pandas as pd
+
+        flat = [{"source": src, "field": k, "value": v}
+                for src in ("nvml", "torch") for k, v in ((device_desc.get(src) or {}).items())
+                if not isinstance(v, (dict, list))]
+        pd.DataFrame(flat, columns=["source", "field", "value"]).to_csv(
+            outdir / "gpu-info.csv", index=False)
+        written.append(outdir / "gpu-info.csv")
     title = f"({gpu_fit.device_name(device_desc)})"
     for b, df in tables.items():
         csv = outdir / f"gpu-{b}.csv"
