@@ -42,7 +42,7 @@ install() {   # install SPEC... : local wheels first, then the index
     if [ -d "$WHEELS" ] && "$PY" -m pip install -q --no-index --find-links "$WHEELS" "$@"; then
         return 0
     fi
-    "$PY" -m pip install -q "$@"
+    "$PY" -m pip install -q --retries 1 --timeout 15 "$@"
 }
 
 echo "== simkit gpu check: $(date -u +%FT%TZ) on $(hostname)"
