@@ -512,3 +512,31 @@ def test_nvml_description_with_a_fake_pynvml(monkeypatch):
     assert d["power_limit_w"] == 700.0 and d["cuda_driver_version"] == "13.0"
     assert d["driver_version"] == "999.1" and nv.sm_clock_mhz() == 1000
     json.dumps(d)
+
+
+def test_measuring_path_with_stand_in_measurements(monkeypatch, tmp_path, capsys):
+    """The CLI's measuring path (run -> report -> write) with the device and every measurement
+    replaced by the synthetic rows; one benchmark fails and the others are still written."""
+    t = tables()
+
+    def fake_measure(bench, settings, **kw):
+        assert settings is gpu.QUICK and kw["model"] == "Llama-2-7B"
+        if bench == "vmm":
+            raise RuntimeError("boom")
+        return t[bench].copy()
+
+    monkeypatch.setattr(gpu, "probe", lambda device=0: None)
+    monkeypatch.setattr(gpu, "_need_gpu", lambda device: None)
+    monkeypatch.setattr(gpu, "describe_gpu", lambda device=0: dict(DEVICE))
+    monkeypatch.setattr(gpu, "_warm_clocks", lambda device: None)
+    monkeypatch.setattr(gpu, "measure", fake_measure)
+    out = tmp_path / "out"
+    assert main(["bench", "gpu", "--quick", "--outdir", str(out)]) == 1
+    text = capsys.readouterr().out
+    assert "simkit: bench gpu vmm: failed: RuntimeError: boom" in text
+    assert "device: SYNTHETIC-GPU, driver 0.0-test" in text
+    cal = load_calibration(out / "kv-calibration-measured.json")
+    assert cal.sources["map_us_per_call"].startswith("NOT MEASURED (no VMM table)")
+    assert not (out / "gpu-vmm.csv").exists() and (out / "gpu-tlb.png").exists()
+    info = json.loads((out / "gpu-info.json").read_text())
+    assert info["device"]["quick"] is True and info["device"]["settings"]["vmm_pages"] == 256
