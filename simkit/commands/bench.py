@@ -5,6 +5,7 @@
                      [--out FILE] [--calibration FILE.json] [--plot FILE.png]
 
 ``simkit bench gpu``: GPU microbenchmarks (``simkit.commands.bench_gpu``).
+``simkit bench storage``: random-read throughput (``simkit.commands.bench_storage``).
 """
 from __future__ import annotations
 
@@ -53,6 +54,8 @@ def register(sub) -> None:
     bench_gpu.register(what)
     from simkit.commands import bench_malloc
     bench_malloc.register(what)
+    from simkit.commands import bench_storage
+    bench_storage.register(what)
 
 
 def run_cpu(args: argparse.Namespace) -> int:

@@ -218,3 +218,26 @@ def window_run(indptr, indices, layers, t0, window, static_count, mm_mode,
             out_layer[l, 1] += nnew
             out_layer[l, 2] += copied
     return tokens
+
+
+@njit(cache=True)
+def window_loads(indptr, indices, layers, window, static_count, neurons):
+    """The loads ``window_run`` counts, as (token, layer, neuron) rows: the read schedule."""
+    tokens = (len(indptr) - 1) // layers
+    last = np.full((layers, neurons), NEVER, np.int64)
+    out = np.empty((len(indices), 3), np.int32)
+    k = 0
+    for t in range(tokens):
+        for l in range(layers):
+            r = t * layers + l
+            for j in range(indptr[r], indptr[r + 1]):
+                i = indices[j]
+                if i < static_count[l]:
+                    continue
+                if not (window > 0 and last[l, i] >= t - window):
+                    out[k, 0] = t
+                    out[k, 1] = l
+                    out[k, 2] = i
+                    k += 1
+                last[l, i] = t
+    return out[:k].copy()

@@ -40,7 +40,7 @@ TOK_COLUMNS = ("needed_neurons", "loaded_neurons", "window_hits", "static_hits",
 
 @dataclass(frozen=True)
 class FlashConfig:
-    model: str = "opt-6.7b"
+    model: str | FlashModel = "opt-6.7b"     # a preset name, or a FlashModel
     policy: str = "all"
     window_tokens: int = 5
     predictor: str = "trace"
@@ -212,6 +212,7 @@ class FlashStats:
         import pandas as pd
 
         row = {f"param_{k}": v for k, v in asdict(self.config).items()}
+        row["param_model"] = self.model.name
         row["param_policy"] = self.policy.name
         row["param_window_tokens"] = self.config.window
         row.update(self.summary())
@@ -255,3 +256,23 @@ class FlashSimulator:
 
 def config_fields() -> list[str]:
     return [f.name for f in fields(FlashConfig)]
+
+
+def read_schedule(config: FlashConfig, trace: ActivationTrace, model: FlashModel | None = None):
+    """The neurons a sparse policy reads per token: a list (one per token) of (layer array,
+    neuron array). Same decisions as ``FlashSimulator.run``."""
+    m = model or config.shape
+    pol = config.policy_obj
+    if not pol.predictor:
+        raise ValueError("policy: a read schedule needs a predictor policy (dense policies "
+                         "read whole matrices)")
+    if (trace.layers, trace.neurons) != (m.layers, m.ffn):
+        raise ValueError(f"activations: trace {trace.name!r} has {trace.layers} x "
+                         f"{trace.neurons}; model {m.name} has {m.layers} x {m.ffn}")
+    ptr, idx = trace.sets("predicted" if config.predictor == "trace" else "active")
+    static = int(round(config.static_fraction() * m.ffn))
+    rows = K.window_loads(ptr, idx, m.layers, config.window, np.full(m.layers, static, np.int64),
+                          m.ffn)
+    bounds = np.searchsorted(rows[:, 0], np.arange(trace.tokens + 1))
+    return [(rows[bounds[t]:bounds[t + 1], 1], rows[bounds[t]:bounds[t + 1], 2])
+            for t in range(trace.tokens)]

@@ -1,0 +1,382 @@
+"""Random-read throughput of this machine's storage vs chunk size and parallel reads, and a
+validation of the flash simulator's read schedule against the same file (REFERENCE.md 3.6).
+
+Method:
+
+- **File.** ``file_bytes`` of random bytes (incompressible, no holes), written once and
+  fsynced; reused when it already has that size.
+- **Direct I/O.** The file is opened with ``O_DIRECT``; offsets and lengths are multiples of the
+  alignment (the device's ``logical_block_size`` from sysfs, at least 4 KiB) and buffers come
+  from anonymous ``mmap`` (page aligned). Where ``O_DIRECT`` is refused (tmpfs, some overlay
+  filesystems) the benchmark says so and reads through the page cache instead, dropping the
+  file's pages with ``posix_fadvise(DONTNEED)`` before every point (after ``fsync``).
+- **Reads.** Each of ``threads`` workers of a ``ThreadPoolExecutor`` calls ``os.preadv`` (the GIL
+  is released while it waits) at uniformly random aligned offsets until the point's time is
+  up; throughput is all bytes over the wall time; per-read latency median and p99 are kept.
+  A sequential 1 MiB single-thread pass gives the ceiling (``mode == "sequential"``).
+- **A VM's virtual disk is not flash**: guest ``O_DIRECT`` does not bypass the host's cache. The
+  machine description says whether a hypervisor is present and what the disk reports itself as.
+
+``validate_schedule`` lays a model's FFN out in a file as a policy says (bundled: one chunk of
+``neuron_bytes`` per neuron; unbundled: one region per matrix, one ``vector_bytes`` read per
+neuron and matrix), plans the reads the simulator would issue for an activation trace
+(windowing included), executes them token by token with ``threads`` parallel reads, and
+compares the measured time with the cost model's prediction from a calibration.
+"""
+from __future__ import annotations
+
+import json
+import math
+import mmap
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+CHUNKS_FULL = tuple(4096 << k for k in range(9))          # 4 KiB .. 1 MiB
+THREADS_FULL = (1, 2, 4, 8, 16, 32)
+CHUNKS_QUICK = (4096, 16384, 65536, 262144, 1 << 20)
+THREADS_QUICK = (1, 4, 16, 32)
+SEQ_CHUNK = 1 << 20
+
+
+# ---- file and device --------------------------------------------------------------------------
+def device_info(path: Path) -> dict:
+    """What sysfs says about the block device holding ``path``."""
+    st = os.stat(path)
+    major, minor = os.major(st.st_dev), os.minor(st.st_dev)
+    base = Path(f"/sys/dev/block/{major}:{minor}")
+    info = {"device": f"{major}:{minor}", "logical_block_size": None, "rotational": None,
+            "model": None, "name": None}
+    if not base.exists():
+        return info
+    real = base.resolve()
+    info["name"] = real.name
+    q = real / "queue"
+    if not q.exists() and (real.parent / "queue").exists():     # a partition
+        q = real.parent / "queue"
+    for key, f in (("logical_block_size", "logical_block_size"), ("rotational", "rotational")):
+        try:
+            info[key] = int((q / f).read_text())
+        except (OSError, ValueError):
+            pass
+    for cand in (real / "device" / "model", real.parent / "device" / "model"):
+        try:
+            info["model"] = cand.read_text().strip()
+            break
+        except OSError:
+            continue
+    if info["name"] and info["name"].startswith("vd"):
+        info["note"] = "virtio virtual disk: not flash; the host may cache reads"
+    return info
+
+
+def alignment(path: Path) -> int:
+    lbs = device_info(path).get("logical_block_size") or 512
+    return max(4096, int(lbs))
+
+
+def make_file(path: Path, file_bytes: int, seed: int = 0) -> Path:
+    """``file_bytes`` of random bytes at ``path`` (kept if it already has that size)."""
+    path = Path(path)
+    if path.is_file() and path.stat().st_size == file_bytes:
+        return path
+    rng = np.random.default_rng(seed)
+    block = 8 << 20
+    tmp = path.with_name(path.name + ".partial")
+    with open(tmp, "wb") as f:
+        left = file_bytes
+        while left > 0:
+            n = min(block, left)
+            f.write(rng.integers(0, 256, n, dtype=np.uint8).tobytes())
+            left -= n
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+class Reader:
+    """An open file for aligned reads: O_DIRECT when the filesystem allows it."""
+
+    def __init__(self, path: Path, direct: bool = True):
+        self.path = Path(path)
+        self.size = self.path.stat().st_size
+        self.align = alignment(self.path)
+        self.direct = False
+        self.note = ""
+        fd = None
+        if direct and hasattr(os, "O_DIRECT"):
+            try:
+                fd = os.open(self.path, os.O_RDONLY | os.O_DIRECT)
+                buf = mmap.mmap(-1, self.align)
+                os.preadv(fd, [buf], 0)
+                buf.close()
+                self.direct = True
+            except OSError as exc:
+                if fd is not None:
+                    os.close(fd)
+                fd = None
+                self.note = (f"O_DIRECT refused on {self.path} ({exc.strerror}); reading "
+                             f"through the page cache, dropped with posix_fadvise(DONTNEED) "
+                             f"before every point")
+        elif direct:
+            self.note = "O_DIRECT is not available on this OS; buffered reads"
+        if fd is None:
+            fd = os.open(self.path, os.O_RDONLY)
+        self.fd = fd
+
+    def drop_cache(self) -> None:
+        if not self.direct and hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_DONTNEED)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _worker(fd, offsets, chunk, deadline):
+    """Read ``chunk`` bytes at each offset until the list or the time runs out."""
+    buf = mmap.mmap(-1, chunk)
+    lat = []
+    n = 0
+    try:
+        for off in offsets:
+            t = time.perf_counter()
+            os.preadv(fd, [buf], int(off))
+            e = time.perf_counter()
+            lat.append(e - t)
+            n += 1
+            if deadline is not None and e >= deadline:
+                break
+    finally:
+        buf.close()
+    return n, lat
+
+
+def _random_point(reader: Reader, chunk: int, threads: int, seconds: float,
+                  rng: np.random.Generator, pool: ThreadPoolExecutor) -> dict:
+    slots = (reader.size - chunk) // reader.align
+    if slots < 1:
+        raise ValueError(f"file_bytes: the file ({reader.size} B) is smaller than a chunk "
+                         f"({chunk} B)")
+    per_thread = max(64, int(200_000 // threads))
+    offs = [rng.integers(0, slots + 1, per_thread) * reader.align for _ in range(threads)]
+    reader.drop_cache()
+    start = time.perf_counter()
+    deadline = start + seconds
+    futs = [pool.submit(_worker, reader.fd, o, chunk, deadline) for o in offs]
+    res = [f.result() for f in futs]
+    wall = time.perf_counter() - start
+    reads = sum(r[0] for r in res)
+    lat = np.concatenate([np.asarray(r[1]) for r in res]) if reads else np.zeros(1)
+    return {"mode": "random", "chunk_bytes": chunk, "threads": threads, "reads": reads,
+            "bytes": reads * chunk, "seconds": wall, "bytes_per_s": reads * chunk / wall,
+            "iops": reads / wall, "lat_us_median": 1e6 * float(np.median(lat)),
+            "lat_us_p99": 1e6 * float(np.quantile(lat, 0.99))}
+
+
+def _sequential_point(reader: Reader, seconds: float) -> dict:
+    reader.drop_cache()
+    buf = mmap.mmap(-1, SEQ_CHUNK)
+    lat = []
+    off = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    try:
+        while off + SEQ_CHUNK <= reader.size:
+            t = time.perf_counter()
+            os.preadv(reader.fd, [buf], off)
+            e = time.perf_counter()
+            lat.append(e - t)
+            off += SEQ_CHUNK
+            if e >= deadline:
+                break
+    finally:
+        buf.close()
+    wall = time.perf_counter() - start
+    n = len(lat)
+    return {"mode": "sequential", "chunk_bytes": SEQ_CHUNK, "threads": 1, "reads": n,
+            "bytes": n * SEQ_CHUNK, "seconds": wall, "bytes_per_s": n * SEQ_CHUNK / wall,
+            "iops": n / wall, "lat_us_median": 1e6 * float(np.median(lat)) if n else np.nan,
+            "lat_us_p99": 1e6 * float(np.quantile(lat, 0.99)) if n else np.nan}
+
+
+def measure_storage(path: Path, file_bytes: int = 1 << 30, chunks=CHUNKS_QUICK,
+                    threads=THREADS_QUICK, seconds: float = 0.5, direct: bool = True,
+                    seed: int = 0, progress=None):
+    """The sweep as a tidy DataFrame (``attrs``: machine, device, direct, note)."""
+    import pandas as pd
+
+    from simkit.bench.machine import describe_machine
+
+    path = make_file(Path(path), int(file_bytes), seed)
+    rng = np.random.default_rng(seed)
+    rows = []
+    with Reader(path, direct) as reader, ThreadPoolExecutor(max(threads)) as pool:
+        for c in chunks:
+            if c % reader.align:
+                raise ValueError(f"chunks: {c} is not a multiple of the alignment "
+                                 f"{reader.align}")
+            for t in threads:
+                rows.append(_random_point(reader, int(c), int(t), seconds, rng, pool))
+                if progress:
+                    progress(rows[-1])
+        rows.append(_sequential_point(reader, max(seconds, 0.2)))
+        if progress:
+            progress(rows[-1])
+        direct_used, note, align = reader.direct, reader.note, reader.align
+    df = pd.DataFrame(rows)
+    df.insert(0, "direct", direct_used)
+    df["file_bytes"] = int(file_bytes)
+    machine = describe_machine()
+    dev = device_info(path)
+    df.attrs.update({"machine": machine, "device": dev, "direct": direct_used, "note": note,
+                     "alignment": align, "path": str(path),
+                     "disk_note": _disk_note(machine, dev)})
+    return df
+
+
+def _disk_note(machine: dict, dev: dict) -> str:
+    if machine.get("hypervisor") or (dev.get("name") or "").startswith("vd"):
+        return ("this disk is a virtual disk under a hypervisor, not flash: O_DIRECT in the "
+                "guest does not bypass the host's cache; use the numbers for code paths and "
+                "curve shape, not as an SSD's")
+    return ""
+
+
+def calibration(df) -> dict:
+    """The measured sweep as a ``simkit-flash-storage`` calibration document."""
+    from simkit.flash.storage import FORMAT
+    rnd = df[df["mode"] == "random"]
+    seq = df[df["mode"] == "sequential"]
+    seq_bps = float(seq.bytes_per_s.iloc[0]) if len(seq) else float(rnd.bytes_per_s.max())
+    machine = dict(df.attrs.get("machine") or {})
+    machine["device"] = df.attrs.get("device")
+    return {"format": FORMAT, "version": 1, "kind": "measured",
+            "description": ("simkit bench storage: random preadv reads, "
+                            + ("O_DIRECT" if df.attrs.get("direct") else "buffered, page cache "
+                               "dropped per point") + f", file {int(df.file_bytes.iloc[0])} B. "
+                            + df.attrs.get("disk_note", "")).strip(),
+            "machine": machine,
+            "sequential_bytes_per_s": seq_bps,
+            "points": [{"chunk_bytes": int(r.chunk_bytes), "threads": int(r.threads),
+                        "bytes_per_s": float(r.bytes_per_s)} for r in rnd.itertuples()],
+            "sources": {"points": "measured by simkit bench storage on this machine",
+                        "note": df.attrs.get("note", "")}}
+
+
+def write_calibration(df, path) -> Path:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".partial")
+    try:
+        tmp.write_text(json.dumps(calibration(df), indent=1, default=str) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def plot_storage(df, path=None):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.5, 4.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    rnd = df[df["mode"] == "random"]
+    for t, d in rnd.groupby("threads"):
+        d = d.sort_values("chunk_bytes")
+        ax.plot(d.chunk_bytes / 1024, d.bytes_per_s / 1e9, "o-", ms=3, label=f"{t} threads")
+    seq = df[df["mode"] == "sequential"]
+    if len(seq):
+        ax.axhline(seq.bytes_per_s.iloc[0] / 1e9, color="k", ls="--", lw=1,
+                   label="sequential 1 MiB, 1 thread")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("chunk (KiB)")
+    ax.set_ylabel("random-read throughput (GB/s)")
+    title = "Random reads, " + ("O_DIRECT" if df.attrs.get("direct") else "buffered")
+    if df.attrs.get("disk_note"):
+        title += " (virtual disk, not flash)"
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if path is not None:
+        path = Path(path)
+        tmp = path.with_name(path.stem + ".partial" + path.suffix)
+        fig.savefig(tmp, dpi=120)
+        os.replace(tmp, path)
+    return fig
+
+
+# ---- validation: the simulator's schedule on a real file ------------------------------------
+def schedule_offsets(loads, model, bundled: bool):
+    """Reads (offset, length) for loaded (layer, neuron) pairs in the policy's file layout::
+
+        bundled:    [layer 0: neuron 0 | neuron 1 | ...][layer 1: ...]     neuron_bytes each
+        unbundled:  [layer 0: matrix 0 (ffn vectors) | matrix 1 | ...][layer 1: ...]
+    """
+    layer, neuron = loads
+    if bundled:
+        off = (layer.astype(np.int64) * model.ffn + neuron) * model.neuron_bytes
+        return off, model.neuron_bytes
+    m = np.arange(model.ffn_matrices, dtype=np.int64)
+    base = (layer.astype(np.int64)[:, None] * model.ffn_matrices + m[None, :]) * model.ffn
+    off = (base + neuron[:, None]) * model.vector_bytes
+    return off.ravel(), model.vector_bytes
+
+
+def validate_schedule(trace, model, policy: str, storage, path: Path, window: int = 5,
+                      threads: int = 32, predictor: str = "trace", tokens: int | None = None,
+                      direct: bool = True):
+    """Measured vs predicted I/O time of the simulator's read schedule on a real file.
+    Returns (per-token DataFrame, summary dict)."""
+    import pandas as pd
+
+    from simkit.flash.simulate import FlashConfig, FlashSimulator, read_schedule
+    from simkit.flash.storage import load_calibration
+
+    st = load_calibration(storage)
+    cfg = FlashConfig(model=model, policy=policy, window_tokens=window,
+                      predictor=predictor, threads=threads)
+    sched = read_schedule(cfg, trace, model)
+    n_tok = len(sched) if tokens is None else min(tokens, len(sched))
+    pol = cfg.policy_obj
+    need = model.layers * model.ffn * model.neuron_bytes
+    path = make_file(Path(path), need)
+    stats = FlashSimulator(cfg).run(trace)
+    rows = []
+    with Reader(path, direct) as reader, ThreadPoolExecutor(threads) as pool:
+        chunk = None
+        for t in range(n_tok):
+            off, chunk = schedule_offsets(sched[t], model, pol.bundling)
+            if chunk % reader.align:
+                raise ValueError(f"model: chunk {chunk} B is not a multiple of the direct-I/O "
+                                 f"alignment {reader.align} B; pick a model whose rows are")
+            reader.drop_cache()
+            parts = np.array_split(off, min(threads, max(len(off), 1)))
+            start = time.perf_counter()
+            futs = [pool.submit(_worker, reader.fd, p, chunk, None) for p in parts if len(p)]
+            for f in futs:
+                f.result()
+            wall = time.perf_counter() - start
+            pred = st.read_seconds(len(off) * chunk, chunk, threads)
+            rows.append({"token": t, "reads": len(off), "chunk_bytes": chunk,
+                         "bytes": len(off) * chunk, "measured_s": wall, "predicted_s": pred})
+        direct_used, note = reader.direct, reader.note
+    df = pd.DataFrame(rows)
+    meas, pred = float(df.measured_s.sum()), float(df.predicted_s.sum())
+    summary = {"policy": pol.name, "tokens": n_tok, "reads": int(df.reads.sum()),
+               "bytes": int(df.bytes.sum()), "chunk_bytes": int(chunk or 0),
+               "threads": threads, "measured_s": meas, "predicted_s": pred,
+               "error_pct": 100.0 * (pred - meas) / meas if meas else float("nan"),
+               "direct": direct_used, "note": note, "storage": st.kind,
+               "simulator_loaded_fraction": stats.summary()["loaded_fraction"]}
+    return df, summary

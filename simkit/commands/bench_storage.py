@@ -1,0 +1,137 @@
+"""``simkit bench storage``: random-read throughput vs chunk size and parallel reads, and the
+flash simulator's read schedule executed on a real file.
+
+    simkit bench storage [--file PATH] [--size 1GiB] [--quick] [--chunks 4k,16k,...]
+                         [--threads 1,4,16,32] [--seconds S] [--no-direct] [--seed N]
+                         [--out FILE] [--calibration FILE.json] [--plot FILE.png]
+                         [--validate] [--validate-policy all] [--validate-tokens N]
+                         [--validate-out FILE.csv]
+
+``--validate``: the read schedule the simulator plans for the shipped SmolLM2 activation trace
+(sparsity 0.9, low-rank predictor), with 7B-scale rows (d_model 4096, fp16: 8 KiB vectors,
+16 KiB bundled), executed on a file laid out as the policy says (bundled or not), against the
+cost model's prediction from the calibration just measured.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from simkit.commands._output import add_out_argument, check_out_path, emit, write_frame
+from simkit.errors import InputError
+
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+TABLE = ("mode", "direct", "chunk_bytes", "threads", "reads", "bytes_per_s", "iops",
+         "lat_us_median", "lat_us_p99")
+
+
+def register(what) -> None:
+    p = what.add_parser(
+        "storage", help="random-read throughput vs chunk size and threads (O_DIRECT)",
+        description="Random preadv reads of 4 KiB..1 MiB chunks with 1..32 threads on a file, "
+                    "O_DIRECT with aligned buffers (buffered with the page cache dropped where "
+                    "O_DIRECT is refused), plus a sequential 1 MiB ceiling. Table, plot and "
+                    "a calibration JSON for simkit flash run --storage.")
+    p.add_argument("--file", type=Path, default=Path("simkit-storage-bench.bin"),
+                   help="file to read (created with random bytes at --size if missing or of "
+                        "another size; default ./simkit-storage-bench.bin)")
+    p.add_argument("--size", default=None, help="file size (default 1GiB; quick 256MiB)")
+    p.add_argument("--quick", action="store_true", help="5 chunks x 4 thread counts, 0.3 s each")
+    p.add_argument("--chunks", help="comma-separated chunk sizes (default 4k..1M, powers of 2)")
+    p.add_argument("--threads", help="comma-separated thread counts (default 1,2,4,8,16,32)")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="seconds per point (default 1; quick 0.3)")
+    p.add_argument("--no-direct", action="store_true", help="buffered reads (page cache "
+                   "dropped with posix_fadvise before every point)")
+    p.add_argument("--seed", type=int, default=0)
+    add_out_argument(p)
+    p.add_argument("--calibration", type=Path, metavar="FILE.json",
+                   help="write the measured calibration (for simkit flash run --storage)")
+    p.add_argument("--plot", type=Path, metavar="FILE.png", help="throughput vs chunk figure")
+    p.add_argument("--validate", action="store_true",
+                   help="also execute the simulator's read schedule on a real file")
+    p.add_argument("--validate-policy", default="all",
+                   help="policy of the validation (default all; 'windowing' is unbundled)")
+    p.add_argument("--validate-tokens", type=int, default=64,
+                   help="tokens of the schedule to execute (default 64)")
+    p.add_argument("--validate-out", type=Path, metavar="FILE.csv",
+                   help="per-token measured vs predicted I/O time")
+    p.set_defaults(func=run_storage)
+
+
+def _sizes(text, what):
+    from simkit.units import parse_size
+    try:
+        return tuple(int(parse_size(x.strip())) for x in text.split(",") if x.strip())
+    except ValueError as exc:
+        raise InputError(f"{what}: {exc}") from None
+
+
+def run_storage(args: argparse.Namespace) -> int:
+    check_out_path(args.out)
+    check_out_path(args.calibration, "--calibration", (".json",))
+    check_out_path(args.plot, "--plot", PLOT_SUFFIXES)
+    check_out_path(args.validate_out, "--validate-out", (".csv", ".json", ".parquet"))
+    from simkit.bench import storage as S
+    from simkit.units import parse_size
+
+    chunks = _sizes(args.chunks, "--chunks") if args.chunks else \
+        (S.CHUNKS_QUICK if args.quick else S.CHUNKS_FULL)
+    if args.threads:
+        try:
+            threads = tuple(int(x) for x in args.threads.split(","))
+        except ValueError:
+            raise InputError(f"--threads: not a list of integers: {args.threads!r}") from None
+    else:
+        threads = S.THREADS_QUICK if args.quick else S.THREADS_FULL
+    if not threads or min(threads) < 1:
+        raise InputError(f"--threads: must be integers >= 1, got {args.threads!r}")
+    size = int(parse_size(args.size)) if args.size else ((256 << 20) if args.quick else 1 << 30)
+    seconds = args.seconds if args.seconds is not None else (0.3 if args.quick else 1.0)
+    if seconds <= 0:
+        raise InputError(f"--seconds: must be > 0, got {seconds}")
+    parent = args.file.parent if str(args.file.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"--file {args.file}: directory {parent} does not exist")
+    if max(chunks) > size:
+        raise InputError(f"--size: {size} B is smaller than the largest chunk {max(chunks)} B")
+    try:
+        df = S.measure_storage(args.file, size, chunks, threads, seconds,
+                               direct=not args.no_direct, seed=args.seed)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    if df.attrs.get("note"):
+        print(f"note: {df.attrs['note']}")
+    if df.attrs.get("disk_note"):
+        print(f"note: {df.attrs['disk_note']}")
+    emit(df, args, columns=TABLE)
+    if args.calibration is not None:
+        S.write_calibration(df, args.calibration)
+        print(f"wrote {args.calibration}")
+    if args.plot is not None:
+        S.plot_storage(df, args.plot)
+        print(f"wrote {args.plot}")
+    if args.validate:
+        from simkit.flash.activations import load_activations
+        from simkit.flash.storage import from_dict
+        trace = load_activations("smollm2-135m", 0.9)
+        model = validation_model()
+        cal = from_dict(S.calibration(df), "measured")
+        per_tok, summ = S.validate_schedule(trace, model, args.validate_policy, cal,
+                                            args.file.with_name(args.file.name + ".ffn"),
+                                            tokens=args.validate_tokens,
+                                            direct=not args.no_direct)
+        print(f"validation ({summ['policy']}, {summ['tokens']} tokens, {summ['reads']} reads "
+              f"of {summ['chunk_bytes']} B, {summ['threads']} threads): measured "
+              f"{summ['measured_s'] * 1e3:.1f} ms, predicted {summ['predicted_s'] * 1e3:.1f} ms, "
+              f"error {summ['error_pct']:+.1f}%")
+        if args.validate_out is not None:
+            write_frame(per_tok, args.validate_out)
+            print(f"wrote {args.validate_out}")
+    return 0
+
+
+def validation_model():
+    """SmolLM2-135M's 30 x 1536 neurons with 7B-scale rows (d_model 4096, fp16)."""
+    from simkit.flash.models import FlashModel
+    return FlashModel("smollm2-135m@4096", 30, 4096, 1536, 2, 32, 32, 49152, 2, True)

@@ -1,0 +1,80 @@
+"""simkit bench storage: a tiny sweep on a small file (structure and sane numbers), the
+calibration it writes driving the flash cost model, and the simulator's read schedule executed
+on a real file."""
+import json
+
+import numpy as np
+import pytest
+
+from simkit.bench import storage as S
+from simkit.cli import main
+from simkit.flash import FlashConfig, synthetic_trace, with_error_model
+from simkit.flash.models import FlashModel
+from simkit.flash.simulate import FlashSimulator, read_schedule
+from simkit.flash.storage import from_dict
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    path = tmp_path_factory.mktemp("st") / "f.bin"
+    return S.measure_storage(path, 16 << 20, chunks=(4096, 65536), threads=(1, 4),
+                             seconds=0.05)
+
+
+def test_sweep_structure_and_sane_numbers(sweep):
+    df = sweep
+    assert list(df[df["mode"] == "random"][["chunk_bytes", "threads"]].itertuples(
+        index=False, name=None)) == [(4096, 1), (4096, 4), (65536, 1), (65536, 4)]
+    assert (df["mode"] == "sequential").sum() == 1
+    assert (df.reads > 0).all()
+    # bytes/s is reads x chunk over the wall time; iops x chunk gives it back
+    assert np.allclose(df.iops * df.chunk_bytes, df.bytes_per_s)
+    assert (df.bytes_per_s > 1e6).all() and (df.bytes_per_s < 1e12).all()
+    assert (df.lat_us_median > 0).all() and (df.lat_us_p99 >= df.lat_us_median).all()
+    assert df.attrs["machine"]["cpu_model"] is not None
+    if not df.attrs["direct"]:
+        assert "O_DIRECT" in df.attrs["note"]
+
+
+def test_calibration_feeds_the_cost_model(sweep):
+    doc = S.calibration(sweep)
+    assert doc["kind"] == "measured" and len(doc["points"]) == 4
+    cal = from_dict(json.loads(json.dumps(doc, default=str)))
+    r = sweep[(sweep.chunk_bytes == 65536) & (sweep.threads == 4)].bytes_per_s.iloc[0]
+    assert cal.throughput(65536, 4) == pytest.approx(min(r, cal.sequential_bytes_per_s))
+
+
+def test_schedule_offsets_layouts():
+    m = FlashModel("tiny", 2, 2048, 8, 2, 1, 1, 10, 2)     # 4 KiB vectors, 8 KiB neurons
+    loads = (np.array([0, 1]), np.array([3, 5]))
+    off, chunk = S.schedule_offsets(loads, m, bundled=True)
+    assert chunk == 8192 and off.tolist() == [3 * 8192, (8 + 5) * 8192]
+    off, chunk = S.schedule_offsets(loads, m, bundled=False)
+    # layer 0: up region at 0, down region at 8 vectors; layer 1 starts at 16 vectors
+    assert chunk == 4096 and off.tolist() == [3 * 4096, 11 * 4096, 21 * 4096, 29 * 4096]
+
+
+def test_validation_on_a_real_file(tmp_path, sweep):
+    m = FlashModel("tiny", 2, 2048, 512, 2, 1, 1, 10, 2)   # 2 x 512 neurons, 8 MiB file
+    tr = with_error_model(synthetic_trace(2, 512, 12, 0.05, 0.6, seed=1), 0.05, 0.07, 0.6)
+    cfg = FlashConfig(model=m, policy="all", window_tokens=3, threads=4)
+    sched = read_schedule(cfg, tr, m)
+    stats = FlashSimulator(cfg).run(tr)
+    assert [len(s[0]) for s in sched] == stats.tokens[:, 1].tolist()
+    cal = from_dict(S.calibration(sweep))
+    for policy in ("all", "windowing"):
+        per_tok, summ = S.validate_schedule(tr, m, policy, cal, tmp_path / "ffn.bin", window=3,
+                                            threads=4)
+        assert len(per_tok) == 12 and summ["reads"] == per_tok.reads.sum() > 0
+        assert summ["chunk_bytes"] == (8192 if policy == "all" else 4096)
+        assert summ["measured_s"] > 0 and summ["predicted_s"] > 0
+        assert np.isfinite(summ["error_pct"])
+
+
+def test_cli_bad_input(tmp_path, capsys):
+    assert main(["bench", "storage", "--file", str(tmp_path / "x.bin"), "--size", "8KiB",
+                 "--chunks", "64k"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--size" in err[0]
+    assert main(["bench", "storage", "--file", str(tmp_path / "no" / "x.bin")]) == 2
+    assert not (tmp_path / "x.bin").exists()
