@@ -531,7 +531,8 @@ def test_measuring_path_with_stand_in_measurements(monkeypatch, tmp_path, capsys
     monkeypatch.setattr(gpu, "_warm_clocks", lambda device: None)
     monkeypatch.setattr(gpu, "measure", fake_measure)
     out = tmp_path / "out"
-    assert main(["bench", "gpu", "--quick", "--outdir", str(out)]) == 1
+    assert main(["bench", "gpu", "--quick", "--outdir", str(out),
+                 "--only", "info,bandwidth,attention,vmm,tlb"]) == 1
     text = capsys.readouterr().out
     assert "simkit: bench gpu vmm: failed: RuntimeError: boom" in text
     assert "device: SYNTHETIC-GPU, driver 0.0-test" in text
