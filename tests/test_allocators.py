@@ -151,7 +151,7 @@ def test_pinned_cc1():
     """Pinned on the shipped cc1 trace (98,370 events, peak live 3,204,745 B)."""
     got = {n: AllocatorModel(n).run("cc1").peak_footprint_bytes for n in PRESETS}
     assert got == {"ptmalloc": 3489792, "sjmalloc": 3997696, "hardened": 6320128,
-                   "hardened-light": 3743744, "mimalloc": 5185536}
+                   "hardened-light": 3743744, "mimalloc": 4227072}
 
 
 MODEL_EXPECT = {
@@ -217,3 +217,15 @@ def test_cli_alloc_run_and_errors(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("simkit: error: --allocator: unknown 'dlmalloc'")
     assert main(["alloc", "run", "nope"]) == 2
     assert "unknown allocation trace 'nope'" in capsys.readouterr().err
+
+
+def test_cost_weights_load_and_check(tmp_path):
+    import json
+    (tmp_path / "c.json").write_text(json.dumps({"cost_ns": {"op": 10, "fault": 100}}))
+    m = AllocatorModel("ptmalloc", cost=tmp_path / "c.json")
+    s = m.run(synthetic_alloc(2000, seed=2))
+    c = s.counters
+    want = 10 * s.events + 1.5 * c["list_steps"] + 100 * c["page_faults"] + 1500 * s.syscalls
+    assert s.cost_estimate_ns == pytest.approx(want)
+    with pytest.raises(InputError, match=r"cost: bad weight op=-1"):
+        AllocatorModel("ptmalloc", cost={"op": -1})

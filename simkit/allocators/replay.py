@@ -24,8 +24,10 @@ from simkit.allocators.models import ENGINES
 from simkit.errors import InputError
 from simkit.trace.alloc import ALLOC_DTYPE, AllocOp, AllocTrace, NONE
 
-# Cost model [assumed, then fitted by ``simkit bench malloc --calibrate``]: ns per operation,
-# per list step, per page fault (first touch of a page), per system call (sbrk/mmap/munmap).
+# Cost model: ns per event, per list step, per page fault (first touch of a page), per system
+# call (sbrk/mmap/munmap). Defaults are assumptions; ``simkit bench malloc --calibration F.json``
+# fits them on this machine (``simkit.bench.malloc.fit_cost``) and ``AllocatorModel(...,
+# cost=F.json)`` uses the fit.
 COST_NS = {"op": 15.0, "step": 1.5, "fault": 250.0, "syscall": 1500.0}
 
 
@@ -89,6 +91,29 @@ class AllocStats:
         return pd.DataFrame([self.row()])
 
 
+def load_cost(cost) -> dict:
+    """Cost weights: None (the assumed ``COST_NS``), a dict, or a calibration JSON file
+    written by ``simkit bench malloc --calibration``."""
+    if cost is None:
+        return dict(COST_NS)
+    if isinstance(cost, dict):
+        d = cost
+    else:
+        import json
+        try:
+            with open(cost) as f:
+                d = json.load(f).get("cost_ns", {})
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{cost}: not a cost calibration ({exc.__class__.__name__})") \
+                from None
+    out = dict(COST_NS)
+    for k, v in d.items():
+        if k not in COST_NS or not isinstance(v, (int, float)) or v < 0:
+            raise InputError(f"cost: bad weight {k}={v!r} (keys {', '.join(COST_NS)}, >= 0)")
+        out[k] = float(v)
+    return out
+
+
 def _columns(chunk: np.ndarray):
     return (np.ascontiguousarray(chunk["op"]), np.ascontiguousarray(chunk["id"]).astype(np.int64),
             np.ascontiguousarray(chunk["old_id"]).astype(np.int64),
@@ -102,8 +127,9 @@ class AllocatorModel:
     ``run()`` starts from an empty heap each time. ``malloc``/``free``/``realloc`` step the
     model one event at a time (the security probes use them)."""
 
-    def __init__(self, config="ptmalloc", *, strict: bool = True):
+    def __init__(self, config="ptmalloc", *, strict: bool = True, cost=None):
         self.cfg = get_config(config)
+        self.cost_ns = load_cost(cost)
         self.engine_cls = ENGINES[self.cfg.design]
         self.strict = strict
         self.reset()
@@ -182,7 +208,8 @@ class AllocatorModel:
             live_at_peak_footprint_bytes=int(S[K.S_PEAK_RSS_LIVE]),
             peak_heap_bytes=max(int(S[K.S_PEAK_HEAP]), e.heap_bytes()),
             final_footprint_bytes=int(S[K.S_RSS_PAGES]) * K.PAGE,
-            final_live_bytes=int(S[K.S_LIVE]), metadata_bytes=e.metadata_bytes(), timeline=tl)
+            final_live_bytes=int(S[K.S_LIVE]), metadata_bytes=e.metadata_bytes(), timeline=tl,
+            cost_ns=dict(self.cost_ns))
 
     # ---- stepping (probes) ------------------------------------------------------------------
     def _step(self, op, oid, old=NONE, size=0, align=0) -> int:

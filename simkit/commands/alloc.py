@@ -31,6 +31,8 @@ def register(sub) -> None:
     q.add_argument("--config", type=Path, action="append", metavar="FILE.toml",
                    help="a model config from TOML (base = PRESET, fields to override)")
     q.add_argument("--max-events", type=int, metavar="N")
+    q.add_argument("--cost", type=Path, metavar="FILE.json",
+                   help="cost weights fitted by simkit bench malloc --calibration")
     add_out_argument(q)
     q.add_argument("--timeline", type=Path, metavar="FILE.csv",
                    help="footprint and live bytes over the trace, every model")
@@ -69,7 +71,7 @@ def cmd_run(args) -> int:
     rows, tls = [], []
     for cfg in configs:
         t = time.perf_counter()
-        s = AllocatorModel(cfg).run(path, max_events=args.max_events)
+        s = AllocatorModel(cfg, cost=args.cost).run(path, max_events=args.max_events)
         dt = time.perf_counter() - t
         r = s.row()
         r["events_per_s"] = s.events / dt if dt > 0 else float("nan")

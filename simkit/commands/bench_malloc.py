@@ -42,6 +42,9 @@ def register(what) -> None:
     p.add_argument("--runs-out", type=Path, metavar="FILE", help="every run (.csv/.json)")
     p.add_argument("--validation-out", type=Path, metavar="FILE")
     p.add_argument("--security-out", type=Path, metavar="FILE")
+    p.add_argument("--calibration", type=Path, metavar="FILE.json",
+                   help="fit the ptmalloc model's cost weights on glibc's medians and write "
+                        "them (with the machine) as JSON; use with simkit alloc run --cost")
     p.set_defaults(func=run_malloc)
 
 
@@ -60,6 +63,7 @@ def load_traces(names, max_events=None) -> dict:
 
 
 def run_malloc(args) -> int:
+    check_out_path(args.calibration, "--calibration", (".json",))
     for path, opt in ((args.out, "--out"), (args.runs_out, "--runs-out"),
                       (args.validation_out, "--validation-out"),
                       (args.security_out, "--security-out")):
@@ -93,6 +97,17 @@ def run_malloc(args) -> int:
         if args.validation_out is not None:
             write_frame(v, args.validation_out)
             print(f"wrote {args.validation_out}")
+    if args.calibration is not None:
+        import json
+        import os
+
+        cal = bm.fit_cost(traces, med)
+        print("\ncost weights fitted on glibc (ns): "
+              + ", ".join(f"{k} {v:.3g}" for k, v in cal["cost_ns"].items()))
+        tmp = args.calibration.with_name(args.calibration.name + ".partial")
+        tmp.write_text(json.dumps(cal, indent=1, default=str))
+        os.replace(tmp, args.calibration)
+        print(f"wrote {args.calibration}")
     if args.security:
         from simkit.allocators.security import security_table
         t = security_table()
