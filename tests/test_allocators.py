@@ -229,3 +229,21 @@ def test_cost_weights_load_and_check(tmp_path):
     assert s.cost_estimate_ns == pytest.approx(want)
     with pytest.raises(InputError, match=r"cost: bad weight op=-1"):
         AllocatorModel("ptmalloc", cost={"op": -1})
+
+
+def test_allocators_experiment_quick(tmp_path):
+    """The quick experiment: every part, its files, and the checks that must hold here."""
+    import pandas as pd
+    from simkit import experiments
+
+    df, paths = experiments.run("allocators", quick=True, outdir=tmp_path)
+    assert all(p.exists() for p in paths)
+    assert {"models", "speed"} <= set(df.part)
+    s = pd.read_csv(tmp_path / "allocators-summary.csv").set_index("check")
+    for check in s.index:
+        if check.startswith(("ptmalloc model peak footprint", "security probes",
+                             "ptmalloc model's probe", "mimalloc model: reuse")):
+            assert s.loc[check, "holds"], check
+    sec = pd.read_csv(tmp_path / "allocators-security.csv")
+    assert set(sec.allocator) >= {"ptmalloc", "sjmalloc", "hardened", "hardened-light",
+                                  "mimalloc"}
