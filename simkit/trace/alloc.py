@@ -571,7 +571,7 @@ def sniff_alloc_format(path: Path) -> str:
         return "kv"
     if head.startswith(b"\x80") or head.startswith(b"{"):
         return "torch"
-    if head.startswith(b"memray") or path.suffix == ".bin" and b"memray" in head:
+    if head.startswith(b"memray") or head.startswith(b"\x04\x22\x4d\x18"):   # lz4 frame
         return "memray"
     return "mtrace"
 
