@@ -650,7 +650,11 @@ def ptmalloc_run(op, oid, old, size, align, start, csz, st, psz, fd, bk, binmap,
         k = oid[i]
         req = size[i]
         if o != FREE:
-            need = S[S_END] + (req + align[i] + P[P_TOP_PAD]) // 16 + 4 * GPP
+            # the brk heap grows only for requests below the mmap threshold (sysmalloc)
+            grow = req + align[i]
+            if grow >= S[S_MMAP_THR] and S[S_NMMAPS] < P[P_NMMAPS_MAX]:
+                grow = 0
+            need = S[S_END] + (grow + P[P_TOP_PAD]) // 16 + 4 * GPP
             if need >= cap or (need - NB) // GPP + 2 >= touched.shape[0]:
                 return GROW, i, nt
         S[S_LASTCHECK] = CK_OK
@@ -718,7 +722,7 @@ NQ = 12
 # slab parameters R[...]
 (R_POLICY, R_HEADER, R_CANARY, R_QFIFO, R_QRAND, R_GUARD, R_LARGE_ROUND, R_LARGE_GUARD,
  R_EMPTY_KEPT, R_DETECT_DF, R_DETECT_INV, R_STRICT, R_SAMPLE, R_ZERO, R_EXTEND,
- R_LARGE_CACHE) = range(16)
+ R_LARGE_CACHE, R_MAXSLOTS) = range(17)
 NR = 18
 # slab counters (reuse C_ names where they mean the same)
 (D_MALLOC, D_FREE, D_REALLOC, D_SLAB_NEW, D_SLAB_PURGE, D_LARGE_MAP, D_LARGE_UNMAP, D_STEPS,
@@ -834,7 +838,8 @@ def slab_run(op, oid, old, size, align, start, cls_size, cls_slots, cls_bytes, s
         req = size[i]
         # capacity: one more slab of the largest class, its slots, and its pages
         if o != FREE:
-            if Q[Q_NSLABS] + 2 >= slab_cls.shape[0] or Q[Q_NSLOTS] + 4096 >= slot_st.shape[0] \
+            if Q[Q_NSLABS] + 2 >= slab_cls.shape[0] or \
+                    Q[Q_NSLOTS] + R[R_MAXSLOTS] + 16 >= slot_st.shape[0] \
                     or (Q[Q_NEXT_ADDR] - SLAB_BASE) // PAGE + 2 * (cls_bytes[nc - 1] // PAGE) \
                     + 8 >= touched.shape[0]:
                 return GROW, i, nt

@@ -59,7 +59,7 @@ class SlabEngine:
         self.cfg = cfg
         self.cls_size, self.cls_slots, self.cls_bytes = class_geometry(cfg)
         nc = len(self.cls_size)
-        ns, nslot = 256, 1 << 16
+        ns, nslot = 256, max(1 << 16, 4 * int(self.cls_slots.max()))
         self.slab_cls = np.zeros(ns, np.int64)
         self.slab_addr = np.zeros(ns, np.int64)
         self.slab_first = np.zeros(ns, np.int64)
@@ -101,6 +101,7 @@ class SlabEngine:
         R[K.R_ZERO] = int(cfg.zero_on_free)
         R[K.R_EXTEND] = cfg.extend_bytes
         R[K.R_LARGE_CACHE] = cfg.large_cache
+        R[K.R_MAXSLOTS] = int(self.cls_slots.max())
         self.P = R
         self.objects(objects)
 
