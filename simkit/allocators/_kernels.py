@@ -151,7 +151,7 @@ def _bin_insert(csz, fd, bk, binmap, C, g, idx):
         return
     sg = csz[g]
     last = bk[idx]
-    if last == idx or sg <= csz[last]:
+    if last == idx or sg < csz[last]:
         # smallest so far: append at the end
         f = idx
         b = bk[idx]
@@ -282,7 +282,9 @@ def _mmap_chunk(S, C, nbytes):
 @njit(cache=False)
 def _int_malloc(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_head,
                 S, C, P, nb, use_tcache):
-    """glibc _int_malloc for nb granules. Returns chunk granule (>= NB) or -(mmap address)."""
+    """glibc _int_malloc for nb granules. Returns chunk granule (>= NB) or -(mmap address).
+    Its tcache stashing applies only once the thread's tcache exists (``S_INIT``)."""
+    use_tcache = use_tcache and S[S_INIT] == 1
     small = nb < 64
     tci = nb - 2
     # fastbins
@@ -368,6 +370,13 @@ def _int_malloc(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_h
                 while csz[g] < nb:
                     g = bk[g]
                     C[C_STEPS] += 1
+                # glibc walks size groups by bk_nextsize to the group's first chunk, then
+                # takes the second of the group when there is one (no nextsize relinking)
+                while bk[g] != idx and csz[bk[g]] == csz[g]:
+                    g = bk[g]
+                    C[C_STEPS] += 1
+                if fd[g] != idx and csz[fd[g]] == csz[g]:
+                    g = fd[g]
                 _bin_remove(fd, bk, binmap, g, idx)
                 _split_take(csz, st, psz, fd, bk, binmap, touched, S, C, g, nb, False)
                 C[C_LARGE_HIT] += 1
@@ -416,6 +425,7 @@ def _int_malloc(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_h
 def _free_chunk(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_head,
                 S, C, P, g, use_tcache):
     """__libc_free / _int_free of heap chunk g with glibc's checks; returns a CK_ code."""
+    use_tcache = use_tcache and S[S_INIT] == 1
     if g < NB or g >= S[S_END] or st[g] == NOCHUNK or csz[g] == 0:
         if g == S[S_TOP]:
             return CK_DETECTED            # "double free or corruption (top)"
@@ -502,6 +512,8 @@ def _free_obj(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_hea
     """Free object f (by its recorded chunk); returns the allocator's CK_ check result."""
     g = obj_g[f]
     if g >= 0:
+        _ensure_tcache(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_head,
+                       S, C, P)                    # __libc_free: MAYBE_INIT_TCACHE
         ck = _free_chunk(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_head,
                          S, C, P, g, True)
     elif obj_msz[f] == 0:
@@ -586,16 +598,19 @@ def _realloc_in_place(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, 
 @njit(cache=False)
 def _malloc_obj(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_head, obj_g,
                 obj_addr, obj_req, obj_msz, S, C, P, o, k, req, al):
-    """malloc / calloc / memalign (and realloc's new block): object k of req bytes."""
-    _ensure_tcache(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_head,
-                   S, C, P)
+    """malloc / calloc / memalign, and realloc's new block (o == REALLOC): object k of req
+    bytes. malloc and calloc set up the tcache on first use (MAYBE_INIT_TCACHE); memalign with
+    alignment > 16 and realloc's _int_malloc do not (glibc 2.36)."""
+    if o == MALLOC or o == CALLOC or (o == MEMALIGN and al <= 16):
+        _ensure_tcache(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_head,
+                       S, C, P)
     nb = _req2g(req)
     tci = nb - 2
     if o == MEMALIGN and al > 16:
         C[C_MEMALIGN] += 1
-        big = _req2g(req + al + 32)
+        big = _req2g(nb * 16 + al + 32)       # _int_malloc(av, nb + alignment + MINSIZE)
         g = _int_malloc(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count,
-                        fast_head, S, C, P, big, False)
+                        fast_head, S, C, P, big, True)
         if g >= 0:
             mem = HEAP_BASE + (g - NB) * 16 + 16
             if mem % al != 0:
@@ -612,7 +627,7 @@ def _malloc_obj(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_h
                             fast_head, S, C, P, g, True)
                 g = ng
             sg = csz[g]
-            if sg - nb >= 2:
+            if sg - nb > 2:                              # size > nb + MINSIZE
                 _set_used(csz, st, psz, g, nb, INUSE)
                 r = g + nb
                 _set_used(csz, st, psz, r, sg - nb, INUSE)
@@ -628,9 +643,10 @@ def _malloc_obj(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_h
         else:
             g = _int_malloc(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count,
                             fast_head, S, C, P, nb, True)
-    else:     # calloc and realloc's new block: _int_malloc directly, no tcache
+    else:     # calloc and realloc's new block: _int_malloc directly (no tcache_get first;
+        # _int_malloc's own stashing into the tcache still happens, as in glibc)
         g = _int_malloc(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count,
-                        fast_head, S, C, P, nb, False)
+                        fast_head, S, C, P, nb, True)
     _place(obj_g, obj_addr, obj_msz, touched, S, C, k, g, req, True)
     obj_req[k] = req
     S[S_LIVE] += req
@@ -640,8 +656,9 @@ def _malloc_obj(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_h
 @njit(cache=True)
 def ptmalloc_run(op, oid, old, size, align, start, csz, st, psz, fd, bk, binmap, touched,
                  tc_head, tc_count, fast_head, obj_g, obj_addr, obj_req, obj_msz, S, C, P, T,
-                 nt):
-    """Replay events start.. of one chunk. Returns (status, index, timeline rows used)."""
+                 nt, out_addr):
+    """Replay events start.. of one chunk. Returns (status, index, timeline rows used).
+    ``out_addr`` (length 0: off) receives the address each allocating event returned."""
     cap = csz.shape[0]
     sample = P[P_SAMPLE]
     n = op.shape[0]
@@ -673,15 +690,38 @@ def ptmalloc_run(op, oid, old, size, align, start, csz, st, psz, fd, bk, binmap,
                                      fast_head, obj_g, obj_addr, obj_req, obj_msz, S, C, P,
                                      f, k, req):
                 _malloc_obj(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count,
-                            fast_head, obj_g, obj_addr, obj_req, obj_msz, S, C, P, CALLOC, k,
+                            fast_head, obj_g, obj_addr, obj_req, obj_msz, S, C, P, REALLOC, k,
                             req, 0)
-                _free_obj(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_head,
-                          obj_g, obj_addr, obj_req, obj_msz, S, C, P, f)
+                g = obj_g[f]
+                gn = obj_g[k]
+                if g >= 0 and gn >= 0 and st[g] == INUSE and gn == g + csz[g]:
+                    # "avoid copy if newp is next chunk after oldp": merge, split, free tail
+                    nb = _req2g(req)
+                    tot = csz[g] + csz[gn]
+                    csz[gn] = 0
+                    st[gn] = NOCHUNK
+                    _set_used(csz, st, psz, g, tot, INUSE)
+                    if tot - nb >= 2:
+                        _set_used(csz, st, psz, g, nb, INUSE)
+                        _set_used(csz, st, psz, g + nb, tot - nb, INUSE)
+                        _free_chunk(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count,
+                                    fast_head, S, C, P, g + nb, True)
+                    obj_g[k] = g
+                    obj_addr[k] = obj_addr[f]
+                    obj_addr[f] = 0
+                    S[S_LIVE] -= obj_req[f]
+                    S[S_NLIVE] -= 1
+                    C[C_REALLOC_INPLACE] += 1
+                else:
+                    _free_obj(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count,
+                              fast_head, obj_g, obj_addr, obj_req, obj_msz, S, C, P, f)
         else:
             C[C_MALLOC] += 1
             _malloc_obj(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_head,
                         obj_g, obj_addr, obj_req, obj_msz, S, C, P,
                         MALLOC if o == REALLOC else o, k, req, align[i])
+        if out_addr.shape[0] > 0 and o != FREE:
+            out_addr[i] = obj_addr[k]
         _foot(S)
         if sample > 0 and S[S_EVENTS] % sample == 0 and nt < T.shape[0]:
             _sample(S, T, nt)
@@ -827,7 +867,8 @@ def _slab_list(slab_next, slab_prev, cls_head, c, s):
 def slab_run(op, oid, old, size, align, start, cls_size, cls_slots, cls_bytes, slab_cls,
              slab_addr, slab_first, slab_nfree, slab_head, slab_local, slab_ext, slab_next,
              slab_prev, slot_st, slot_next, cls_head, cls_empty, touched, qrand, qfifo, qstate,
-             lcache, obj_slot, obj_addr, obj_req, obj_msz, obj_res, S, Q, D, R, T, nt):
+             lcache, obj_slot, obj_addr, obj_req, obj_msz, obj_res, S, Q, D, R, T, nt,
+             out_addr):
     """Replay events start.. of one chunk through a slab allocator."""
     n = op.shape[0]
     nc = cls_size.shape[0]
@@ -868,6 +909,8 @@ def slab_run(op, oid, old, size, align, start, cls_size, cls_slots, cls_bytes, s
                     D[D_REALLOC_INPLACE] += 1
                     a = obj_addr[k]
                     _stouch(touched, S, D, a - R[R_HEADER], a + req + R[R_CANARY])
+                    if out_addr.shape[0] > 0:
+                        out_addr[i] = a
                     _sfoot(S)
                     if sample > 0 and S[S_EVENTS] % sample == 0 and nt < T.shape[0]:
                         _ssample(S, T, nt)
@@ -956,6 +999,8 @@ def slab_run(op, oid, old, size, align, start, cls_size, cls_slots, cls_bytes, s
                 D[D_ACCEPTED] += 1
             elif ck == CK_CRASH:
                 D[D_CRASH] += 1
+        if out_addr.shape[0] > 0 and o != FREE:
+            out_addr[i] = obj_addr[k]
         _sfoot(S)
         if sample > 0 and S[S_EVENTS] % sample == 0 and nt < T.shape[0]:
             _ssample(S, T, nt)

@@ -114,6 +114,9 @@ def load_cost(cost) -> dict:
     return out
 
 
+_NO_ADDR = np.zeros(0, np.int64)
+
+
 def _columns(chunk: np.ndarray):
     return (np.ascontiguousarray(chunk["op"]), np.ascontiguousarray(chunk["id"]).astype(np.int64),
             np.ascontiguousarray(chunk["old_id"]).astype(np.int64),
@@ -176,11 +179,12 @@ class AllocatorModel:
             done += len(chunk)
         return self._stats(tname, done, T[:nt])
 
-    def _feed(self, chunk, T, nt, offset, tname) -> int:
+    def _feed(self, chunk, T, nt, offset, tname, out_addr=None) -> int:
         cols = _columns(chunk)
         start = 0
+        out = _NO_ADDR if out_addr is None else out_addr
         while True:
-            status, idx, nt = self.eng.call(*cols, start, T, nt)
+            status, idx, nt = self.eng.call(*cols, start, T, nt, out)
             if status == K.OK:
                 return nt
             if status == K.GROW:
@@ -210,6 +214,18 @@ class AllocatorModel:
             final_footprint_bytes=int(S[K.S_RSS_PAGES]) * K.PAGE,
             final_live_bytes=int(S[K.S_LIVE]), metadata_bytes=e.metadata_bytes(), timeline=tl,
             cost_ns=dict(self.cost_ns))
+
+    def addresses(self, records: np.ndarray, chunk_records: int = 1 << 20) -> np.ndarray:
+        """Replay ``records`` from an empty heap; the address each event returned (0 for
+        frees), as the real allocator's would be (``simkit.bench.malloc.replay_addresses``)."""
+        records = np.asarray(records)
+        self.reset(int(records["id"].max()) + 1 if len(records) else 16)
+        out = np.zeros(len(records), np.int64)
+        T = np.zeros((1, K.NT), np.int64)
+        for s in range(0, len(records), chunk_records):
+            self._feed(records[s:s + chunk_records], T, 0, s, self.name,
+                       out[s:s + chunk_records])
+        return out
 
     # ---- stepping (probes) ------------------------------------------------------------------
     def _step(self, op, oid, old=NONE, size=0, align=0) -> int:

@@ -298,3 +298,20 @@ def fit_cost(traces: dict, medians, model: str = "ptmalloc") -> dict:
     return {"model": model, "real": real, "cost_ns": weights, "fit": fit.to_dict("records"),
             "machine": machine,
             "method": "NNLS of median elapsed ns on (events, list steps, page faults, syscalls)"}
+
+
+def replay_addresses(records: np.ndarray, allocator: str = "glibc") -> np.ndarray:
+    """The address the real allocator returned for each event (0 for frees), replaying
+    ``records`` once in a fresh process."""
+    lib = library(allocator)
+    if lib is None:
+        raise InputError(missing_reason(allocator))
+    exe = build("malloc_replay")
+    with tempfile.TemporaryDirectory(prefix="simkit-addrs-") as tmp:
+        data = write_replay_input(records, Path(tmp) / "t.bin")
+        out = Path(tmp) / "addrs.bin"
+        r = subprocess.run([str(exe), str(data), str(out)], env=_env(lib), capture_output=True,
+                           text=True, timeout=300)
+        if r.returncode != 0:
+            raise InputError(f"replayer failed (status {r.returncode}): {r.stderr.strip()[-200:]}")
+        return np.fromfile(out, np.uint64)[:len(records)]

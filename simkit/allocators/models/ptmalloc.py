@@ -106,11 +106,12 @@ class PtmallocEngine:
         t[:len(self.touched)] = self.touched
         self.touched = t
 
-    def call(self, op, oid, old, size, align, start, T, nt):
+    def call(self, op, oid, old, size, align, start, T, nt, out_addr):
         return K.ptmalloc_run(op, oid, old, size, align, start, self.csz, self.st, self.psz,
                               self.fd, self.bk, self.binmap, self.touched, self.tc_head,
                               self.tc_count, self.fast_head, self.obj_g, self.obj_addr,
-                              self.obj_req, self.obj_msz, self.S, self.C, self.P, T, nt)
+                              self.obj_req, self.obj_msz, self.S, self.C, self.P, T, nt,
+                              out_addr)
 
     # ---- outputs --------------------------------------------------------------------------
     def metadata_bytes(self) -> int:

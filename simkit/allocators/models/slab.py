@@ -136,14 +136,15 @@ class SlabEngine:
             t[:len(self.touched)] = self.touched
             self.touched = t
 
-    def call(self, op, oid, old, size, align, start, T, nt):
+    def call(self, op, oid, old, size, align, start, T, nt, out_addr):
         return K.slab_run(op, oid, old, size, align, start, self.cls_size, self.cls_slots,
                           self.cls_bytes, self.slab_cls, self.slab_addr, self.slab_first,
                           self.slab_nfree, self.slab_head, self.slab_local, self.slab_ext,
                           self.slab_next, self.slab_prev, self.slot_st, self.slot_next,
                           self.cls_head, self.cls_empty, self.touched, self.qrand, self.qfifo,
                           self.qstate, self.lcache, self.obj_slot, self.obj_addr, self.obj_req,
-                          self.obj_msz, self.obj_res, self.S, self.Q, self.C, self.P, T, nt)
+                          self.obj_msz, self.obj_res, self.S, self.Q, self.C, self.P, T, nt,
+                          out_addr)
 
     # ---- outputs --------------------------------------------------------------------------
     def metadata_bytes(self) -> int:

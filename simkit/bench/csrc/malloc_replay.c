@@ -3,7 +3,9 @@
  * block so RSS is real (REFERENCE 4.7: memset <= 256 B, then 1 byte per 4 KiB, and the last
  * byte). Its own tables are mmapped (MAP_POPULATE) before the start RSS is read, so the
  * allocator under test sees only the trace's requests.
- * Output, one line: elapsed_ns events start_rss_kb hwm_kb end_rss_kb */
+ * Output, one line: elapsed_ns events start_rss_kb hwm_kb end_rss_kb
+ * With a second argument OUT, the address each event returned (0 for free) is written to OUT
+ * as n uint64 values (for checking a model's placement against the real allocator). */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdint.h>
@@ -36,7 +38,10 @@ static void touch(unsigned char *p, uint64_t n) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 2) { fprintf(stderr, "usage: %s TRACE.bin\n", argv[0]); return 2; }
+    if (argc != 2 && argc != 3) {
+        fprintf(stderr, "usage: %s TRACE.bin [ADDRS.out]\n", argv[0]);
+        return 2;
+    }
     int fd = open(argv[1], O_RDONLY);
     if (fd < 0) { perror(argv[1]); return 2; }
     struct stat sb;
@@ -53,6 +58,13 @@ int main(int argc, char **argv) {
     void **ptr = mmap(NULL, (nobj + 1) * sizeof(void *), PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     if (ptr == MAP_FAILED) { perror("mmap"); return 2; }
+    uint64_t *addrs = NULL;
+    if (argc == 3) {
+        int ofd = open(argv[2], O_RDWR | O_CREAT | O_TRUNC, 0644);
+        if (ofd < 0 || ftruncate(ofd, (n + 1) * 8)) { perror(argv[2]); return 2; }
+        addrs = mmap(NULL, (n + 1) * 8, PROT_READ | PROT_WRITE, MAP_SHARED, ofd, 0);
+        if (addrs == MAP_FAILED) { perror("mmap"); return 2; }
+    }
     long start_rss = status_kb("VmRSS:");
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -71,6 +83,7 @@ int main(int argc, char **argv) {
                                size[i])) p = NULL;
             ptr[id[i]] = p; touch(p, size[i]); break;
         }
+        if (addrs) addrs[i] = op[i] == 3 ? 0 : (uint64_t)(uintptr_t)ptr[id[i]];
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     long hwm = status_kb("VmHWM:"), end_rss = status_kb("VmRSS:");
