@@ -242,6 +242,7 @@ def test_allocators_experiment_quick(tmp_path):
     s = pd.read_csv(tmp_path / "allocators-summary.csv").set_index("check")
     for check in s.index:
         if check.startswith(("ptmalloc model peak footprint", "security probes",
+                             "ptmalloc model places",
                              "ptmalloc model's probe", "mimalloc model: reuse")):
             assert s.loc[check, "holds"], check
     sec = pd.read_csv(tmp_path / "allocators-security.csv")

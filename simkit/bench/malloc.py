@@ -315,3 +315,28 @@ def replay_addresses(records: np.ndarray, allocator: str = "glibc") -> np.ndarra
         if r.returncode != 0:
             raise InputError(f"replayer failed (status {r.returncode}): {r.stderr.strip()[-200:]}")
         return np.fromfile(out, np.uint64)[:len(records)]
+
+
+def placement_agreement(records: np.ndarray, model: str = "ptmalloc",
+                        allocator: str = "glibc") -> dict:
+    """How many of the model's block placements equal the real allocator's on the same events:
+    blocks both put on the brk heap at the same offset from the heap start, and blocks both
+    map separately (mmap)."""
+    from simkit.allocators import AllocatorModel
+    from simkit.allocators import _kernels as K
+    from simkit.trace.alloc import AllocOp
+
+    real = replay_addresses(records, allocator).astype(np.int64)
+    addr = AllocatorModel(model).addresses(records)
+    alloc = records["op"] != AllocOp.FREE
+    heap_m = alloc & (addr > 0) & (addr < K.HEAP_BASE + (1 << 36))
+    heap_r = alloc & (real > 0) & (real < 0x7000_0000_0000)
+    both = np.flatnonzero(heap_m & heap_r)
+    same = 0
+    if len(both):
+        base = real[both[0]] - (addr[both[0]] - K.HEAP_BASE)
+        same = int(np.count_nonzero(real[both] - base == addr[both] - K.HEAP_BASE))
+    return {"allocations": int(alloc.sum()), "heap_model": int(heap_m.sum()),
+            "heap_real": int(heap_r.sum()), "heap_same_address": same,
+            "mmapped_both": int(np.count_nonzero(alloc & ~heap_m & ~heap_r)),
+            "placement_kind_differs": int(np.count_nonzero(alloc & (heap_m != heap_r)))}
