@@ -301,3 +301,16 @@ def test_ptmalloc_places_every_block_where_glibc_does(trace):
     base = real[first] - (model[first] - K.HEAP_BASE)
     assert np.array_equal(real[heap_m] - base, model[heap_m] - K.HEAP_BASE)
     assert heap_m.sum() > 0.9 * alloc.sum()
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not on PATH")
+def test_cli_bench_malloc(tmp_path, capsys):
+    import pandas as pd
+    out = tmp_path / "b.csv"
+    assert main(["bench", "malloc", "--trace", "cc1", "--allocator", "glibc", "--runs", "1",
+                 "--max-events", "20000", "--out", str(out), "--validate"]) == 0
+    df = pd.read_csv(out)
+    assert list(df.allocator) == ["glibc"] and df.time_ratio_to_glibc.iloc[0] == 1.0
+    assert "model peak footprint vs measured" in capsys.readouterr().out
+    assert main(["bench", "malloc", "--allocator", "dlmalloc", "--runs", "1"]) == 2
+    assert capsys.readouterr().err.startswith("simkit: error: allocator: unknown 'dlmalloc'")
