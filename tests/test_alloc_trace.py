@@ -188,3 +188,16 @@ def test_memray_capture_of_python(tmp_path):
     assert len(big) == 3
     freed = set(r["id"][r["op"] == AllocOp.FREE].tolist())
     assert set(big["id"].tolist()) <= freed
+
+
+def test_trace_info_of_an_allocation_trace(tmp_path, capsys):
+    src = tmp_path / "m.txt"
+    src.write_text(MTRACE)
+    import_mtrace(src, tmp_path / "m.skat")
+    out = tmp_path / "info.csv"
+    assert main(["trace", "info", str(tmp_path / "m.skat"), "--out", str(out)]) == 0
+    import pandas as pd
+    row = pd.read_csv(out).iloc[0]
+    # live: 0x20 -> 0x20+0x100 -> realloc to 0x40 (0x140) -> free 0x100 -> +8 -> free 0x40
+    assert row.events == 6 and row.objects == 4 and row.peak_live_bytes == 0x140
+    assert row.live_at_end_bytes == 8

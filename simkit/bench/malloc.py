@@ -18,7 +18,6 @@ import hashlib
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import tempfile
 from pathlib import Path

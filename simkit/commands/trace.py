@@ -162,6 +162,9 @@ def cmd_info(args) -> int:
     from simkit.trace.catalog import find_trace
 
     check_out_path(args.out)
+    if str(args.file).lower().endswith((".skat", ".skat.xz", ".skat.gz")):
+        from simkit.commands.trace_malloc import alloc_info
+        return alloc_info(args)
     row = trace_summary(find_trace(args.file))
     shown = dict(row)
     for key in ("footprint_4k_bytes", "footprint_64b_bytes"):

@@ -94,3 +94,51 @@ def cmd_import_malloc(args) -> int:
     IMPORTERS[fmt](args.src, args.dst, **kw)
     _report(args.dst)
     return 0
+
+
+def alloc_summary(path: Path) -> dict:
+    """Metadata, op counts, objects and peak live bytes of an allocation trace (streamed)."""
+    import numpy as np
+
+    from simkit.trace.alloc import NONE, AllocOp, open_alloc_trace
+
+    t = open_alloc_trace(path)
+    sizes = np.zeros(max(t.objects, 1), np.int64)
+    live = peak = 0
+    for c in t.chunks():
+        for op, oid, old, size in zip(c["op"].tolist(), c["id"].tolist(), c["old_id"].tolist(),
+                                      c["size"].tolist()):
+            if op == AllocOp.FREE:
+                live -= int(sizes[oid])
+                sizes[oid] = 0
+                continue
+            if op == AllocOp.REALLOC and old != NONE:
+                live -= int(sizes[old])
+                sizes[old] = 0
+            sizes[oid] = size
+            live += size
+            peak = max(peak, live)
+    m = t.meta
+    row = {"file": str(path), "producer": m.producer, "source": m.source, "events": m.records,
+           "objects": t.objects, "peak_live_bytes": peak, "live_at_end_bytes": live}
+    row.update(m.ops)
+    row.update({"skipped": m.extra.get("skipped", {}), "created": m.created,
+                "command": m.command})
+    return row
+
+
+def alloc_info(args) -> int:
+    import pandas as pd
+
+    from simkit.commands._output import print_frame, write_frame
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    row = alloc_summary(path)
+    print_frame(pd.DataFrame({"field": list(row), "value": [str(v) for v in row.values()]}))
+    if args.out is not None:
+        write_frame(pd.DataFrame([{k: str(v) if isinstance(v, dict) else v
+                                   for k, v in row.items()}]), args.out)
+        print(f"wrote {args.out}")
+    return 0

@@ -32,7 +32,6 @@ import datetime as _dt
 import json
 import os
 import re
-from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 from typing import Iterator
@@ -233,12 +232,6 @@ def write_alloc_trace(path, records: np.ndarray, meta: TraceMeta | None = None) 
 
 # ---- building id-keyed records from address-keyed logs ------------------------------------
 
-@dataclass
-class _Pending:
-    line: int
-    addr: int
-
-
 class IdMapper:
     """Turns address-keyed events into records with dense object ids, buffering chunks into a
     writer. Errors name ``where`` (file) and the line; ``lenient`` counts them instead."""
@@ -396,7 +389,7 @@ def import_mtrace(src, dst, *, lenient: bool = False, meta: TraceMeta | None = N
 
 
 def _lines(src: Path) -> Iterator[str]:
-    from simkit.trace._sources import sniff_compression, _OPENERS
+    from simkit.trace._sources import _OPENERS, sniff_compression
     kind = sniff_compression(src)
     opener = _OPENERS.get(kind, open) if kind else open
     with opener(src, "rt", errors="replace") as f:
