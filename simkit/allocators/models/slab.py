@@ -22,7 +22,15 @@ except an optional in-band ``header_bytes``. A free slot is chosen by policy:
 The class's slabs with free slots form a list; allocation takes the most recently listed.
 Empty slabs beyond ``empty_slabs_kept`` per class are purged (their pages leave the RSS).
 Objects above the last class get their own mapping rounded to ``large_round_bytes`` (plus
-``large_guard_pages`` of address space on each side).
+``large_guard_pages`` of address space on each side); ``large_cache`` freed mappings stay
+resident for reuse (mimalloc keeps freed spans in their segment).
+
+Not modelled: threads (mimalloc's per-thread heaps and cross-thread delayed frees; every event
+is one thread's), mimalloc's segments and arenas and its secure mode, hardened_malloc's
+write-after-free check, canary values (only their 8 bytes of space), metadata sealing, and its
+large-allocation region quarantine (address space only, not resident). Probe results for these
+designs come from the model's mechanisms (slot choice, quarantine, bitmap checks), with
+``detects_double_free``/``detects_invalid_free`` standing for the out-of-line bitmap checks.
 """
 from __future__ import annotations
 
