@@ -26,16 +26,15 @@ NEVER = -(1 << 30)
 
 
 @njit(cache=True)
-def _run_length(stay):
-    """Geometric run length >= 1 with continuation probability ``stay``."""
-    if stay <= 0.0:
-        return 1
-    if stay >= 1.0:
+def _run_length(log_stay):
+    """Geometric run length >= 1 with continuation probability exp(``log_stay``)
+    (``log_stay`` = -inf: always 1; 0: never ends)."""
+    if log_stay == 0.0:
         return 1 << 30
     u = np.random.random()
     while u <= 0.0:
         u = np.random.random()
-    return 1 + int(np.log(u) / np.log(stay))
+    return 1 + int(np.log(u) / log_stay)
 
 
 @njit(cache=True)
@@ -48,17 +47,21 @@ def markov_sets(p, stay_on, tokens, seed):
     layers, n = p.shape
     state = np.zeros((layers, n), np.uint8)
     left = np.zeros((layers, n), np.int64)
-    stay_off = np.empty((layers, n))
+    log_on = np.empty((layers, n))
+    log_off = np.empty((layers, n))
     for l in range(layers):
         for i in range(n):
             pi = p[l, i]
             on_rate = pi * (1.0 - stay_on[l, i]) / (1.0 - pi) if pi < 1.0 else 1.0
-            stay_off[l, i] = 1.0 - min(on_rate, 1.0)
+            so = stay_on[l, i]
+            sf = 1.0 - min(on_rate, 1.0)
+            log_on[l, i] = np.log(so) if so > 0.0 else -np.inf
+            log_off[l, i] = np.log(sf) if sf > 0.0 else -np.inf
             if np.random.random() < pi:
                 state[l, i] = 1
-                left[l, i] = _run_length(stay_on[l, i])
+                left[l, i] = _run_length(log_on[l, i])
             else:
-                left[l, i] = _run_length(stay_off[l, i])
+                left[l, i] = _run_length(log_off[l, i])
     cap = int(tokens * p.sum() * 1.1) + 1024
     indices = np.empty(cap, np.int32)
     indptr = np.zeros(tokens * layers + 1, np.int64)
@@ -79,7 +82,7 @@ def markov_sets(p, stay_on, tokens, seed):
                 lf[i] -= 1
                 if lf[i] == 0:
                     st[i] ^= 1
-                    lf[i] = _run_length(stay_on[l, i] if st[i] else stay_off[l, i])
+                    lf[i] = _run_length(log_on[l, i] if st[i] else log_off[l, i])
             indptr[t * layers + l + 1] = k
     return indptr, indices[:k].copy()
 

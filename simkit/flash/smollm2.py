@@ -237,12 +237,12 @@ class GGUFModel:
             K_ = np.concatenate([cache[l][0], k])
             V_ = np.concatenate([cache[l][1], v])
             cache[l] = [K_, V_]
-            Kh = np.repeat(K_, group, axis=1)                    # (T, heads, hd)
-            Vh = np.repeat(V_, group, axis=1)
-            att = np.einsum("shd,thd->hst", q, Kh) / np.sqrt(hd) + mask
+            Kh = np.repeat(K_, group, axis=1).transpose(1, 2, 0)  # (heads, hd, T)
+            Vh = np.repeat(V_, group, axis=1).transpose(1, 0, 2)  # (heads, T, hd)
+            att = q.transpose(1, 0, 2) @ Kh / np.float32(np.sqrt(hd)) + mask
             att = np.exp(att - att.max(-1, keepdims=True))
             att /= att.sum(-1, keepdims=True)
-            o = np.einsum("hst,thd->shd", att, Vh).reshape(S, self.d_model)
+            o = (att @ Vh).transpose(1, 0, 2).reshape(S, self.d_model)
             x = x + o @ self.w(p + "attn_output.weight").T
             h = self._rms(x, self.w(p + "ffn_norm.weight"))
             g = h @ self.w(p + "ffn_gate.weight").T
