@@ -165,3 +165,4 @@ def script_main(name: str, argv: list[str] | None = None) -> int:
 from simkit import experiments_tlb  # noqa: E402,F401  (registers tlb-validation, victima)
 from simkit import experiments_kv  # noqa: E402,F401  (registers kv-paging)
 from simkit import experiments_alloc  # noqa: E402,F401  (registers allocators)
+from simkit import experiments_flash  # noqa: E402,F401  (registers flash)

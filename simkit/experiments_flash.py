@@ -1,0 +1,353 @@
+"""Flash experiment, registered in ``simkit.experiments``: ``flash`` ("LLM in a flash",
+REFERENCE.md section 3).
+
+Parts (column ``part``):
+
+- ``table2``: the I/O latency ladder of Table 2 for OPT-6.7B with the paper's throughput figures
+  (published M1 Max preset), on the synthetic OPT trace (Table 6 per-layer fractions, the
+  paper's 5% FN / 7% FP predictor) whose persistence of activations and of predictor errors is
+  measured on the shipped real SmolLM2 trace (``calibration = "measured"``); and the same
+  ladder with the one persistence that makes windowing load the paper's 2.4%
+  (``calibration = "fitted"``), where the cached share is then a prediction.
+- ``window``: loaded and cached FFN fractions per token vs window size, for both OPT traces
+  and for the real SmolLM2 trace (its low-rank predictor, and the oracle).
+- ``predictor``: the low-rank predictor trained on real SmolLM2 activations, per sparsity:
+  FN/FP rates, over-prediction, activation mass missed, top-1 agreement of sparse decoding, and
+  the flash bytes it costs against the oracle.
+- ``dram``: neuron-cache management, the paper's preallocated matrix (delete by swapping the
+  last row in, append) against reallocating every token: bytes copied per token from the
+  kernel, and seconds per token measured with real rows (``dram.NeuronCache``) on this machine.
+- ``storage``: a short ``simkit bench storage`` sweep on this machine, and the simulator's read
+  schedule of the real trace executed on a file laid out bundled and unbundled, measured vs
+  predicted (this machine's disk is a virtual disk, not flash).
+- ``speed``: seconds to simulate 1,000 tokens of a 32-layer, 16K-neuron model with windowing
+  and bundling.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from simkit.experiments import _save, experiment
+
+
+def _table2_rows(quick):
+    from simkit.flash import paper
+
+    tokens = 96 if quick else 256
+    cal = paper.calibrated_params()
+    skew = paper.fit_skew(0.26)        # PowerInfer: 26% of neurons carry 80% of activations
+    fitted = paper.fit_stay_on(tokens=48 if quick else 128, skew_sigma=skew)
+    cal["skew_sigma"] = skew
+    cal["generator_stay_on"] = paper.stay_for_persistence(cal["stay_on"], skew)
+    rows, traces = [], {}
+    for name, stay, err in (("measured", cal["generator_stay_on"], cal["error_stay"]),
+                            ("fitted", fitted, fitted)):
+        tr = paper.opt_trace(tokens, stay, err, skew)
+        traces[name] = tr
+        df = paper.table2(tr)
+        df["part"] = "table2"
+        df["calibration"] = name
+        df["persistence"] = tr.persistence()
+        df["stay_on"] = stay
+        df["error_stay"] = err
+        df["skew_sigma"] = skew
+        rows.append(df)
+    return rows, traces, cal
+
+
+def _window_rows(traces, quick):
+    from simkit.flash import paper
+    from simkit.flash.activations import load_activations
+    from simkit.flash.models import get_model
+    from simkit.flash.simulate import FlashConfig, FlashSimulator
+
+    out = []
+    for name, tr in traces.items():
+        df = paper.window_curve(tr)
+        df["part"] = "window"
+        df["calibration"] = name
+        df["param_model"] = "opt-6.7b"
+        df["predictor"] = "error-model 5%/7%"
+        out.append(df)
+    import pandas as pd
+    real = load_activations("smollm2-135m", 0.97)
+    m = get_model("smollm2-135m")
+    for pred in ("trace", "oracle"):
+        rows = []
+        for k in (1, 2, 3, 4, 5, 6, 8, 10, 16):
+            s = FlashSimulator(FlashConfig(model=m.name, policy="all", window_tokens=k,
+                                           predictor=pred)).run(real).summary()
+            rows.append({"window_tokens": k, "loaded_fraction": s["loaded_fraction"],
+                         "cached_fraction": s["cached_fraction"],
+                         "io_ms_per_token": s["io_ms_per_token"],
+                         "mem_ms_per_token": s["mem_ms_per_token"],
+                         "trace": "smollm2-135m@0.97"})
+        df = pd.DataFrame(rows)
+        df["part"] = "window"
+        df["calibration"] = "real"
+        df["param_model"] = m.name
+        df["predictor"] = "low-rank (trained)" if pred == "trace" else "oracle"
+        out.append(df)
+    return out
+
+
+def _predictor_rows():
+    import pandas as pd
+
+    from simkit.flash.activations import load_activations, trace_meta
+    from simkit.flash.simulate import FlashConfig, FlashSimulator
+
+    meta = trace_meta("smollm2-135m")
+    rows = []
+    for tag, st in meta["predictor_stats"].items():
+        s = float(st["sparsity_target"])
+        r = {"part": "predictor", "sparsity": s, "stored": bool(st.get("stored")),
+             **{k: st.get(k) for k in ("active_fraction", "predicted_fraction", "fn_rate",
+                                       "fp_rate", "over_prediction", "missed_activation_mass",
+                                       "top1_agreement_sparse_oracle",
+                                       "top1_agreement_sparse_predicted", "predictor_rank")}}
+        if st.get("stored"):
+            tr = load_activations("smollm2-135m", s)
+            r["persistence"] = tr.persistence()
+            for pred in ("oracle", "trace"):
+                sm = FlashSimulator(FlashConfig(model="smollm2-135m", policy="all",
+                                                window_tokens=5, predictor=pred)
+                                    ).run(tr).summary()
+                r[f"loaded_fraction_{pred}"] = sm["loaded_fraction"]
+                r[f"flash_bytes_per_token_{pred}"] = sm["flash_bytes_per_token"]
+        rows.append(r)
+    return [pd.DataFrame(rows).sort_values("sparsity")]
+
+
+def _dram_rows(trace):
+    import pandas as pd
+
+    from simkit.flash.dram import measure_management
+    from simkit.flash.simulate import FlashConfig, FlashSimulator
+
+    rows = []
+    ptr, idx = trace.predicted
+    L = trace.layers
+    sets = [idx[ptr[t * L + L - 1]:ptr[t * L + L]] for t in range(trace.tokens)]   # last layer
+    for mode in ("preallocated", "reallocate"):
+        s = FlashSimulator(FlashConfig(model="opt-6.7b", policy="all", window_tokens=5,
+                                       memory_management=mode)).run(trace).summary()
+        real = measure_management(sets, trace.neurons, 2 * 4096, 5, mode)
+        rows.append({"part": "dram", "memory_management": mode,
+                     "copied_bytes_per_token": s["copied_bytes_per_token"],
+                     "mem_ms_per_token": s["mem_ms_per_token"],
+                     "prealloc_cache_bytes": s["prealloc_cache_bytes"],
+                     "measured_layer_bytes_copied_per_token": real["bytes_copied_per_token"],
+                     "measured_layer_ms_per_token": 1e3 * real["seconds_per_token"],
+                     "measured_layer": L - 1})
+    return [pd.DataFrame(rows)]
+
+
+def _storage_rows(quick):
+    import pandas as pd
+
+    from simkit.bench import storage as S
+    from simkit.commands.bench_storage import validation_model
+    from simkit.flash.activations import load_activations
+    from simkit.flash.storage import from_dict
+
+    out = []
+    with tempfile.TemporaryDirectory(prefix="simkit-flash-", dir=".") as d:
+        bench = S.measure_storage(Path(d) / "bench.bin", (64 << 20) if quick else (1 << 30),
+                                  chunks=(4096, 8192, 16384, 65536, 1 << 20),
+                                  threads=(1, 8, 32), seconds=0.15 if quick else 1.0)
+        b = bench.copy()
+        b["part"] = "storage"
+        b["disk_note"] = bench.attrs.get("disk_note", "")
+        out.append(b)
+        cal = from_dict(S.calibration(bench), "measured")
+        trace = load_activations("smollm2-135m", 0.9)
+        model = validation_model()
+        n = 16 if quick else 64
+        for policy in ("windowing", "all"):
+            _, summ = S.validate_schedule(trace, model, policy, cal, Path(d) / "ffn.bin",
+                                          tokens=n)
+            summ["part"] = "validation"
+            out.append(pd.DataFrame([summ]))
+    return out
+
+
+def _speed_rows():
+    import pandas as pd
+
+    from simkit.flash import paper
+    from simkit.flash.simulate import FlashConfig, FlashSimulator
+
+    tr = paper.opt_trace(1000, 0.6, 0.6)
+    sim = FlashSimulator(FlashConfig(model="opt-6.7b", policy="all", window_tokens=5))
+    sim.run(tr.head(8))                                  # load the compiled kernel
+    t = time.perf_counter()
+    sim.run(tr)
+    sec = time.perf_counter() - t
+    return [pd.DataFrame([{"part": "speed", "tokens": 1000, "layers": 32, "neurons": 16384,
+                           "simulate_s": sec, "needed_per_token": int(tr.predicted[1].size
+                                                                      // 1000)}])]
+
+
+@experiment("flash")
+def flash(quick: bool = True, outdir: Path = Path("results")):
+    """LLM in a flash: Table 2 ladder, windowing fractions, real SmolLM2 predictor, storage."""
+    import pandas as pd
+
+    t2, traces, cal = _table2_rows(quick)
+    parts = t2 + _window_rows(traces, quick) + _predictor_rows() + \
+        _dram_rows(traces["measured"]) + _storage_rows(quick) + _speed_rows()
+    df = pd.concat(parts, ignore_index=True)
+    df.attrs["calibration"] = cal
+    summary = flash_summary(df, cal)
+    fig = _figure(df)
+    paths = _save(df, fig, Path(outdir), "flash")
+    out = Path(outdir) / "flash-summary.csv"
+    tmp = out.with_name(out.name + ".partial")
+    summary.to_csv(tmp, index=False)
+    tmp.replace(out)
+    return df, paths + [out]
+
+
+def flash_summary(df, cal):
+    """Paper vs ours, one row per claim (REFERENCE.md section 3)."""
+    import pandas as pd
+
+    rows = []
+
+    def row(check, paper, paper_value, ours, ours_value, holds, note):
+        ratio = ours_value / paper_value if paper_value and np.isfinite(paper_value) else np.nan
+        rows.append({"check": check, "paper": paper, "paper_value": paper_value, "ours": ours,
+                     "ours_value": ours_value, "ratio": ratio, "holds": bool(holds),
+                     "note": note})
+
+    t2 = df[df.part == "table2"]
+    for calib in ("measured", "fitted"):
+        d = t2[t2.calibration == calib]
+        pers = float(d.persistence.iloc[0])
+        for r in d.itertuples():
+            ok = abs(r.io_ratio - 1) <= 0.10
+            row(f"Table 2 I/O ms per token, {r.step} ({calib} persistence {pers:.2f})",
+                f"{r.paper_io_ms:.0f} ms", r.paper_io_ms, f"{r.io_ms_per_token:.0f} ms",
+                r.io_ms_per_token, ok,
+                f"loaded {r.loaded_gb:.3f} GB (paper {r.paper_loaded_gb}) at "
+                f"{r.gb_per_s:.2f} GB/s (paper {r.paper_gb_per_s})")
+    w = df[(df.part == "window") & (df.window_tokens == 5)]
+    for calib in ("measured", "fitted"):
+        d = w[w.calibration == calib].iloc[0]
+        row(f"OPT windowing k=5: FFN loaded per token ({calib})", "2.4%", 2.4,
+            f"{100 * d.loaded_fraction:.2f}%", 100 * d.loaded_fraction,
+            abs(d.loaded_fraction / 0.024 - 1) <= 0.25,
+            "fitted: persistence chosen to hit 2.4%, so this row holds by construction"
+            if calib == "fitted" else
+            f"persistence {cal['stay_on']:.3f} (activations) / {cal['error_stay']:.3f} "
+            "(predictor errors) measured on the real SmolLM2 trace at 97% sparsity: SmolLM2's "
+            "magnitude-thresholded SwiGLU neurons stay active less from token to token than "
+            "the paper's 2.4% implies for OPT's ReLU neurons (fitted: 0.72)")
+        row(f"OPT windowing k=5: FFN cached in DRAM ({calib})", "24%", 24.0,
+            f"{100 * d.cached_fraction:.1f}%", 100 * d.cached_fraction,
+            abs(d.cached_fraction / 0.24 - 1) <= 0.25,
+            "a prediction in both rows (nothing was fitted to it)")
+    p = df[df.part == "predictor"].set_index("sparsity")
+    if 0.97 in p.index:
+        r = p.loc[0.97]
+        row("low-rank predictor false negatives (SmolLM2, 97% sparsity, held-out text)",
+            "5% (OPT)", 5.0, f"{100 * r.fn_rate:.1f}%", 100 * r.fn_rate, r.fn_rate <= 0.10,
+            "rank 128 of d_model 576; threshold set for 5% FN on the calibration text")
+        row("low-rank predictor false positives (SmolLM2, 97% sparsity)", "7% (OPT)", 7.0,
+            f"{100 * r.fp_rate:.1f}%", 100 * r.fp_rate, r.fp_rate <= 0.14, "")
+        row("over-prediction (predicted / active)", "~3x", 3.0, f"{r.over_prediction:.2f}x",
+            r.over_prediction, 1.5 <= r.over_prediction <= 6, "")
+    for s in (0.5, 0.9):
+        if s in p.index:
+            r = p.loc[s]
+            row(f"SmolLM2 greedy tokens kept with the FFN sparsified to {s:.0%} (oracle)",
+                "CATS/TEAL: ~50% sparsity within 1-2% quality", np.nan,
+                f"{100 * r.top1_agreement_sparse_oracle:.1f}% top-1 agreement",
+                100 * r.top1_agreement_sparse_oracle, True,
+                "magnitude threshold on a SwiGLU model; the paper's 90-97% assumes ReLU models")
+    d = df[df.part == "dram"].set_index("memory_management")
+    if len(d) == 2:
+        a, b = d.loc["preallocated"], d.loc["reallocate"]
+        row("memory management: bytes copied per token, preallocated vs reallocation",
+            "paper: delete = copy the last row, O(c d)", np.nan,
+            f"{a.copied_bytes_per_token / 1e6:.1f} MB vs {b.copied_bytes_per_token / 1e6:.1f} MB",
+            b.copied_bytes_per_token / max(a.copied_bytes_per_token, 1),
+            a.copied_bytes_per_token < b.copied_bytes_per_token,
+            f"ours_value = ratio; measured on one layer with real rows: "
+            f"{a.measured_layer_ms_per_token:.2f} vs {b.measured_layer_ms_per_token:.2f} ms")
+    v = df[df.part == "validation"]
+    for r in v.itertuples():
+        row(f"read schedule on a real file ({r.policy}): predicted vs measured I/O",
+            "(no paper number)", np.nan,
+            f"{1e3 * r.predicted_s:.0f} vs {1e3 * r.measured_s:.0f} ms ({r.error_pct:+.0f}%)",
+            r.error_pct, abs(r.error_pct) <= 50,
+            "this machine's disk is a virtual disk, not flash; calibration measured just before")
+    sp = df[df.part == "speed"]
+    if len(sp):
+        s = float(sp.simulate_s.iloc[0])
+        row("simulate 1,000 tokens, 32 layers x 16K neurons, windowing + bundling", "< 2 s",
+            2.0, f"{s:.2f} s", s, s < 2.0, "issue 5 target; one process, compiled kernel")
+    return pd.DataFrame(rows)
+
+
+def _figure(df):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(14, 8.5))
+    (a, b), (c, e) = fig.subplots(2, 2)
+    t2 = df[df.part == "table2"]
+    steps = list(dict.fromkeys(t2.step))
+    x = np.arange(len(steps))
+    paper = t2[t2.calibration == "measured"].set_index("step").loc[steps, "paper_io_ms"]
+    a.bar(x - 0.27, paper, 0.27, label="paper (Table 2)", color="k")
+    for k, calib in enumerate(("measured", "fitted")):
+        v = t2[t2.calibration == calib].set_index("step").loc[steps, "io_ms_per_token"]
+        a.bar(x + k * 0.27, v, 0.27, label=f"ours ({calib} persistence)")
+    a.set_yscale("log")
+    a.set_xticks(x, steps, rotation=15, fontsize=8)
+    a.set_ylabel("I/O ms per token")
+    a.set_title("Table 2 ladder, OPT-6.7B, M1 Max throughput figures")
+    a.legend(fontsize=8)
+    w = df[df.part == "window"]
+    for (calib, pred), d in w.groupby(["calibration", "predictor"], sort=False):
+        lab = f"{d.param_model.iloc[0]} {calib}, {pred}"
+        ln, = b.plot(d.window_tokens, 100 * d.loaded_fraction, "o-", ms=3, label=lab)
+        b.plot(d.window_tokens, 100 * d.cached_fraction, "s--", ms=3, color=ln.get_color())
+    b.axhline(2.4, color="k", lw=0.8, ls=":")
+    b.axhline(24, color="k", lw=0.8, ls=":")
+    b.plot([5], [2.4], "k*", ms=12, label="paper: 2.4% loaded, 24% cached (OPT, k=5)")
+    b.plot([5], [24], "k*", ms=12)
+    b.set_yscale("log")
+    b.set_xlabel("window (tokens)")
+    b.set_ylabel("% of FFN: loaded per token (solid), cached (dashed)")
+    b.set_title("Windowing: loaded and cached FFN vs window size")
+    b.legend(fontsize=6)
+    st = df[(df.part == "storage") & (df["mode"] == "random")]
+    for t, d in st.groupby("threads"):
+        c.plot(d.chunk_bytes / 1024, d.bytes_per_s / 1e9, "o-", ms=3, label=f"{int(t)} threads")
+    seq = df[(df.part == "storage") & (df["mode"] == "sequential")]
+    if len(seq):
+        c.axhline(seq.bytes_per_s.iloc[0] / 1e9, color="k", ls="--", lw=1, label="sequential")
+    c.set_xscale("log", base=2)
+    c.set_xlabel("chunk (KiB)")
+    c.set_ylabel("GB/s")
+    c.set_title("This machine: random reads, O_DIRECT (virtual disk, not flash)")
+    c.legend(fontsize=7)
+    p = df[df.part == "predictor"]
+    e.plot(100 * p.sparsity, 100 * p.fn_rate, "o-", label="FN rate (of active)")
+    e.plot(100 * p.sparsity, 100 * p.fp_rate, "s-", label="FP rate (of inactive)")
+    e.plot(100 * p.sparsity, 100 * p.top1_agreement_sparse_oracle, "^-",
+           label="top-1 agreement, oracle-sparse FFN")
+    e.plot(100 * p.sparsity, 100 * p.top1_agreement_sparse_predicted, "v-",
+           label="top-1 agreement, predicted-sparse FFN")
+    e.set_xlabel("target sparsity (%)")
+    e.set_ylabel("%")
+    e.set_title("Real SmolLM2-135M: low-rank predictor (rank 128) and sparse decoding")
+    e.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
