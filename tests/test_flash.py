@@ -175,3 +175,48 @@ def test_simulator_checks_shapes():
         FlashSimulator(FlashConfig(model="opt-6.7b")).run(tr)
     with pytest.raises(ValueError, match="window_tokens"):
         FlashConfig(window_tokens=-1)
+
+
+# ---- the command ------------------------------------------------------------------------------
+def test_cli_flash_run_on_the_real_trace(tmp_path, capsys):
+    from simkit.cli import main
+    import pandas as pd
+
+    out, per = tmp_path / "s.csv", tmp_path / "t.csv"
+    assert main(["flash", "run", "--model", "smollm2-135m", "--policy", "windowing",
+                 "--activations", "smollm2-135m", "--sparsity", "0.97", "--tokens", "32",
+                 "--out", str(out), "--per-token", str(per)]) == 0
+    s = pd.read_csv(out).iloc[0]
+    t = pd.read_csv(per)
+    assert s.param_policy == "hybrid+predictor+windowing" and s.tokens == 32 and len(t) == 32
+    # unbundled: 3 reads of one 1152-byte row per loaded neuron (SwiGLU, fp16, d_model 576)
+    assert (t.sparse_reads == 3 * t.loaded_neurons).all() and s.chunk_bytes == 1152
+    assert t.flash_bytes.mean() == pytest.approx(s.flash_bytes_per_token)
+    assert (t.loaded_neurons <= t.needed_neurons).all()
+    assert t.loaded_neurons.iloc[0] == t.needed_neurons.iloc[0]     # nothing cached yet
+
+
+def test_cli_flash_errors_are_one_line(tmp_path, capsys):
+    from simkit.cli import main
+
+    cases = [(["--model", "opt-6.7b", "--policy", "all", "--activations", "smollm2-135m"],
+              "layers"),
+             (["--model", "opt-6.7b", "--policy", "all", "--activations", "synthetic",
+               "--out", str(tmp_path / "x.txt")], "unsupported format"),
+             (["--model", "opt-6.7b", "--policy", "all", "--activations", "synthetic",
+               "--fn-rate", "1.5"], "--fn-rate"),
+             (["--model", "smollm2-135m", "--policy", "all", "--activations", "smollm2-135m",
+               "--sparsity", "0.42"], "no sparsity 0.42"),
+             (["--model", "opt-6.7b", "--policy", "hybrid+windowing", "--activations",
+               "synthetic"], "windowing: needs predictor")]
+    for args, text in cases:
+        assert main(["flash", "run"] + args) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and text in err[0], err
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_synthetic_opt():
+    from simkit.cli import main
+    assert main(["flash", "run", "--model", "falcon-7b", "--policy", "all", "--activations",
+                 "synthetic", "--tokens", "8", "--sparsity", "0.95"]) == 0

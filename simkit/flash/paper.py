@@ -54,14 +54,16 @@ def calibrated_params(sparsity: float = OPT_SPARSITY) -> dict:
 
 
 def stay_for_persistence(target: float, skew_sigma: float, layers: int = 32,
-                         neurons: int = 16384, seed: int = 0) -> float:
-    """The generator's ``stay_on`` whose pooled persistence on the OPT trace is ``target``.
+                         neurons: int = 16384, seed: int = 0, fractions=None) -> float:
+    """The generator's ``stay_on`` whose pooled persistence is ``target`` (OPT's Table 6
+    fractions unless ``fractions`` is given).
 
     For a chain of stationary rate p and persistence s = max(stay_on, p),
     P(on at t and t+1) = p s, so the pooled persistence is sum(p s) / sum(p): hot neurons
     raise it above ``stay_on``. Returns 0 when even ``stay_on`` = 0 exceeds the target."""
     from simkit.flash.activations import _rates
-    p = _rates(opt_layer_fractions(layers), neurons, skew_sigma, np.random.default_rng(seed))
+    fr = opt_layer_fractions(layers) if fractions is None else np.asarray(fractions, float)
+    p = _rates(fr, neurons, skew_sigma, np.random.default_rng(seed))
 
     def pooled(s):
         return float((p * np.maximum(s, p)).sum() / p.sum())
