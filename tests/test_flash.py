@@ -220,3 +220,20 @@ def test_cli_synthetic_opt():
     from simkit.cli import main
     assert main(["flash", "run", "--model", "falcon-7b", "--policy", "all", "--activations",
                  "synthetic", "--tokens", "8", "--sparsity", "0.95"]) == 0
+
+
+def test_per_layer_and_region_add_up():
+    tr = with_error_model(synthetic_trace(4, 512, 40, 0.05, 0.5, seed=4), 0.05, 0.07, 0.5)
+    m = get_model("smollm2-135m")
+    from simkit.flash.models import FlashModel
+    tiny = FlashModel("tiny4", 4, 576, 512, 3, 9, 3, 100)
+    st = FlashSimulator(FlashConfig(model=tiny, policy="all", window_tokens=3)).run(tr)
+    pt, pl = st.per_token(), st.per_layer()
+    assert pl.loaded_neurons.sum() == pt.loaded_neurons.sum()
+    assert pl.copied_rows.sum() == pt.copied_rows.sum()
+    assert (pl.prealloc_rows * 4 >= 0).all() and pl.prealloc_rows.sum() * tiny.neuron_bytes \
+        == st.summary()["prealloc_cache_bytes"]
+    r = st.region(10)
+    assert r.n_tokens == 30 and r.per_token().loaded_neurons.sum() == \
+        pt.loaded_neurons[10:].sum()
+    assert r.to_frame().param_model.iloc[0] == "tiny4" and m.layers == 30

@@ -106,7 +106,7 @@ class FlashStats:
     config: FlashConfig
     trace_name: str
     tokens: np.ndarray                 # (T, 7) kernel counters per token, TOK_COLUMNS
-    per_layer: np.ndarray              # (L, 3) needed, loaded, copied
+    per_layer_counts: np.ndarray       # (L, 3) needed, loaded, copied
     peak_rows: np.ndarray              # (L,) most cache rows ever in use
     static_neurons: int                # per layer
     storage: StorageCalibration = field(repr=False, default=None)
@@ -179,6 +179,25 @@ class FlashStats:
         df["cached_fraction"] = df.cache_rows / (m.layers * m.ffn)
         df["needed_fraction"] = df.needed_neurons / (m.layers * m.ffn)
         return df
+
+    def per_layer(self):
+        """One row per layer: needed, loaded and copied rows summed over the tokens, and the
+        preallocated matrix's rows (the most ever in use: the paper's Req_i)."""
+        import pandas as pd
+        m = self.model
+        df = pd.DataFrame(self.per_layer_counts, columns=["needed_neurons", "loaded_neurons",
+                                                          "copied_rows"])
+        df.insert(0, "layer", np.arange(len(df)))
+        df["prealloc_rows"] = self.peak_rows
+        df["loaded_fraction"] = df.loaded_neurons / (max(self.n_tokens, 1) * m.ffn)
+        return df
+
+    def region(self, start: int, stop: int | None = None) -> "FlashStats":
+        """The tokens ``start:stop`` only (e.g. skip the windowing warm-up); per-layer totals
+        and peaks stay those of the whole run."""
+        return FlashStats(self.config, self.trace_name, self.tokens[start:stop],
+                          self.per_layer_counts, self.peak_rows, self.static_neurons,
+                          self.storage)
 
     # ---- totals ------------------------------------------------------------------------
     def summary(self) -> dict:
