@@ -112,6 +112,36 @@ ax.set_xlabel("simulated time (s)")
 ax.set_ylabel("KV GiB allocated (of 4)")
 ax.legend(fontsize=8)'''),
     ],
+    "allocators": [
+        new_markdown_cell("# Heap allocators: models and real allocators on real allocation "
+                          "traces\n\nReads `allocators.csv` and `allocators-security.csv` (from "
+                          "`simkit reproduce allocators --quick`), then replays a trace through "
+                          "the models directly."),
+        new_code_cell(LOAD),
+        new_code_cell('''df = results("allocators")
+models = df[df.part == "models"]
+models.pivot_table(index="trace", columns="allocator", values="fragmentation").round(3)'''),
+        new_code_cell('''real = df[df.part == "real"].dropna(subset=["time_ratio_to_glibc"])
+real.pivot_table(index="allocator", columns="trace",
+                 values=["time_ratio_to_glibc", "delta_hwm_ratio_to_glibc"]).round(2)'''),
+        new_code_cell('''v = df[df.part == "validation"]
+assert (v[v.model == "ptmalloc"].error.abs() <= 0.10).all()
+v[["trace", "model", "real", "model_peak_footprint_bytes", "measured_delta_hwm_bytes", "error"]]'''),
+        new_code_cell('''sec = pd.read_csv(RESULTS / "allocators-security.csv")
+sec.set_index("allocator")[["kind", "double_free_32", "double_free_262144", "invalid_free",
+                            "reuse_32", "reuse_distance_32", "randomized", "zero_on_free"]]'''),
+        new_code_cell('''from simkit.allocators import AllocatorModel
+
+fig, ax = plt.subplots(figsize=(9, 3.2))
+for name in ("ptmalloc", "hardened", "mimalloc"):
+    s = AllocatorModel(name).run("python-json")
+    ax.plot(s.timeline.event, s.timeline.rss_bytes / 2**20,
+            label=f"{name}: peak {s.peak_footprint_bytes / 2**20:.1f} MiB")
+ax.plot(s.timeline.event, s.timeline.live_bytes / 2**20, "k:", label="live bytes")
+ax.set_xlabel("event")
+ax.set_ylabel("MiB")
+ax.legend(fontsize=8)'''),
+    ],
 }
 
 
