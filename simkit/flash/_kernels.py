@@ -6,7 +6,8 @@ increasing order, the neuron ids of layer ``l`` in the set at token ``t``
 
 - ``markov_sets``: per neuron a two-state (on/off) Markov chain with stationary on-probability
   ``p`` and persistence ``stay_on`` = P(on at t+1 | on at t); durations are drawn as geometric
-  run lengths, so a neuron costs one compare per token.
+  run lengths and kept in per-token buckets (one layer at a time), so a token costs its toggles
+  and its active set.
 - ``combine_predicted``: predicted = (active minus FN) union (FP minus active).
 - ``confusion``: true/false positives and false negatives of one CSR set against another.
 - ``window_run``: the DRAM neuron cache of windowing ("LLM in a flash" 3.1): neurons used in
@@ -42,49 +43,88 @@ def markov_sets(p, stay_on, tokens, seed):
     """CSR (indptr, indices int32) of ``tokens`` x layers rows from per-neuron chains.
 
     ``p`` and ``stay_on``: (layers, neurons) float64. P(off -> on) = p (1 - stay_on) / (1 - p).
+    Event-driven, one layer at a time (its state fits in the L2 cache): every neuron sits in
+    the bucket of the token at which it next toggles (run lengths are geometric) and the layer
+    keeps a list of its active neurons, so a token costs its toggles and its active set.
     """
     np.random.seed(seed)
     layers, n = p.shape
-    state = np.zeros((layers, n), np.uint8)
-    left = np.zeros((layers, n), np.int64)
-    log_on = np.empty((layers, n))
-    log_off = np.empty((layers, n))
+    on = np.zeros(n, np.uint8)
+    pos = np.empty(n, np.int32)                      # place in the active list
+    act = np.empty(n, np.int32)                      # the active list
+    head = np.empty(tokens + 1, np.int32)            # bucket per token: linked neuron ids
+    nxt = np.empty(n, np.int32)
+    log_on = np.empty(n)
+    log_off = np.empty(n)
+    cap = int(tokens * p.sum() * 1.1) + 1024
+    buf = np.empty(cap, np.int32)                    # layer-major rows
+    cnt = np.zeros((layers, tokens), np.int64)
+    k = 0
     for l in range(layers):
+        head[:] = -1
+        nact = 0
         for i in range(n):
             pi = p[l, i]
             on_rate = pi * (1.0 - stay_on[l, i]) / (1.0 - pi) if pi < 1.0 else 1.0
             so = stay_on[l, i]
             sf = 1.0 - min(on_rate, 1.0)
-            log_on[l, i] = np.log(so) if so > 0.0 else -np.inf
-            log_off[l, i] = np.log(sf) if sf > 0.0 else -np.inf
+            log_on[i] = np.log(so) if so > 0.0 else -np.inf
+            log_off[i] = np.log(sf) if sf > 0.0 else -np.inf
             if np.random.random() < pi:
-                state[l, i] = 1
-                left[l, i] = _run_length(log_on[l, i])
+                on[i] = 1
+                pos[i] = nact
+                act[nact] = i
+                nact += 1
+                d = _run_length(log_on[i])
             else:
-                left[l, i] = _run_length(log_off[l, i])
-    cap = int(tokens * p.sum() * 1.1) + 1024
-    indices = np.empty(cap, np.int32)
+                on[i] = 0
+                d = _run_length(log_off[i])
+            if d < tokens:
+                nxt[i] = head[d]
+                head[d] = i
+        for t in range(tokens):
+            i = head[t]
+            while i >= 0:
+                following = nxt[i]
+                if on[i]:                                 # switch off: swap-remove
+                    on[i] = 0
+                    nact -= 1
+                    last = act[nact]
+                    act[pos[i]] = last
+                    pos[last] = pos[i]
+                    d = _run_length(log_off[i])
+                else:
+                    on[i] = 1
+                    pos[i] = nact
+                    act[nact] = i
+                    nact += 1
+                    d = _run_length(log_on[i])
+                if t + d < tokens:
+                    nxt[i] = head[t + d]
+                    head[t + d] = i
+                i = following
+            if k + nact > cap:
+                cap = max(cap * 2, k + nact)
+                grown = np.empty(cap, np.int32)
+                grown[:k] = buf[:k]
+                buf = grown
+            buf[k:k + nact] = np.sort(act[:nact])
+            k += nact
+            cnt[l, t] = nact
+    # token-major CSR
     indptr = np.zeros(tokens * layers + 1, np.int64)
-    k = 0
     for t in range(tokens):
         for l in range(layers):
-            if k + n > cap:
-                cap = max(cap * 2, k + n)
-                grown = np.empty(cap, np.int32)
-                grown[:k] = indices[:k]
-                indices = grown
-            st = state[l]
-            lf = left[l]
-            for i in range(n):
-                if st[i]:
-                    indices[k] = i
-                    k += 1
-                lf[i] -= 1
-                if lf[i] == 0:
-                    st[i] ^= 1
-                    lf[i] = _run_length(log_on[l, i] if st[i] else log_off[l, i])
-            indptr[t * layers + l + 1] = k
-    return indptr, indices[:k].copy()
+            indptr[t * layers + l + 1] = indptr[t * layers + l] + cnt[l, t]
+    indices = np.empty(k, np.int32)
+    src = 0
+    for l in range(layers):
+        for t in range(tokens):
+            c = cnt[l, t]
+            dst = indptr[t * layers + l]
+            indices[dst:dst + c] = buf[src:src + c]
+            src += c
+    return indptr, indices
 
 
 @njit(cache=True)
