@@ -2,6 +2,7 @@
 conformance suite over every preset (no overlapping live blocks, footprint >= live), the
 security table (models; real allocators against REFERENCE 4.6), pinned results on the shipped
 cc1 trace, and the ptmalloc model against glibc measured on the same trace."""
+import dataclasses
 import shutil
 
 import numpy as np
@@ -114,7 +115,11 @@ def _check_no_overlap(m, live):
         assert a1 <= b0
 
 
-@pytest.mark.parametrize("preset", list(PRESETS))
+POOLED = [dataclasses.replace(PRESETS["mimalloc"], name=f"mimalloc-{mode}", empty_slabs=mode)
+          for mode in ("resident", "purged")]
+
+
+@pytest.mark.parametrize("preset", list(PRESETS) + POOLED, ids=lambda p: getattr(p, "name", p))
 @settings(max_examples=15, deadline=None)
 @given(ops=st.lists(st.tuples(st.booleans(), st.integers(1, 300000), st.integers(0, 10**6)),
                     min_size=1, max_size=60))

@@ -757,12 +757,14 @@ SLAB_BASE = 0x7E0000000000
 SL_FREE, SL_USED, SL_QUAR = 0, 1, 2
 # slab scalars Q[...]
 (Q_NSLABS, Q_NEXT_ADDR, Q_NPAGES, Q_RNG, Q_LARGE_NEXT, Q_NSLOTS, Q_SLABS_SINCE_GUARD,
- Q_LARGE_MAPPED, Q_LC_NEXT) = range(9)
+ Q_LARGE_MAPPED, Q_LC_NEXT, Q_POOL_N) = range(10)
+# what happens to an empty slab beyond the kept ones (R_POOL)
+POOL_NONE, POOL_RESIDENT, POOL_PURGED = 0, 1, 2
 NQ = 12
 # slab parameters R[...]
 (R_POLICY, R_HEADER, R_CANARY, R_QFIFO, R_QRAND, R_GUARD, R_LARGE_ROUND, R_LARGE_GUARD,
  R_EMPTY_KEPT, R_DETECT_DF, R_DETECT_INV, R_STRICT, R_SAMPLE, R_ZERO, R_EXTEND,
- R_LARGE_CACHE, R_MAXSLOTS) = range(17)
+ R_LARGE_CACHE, R_MAXSLOTS, R_POOL) = range(18)
 NR = 18
 # slab counters (reuse C_ names where they mean the same)
 (D_MALLOC, D_FREE, D_REALLOC, D_SLAB_NEW, D_SLAB_PURGE, D_LARGE_MAP, D_LARGE_UNMAP, D_STEPS,
@@ -802,19 +804,31 @@ def _stouch(touched, S, D, a0, a1):
 
 @njit(cache=False)
 def _new_slab(cls_slots, cls_bytes, slab_cls, slab_addr, slab_first, slab_nfree, slab_head,
-              slab_local, slab_ext, slab_next, slab_prev, slot_st, slot_next, cls_head, Q, R, D,
-              c):
+              slab_local, slab_ext, slab_next, slab_prev, slot_st, slot_next, cls_head, pool, Q,
+              R, D, c):
     s = Q[Q_NSLABS]
     Q[Q_NSLABS] = s + 1
     nsl = cls_slots[c]
     slab_cls[s] = c
-    if R[R_GUARD] > 0:
+    if R[R_GUARD] > 0 and (R[R_POOL] == POOL_NONE or Q[Q_POOL_N] == 0):
         Q[Q_SLABS_SINCE_GUARD] += 1
         if Q[Q_SLABS_SINCE_GUARD] >= R[R_GUARD]:
             Q[Q_NEXT_ADDR] += cls_bytes[c]        # a guard slab: address space, never touched
             Q[Q_SLABS_SINCE_GUARD] = 0
-    slab_addr[s] = Q[Q_NEXT_ADDR]
-    Q[Q_NEXT_ADDR] += cls_bytes[c]
+    reused = False
+    if R[R_POOL] != POOL_NONE:              # a released slab's range of the same size
+        n = Q[Q_POOL_N]
+        for j in range(n - 1, max(-1, n - 17), -1):
+            if pool[j, 1] == cls_bytes[c]:
+                slab_addr[s] = pool[j, 0]
+                pool[j, 0] = pool[n - 1, 0]
+                pool[j, 1] = pool[n - 1, 1]
+                Q[Q_POOL_N] = n - 1
+                reused = True
+                break
+    if not reused:
+        slab_addr[s] = Q[Q_NEXT_ADDR]
+        Q[Q_NEXT_ADDR] += cls_bytes[c]
     f = Q[Q_NSLOTS]
     slab_first[s] = f
     Q[Q_NSLOTS] = f + nsl
@@ -867,7 +881,7 @@ def _slab_list(slab_next, slab_prev, cls_head, c, s):
 def slab_run(op, oid, old, size, align, start, cls_size, cls_slots, cls_bytes, slab_cls,
              slab_addr, slab_first, slab_nfree, slab_head, slab_local, slab_ext, slab_next,
              slab_prev, slot_st, slot_next, cls_head, cls_empty, touched, qrand, qfifo, qstate,
-             lcache, obj_slot, obj_addr, obj_req, obj_msz, obj_res, S, Q, D, R, T, nt,
+             lcache, pool, obj_slot, obj_addr, obj_req, obj_msz, obj_res, S, Q, D, R, T, nt,
              out_addr):
     """Replay events start.. of one chunk through a slab allocator."""
     n = op.shape[0]
@@ -933,7 +947,7 @@ def slab_run(op, oid, old, size, align, start, cls_size, cls_slots, cls_bytes, s
                 if s < 0:
                     s = _new_slab(cls_slots, cls_bytes, slab_cls, slab_addr, slab_first,
                                   slab_nfree, slab_head, slab_local, slab_ext, slab_next,
-                                  slab_prev, slot_st, slot_next, cls_head, Q, R, D, c)
+                                  slab_prev, slot_st, slot_next, cls_head, pool, Q, R, D, c)
                     cls_empty[c] += 1
                 if slab_nfree[s] == cls_slots[c] and cls_empty[c] > 0:
                     cls_empty[c] -= 1
@@ -988,10 +1002,10 @@ def slab_run(op, oid, old, size, align, start, cls_size, cls_slots, cls_bytes, s
         if fr != NONE_ID:
             if o == FREE:
                 D[D_FREE] += 1
-            ck = _sfree(cls_size, cls_slots, slab_cls, slab_addr, slab_first, slab_nfree,
-                        slab_head, slab_local, slab_next, slab_prev, slot_st, slot_next,
-                        cls_head, cls_empty, touched, qrand, qfifo, qstate, lcache, obj_slot,
-                        obj_addr, obj_req, obj_msz, obj_res, S, Q, D, R, fr)
+            ck = _sfree(cls_size, cls_slots, cls_bytes, slab_cls, slab_addr, slab_first,
+                        slab_nfree, slab_head, slab_local, slab_next, slab_prev, slot_st,
+                        slot_next, cls_head, cls_empty, touched, qrand, qfifo, qstate, lcache,
+                        pool, obj_slot, obj_addr, obj_req, obj_msz, obj_res, S, Q, D, R, fr)
             S[S_LASTCHECK] = ck
             if ck == CK_DETECTED:
                 D[D_DETECTED] += 1
@@ -1061,9 +1075,9 @@ def _pick(cls_slots, cls_bytes, slab_first, slab_head, slab_local, slab_ext, slo
 
 
 @njit(cache=False)
-def _release_slot(cls_size, cls_slots, slab_cls, slab_addr, slab_first, slab_nfree, slab_head,
-                  slab_local, slab_next, slab_prev, slot_st, slot_next, cls_head, cls_empty,
-                  touched, S, Q, D, R, sl):
+def _release_slot(cls_size, cls_slots, cls_bytes, slab_cls, slab_addr, slab_first, slab_nfree,
+                  slab_head, slab_local, slab_next, slab_prev, slot_st, slot_next, cls_head,
+                  cls_empty, touched, pool, S, Q, D, R, sl):
     """Return slot sl to its slab (after any quarantine)."""
     s = _slab_of(slab_first, Q, sl)
     c = slab_cls[s]
@@ -1079,21 +1093,31 @@ def _release_slot(cls_size, cls_slots, slab_cls, slab_addr, slab_first, slab_nfr
     slab_nfree[s] += 1
     if slab_nfree[s] == cls_slots[c]:
         cls_empty[c] += 1
-        if cls_empty[c] > R[R_EMPTY_KEPT]:     # purge the empty slab: pages leave the RSS
+        only = cls_head[c] == s and slab_next[s] < 0
+        # mimalloc's mi_page_retire: the only page of its size class is not freed
+        if cls_empty[c] > R[R_EMPTY_KEPT] and not (R[R_POOL] != POOL_NONE and only):
             cls_empty[c] -= 1
-            p0 = (slab_addr[s] - SLAB_BASE) // PAGE
-            for p in range(p0, p0 + (cls_slots[c] * cls_size[c] + PAGE - 1) // PAGE):
-                if touched[p]:
-                    touched[p] = 0
-                    S[S_RSS_PAGES] -= 1
-            D[D_SLAB_PURGE] += 1
+            if R[R_POOL] != POOL_NONE:      # back to the segment: any class may reuse it
+                _slab_unlist(slab_next, slab_prev, cls_head, c, s)
+                slab_nfree[s] = -1
+                n = Q[Q_POOL_N]
+                pool[n, 0] = slab_addr[s]
+                pool[n, 1] = cls_bytes[c]
+                Q[Q_POOL_N] = n + 1
+            if R[R_POOL] != POOL_RESIDENT:  # purge: its pages leave the RSS
+                p0 = (slab_addr[s] - SLAB_BASE) // PAGE
+                for p in range(p0, p0 + (cls_slots[c] * cls_size[c] + PAGE - 1) // PAGE):
+                    if touched[p]:
+                        touched[p] = 0
+                        S[S_RSS_PAGES] -= 1
+                D[D_SLAB_PURGE] += 1
 
 
 @njit(cache=False)
-def _sfree(cls_size, cls_slots, slab_cls, slab_addr, slab_first, slab_nfree, slab_head,
-           slab_local, slab_next, slab_prev, slot_st, slot_next, cls_head, cls_empty, touched,
-           qrand, qfifo, qstate, lcache, obj_slot, obj_addr, obj_req, obj_msz, obj_res, S, Q, D,
-           R, f):
+def _sfree(cls_size, cls_slots, cls_bytes, slab_cls, slab_addr, slab_first, slab_nfree,
+           slab_head, slab_local, slab_next, slab_prev, slot_st, slot_next, cls_head, cls_empty,
+           touched, qrand, qfifo, qstate, lcache, pool, obj_slot, obj_addr, obj_req, obj_msz,
+           obj_res, S, Q, D, R, f):
     sl = obj_slot[f]
     if sl == -1:
         if obj_msz[f] == 0:
@@ -1154,13 +1178,13 @@ def _sfree(cls_size, cls_slots, slab_cls, slab_addr, slab_first, slab_nfree, sla
                     qstate[2 * c] = (h + 1) % L
                     ev = out
             if ev >= 0:
-                _release_slot(cls_size, cls_slots, slab_cls, slab_addr, slab_first, slab_nfree,
-                              slab_head, slab_local, slab_next, slab_prev, slot_st, slot_next,
-                              cls_head, cls_empty, touched, S, Q, D, R, ev)
+                _release_slot(cls_size, cls_slots, cls_bytes, slab_cls, slab_addr, slab_first,
+                              slab_nfree, slab_head, slab_local, slab_next, slab_prev, slot_st,
+                              slot_next, cls_head, cls_empty, touched, pool, S, Q, D, R, ev)
         else:
-            _release_slot(cls_size, cls_slots, slab_cls, slab_addr, slab_first, slab_nfree,
-                          slab_head, slab_local, slab_next, slab_prev, slot_st, slot_next,
-                          cls_head, cls_empty, touched, S, Q, D, R, sl)
+            _release_slot(cls_size, cls_slots, cls_bytes, slab_cls, slab_addr, slab_first,
+                          slab_nfree, slab_head, slab_local, slab_next, slab_prev, slot_st,
+                          slot_next, cls_head, cls_empty, touched, pool, S, Q, D, R, sl)
     if obj_addr[f] != 0:
         S[S_LIVE] -= obj_req[f]
         S[S_NLIVE] -= 1

@@ -89,7 +89,9 @@ class SlabConfig:
     zero_on_free: bool = False
     guard_slab_interval: int = 0          # a guard (unmapped, not resident) slab every N slabs
     large_guard_pages: int = 0            # guard pages around each large mapping (virtual)
-    empty_slabs_kept: int = 1             # empty slabs per class kept resident; others purged
+    empty_slabs_kept: int = 1             # empty slabs per class kept for that class
+    empty_slabs: str = "class"            # the others: "class" (purged, kept for the class),
+                                          # "resident" / "purged" (to a pool any class reuses)
     extend_bytes: int = 0                 # free list of a fresh slab grows this much at a time
                                           # (0: all slots at once; mimalloc: 4 KiB)
     large_cache: int = 0                  # freed large mappings kept (resident) for reuse
@@ -102,6 +104,9 @@ class SlabConfig:
     design: str = field(default="slab", init=False)
 
     def __post_init__(self):
+        if self.empty_slabs not in ("class", "resident", "purged"):
+            raise ValueError(f"SlabConfig.empty_slabs: class, resident or purged, got "
+                             f"{self.empty_slabs!r}")
         if self.slot_policy not in SLOT_POLICIES:
             raise ValueError(f"SlabConfig.slot_policy: one of {', '.join(SLOT_POLICIES)}, "
                              f"got {self.slot_policy!r}")
@@ -145,9 +150,11 @@ PRESETS: dict[str, object] = {
     # mimalloc (readme, REFERENCE 4.3): 64 KiB pages per size class, free-list sharding:
     # frees go to the page's local-free list, collected only when its free list runs dry,
     # before the free list is extended into the page's next 4 KiB (MI_MAX_EXTEND_SIZE);
-    # an empty page goes back to its segment, where any size class reuses it (modelled as
-    # released); freed large spans stay in their segment for reuse (4 kept). These two were
-    # chosen against real mimalloc 2.0.9's peak RSS on the shipped traces (0/1/4 x 0/4/16 grid)
+    # empty pages are purged but stay their class's (empty_slabs="class"); freed large spans
+    # stay in their segment (4 kept). Chosen against real mimalloc 2.0.9's peak RSS on the
+    # shipped traces from a 0/1 kept x 4/16 spans x class/resident/purged grid: "resident"
+    # (mimalloc's own mechanism: an empty page returns to its segment, resident, for any class,
+    # unless mi_page_retire keeps it as its class's only page) overshoots python-json by 62%.
     "mimalloc": SlabConfig(name="mimalloc", size_classes=MI_CLASSES, slot_policy="sharded",
                            slab_bytes=65536, slab_min_slots=8, slab_max_bytes=1 << 19,
                            large_round_bytes=65536, empty_slabs_kept=0, slab_meta_bytes=96,

@@ -76,6 +76,7 @@ class SlabEngine:
         self.slab_local = np.full(ns, -1, np.int64)
         self.slab_ext = np.zeros(ns, np.int64)
         self.lcache = np.zeros((max(cfg.large_cache, 1), 3), np.int64)
+        self.pool = np.zeros((ns, 2), np.int64)
         self.slab_next = np.full(ns, -2, np.int64)
         self.slab_prev = np.full(ns, -1, np.int64)
         self.slot_st = np.zeros(nslot, np.uint8)
@@ -110,6 +111,7 @@ class SlabEngine:
         R[K.R_EXTEND] = cfg.extend_bytes
         R[K.R_LARGE_CACHE] = cfg.large_cache
         R[K.R_MAXSLOTS] = int(self.cls_slots.max())
+        R[K.R_POOL] = ("class", "resident", "purged").index(cfg.empty_slabs)
         self.P = R
         self.objects(objects)
 
@@ -137,6 +139,9 @@ class SlabEngine:
                            ("slab_next", -2), ("slab_prev", -1), ("slot_st", 0),
                            ("slot_next", -1), ("touched", 0)):
             g(name, fill)
+        pool = np.zeros((len(self.slab_cls), 2), np.int64)
+        pool[:len(self.pool)] = self.pool
+        self.pool = pool
         need = (int(self.Q[K.Q_NEXT_ADDR]) - K.SLAB_BASE) // K.PAGE \
             + 4 * int(self.cls_bytes[-1]) // K.PAGE + 64
         if len(self.touched) < need:
@@ -150,7 +155,8 @@ class SlabEngine:
                           self.slab_nfree, self.slab_head, self.slab_local, self.slab_ext,
                           self.slab_next, self.slab_prev, self.slot_st, self.slot_next,
                           self.cls_head, self.cls_empty, self.touched, self.qrand, self.qfifo,
-                          self.qstate, self.lcache, self.obj_slot, self.obj_addr, self.obj_req,
+                          self.qstate, self.lcache, self.pool, self.obj_slot, self.obj_addr,
+                          self.obj_req,
                           self.obj_msz, self.obj_res, self.S, self.Q, self.C, self.P, T, nt,
                           out_addr)
 
