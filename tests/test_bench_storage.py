@@ -78,3 +78,17 @@ def test_cli_bad_input(tmp_path, capsys):
     assert len(err) == 1 and "--size" in err[0]
     assert main(["bench", "storage", "--file", str(tmp_path / "no" / "x.bin")]) == 2
     assert not (tmp_path / "x.bin").exists()
+
+
+def test_flash_run_reads_a_measured_calibration(tmp_path, sweep, capsys):
+    import pandas as pd
+    cal = tmp_path / "disk.json"
+    S.write_calibration(sweep, cal)
+    out = tmp_path / "s.csv"
+    assert main(["flash", "run", "--model", "smollm2-135m", "--policy", "all", "--activations",
+                 "smollm2-135m", "--tokens", "8", "--threads", "4", "--storage", str(cal),
+                 "--out", str(out)]) == 0
+    s = pd.read_csv(out).iloc[0]
+    tput = from_dict(S.calibration(sweep)).throughput(3456, 4)   # bundled SmolLM2 neuron
+    assert s.throughput_bytes_per_s == pytest.approx(tput)
+    assert s.io_ms_per_token == pytest.approx(1e3 * s.flash_bytes_per_token / tput)
