@@ -26,7 +26,6 @@ compares the measured time with the cost model's prediction from a calibration.
 from __future__ import annotations
 
 import json
-import math
 import mmap
 import os
 import time

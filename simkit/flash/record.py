@@ -135,9 +135,9 @@ def record(model: GGUFModel, prompt: str, calibration_text: str, n_new: int,
                       "top1_agreement_sparse_oracle": agree_oracle,
                       "top1_agreement_sparse_predicted": agree_pred,
                       "predictor_rank": rank, "predictor_params": pred.params}
-        log(f"{tag}: persistence {_persistence(Y):.3f}; active {Y.mean():.4f} predicted {P.mean():.4f} FN {r['fn_rate']:.3f} "
-            f"FP {r['fp_rate']:.3f} top-1 agreement oracle {agree_oracle:.3f} "
-            f"predicted {agree_pred:.3f}")
+        log(f"{tag}: persistence {_persistence(Y):.3f}; active {Y.mean():.4f} predicted "
+            f"{P.mean():.4f} FN {r['fn_rate']:.3f} FP {r['fp_rate']:.3f} top-1 agreement "
+            f"oracle {agree_oracle:.3f} predicted {agree_pred:.3f}")
         stats[tag]["stored"] = s in store
         if s in store:
             data[f"active_{tag}"] = np.packbits(Y, axis=-1)
@@ -148,7 +148,8 @@ def record(model: GGUFModel, prompt: str, calibration_text: str, n_new: int,
             "prompt_tokens": len(prompt_ids),
             "calibration_tokens": len(cal_ids) + sum(map(len, extra)),
             "calibration_prompts": list(calibration_prompts),
-            "sparsities": list(store), "evaluated_sparsities": list(sparsities), "activation": "|SiLU(gate h) * (up h)|",
+            "sparsities": list(store), "evaluated_sparsities": list(sparsities),
+            "activation": "|SiLU(gate h) * (up h)|",
             "threshold": "per layer, the sparsity-quantile of |a| over the calibration tokens",
             "prompt": prompt, "generated_text": text,
             "date": _dt.date.today().isoformat(), "predictor_stats": stats}

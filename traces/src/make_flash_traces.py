@@ -5,10 +5,11 @@
 
 Greedy decoding of 256 tokens after a chat prompt (below), on the CPU with numpy
 (simkit.flash.smollm2); per generated token and layer the FFN neurons whose |SiLU(gate h) *
-(up h)| exceeds a per-layer threshold (the sparsity-quantile of |a| over 2,048 calibration
+(up h)| exceeds a per-layer threshold (the sparsity-quantile of |a| over 2,735 calibration
 tokens: 1,536 of this repository's READMEs plus four other chat prompts with their 256-token
 greedy continuations, teacher-forced), bit-packed, for each stored sparsity; and the sets of a
-rank-128 low-rank predictor (simkit.flash.predictor) trained on those calibration tokens. Writes the file and rewrites traces/activations/catalog.toml. About 3 minutes on 2 cores.
+rank-128 low-rank predictor (simkit.flash.predictor) trained on those calibration tokens.
+Writes the file and rewrites traces/activations/catalog.toml. About 8 minutes on 2 cores.
 """
 import hashlib
 import sys
