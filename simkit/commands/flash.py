@@ -61,7 +61,8 @@ def register(sub) -> None:
     r.add_argument("--fn-rate", type=float, help="error-model predictor: false-negative rate")
     r.add_argument("--fp-rate", type=float, help="error-model predictor: false-positive rate")
     r.add_argument("--error-stay", type=float, default=None,
-                   help="error model: persistence of errors (default: --stay-on)")
+                   help="error model: persistence of errors (default: --stay-on if given, "
+                        "else the trace's pooled persistence)")
     r.add_argument("--stay-on", type=float, default=None,
                    help="synthetic: each neuron's P(active at t+1 | active at t) (default: the "
                         "value whose pooled persistence equals the shipped SmolLM2 trace's at "
