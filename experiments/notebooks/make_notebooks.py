@@ -148,6 +148,45 @@ ax.set_xlabel("event")
 ax.set_ylabel("MiB")
 ax.legend(fontsize=8)'''),
     ],
+    "flash": [
+        new_markdown_cell("# Flash simulator: LLM in a flash on real and synthetic activations\n\n"
+                          "Drives `simkit.flash` directly (fast): the shipped real SmolLM2-135M "
+                          "trace, its temporal correlation, windowing on it, and the Table 2 "
+                          "ladder for OPT-6.7B. `simkit reproduce flash` makes the full figure."),
+        new_code_cell('''import matplotlib.pyplot as plt
+import pandas as pd
+
+from simkit.flash import FlashConfig, FlashSimulator, load_activations, paper
+from simkit.flash.activations import list_activations
+
+rows = []
+for s in list_activations()["smollm2-135m"]["sparsities"]:
+    tr = load_activations("smollm2-135m", s)
+    rows.append({"sparsity": s, "active": tr.active_fraction(),
+                 "persistence": tr.persistence(), **tr.confusion()})
+real = pd.DataFrame(rows)
+assert (real.persistence > real.active).all()     # active neurons tend to stay active
+real'''),
+        new_code_cell('''tr = load_activations("smollm2-135m", 0.97)
+curves = []
+for pred in ("oracle", "trace"):
+    for k in (1, 2, 3, 5, 8, 16):
+        s = FlashSimulator(FlashConfig(model="smollm2-135m", policy="all", window_tokens=k,
+                                       predictor=pred)).run(tr).summary()
+        curves.append({"predictor": pred, "window": k, **s})
+curves = pd.DataFrame(curves)
+fig, ax = plt.subplots(figsize=(6, 3.5))
+for pred, d in curves.groupby("predictor"):
+    ax.plot(d.window, 100 * d.loaded_fraction, "o-", label=f"{pred}: loaded")
+    ax.plot(d.window, 100 * d.cached_fraction, "s--", label=f"{pred}: cached")
+ax.set_xlabel("window (tokens)")
+ax.set_ylabel("% of FFN per token")
+ax.legend(fontsize=8)'''),
+        new_code_cell('''# Table 2 with the persistence fitted to the paper's 2.4% (see paper.fit_stay_on)
+ladder = paper.table2(paper.opt_trace(48, 0.715, 0.715, 1.53))
+ladder[["step", "io_ms_per_token", "paper_io_ms", "loaded_gb", "paper_loaded_gb", "dram_gb",
+        "paper_dram_gb"]]'''),
+    ],
 }
 
 
