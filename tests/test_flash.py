@@ -237,3 +237,18 @@ def test_per_layer_and_region_add_up():
     assert r.n_tokens == 30 and r.per_token().loaded_neurons.sum() == \
         pt.loaded_neurons[10:].sum()
     assert r.to_frame().param_model.iloc[0] == "tiny4" and m.layers == 30
+
+
+def test_config_from_toml(tmp_path):
+    p = tmp_path / "f.toml"
+    p.write_text('[flash]\nmodel = "llama-2-7b"\npolicy = "predictor+bundling"\n'
+                 'window_tokens = 2\nthreads = 8\n')
+    c = FlashConfig.from_toml(p)
+    assert (c.model, c.policy_obj.name, c.window_tokens, c.threads) == \
+        ("llama-2-7b", "predictor+bundling", 2, 8)
+    p.write_text('model = "opt-6.7b"\nwindow = 3\n')
+    with pytest.raises(InputError, match="unknown field.*window"):
+        FlashConfig.from_toml(p)
+    p.write_text('threads = 0\n')
+    with pytest.raises(InputError, match="threads"):
+        FlashConfig.from_toml(p)

@@ -80,6 +80,36 @@ class FlashConfig:
     def shape(self) -> FlashModel:
         return get_model(self.model)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "FlashConfig":
+        """Fields by name (a ``[flash]`` table of TOML, or a plain dict); unknown names are an
+        error naming them."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"flash config: unknown field(s) {', '.join(unknown)} (fields: "
+                             f"{', '.join(sorted(names))})")
+        return cls(**d)
+
+    @classmethod
+    def from_toml(cls, path) -> "FlashConfig":
+        """A TOML file with the fields at top level or under ``[flash]``."""
+        import tomllib
+        from pathlib import Path
+
+        from simkit.errors import InputError
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise InputError(f"{path}: no such file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(f"{path}: invalid TOML ({exc})") from None
+        try:
+            return cls.from_dict(data.get("flash", data))
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{path}: {exc}") from None
+
     @property
     def policy_obj(self) -> Policy:
         return parse_policy(self.policy)
