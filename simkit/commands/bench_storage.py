@@ -49,7 +49,8 @@ def register(what) -> None:
                    help="write the measured calibration (for simkit flash run --storage)")
     p.add_argument("--plot", type=Path, metavar="FILE.png", help="throughput vs chunk figure")
     p.add_argument("--validate", action="store_true",
-                   help="also execute the simulator's read schedule on a real file")
+                   help="also execute the simulator's read schedule on a real file "
+                        "(FILE.ffn beside --file, 755 MB, kept for reuse like --file)")
     p.add_argument("--validate-policy", default="all",
                    help="policy of the validation (default all; 'windowing' is unbundled)")
     p.add_argument("--validate-tokens", type=int, default=64,
