@@ -192,6 +192,8 @@ ladder[["step", "io_ms_per_token", "paper_io_ms", "loaded_gb", "paper_loaded_gb"
 
 def main() -> None:
     for name, cells in NOTEBOOKS.items():
+        for i, cell in enumerate(cells):           # stable ids: regenerating changes nothing
+            cell.id = f"{name}-{i}"
         nb = new_notebook(cells=cells, metadata={"kernelspec": {
             "name": "python3", "display_name": "Python 3", "language": "python"}})
         nbformat.write(nb, HERE / f"{name}.ipynb")
