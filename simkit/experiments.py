@@ -36,6 +36,28 @@ def _save(df, fig, outdir: Path, name: str) -> list[Path]:
     return [csv, png]
 
 
+def _write_csv(frame, path: Path) -> Path:
+    """``frame`` to ``path`` through a temporary name (no partial file is ever left)."""
+    tmp = path.with_name(path.name + ".partial")
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    return path
+
+
+def summary_rows():
+    """A list for a paper-vs-ours summary and the ``row(check, paper, paper_value, ours,
+    ours_value, holds, note)`` that appends to it (ratio = ours / paper where both are numbers).
+    ``pandas.DataFrame(rows)`` is the ``<name>-summary.csv`` that ``simkit reproduce`` prints."""
+    rows = []
+
+    def row(check, paper, paper_value, ours, ours_value, holds, note):
+        ratio = ours_value / paper_value if paper_value and np.isfinite(paper_value) else np.nan
+        rows.append({"check": check, "paper": paper, "paper_value": paper_value, "ours": ours,
+                     "ours_value": ours_value, "ratio": ratio, "holds": bool(holds),
+                     "note": note})
+    return rows, row
+
+
 def _measured_vs_simulated(x, latency_ns, curves, xlabel, ylabel_sim, title):
     """One figure: measured latency (log-log, left axis) with simulated rates over it (right
     axis). ``curves``: (values, matplotlib style, label) per simulated series."""

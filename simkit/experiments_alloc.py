@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simkit.experiments import _save, experiment
+from simkit.experiments import _save, _write_csv, experiment, summary_rows
 
 MODELS = ("ptmalloc", "sjmalloc", "hardened", "hardened-light", "mimalloc")
 QUICK_REAL = ("cc1", "python-json")
@@ -109,27 +109,15 @@ def allocators(quick: bool = True, outdir: Path = Path("results")):
     fig = _figure(df, timelines)
     outdir = Path(outdir)
     paths = _save(df, fig, outdir, "allocators")
-    extra = []
-    for frame, name in ((summary, "allocators-summary.csv"), (sec, "allocators-security.csv")):
-        out = outdir / name
-        tmp = out.with_name(out.name + ".partial")
-        frame.to_csv(tmp, index=False)
-        tmp.replace(out)
-        extra.append(out)
-    return df, paths + extra
+    return df, paths + [_write_csv(summary, outdir / "allocators-summary.csv"),
+                        _write_csv(sec, outdir / "allocators-security.csv")]
 
 
 def alloc_summary(df, sec):
     """REFERENCE (or the issue's target) vs ours, one row per claim."""
     import pandas as pd
 
-    rows = []
-
-    def row(check, paper, paper_value, ours, ours_value, holds, note):
-        ratio = ours_value / paper_value if paper_value and np.isfinite(paper_value) else np.nan
-        rows.append({"check": check, "paper": paper, "paper_value": paper_value, "ours": ours,
-                     "ours_value": ours_value, "ratio": ratio, "holds": bool(holds),
-                     "note": note})
+    rows, row = summary_rows()
 
     for col in ("model", "real", "error"):
         if col not in df:                    # nothing measured (no gcc): model rows only

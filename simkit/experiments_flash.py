@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simkit.experiments import _save, experiment
+from simkit.experiments import _save, _write_csv, experiment, summary_rows
 
 
 def _table2_rows(quick):
@@ -64,8 +64,6 @@ def _table2_rows(quick):
 def _falcon_rows(fitted_stay, skew, quick):
     """Falcon-7B (relufied, 95% sparse, fp32) at k = 4 with OPT's fitted persistence and the
     same 5%/7% predictor: the paper reports 3.1% loaded and 33% cached (REFERENCE 3.3)."""
-    import pandas as pd
-
     from simkit.flash import paper
     from simkit.flash.activations import synthetic_trace, with_error_model
     from simkit.flash.simulate import FlashConfig, FlashSimulator
@@ -229,24 +227,14 @@ def flash(quick: bool = True, outdir: Path = Path("results")):
     summary = flash_summary(df, cal)
     fig = _figure(df)
     paths = _save(df, fig, Path(outdir), "flash")
-    out = Path(outdir) / "flash-summary.csv"
-    tmp = out.with_name(out.name + ".partial")
-    summary.to_csv(tmp, index=False)
-    tmp.replace(out)
-    return df, paths + [out]
+    return df, paths + [_write_csv(summary, Path(outdir) / "flash-summary.csv")]
 
 
 def flash_summary(df, cal):
     """Paper vs ours, one row per claim (REFERENCE.md section 3)."""
     import pandas as pd
 
-    rows = []
-
-    def row(check, paper, paper_value, ours, ours_value, holds, note):
-        ratio = ours_value / paper_value if paper_value and np.isfinite(paper_value) else np.nan
-        rows.append({"check": check, "paper": paper, "paper_value": paper_value, "ours": ours,
-                     "ours_value": ours_value, "ratio": ratio, "holds": bool(holds),
-                     "note": note})
+    rows, row = summary_rows()
 
     t2 = df[df.part == "table2"]
     for calib in ("measured", "fitted"):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simkit.experiments import _save, experiment
+from simkit.experiments import _save, _write_csv, experiment, summary_rows
 
 WASTE_SPECS = ("static-max-context", "static-trace-max", "paged-16", "paged-32",
                "vattention-64KiB", "vattention-2MiB")
@@ -126,11 +126,7 @@ def kv_paging(quick: bool = True, outdir: Path = Path("results")):
     summary = kv_summary(df)
     fig = _figure(df, timelines)
     paths = _save(df, fig, Path(outdir), "kv-paging")
-    out = Path(outdir) / "kv-paging-summary.csv"
-    tmp = out.with_name(out.name + ".partial")
-    summary.to_csv(tmp, index=False)
-    tmp.replace(out)
-    return df, paths + [out]
+    return df, paths + [_write_csv(summary, Path(outdir) / "kv-paging-summary.csv")]
 
 
 def kv_summary(df):
@@ -138,13 +134,7 @@ def kv_summary(df):
     import pandas as pd
 
     w = df[df.part == "waste"].set_index(["trace", "manager"])
-    rows = []
-
-    def row(check, paper, paper_value, ours, ours_value, holds, note):
-        ratio = ours_value / paper_value if paper_value and np.isfinite(paper_value) else np.nan
-        rows.append({"check": check, "paper": paper, "paper_value": paper_value, "ours": ours,
-                     "ours_value": ours_value, "ratio": ratio, "holds": bool(holds),
-                     "note": note})
+    rows, row = summary_rows()
 
     st = [w.loc[(t, s), "time_avg_token_pct"] for t in ("azure-conv", "azure-code")
           for s in ("static-max-context", "static-trace-max")]

@@ -41,6 +41,8 @@ import numpy as np
 from simkit.errors import InputError
 from simkit.trace.format import (DEFAULT_CHUNK, HEADER_BYTES, TraceMeta, _compression,
                                  _open_compressed)
+from simkit.trace.format import _pack_header as format_header
+from simkit.trace.format import _unpack_header as parse_header
 
 ALLOC_DTYPE = np.dtype([("addr", "<u8"), ("size", "<u8"), ("time", "<u8"), ("id", "<u4"),
                         ("old_id", "<u4"), ("align", "<u4"), ("tid", "<u2"), ("op", "u1"),
@@ -69,32 +71,12 @@ def empty(n: int) -> np.ndarray:
 
 
 def _pack_header(meta: TraceMeta) -> bytes:
-    body = json.dumps({"format": FORMAT_VERSION, "dtype": ALLOC_DTYPE.descr,
-                       "records": meta.records, "meta": meta.to_dict()},
-                      separators=(",", ":")).encode()
-    if 12 + len(body) > HEADER_BYTES:
-        raise InputError(f"trace metadata is {len(body)} bytes; at most {HEADER_BYTES - 12} fit")
-    head = MAGIC + len(body).to_bytes(4, "little") + body
-    return head + b"\0" * (HEADER_BYTES - len(head))
+    return format_header(meta, MAGIC, FORMAT_VERSION, ALLOC_DTYPE)
 
 
 def _unpack_header(raw: bytes, path: Path) -> TraceMeta:
-    if len(raw) < 12 or raw[:8] != MAGIC:
-        raise InputError(f"{path}: not a simkit allocation trace (bad magic; expected .skat)")
-    n = int.from_bytes(raw[8:12], "little")
-    if len(raw) < HEADER_BYTES or 12 + n > HEADER_BYTES:
-        raise InputError(f"{path}: truncated trace header")
-    try:
-        head = json.loads(raw[12:12 + n].decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: corrupt trace header ({exc.__class__.__name__})") from None
-    if head.get("format") != FORMAT_VERSION:
-        raise InputError(f"{path}: unsupported allocation trace version {head.get('format')!r}")
-    if np.dtype([tuple(f) for f in head["dtype"]]) != ALLOC_DTYPE:
-        raise InputError(f"{path}: record layout differs from this simkit's")
-    meta = TraceMeta.from_dict(head.get("meta", {}))
-    meta.records = int(head["records"])
-    return meta
+    return parse_header(raw, path, MAGIC, FORMAT_VERSION, ALLOC_DTYPE, "allocation trace",
+                        ".skat")
 
 
 class AllocTrace:

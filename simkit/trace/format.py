@@ -113,21 +113,26 @@ def _open_compressed(path: Path, mode: str, kind: str | None = None) -> IO[bytes
     return open(path, mode)
 
 
-def _pack_header(meta: TraceMeta) -> bytes:
+def _pack_header(meta: TraceMeta, magic: bytes = MAGIC, version: int = FORMAT_VERSION,
+                 dtype: np.dtype = ACCESS_DTYPE) -> bytes:
+    """The fixed-size header of a record file: magic, JSON length, JSON (format version, record
+    dtype, record count, metadata), zero padding. Shared by .skt and .skat files."""
     body = json.dumps(
-        {"format": FORMAT_VERSION, "dtype": ACCESS_DTYPE.descr, "records": meta.records,
+        {"format": version, "dtype": dtype.descr, "records": meta.records,
          "meta": meta.to_dict()},
         separators=(",", ":"),
     ).encode()
     if 12 + len(body) > HEADER_BYTES:
         raise InputError(f"trace metadata is {len(body)} bytes; at most {HEADER_BYTES - 12} fit")
-    head = MAGIC + len(body).to_bytes(4, "little") + body
+    head = magic + len(body).to_bytes(4, "little") + body
     return head + b"\0" * (HEADER_BYTES - len(head))
 
 
-def _unpack_header(raw: bytes, path: Path) -> TraceMeta:
-    if len(raw) < 12 or raw[:8] != MAGIC:
-        raise InputError(f"{path}: not a simkit trace (bad magic; expected a .skt file)")
+def _unpack_header(raw: bytes, path: Path, magic: bytes = MAGIC, version: int = FORMAT_VERSION,
+                   dtype: np.dtype = ACCESS_DTYPE, what: str = "trace",
+                   suffix: str = ".skt") -> TraceMeta:
+    if len(raw) < 12 or raw[:8] != magic:
+        raise InputError(f"{path}: not a simkit {what} (bad magic; expected a {suffix} file)")
     n = int.from_bytes(raw[8:12], "little")
     if len(raw) < HEADER_BYTES or 12 + n > HEADER_BYTES:
         raise InputError(f"{path}: truncated trace header")
@@ -135,9 +140,9 @@ def _unpack_header(raw: bytes, path: Path) -> TraceMeta:
         head = json.loads(raw[12:12 + n].decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: corrupt trace header ({exc.__class__.__name__})") from None
-    if head.get("format") != FORMAT_VERSION:
-        raise InputError(f"{path}: unsupported trace format version {head.get('format')!r}")
-    if np.dtype([tuple(f) for f in head["dtype"]]) != ACCESS_DTYPE:
+    if head.get("format") != version:
+        raise InputError(f"{path}: unsupported {what} format version {head.get('format')!r}")
+    if np.dtype([tuple(f) for f in head["dtype"]]) != dtype:
         raise InputError(f"{path}: record layout differs from this simkit's ({head['dtype']})")
     meta = TraceMeta.from_dict(head.get("meta", {}))
     meta.records = int(head["records"])
