@@ -48,7 +48,6 @@ import json
 import os
 import re
 import time
-import tomllib
 import traceback
 from pathlib import Path
 from typing import Callable
@@ -88,14 +87,9 @@ class Grid:
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike) -> "Grid":
-        path = Path(path)
-        try:
-            d = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise InputError(f"{path}: no such file") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}: not a valid TOML grid ({exc})") from None
-        return cls.from_dict(d, str(path))
+        from simkit.tomlfile import read_toml
+
+        return cls.from_dict(read_toml(path), str(path))
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "grid") -> "Grid":

@@ -77,7 +77,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text("name = [")
     assert main(["sweep", str(bad)]) == 2
-    assert "not a valid TOML grid" in capsys.readouterr().err
+    assert "invalid TOML" in capsys.readouterr().err
 
 
 def test_local_cluster_survives_a_killed_worker_and_a_resume(tmp_path):

@@ -10,7 +10,6 @@ A TOML file holds ``inclusion`` and ``memory_latency_cycles`` at the top and one
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -129,13 +128,9 @@ class HierarchyConfig:
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "HierarchyConfig":
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise InputError(f"{path}: no such file") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise InputError(f"{path}: invalid TOML ({exc})") from None
+        from simkit.tomlfile import read_toml
+
+        data = read_toml(path)
         try:
             return cls.from_dict(data)
         except ValueError as exc:

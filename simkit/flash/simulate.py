@@ -94,17 +94,10 @@ class FlashConfig:
     @classmethod
     def from_toml(cls, path) -> "FlashConfig":
         """A TOML file with the fields at top level or under ``[flash]``."""
-        import tomllib
-        from pathlib import Path
-
         from simkit.errors import InputError
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise InputError(f"{path}: no such file") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise InputError(f"{path}: invalid TOML ({exc})") from None
+        from simkit.tomlfile import read_toml
+
+        data = read_toml(path)
         try:
             return cls.from_dict(data.get("flash", data))
         except (TypeError, ValueError) as exc:

@@ -1,0 +1,22 @@
+"""Reading configuration files: a TOML file as a dict, with one-line errors naming the file."""
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+from simkit.errors import InputError
+
+
+def read_toml(path: str | os.PathLike) -> dict:
+    """The table of TOML file ``path``; ``InputError`` naming the file when it is missing,
+    unreadable or not valid TOML."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: invalid TOML ({exc})") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
