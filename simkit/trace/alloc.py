@@ -41,6 +41,7 @@ import numpy as np
 from simkit.errors import InputError
 from simkit.trace.format import (DEFAULT_CHUNK, HEADER_BYTES, TraceMeta, _compression,
                                  _open_compressed)
+from simkit.trace.format import _AtomicRecordFile
 from simkit.trace.format import _pack_header as format_header
 from simkit.trace.format import _unpack_header as parse_header
 
@@ -132,7 +133,7 @@ def open_alloc_trace(path: str | os.PathLike) -> AllocTrace:
     return AllocTrace(path)
 
 
-class AllocTraceWriter:
+class AllocTraceWriter(_AtomicRecordFile):
     """Write an allocation trace chunk by chunk; the file appears only at ``close()``.
     ``meta.extra["objects"]`` is set to 1 + the largest id written."""
 
@@ -170,39 +171,7 @@ class AllocTraceWriter:
         m.extra["objects"] = self._objects
         if not m.created:
             m.created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-        self._f.seek(0)
-        self._f.write(_pack_header(m))
-        self._f.close()
-        try:
-            if _compression(self.path) is None:
-                os.replace(self._tmp, self.path)
-            else:
-                packed = self.path.with_name(self.path.name + ".packing")
-                try:
-                    with open(self._tmp, "rb") as src, \
-                            _open_compressed(packed, "wb", _compression(self.path)) as dst:
-                        while block := src.read(1 << 24):
-                            dst.write(block)
-                    os.replace(packed, self.path)
-                finally:
-                    packed.unlink(missing_ok=True)
-        finally:
-            self._tmp.unlink(missing_ok=True)
-        return self.path
-
-    def abort(self) -> None:
-        if not self._f.closed:
-            self._f.close()
-        self._tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> "AllocTraceWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
+        return self._finish(_pack_header(m))
 
 
 def write_alloc_trace(path, records: np.ndarray, meta: TraceMeta | None = None) -> Path:

@@ -240,7 +240,49 @@ def op_counts(records: np.ndarray) -> dict:
     return {name: int(counts[i]) for i, name in enumerate(OP_NAMES)}
 
 
-class TraceWriter:
+class _AtomicRecordFile:
+    """What the record-file writers share: records go to ``self._tmp`` (open as ``self._f``)
+    after a header-sized gap; ``_finish(header)`` writes the header there, then moves the file
+    to ``self.path`` (compressing it when the name asks for .xz/.gz); ``abort()`` (or an
+    exception inside ``with``) leaves nothing behind."""
+
+    def _finish(self, header: bytes) -> Path:
+        self._f.seek(0)
+        self._f.write(header)
+        self._f.close()
+        try:
+            if _compression(self.path) is None:
+                os.replace(self._tmp, self.path)
+            else:
+                packed = self.path.with_name(self.path.name + ".packing")
+                try:
+                    with open(self._tmp, "rb") as src, \
+                            _open_compressed(packed, "wb", _compression(self.path)) as dst:
+                        while block := src.read(1 << 24):
+                            dst.write(block)
+                    os.replace(packed, self.path)
+                finally:
+                    packed.unlink(missing_ok=True)
+        finally:
+            self._tmp.unlink(missing_ok=True)
+        return self.path
+
+    def abort(self) -> None:
+        if not self._f.closed:
+            self._f.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class TraceWriter(_AtomicRecordFile):
     """Write a trace chunk by chunk; the file appears only when ``close()`` succeeds.
 
     Records go to ``<path>.partial`` (uncompressed) and the header is written last, so an
@@ -284,39 +326,7 @@ class TraceWriter:
         m.ops = {name: int(self._ops[i]) for i, name in enumerate(OP_NAMES)}
         if not m.created:
             m.created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-        header = _pack_header(m)
-        self._f.seek(0)
-        self._f.write(header)
-        self._f.close()
-        try:
-            if _compression(self.path) is None:
-                os.replace(self._tmp, self.path)
-            else:
-                packed = self.path.with_name(self.path.name + ".packing")
-                try:
-                    with open(self._tmp, "rb") as src, _open_compressed(packed, "wb", _compression(self.path)) as dst:
-                        while block := src.read(1 << 24):
-                            dst.write(block)
-                    os.replace(packed, self.path)
-                finally:
-                    packed.unlink(missing_ok=True)
-        finally:
-            self._tmp.unlink(missing_ok=True)
-        return self.path
-
-    def abort(self) -> None:
-        if not self._f.closed:
-            self._f.close()
-        self._tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> "TraceWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
+        return self._finish(_pack_header(m))
 
 
 def write_trace(path: str | os.PathLike, records: np.ndarray,
