@@ -561,9 +561,12 @@ def _lru_fill_run(c, lv, in_lines, in_codes, e, n_in, out_lines, out_codes, n_ou
     hits = 0
     misses = 0
     ev = 0
-    while e < n_in and in_codes[e] == EV_NEED:
-        line = in_lines[e]
-        e += 1
+    j = np.uint64(e)                    # unsigned indices: no negative-index fix-up
+    end = np.uint64(n_in)
+    k = np.uint64(n_out)
+    while j < end and in_codes[j] == EV_NEED:
+        line = in_lines[j]
+        j += ONE
         b = base + (line & mask) * ways
         hit, victim = _lru_access_nh(tags, b, ways, line, ZERO)
         if hit:
@@ -571,9 +574,9 @@ def _lru_fill_run(c, lv, in_lines, in_codes, e, n_in, out_lines, out_codes, n_ou
         else:
             misses += 1
             if not last_level:
-                out_lines[n_out] = line
-                out_codes[n_out] = EV_NEED
-                n_out += 1
+                out_lines[k] = line
+                out_codes[k] = EV_NEED
+                k += ONE
             if victim != EMPTY:
                 ev += 1
                 if (victim & ONE) != ZERO:
@@ -581,15 +584,15 @@ def _lru_fill_run(c, lv, in_lines, in_codes, e, n_in, out_lines, out_codes, n_ou
                     if last_level:
                         cnt[nlev, M_WRITE] += 1
                     else:
-                        out_lines[n_out] = victim >> ONE
-                        out_codes[n_out] = np.uint8(WRITEBACK)
-                        n_out += 1
+                        out_lines[k] = victim >> ONE
+                        out_codes[k] = np.uint8(WRITEBACK)
+                        k += ONE
     cnt[lv, C_HIT + LOAD] += hits
     cnt[lv, C_MISS + LOAD] += misses
     cnt[lv, C_EVICT] += ev
     if last_level:
         cnt[nlev, M_READ] += misses
-    return e, n_out
+    return np.int64(j), np.int64(k)
 
 
 @njit(_nrt=False)
@@ -700,10 +703,13 @@ def _level0_lru(c, words, i, line_shift, nlev, out_lines, out_codes, n, cap):
     ev = 0
     reads = 0
     ic = np.uint64(0)
-    n_rec = words.shape[0]
-    while i < n_rec and n + 2 <= cap:
-        a = words[i, 0]
-        meta = words[i, 1]
+    n_rec = np.uint64(words.shape[0])
+    r = np.uint64(i)                    # unsigned indices: no negative-index fix-up
+    m = np.uint64(n)
+    last = np.uint64(cap - 2)
+    while r < n_rec and m <= last:
+        a = words[r, 0]
+        meta = words[r, 1]
         sz = (meta >> np.uint64(32)) & np.uint64(0xFFFF)
         line = a >> ls
         if sz > ONE and ((a + sz - ONE) >> ls) != line:
@@ -711,7 +717,7 @@ def _level0_lru(c, words, i, line_shift, nlev, out_lines, out_codes, n, cap):
         op = (meta >> np.uint64(48)) & np.uint64(0xFF)
         ic += meta & np.uint64(0xFFFFFFFF)
         b = base + (line & mask) * ways
-        i += 1
+        r += ONE
         if op == ZERO:                              # a plain load
             hit, victim = _lru_access_mru(tags, b, ways, line, ZERO)
             if hit:
@@ -721,13 +727,13 @@ def _level0_lru(c, words, i, line_shift, nlev, out_lines, out_codes, n, cap):
                 if single:
                     reads += 1
                 else:
-                    out_lines[n] = line
-                    out_codes[n] = EV_NEED
-                    n += 1
+                    out_lines[m] = line
+                    out_codes[m] = EV_NEED
+                    m += ONE
                 if victim != EMPTY:
                     ev += 1
                     if (victim & ONE) != ZERO:
-                        n = _dirty_victim(cnt, victim, single, nlev, out_lines, out_codes, n)
+                        m = _dirty_victim(cnt, victim, single, nlev, out_lines, out_codes, m)
             continue
         k = np.int64(op)
         d = ONE if (k == STORE or k == MODIFY) else ZERO
@@ -739,18 +745,18 @@ def _level0_lru(c, words, i, line_shift, nlev, out_lines, out_codes, n, cap):
             if single:
                 reads += 1
             else:
-                out_lines[n] = line
-                out_codes[n] = np.uint8(k) | EV_NEED
-                n += 1
+                out_lines[m] = line
+                out_codes[m] = np.uint8(k) | EV_NEED
+                m += ONE
             if victim != EMPTY:
                 ev += 1
                 if (victim & ONE) != ZERO:
-                    n = _dirty_victim(cnt, victim, single, nlev, out_lines, out_codes, n)
+                    m = _dirty_victim(cnt, victim, single, nlev, out_lines, out_codes, m)
     cnt[0, C_HIT + LOAD] += h_load
     cnt[0, C_MISS + LOAD] += m_load
     cnt[0, C_EVICT] += ev
     cnt[nlev, M_READ] += reads
-    return i, n, ic
+    return np.int64(r), np.int64(m), ic
 
 
 @njit(_nrt=False)
@@ -762,7 +768,7 @@ def _dirty_victim(cnt, victim, single, nlev, out_lines, out_codes, n):
         return n
     out_lines[n] = victim >> ONE
     out_codes[n] = np.uint8(WRITEBACK)
-    return n + 1
+    return n + ONE
 
 
 @njit(_nrt=False)
