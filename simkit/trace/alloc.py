@@ -138,31 +138,14 @@ class AllocTraceWriter(_AtomicRecordFile):
     ``meta.extra["objects"]`` is set to 1 + the largest id written."""
 
     def __init__(self, path: str | os.PathLike, meta: TraceMeta | None = None):
-        self.path = Path(path)
-        if not self.path.name.lower().endswith(SUFFIXES):
-            raise InputError(f"{self.path}: an allocation trace must end in {', '.join(SUFFIXES)}")
-        self.meta = meta if meta is not None else TraceMeta()
-        self._tmp = self.path.with_name(self.path.name + ".partial")
-        self._ops = np.zeros(len(AllocOp), dtype=np.int64)
-        self._records = 0
+        if not Path(path).name.lower().endswith(SUFFIXES):
+            raise InputError(f"{path}: an allocation trace must end in {', '.join(SUFFIXES)}")
         self._objects = 0
-        try:
-            self._f = open(self._tmp, "wb")
-        except OSError as exc:
-            raise InputError(f"{self.path}: cannot write ({exc.strerror})") from None
-        self._f.write(b"\0" * HEADER_BYTES)
+        self._open(path, meta, len(AllocOp))
 
     def write(self, records: np.ndarray) -> None:
-        if records.dtype != ALLOC_DTYPE:
-            raise TypeError(f"records must have ALLOC_DTYPE, got {records.dtype}")
-        if len(records) == 0:
-            return
-        if int(records["op"].max()) >= len(AllocOp):
-            raise InputError(f"{self.path}: record with unknown op {int(records['op'].max())}")
-        self._f.write(np.ascontiguousarray(records).tobytes())
-        self._records += len(records)
-        self._objects = max(self._objects, int(records["id"].max()) + 1)
-        self._ops += np.bincount(records["op"], minlength=len(AllocOp))[: len(AllocOp)]
+        if self._append(records, ALLOC_DTYPE, "ALLOC_DTYPE"):
+            self._objects = max(self._objects, int(records["id"].max()) + 1)
 
     def close(self) -> Path:
         m = self.meta

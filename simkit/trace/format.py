@@ -246,6 +246,33 @@ class _AtomicRecordFile:
     to ``self.path`` (compressing it when the name asks for .xz/.gz); ``abort()`` (or an
     exception inside ``with``) leaves nothing behind."""
 
+    def _open(self, path, meta: TraceMeta | None, nops: int) -> None:
+        self.path = Path(path)
+        self.meta = meta if meta is not None else TraceMeta()
+        self._tmp = self.path.with_name(self.path.name + ".partial")
+        self._ops = np.zeros(nops, dtype=np.int64)
+        self._records = 0
+        try:
+            self._f = open(self._tmp, "wb")
+        except OSError as exc:
+            raise InputError(f"{self.path}: cannot write ({exc.strerror})") from None
+        self._f.write(b"\0" * HEADER_BYTES)
+
+    def _append(self, records: np.ndarray, dtype: np.dtype, name: str) -> bool:
+        """Check ``records`` (dtype, op range), append them and count them by op; False when
+        there were none."""
+        if records.dtype != dtype:
+            raise TypeError(f"records must have {name}, got {records.dtype}")
+        if len(records) == 0:
+            return False
+        nops = len(self._ops)
+        if int(records["op"].max()) >= nops:
+            raise InputError(f"{self.path}: record with unknown op {int(records['op'].max())}")
+        self._f.write(np.ascontiguousarray(records).tobytes())
+        self._records += len(records)
+        self._ops += np.bincount(records["op"], minlength=nops)[:nops]
+        return True
+
     def _finish(self, header: bytes) -> Path:
         self._f.seek(0)
         self._f.write(header)
@@ -294,30 +321,13 @@ class TraceWriter(_AtomicRecordFile):
     """
 
     def __init__(self, path: str | os.PathLike, meta: TraceMeta | None = None):
-        self.path = Path(path)
-        self.meta = meta if meta is not None else TraceMeta()
-        self._tmp = self.path.with_name(self.path.name + ".partial")
-        self._ops = np.zeros(len(Op), dtype=np.int64)
-        self._records = 0
         self._instructions = 0
         self.trailing_instructions = 0   # instructions after the last record (set by importers)
-        try:
-            self._f = open(self._tmp, "wb")
-        except OSError as exc:
-            raise InputError(f"{self.path}: cannot write ({exc.strerror})") from None
-        self._f.write(b"\0" * HEADER_BYTES)
+        self._open(path, meta, len(Op))
 
     def write(self, records: np.ndarray) -> None:
-        if records.dtype != ACCESS_DTYPE:
-            raise TypeError(f"records must have ACCESS_DTYPE, got {records.dtype}")
-        if len(records) == 0:
-            return
-        if int(records["op"].max()) >= len(Op):
-            raise InputError(f"{self.path}: record with unknown op {int(records['op'].max())}")
-        self._f.write(np.ascontiguousarray(records).tobytes())
-        self._records += len(records)
-        self._instructions += int(records["icount"].sum(dtype=np.uint64))
-        self._ops += np.bincount(records["op"], minlength=len(Op))[: len(Op)]
+        if self._append(records, ACCESS_DTYPE, "ACCESS_DTYPE"):
+            self._instructions += int(records["icount"].sum(dtype=np.uint64))
 
     def close(self) -> Path:
         m = self.meta
