@@ -27,7 +27,6 @@ A free's allocator-side check result goes to ``S[S_LASTCHECK]``: CK_OK, CK_DETEC
 allocator aborts), CK_CRASH (touches unmapped memory), CK_ACCEPTED (double free taken into a
 free list, silently corrupting it). Probes read it; a replay counts it.
 """
-import numpy as np
 from numba import njit
 
 # status
@@ -724,7 +723,7 @@ def ptmalloc_run(op, oid, old, size, align, start, csz, st, psz, fd, bk, binmap,
             out_addr[i] = obj_addr[k]
         _foot(S)
         if sample > 0 and S[S_EVENTS] % sample == 0 and nt < T.shape[0]:
-            _sample(S, T, nt)
+            _sample(S, T, nt, (S[S_END] - NB) * 16)
             nt += 1
         S[S_EVENTS] += 1
     return OK, n, nt
@@ -741,10 +740,11 @@ def _foot(S):
 
 
 @njit(cache=False)
-def _sample(S, T, nt):
+def _sample(S, T, nt, heap_bytes):
+    """One timeline row (event, live, heap, mmapped, RSS) of either model."""
     T[nt, T_EVENT] = S[S_EVENTS]
     T[nt, T_LIVE] = S[S_LIVE]
-    T[nt, T_HEAP] = (S[S_END] - NB) * 16
+    T[nt, T_HEAP] = heap_bytes
     T[nt, T_MMAPPED] = S[S_MMAPPED]
     T[nt, T_RSS] = S[S_RSS_PAGES] * PAGE
 
@@ -925,9 +925,9 @@ def slab_run(op, oid, old, size, align, start, cls_size, cls_slots, cls_bytes, s
                     _stouch(touched, S, D, a - R[R_HEADER], a + req + R[R_CANARY])
                     if out_addr.shape[0] > 0:
                         out_addr[i] = a
-                    _sfoot(S)
+                    _foot(S)
                     if sample > 0 and S[S_EVENTS] % sample == 0 and nt < T.shape[0]:
-                        _ssample(S, T, nt)
+                        _sample(S, T, nt, 0)
                         nt += 1
                     S[S_EVENTS] += 1
                     continue
@@ -1015,9 +1015,9 @@ def slab_run(op, oid, old, size, align, start, cls_size, cls_slots, cls_bytes, s
                 D[D_CRASH] += 1
         if out_addr.shape[0] > 0 and o != FREE:
             out_addr[i] = obj_addr[k]
-        _sfoot(S)
+        _foot(S)
         if sample > 0 and S[S_EVENTS] % sample == 0 and nt < T.shape[0]:
-            _ssample(S, T, nt)
+            _sample(S, T, nt, 0)
             nt += 1
         S[S_EVENTS] += 1
     return OK, n, nt
@@ -1192,20 +1192,3 @@ def _sfree(cls_size, cls_slots, cls_bytes, slab_cls, slab_addr, slab_first, slab
     return CK_OK
 
 
-@njit(cache=False)
-def _sfoot(S):
-    foot = S[S_RSS_PAGES] * PAGE
-    if foot > S[S_PEAK_FOOT]:
-        S[S_PEAK_FOOT] = foot
-        S[S_PEAK_RSS_LIVE] = S[S_LIVE]
-    if S[S_LIVE] > S[S_PEAK_LIVE]:
-        S[S_PEAK_LIVE] = S[S_LIVE]
-
-
-@njit(cache=False)
-def _ssample(S, T, nt):
-    T[nt, T_EVENT] = S[S_EVENTS]
-    T[nt, T_LIVE] = S[S_LIVE]
-    T[nt, T_HEAP] = 0
-    T[nt, T_MMAPPED] = S[S_MMAPPED]
-    T[nt, T_RSS] = S[S_RSS_PAGES] * PAGE
