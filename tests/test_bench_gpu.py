@@ -153,7 +153,7 @@ def test_skip_line_without_a_device(capsys):
 
 def test_importing_gpu_modules_imports_no_torch():
     code = ("import sys, simkit.bench.gpu, simkit.bench.gpu_fit, simkit.bench._cuda, "
-            "simkit.experiments_gpu, simkit.cli; simkit.cli.build_parser(); "
+            "simkit.experiments.gpu_validation, simkit.cli; simkit.cli.build_parser(); "
             "print(sorted(m for m in ('torch', 'pynvml', 'triton') if sys.modules.get(m)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
@@ -438,7 +438,7 @@ def test_from_rows_writes_calibration_preset_and_validation(tmp_path, capsys):
 
 
 def test_kv_validation_against_the_published_calibration():
-    from simkit import experiments_gpu
+    from simkit.experiments import gpu_validation as experiments_gpu
     from simkit.kvpaging.costmodel import default_calibration
 
     df, fig = experiments_gpu.kv_validation(tables(), default_calibration("H100-80GB"))

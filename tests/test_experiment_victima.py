@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from simkit import experiments
-from simkit.experiments_tlb import victima, victima_summary
+from simkit.experiments.victima import victima, victima_summary
 from simkit.tlb.config import MMUConfig
 
 CONFIGS = ["victima-radix", "pom-tlb", "stlb-128k", "victima-paper"]

@@ -1,8 +1,11 @@
 """The registered experiments run, write their files, and the CPU validation holds: where the
 simulated L1 and L2 miss rates of the chase's own address stream step up, this machine's
 measured latency steps up too (REFERENCE.md 5.4: L1 1.65 ns, L2 4.3 ns, L3 ~18 ns)."""
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import pytest
 
 from simkit import experiments
 
@@ -83,3 +86,20 @@ def test_every_experiment_has_its_script(tmp_path):
                         str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "cpu-validation.csv").exists() and "cpu-validation:" in r.stdout
+
+
+@pytest.mark.parametrize("module", ["_base", "cache_miss_curve", "cpu_validation", "tlb_validation",
+                                    "victima", "kv_paging", "allocators", "flash",
+                                    "gpu_validation"])
+def test_each_experiment_module_imports_alone(module):
+    """Each module of simkit.experiments imports in a fresh interpreter on its own (no circle:
+    modules import only _base and the simulators, never the package or each other)."""
+    import subprocess
+    import sys
+
+    code = f"import simkit.experiments.{module} as m; print(m.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    src = (Path(__file__).resolve().parent.parent / "simkit" / "experiments" / f"{module}.py").read_text()
+    imports = [ln for ln in src.splitlines() if ln.strip().startswith(("from simkit.experiments", "import simkit.experiments"))]
+    assert all(ln.strip().startswith("from simkit.experiments._base import") for ln in imports), imports

@@ -13,7 +13,7 @@ NOTEBOOKS = sorted(p.stem for p in NB_DIR.glob("*.ipynb"))
 def quick_results(tmp_path_factory):
     """Small versions of the experiments the notebooks read."""
     from simkit import experiments
-    from simkit.experiments_tlb import victima
+    from simkit.experiments.victima import victima
 
     out = tmp_path_factory.mktemp("results")
     experiments.run("cache-miss-curve", quick=True, outdir=out)

@@ -49,7 +49,7 @@ Outputs in ``--outdir DIR``: ``gpu-<bench>.csv``, ``gpu-<bench>.png``, ``gpu-<be
 ``kv-calibration-measured.json`` (a ``kind: "measured"`` file for ``simkit kv run
 --calibration FILE``, fitted by ``gpu_fit.kv_calibration``; fields no benchmark measured are
 labelled ``NOT MEASURED`` in its ``sources``), ``gpu-tlb-preset.json`` (the ``MMUConfig``) and
-the validation plots (``simkit.experiments_gpu``). ``--from-rows DIR`` rebuilds all of these
+the validation plots (``simkit.experiments.gpu_validation``). ``--from-rows DIR`` rebuilds all of these
 from recorded tables on any machine.
 
 Not measured by any of these: the serving engine's fixed per-step cost (``step_fixed_us``), and

@@ -127,7 +127,7 @@ def _report(desc: dict, tables: dict, failures: dict) -> None:
 
 
 def _write(desc: dict, tables: dict, outdir: Path, model: str) -> None:
-    from simkit import experiments_gpu
+    from simkit.experiments import gpu_validation as experiments_gpu
     from simkit.bench import gpu
 
     for p in gpu.write_results(desc, tables, outdir, model=model):

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simkit.experiments import _save, _write_csv, experiment, summary_rows
+from simkit.experiments._base import save_outputs, write_csv, experiment, summary_rows
 
 
 def _table2_rows(quick):
@@ -226,8 +226,8 @@ def flash(quick: bool = True, outdir: Path = Path("results")):
     df.attrs["calibration"] = cal
     summary = flash_summary(df, cal)
     fig = _figure(df)
-    paths = _save(df, fig, Path(outdir), "flash")
-    return df, paths + [_write_csv(summary, Path(outdir) / "flash-summary.csv")]
+    paths = save_outputs(df, fig, Path(outdir), "flash")
+    return df, paths + [write_csv(summary, Path(outdir) / "flash-summary.csv")]
 
 
 def flash_summary(df, cal):

@@ -1,5 +1,4 @@
-"""Address-translation experiments, registered in ``simkit.experiments``: the TLB validation
-on this machine and the Victima reproduction (REFERENCE.md 1.5)."""
+"""The Victima reproduction (REFERENCE.md 1.5): ``victima``."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,34 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simkit.experiments import _measured_vs_simulated, _save, experiment
-
-
-@experiment("tlb-validation")
-def tlb_validation(quick: bool = True, outdir: Path = Path("results")):
-    """Measured TLB-reach chase (one line per 4 KiB page) vs the simulated L1/L2 TLB miss
-    rates of the same address stream through this machine's MMU (preset ``zen3``)."""
-
-    from simkit.bench.cpu import chase_address_stream, measure_cpu
-    from simkit.tlb import MMU
-
-    measured = measure_cpu(quick=quick, sweeps=("tlb",), page_kinds=("4k",))
-    l1, l2 = [], []
-    for pages in measured["pages"]:
-        pages = int(pages)
-        laps = max(3, int(np.ceil(100_000 / pages)))
-        s = MMU("zen3").run(chase_address_stream("tlb", n_pages=pages, laps=laps),
-                            warmup_records=pages)
-        l1.append(s.l1d_miss_rate)
-        l2.append(s.l2_misses / (s.l1d_hits + s.l1d_misses))
-    df = measured.assign(sim_l1d_tlb_miss_rate=l1, sim_walks_per_access=l2)
-    fig = _measured_vs_simulated(
-        df.pages, df.ns_per_load_min,
-        [(df.sim_l1d_tlb_miss_rate, "C0--", "simulated L1 DTLB miss rate"),
-         (df.sim_walks_per_access, "C3--", "simulated walks per access")],
-        "pages touched (one 64 B line per 4 KiB page)", "simulated rate",
-        "TLB reach on this machine vs simkit.tlb (zen3 preset), same addresses")
-    return df, _save(df, fig, outdir, "tlb-validation")
+from simkit.experiments._base import experiment, save_outputs
 
 
 # --- Victima reproduction ------------------------------------------------------------------
@@ -171,7 +143,7 @@ def victima(quick: bool = True, outdir: Path = Path("results"), *, records: int 
             rows.append(row)
     df = _add_reductions(pd.concat(rows, ignore_index=True))
     summary = victima_summary(df)
-    paths = _save(df, _victima_figure(df, "native"), outdir, "victima")
+    paths = save_outputs(df, _victima_figure(df, "native"), outdir, "victima")
     if (df.environment == "virtualized").any():
         png = outdir / "victima-virtualized.png"
         _replace(png, lambda tmp: _victima_figure(df, "virtualized").savefig(

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simkit.experiments import _save, _write_csv, experiment, summary_rows
+from simkit.experiments._base import save_outputs, write_csv, experiment, summary_rows
 
 WASTE_SPECS = ("static-max-context", "static-trace-max", "paged-16", "paged-32",
                "vattention-64KiB", "vattention-2MiB")
@@ -125,8 +125,8 @@ def kv_paging(quick: bool = True, outdir: Path = Path("results")):
     df = pd.DataFrame(_waste_rows() + _max_batch_rows() + _prefix_rows(quick) + serving)
     summary = kv_summary(df)
     fig = _figure(df, timelines)
-    paths = _save(df, fig, Path(outdir), "kv-paging")
-    return df, paths + [_write_csv(summary, Path(outdir) / "kv-paging-summary.csv")]
+    paths = save_outputs(df, fig, Path(outdir), "kv-paging")
+    return df, paths + [write_csv(summary, Path(outdir) / "kv-paging-summary.csv")]
 
 
 def kv_summary(df):

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simkit.experiments import _save, _write_csv, experiment, summary_rows
+from simkit.experiments._base import save_outputs, write_csv, experiment, summary_rows
 
 MODELS = ("ptmalloc", "sjmalloc", "hardened", "hardened-light", "mimalloc")
 QUICK_REAL = ("cc1", "python-json")
@@ -108,9 +108,9 @@ def allocators(quick: bool = True, outdir: Path = Path("results")):
     summary = alloc_summary(df, sec)
     fig = _figure(df, timelines)
     outdir = Path(outdir)
-    paths = _save(df, fig, outdir, "allocators")
-    return df, paths + [_write_csv(summary, outdir / "allocators-summary.csv"),
-                        _write_csv(sec, outdir / "allocators-security.csv")]
+    paths = save_outputs(df, fig, outdir, "allocators")
+    return df, paths + [write_csv(summary, outdir / "allocators-summary.csv"),
+                        write_csv(sec, outdir / "allocators-security.csv")]
 
 
 def alloc_summary(df, sec):

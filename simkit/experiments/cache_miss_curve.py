@@ -1,0 +1,54 @@
+"""Miss rate vs cache size and replacement policy on the shipped real traces: ``cache-miss-curve``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from simkit.experiments._base import experiment, save_outputs
+
+
+@experiment("cache-miss-curve")
+def cache_miss_curve(quick: bool = True, outdir: Path = Path("results")):
+    """Miss rate vs cache size and replacement policy on the shipped real traces."""
+    import pandas as pd
+    from matplotlib.figure import Figure
+    from tqdm import tqdm
+
+    from simkit.cache import Hierarchy, single
+    from simkit.trace.catalog import find_trace, list_traces
+    from simkit.trace.format import open_trace
+
+    sizes = [4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20] if quick else \
+        [1 << k for k in range(12, 23)]
+    policies = ["lru", "plru", "srrip", "drrip", "random"]
+    limit = 500_000 if quick else None
+    names = list(list_traces()["name"])
+    rows = []
+    jobs = [(n, s, p) for n in names for s in sizes for p in policies]
+    traces = {}
+    for name, size, pol in tqdm(jobs, desc="cache-miss-curve", disable=None, leave=False):
+        if name not in traces:
+            recs = open_trace(find_trace(name)).read()
+            traces[name] = np.asarray(recs[:limit] if limit else recs)
+        recs = traces[name]
+        warm = len(recs) // 10
+        stats = Hierarchy(single(size, 8, policy=pol)).run(recs, warmup_records=warm)
+        df = stats.to_frame()
+        df["trace"] = name
+        rows.append(df)
+    df = pd.concat(rows, ignore_index=True)
+    fig = Figure(figsize=(4.2 * len(names), 3.6))
+    axes = fig.subplots(1, len(names), squeeze=False)[0]
+    for ax, name in zip(axes, names):
+        for pol in policies:
+            d = df[(df.trace == name) & (df.param_policy == pol)].sort_values("param_size_bytes")
+            ax.plot(d.param_size_bytes / 1024, d.miss_rate * 100, marker="o", ms=3, label=pol)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("cache size (KiB), 8-way, 64 B lines")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("miss rate (%)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Miss rate vs size on real traces (simkit.cache, after 10% warm-up)")
+    return df, save_outputs(df, fig, outdir, "cache-miss-curve")
