@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Callable
 
 from simkit.errors import InputError
+from simkit.atomic import write_via
 
 SIMULATORS = ("cache", "tlb", "kv")
 RUN_KEYS = ("max_records", "warmup_records")
@@ -120,7 +121,12 @@ class Grid:
             v = d.get(k)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
                 raise InputError(f"{where}: {k}: expected a non-negative integer, got {v!r}")
-        return cls(name=str(d.get("name", "sweep")), simulator=sim, traces=tuple(traces),
+        name = d.get("name", "sweep")
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name) \
+                or name in (".", ".."):
+            raise InputError(f"{where}: name: {str(name)[:60]!r} is not a plain name (letters, "
+                             f"digits, '.', '_', '-'; it names the output folder)")
+        return cls(name=name, simulator=sim, traces=tuple(traces),
                    base=dict(base), grid=grid, max_records=d.get("max_records"),
                    warmup_records=d.get("warmup_records", 0) or 0)
 
@@ -294,9 +300,7 @@ def grid_column(key: str) -> str:
 
 
 def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    write(tmp)
-    os.replace(tmp, path)
+    write_via(path, write)
 
 
 def done_ids(outdir: str | os.PathLike) -> set[str]:
@@ -364,16 +368,18 @@ def run_sweep(grid: Grid, outdir: str | os.PathLike, *, scheduler: str | None = 
         own = None
         if client is None:
             try:
-                from distributed import Client, LocalCluster
+                from distributed import Client
             except ImportError:
                 raise InputError("sweep: dask.distributed is not installed (pip install -e "
                                  "'.[dist]'), or run inline with --workers 0") from None
             if scheduler:
-                client = own = Client(scheduler)
+                try:
+                    client = own = Client(scheduler, timeout=10)
+                except (OSError, TimeoutError, ValueError) as exc:
+                    raise InputError(f"--scheduler {scheduler}: cannot connect "
+                                     f"({exc.__class__.__name__}: {str(exc)[:120]})") from None
             else:
-                cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
-                                       processes=True, dashboard_address=None)
-                client = own = Client(cluster)
+                client = own = Client(local_cluster(workers))
         try:
             from distributed import as_completed
 
@@ -400,6 +406,16 @@ def run_sweep(grid: Grid, outdir: str | os.PathLike, *, scheduler: str | None = 
     return SweepReport(tasks=len(tasks), skipped=len(have & {t.id for t in tasks}),
                        done=len(results) - len(failed), failed=len(failed),
                        seconds=time.perf_counter() - t0, errors=failed)
+
+
+def local_cluster(workers: int):
+    """A dask LocalCluster of ``workers`` single-threaded processes that listens on the loopback
+    interface only and serves no dashboard (nothing reachable from another machine)."""
+    from distributed import LocalCluster
+
+    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                        host="127.0.0.1", dashboard_address=None,
+                        worker_dashboard_address=None)
 
 
 def _bar(total: int, desc: str, progress: bool | None):

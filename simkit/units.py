@@ -49,3 +49,71 @@ def format_bytes(n: int | float) -> str:
 
 def is_power_of_two(n: int) -> bool:
     return n > 0 and (n & (n - 1)) == 0
+
+
+_COUNT = re.compile(r"^\s*(\d+(?:\.\d+)?(?:[eE]\+?\d+)?)\s*([a-zA-Z]*)\s*$")
+
+
+def parse_count(value: int | str, field: str = "count", minimum: int = 0,
+                maximum: int | None = None) -> int:
+    """A whole count from ``value``: 1000, "1_000", "1e6", "60M" (binary: 60 * 2^20, as sizes),
+    "1GiB". Raises ValueError naming ``field`` unless ``minimum <= count <= maximum``."""
+    from decimal import Decimal, InvalidOperation
+
+    if isinstance(value, bool):
+        raise ValueError(f"{field}: expected a count, got {value!r}")
+    if isinstance(value, int):
+        n = value
+    else:
+        text = str(value).replace("_", "")
+        m = _COUNT.match(text)
+        if not m or m.group(2).lower() not in _SUFFIX or m.group(2).lower() == "b":
+            raise ValueError(f"{field}: expected a count such as 1000, 1e6 or 60M, "
+                             f"got {value!r}")
+        try:
+            number = Decimal(m.group(1)) * _SUFFIX[m.group(2).lower()]
+        except InvalidOperation:
+            raise ValueError(f"{field}: expected a count, got {value!r}") from None
+        if number != number.to_integral_value():
+            raise ValueError(f"{field}: {value!r} is not a whole number")
+        n = int(number)
+    if n < minimum:
+        raise ValueError(f"{field}: must be >= {minimum}, got {value}")
+    if maximum is not None and n > maximum:
+        raise ValueError(f"{field}: at most {maximum} here, got {value}")
+    return n
+
+
+def count_type(minimum: int = 0, maximum: int | None = None):
+    """An argparse ``type=`` for counts (see ``parse_count``); argparse names the option."""
+    import argparse
+
+    def parse(value: str) -> int:
+        try:
+            return parse_count(value, "value", minimum, maximum)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix("value: ")) from None
+
+    parse.__name__ = "count"
+    return parse
+
+
+def finite_type(lo: float | None = None, hi: float | None = None):
+    """An argparse ``type=`` for a finite float within [lo, hi] (NaN and inf refused)."""
+    import argparse
+    import math
+
+    def parse(value: str) -> float:
+        try:
+            x = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+        if not math.isfinite(x):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {value!r}")
+        if (lo is not None and x < lo) or (hi is not None and x > hi):
+            rng = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
+            raise argparse.ArgumentTypeError(f"must be within {rng}, got {value!r}")
+        return x
+
+    parse.__name__ = "number"
+    return parse

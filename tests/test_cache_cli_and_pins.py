@@ -102,4 +102,4 @@ def test_tlb_run_and_errors(tmp_path, capsys):
     df = pd.read_parquet(out)
     assert df.loc[0, "records"] == 300_000 and df.loc[0, "walks"] > 0
     assert main(["tlb", "run", "--trace", "gups", "--huge-fraction", "1.5"]) == 2
-    assert "huge_page_fraction" in capsys.readouterr().err
+    assert "--huge-fraction" in capsys.readouterr().err

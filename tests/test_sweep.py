@@ -100,3 +100,32 @@ def test_local_cluster_survives_a_killed_worker_and_a_resume(tmp_path):
     assert done_ids(tmp_path) == ids                        # every task has its result ...
     assert df.groupby("task_id").size().eq(3).all()         # ... exactly once (3 levels each)
     assert rep2.skipped == 12 - (rep2.done + rep2.failed) and rep2.failed == 0
+
+
+def test_local_cluster_listens_on_loopback_only_without_dashboard():
+    pytest.importorskip("distributed")
+    from simkit.sweep import local_cluster
+
+    with local_cluster(1) as cluster:
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:"), cluster.scheduler_address
+        # distributed always starts its small HTTP server (health, metrics); it must listen
+        # on the loopback interface only (the bokeh dashboard is not asked for)
+        http = cluster.scheduler.http_server
+        hosts = {sock.getsockname()[0] for sock in http._sockets.values()}
+        assert hosts == {"127.0.0.1"}, hosts
+        for w in cluster.workers.values():
+            assert w.address.startswith("tcp://127.0.0.1:"), w.address
+
+
+def test_unreachable_scheduler_is_one_line(tmp_path, capsys):
+    pytest.importorskip("distributed")
+    from simkit.cli import main
+
+    grid = tmp_path / "g.toml"
+    grid.write_text('name = "g"\nsimulator = "cache"\ntraces = ["gups"]\nmax_records = 1000\n'
+                    '[base]\npreset = "zen3"\n[grid]\n"L1.ways" = [4]\n')
+    rc = main(["sweep", str(grid), "--out", str(tmp_path / "o"), "--scheduler",
+               "tcp://127.0.0.1:9"])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert err.count("\n") == 1 and err.startswith("simkit: error: --scheduler"), err

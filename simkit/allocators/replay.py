@@ -115,6 +115,10 @@ def load_cost(cost) -> dict:
 
 
 _NO_ADDR = np.zeros(0, np.int64)
+# A request this large cannot be served (x86-64 user space is 2^47 bytes): glibc returns NULL.
+# The replay counts it as a failed allocation; a later free of that object is free(NULL).
+MAX_REQUEST = 1 << 47
+_ALLOCS = np.array([AllocOp.MALLOC, AllocOp.CALLOC, AllocOp.REALLOC, AllocOp.MEMALIGN])
 
 
 def _columns(chunk: np.ndarray):
@@ -145,6 +149,41 @@ class AllocatorModel:
         self.eng = self.engine_cls(self.cfg, objects, strict=self.strict,
                                    sample_every=sample_every)
         self._next_id = 0
+        self._id_limit = objects        # ids a trace may name (the header's object count)
+        self._failed: set[int] = set()  # objects whose allocation failed (size >= MAX_REQUEST)
+        self._failed_allocs = 0
+
+    def _checked(self, chunk: np.ndarray, offset: int, tname: str):
+        """Validate a chunk before a kernel sees it (vectorised): known ops, ids within the
+        object table, and requests that can exist; returns (records, their indices in chunk)
+        with failed allocations (and frees of their objects) taken out."""
+        op = chunk["op"]
+        bad = np.flatnonzero(op > AllocOp.MEMALIGN)
+        if len(bad):
+            i = int(bad[0])
+            raise InputError(f"{tname}: record {offset + i}: unknown op {int(op[i])} "
+                             f"(0..{int(AllocOp.MEMALIGN)})")
+        ids, old = chunk["id"], chunk["old_id"]
+        bad = np.flatnonzero((ids >= self._id_limit)
+                             | ((op == AllocOp.REALLOC) & (old != NONE) & (old >= self._id_limit)))
+        if len(bad):
+            i = int(bad[0])
+            which = int(ids[i]) if ids[i] >= self._id_limit else int(old[i])
+            raise InputError(f"{tname}: record {offset + i}: object id {which} is beyond the "
+                             f"trace's object count ({self._id_limit}; header meta.extra.objects)")
+        huge = (chunk["size"] >= MAX_REQUEST) & (op != AllocOp.FREE)
+        if not huge.any() and not self._failed:
+            return chunk, None
+        keep = ~huge
+        self._failed.update(ids[huge].tolist())
+        self._failed_allocs += int(huge.sum())
+        failed = np.fromiter(self._failed, np.int64, len(self._failed))
+        keep &= ~((op == AllocOp.FREE) & np.isin(ids, failed))
+        chunk = chunk.copy()
+        from_failed = (op == AllocOp.REALLOC) & np.isin(old, failed)
+        chunk["old_id"][from_failed] = NONE          # realloc(NULL, n) is malloc(n)
+        index = np.flatnonzero(keep)
+        return chunk[index], index
 
     # ---- replay -----------------------------------------------------------------------------
     def run(self, trace, *, timeline_points: int = 400, max_events: int | None = None,
@@ -155,6 +194,7 @@ class AllocatorModel:
             total, objects = len(t), t.objects
             chunks = t.chunks(chunk_records)
             tname = name or t.path.name.split(".")[0]
+            where = str(t.path)
         else:
             recs = np.asarray(trace)
             if recs.dtype != ALLOC_DTYPE:
@@ -163,6 +203,7 @@ class AllocatorModel:
             objects = int(recs["id"].max()) + 1 if total else 0
             chunks = (recs[s:s + chunk_records] for s in range(0, total, chunk_records))
             tname = name or "records"
+            where = tname
         if max_events is not None:
             total = min(total, max_events)
         sample = max(1, total // timeline_points) if timeline_points else 0
@@ -175,11 +216,20 @@ class AllocatorModel:
                 break
             if max_events is not None:
                 chunk = chunk[:max_events - done]
-            nt = self._feed(chunk, T, nt, done, tname)
+            nt = self._feed(chunk, T, nt, done, where)
             done += len(chunk)
         return self._stats(tname, done, T[:nt])
 
     def _feed(self, chunk, T, nt, offset, tname, out_addr=None) -> int:
+        chunk, index = self._checked(chunk, offset, tname)
+        if index is not None and out_addr is not None:
+            sub = np.zeros(len(chunk), np.int64)
+            nt = self._feed_checked(chunk, T, nt, offset, tname, sub, index)
+            out_addr[index] = sub
+            return nt
+        return self._feed_checked(chunk, T, nt, offset, tname, out_addr, index)
+
+    def _feed_checked(self, chunk, T, nt, offset, tname, out_addr, index) -> int:
         cols = _columns(chunk)
         start = 0
         out = _NO_ADDR if out_addr is None else out_addr
@@ -193,7 +243,8 @@ class AllocatorModel:
                 continue
             r = chunk[idx]
             which = int(r["id"]) if int(r["op"]) == AllocOp.FREE else int(r["old_id"])
-            raise InputError(f"{tname}: record {offset + idx}: "
+            at = offset + (int(index[idx]) if index is not None else idx)
+            raise InputError(f"{tname}: record {at}: "
                              f"{AllocOp(int(r['op'])).name.lower()} of object {which}, "
                              f"which is not live")
 
@@ -203,6 +254,7 @@ class AllocatorModel:
         e = self.eng
         S = e.S
         counters = {n: int(e.C[i]) for i, n in enumerate(e.counter_names)}
+        counters["failed_allocations"] = self._failed_allocs
         tl = pd.DataFrame(T, columns=["event", "live_bytes", "heap_bytes", "mmapped_bytes",
                                       "rss_bytes"])
         return AllocStats(
@@ -219,7 +271,7 @@ class AllocatorModel:
         """Replay ``records`` from an empty heap; the address each event returned (0 for
         frees), as the real allocator's would be (``simkit.bench.malloc.replay_addresses``)."""
         records = np.asarray(records)
-        self.reset(int(records["id"].max()) + 1 if len(records) else 16)
+        self.reset(max(int(records["id"].max()) + 1, 16) if len(records) else 16)
         out = np.zeros(len(records), np.int64)
         T = np.zeros((1, K.NT), np.int64)
         for s in range(0, len(records), chunk_records):
@@ -231,7 +283,9 @@ class AllocatorModel:
     def _step(self, op, oid, old=NONE, size=0, align=0) -> int:
         rec = np.zeros(1, ALLOC_DTYPE)
         rec["op"], rec["id"], rec["old_id"], rec["size"], rec["align"] = op, oid, old, size, align
-        self.eng.objects(max(oid if oid != NONE else 0, old if old != NONE else 0) + 1)
+        need = max(oid if oid != NONE else 0, old if old != NONE else 0) + 1
+        self.eng.objects(need)
+        self._id_limit = max(self._id_limit, need)
         T = np.zeros((1, K.NT), np.int64)
         self._feed(rec, T, 0, 0, self.name)
         return int(self.eng.S[K.S_LASTCHECK])

@@ -153,7 +153,8 @@ class Hierarchy:
         if name:
             self._trace = name
         start = drive(chunks, total, self._feed, lambda: self.stats,
-                      warmup_records=warmup_records, progress=progress, desc="cache")
+                      warmup_records=warmup_records, progress=progress, desc="cache",
+                      name=name)
         return self.stats - start
 
 

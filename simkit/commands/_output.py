@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from simkit.errors import InputError
+from simkit.atomic import write_via
 
 OUT_SUFFIXES = (".csv", ".parquet", ".json")
 
@@ -31,9 +31,9 @@ def check_out_path(path: Path | None, option: str = "--out",
 def write_frame(df, path: Path) -> Path:
     """Write ``df`` to ``path`` by way of a temporary file, so no partial file is ever left."""
     check_out_path(path)
-    tmp = path.with_name(path.name + ".partial")
-    try:
-        suffix = path.suffix.lower()
+    suffix = path.suffix.lower()
+
+    def write(tmp):
         if suffix == ".csv":
             df.to_csv(tmp, index=False)
         elif suffix == ".json":
@@ -44,10 +44,8 @@ def write_frame(df, path: Path) -> Path:
             except ImportError:
                 raise InputError(f"--out {path}: parquet needs pyarrow "
                                  f"(pip install 'simkit[parquet]')") from None
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+
+    return write_via(path, write)
 
 
 def print_frame(df, columns=None, floatfmt: str = "{:.4g}") -> None:

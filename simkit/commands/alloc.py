@@ -12,6 +12,8 @@ from pathlib import Path
 
 from simkit.commands._output import add_out_argument, check_out_path, emit, write_frame
 from simkit.errors import InputError
+from simkit.units import count_type
+from simkit.atomic import write_via
 
 TABLE = ("allocator", "trace", "events", "peak_footprint_bytes", "peak_live_bytes",
          "fragmentation", "metadata_bytes", "cost_ns_per_op", "page_faults", "events_per_s")
@@ -30,7 +32,7 @@ def register(sub) -> None:
                    help="model preset, repeatable (default: all)")
     q.add_argument("--config", type=Path, action="append", metavar="FILE.toml",
                    help="a model config from TOML (base = PRESET, fields to override)")
-    q.add_argument("--max-events", type=int, metavar="N")
+    q.add_argument("--max-events", type=count_type(0), metavar="N")
     q.add_argument("--cost", type=Path, metavar="FILE.json",
                    help="cost weights fitted by simkit bench malloc --calibration")
     add_out_argument(q)
@@ -95,9 +97,8 @@ def cmd_run(args) -> int:
         ax.set_ylabel("MiB")
         ax.set_title(f"{path.name}: modelled footprint (RSS) over the trace")
         ax.legend(fontsize=8)
-        tmp = args.plot.with_name(args.plot.stem + ".partial" + args.plot.suffix)
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        tmp.replace(args.plot)
+        write_via(args.plot, lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight"),
+                  ".partial" + args.plot.suffix)
         print(f"wrote {args.plot}")
     return 0
 

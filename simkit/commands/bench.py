@@ -14,6 +14,7 @@ from pathlib import Path
 
 from simkit.commands._output import add_out_argument, check_out_path, emit, print_frame
 from simkit.errors import InputError
+from simkit.units import count_type, finite_type
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 TABLE = ("sweep", "page_kind", "working_set", "pages", "ns_per_load_min", "ns_per_load_median",
@@ -39,17 +40,17 @@ def register(sub) -> None:
                    help="which sweep to run (default: all)")
     p.add_argument("--pages", choices=("4k", "thp", "both"), default="both",
                    help="buffer page kind: 4k (MADV_NOHUGEPAGE), thp (MADV_HUGEPAGE), or both")
-    p.add_argument("--runs", type=int, help="timed runs per point (default 21; quick 7)")
-    p.add_argument("--run-ms", type=float, help="length of one run in ms (default 30; quick 3)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the Sattolo cycles (default 0)")
-    p.add_argument("--cpu", type=int, help="CPU to pin to (default: the highest allowed)")
+    p.add_argument("--runs", type=count_type(1), help="timed runs per point (default 21; quick 7)")
+    p.add_argument("--run-ms", type=finite_type(0.001, 60000), help="length of one run in ms (default 30; quick 3)")
+    p.add_argument("--seed", type=count_type(0), default=0, help="seed of the Sattolo cycles (default 0)")
+    p.add_argument("--cpu", type=count_type(0), help="CPU to pin to (default: the highest allowed)")
     add_out_argument(p)
     p.add_argument("--calibration", metavar="FILE.json", type=Path,
                    help="write the calibration (machine, method, ladder, knees) as JSON")
     p.add_argument("--plot", metavar="FILE.png", type=Path,
                    help="save a figure of the latency curves with the knees marked "
                         "(.png, .svg or .pdf)")
-    p.set_defaults(func=run_cpu)
+    p.set_defaults(func=run_cpu, _outputs=("calibration",))
     from simkit.commands import bench_gpu
     bench_gpu.register(what)
     from simkit.commands import bench_malloc

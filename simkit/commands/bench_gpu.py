@@ -15,6 +15,7 @@ import argparse
 from pathlib import Path
 
 from simkit.errors import InputError
+from simkit.units import count_type
 
 EXIT_NO_GPU = 3
 EXIT_SOME_FAILED = 1
@@ -37,10 +38,10 @@ def register(what) -> None:
                    help=f"comma-separated subset of: {', '.join(BENCHES)} (default: all)")
     p.add_argument("--outdir", metavar="DIR", type=Path,
                    help="write tables, plots, JSON, the KV calibration and validation plots here")
-    p.add_argument("--device", type=int, default=0, help="CUDA device index (default 0)")
+    p.add_argument("--device", type=count_type(0), default=0, help="CUDA device index (default 0)")
     p.add_argument("--model", default="Llama-2-7B",
                    help="model shape for the GEMM and attention benchmarks (default Llama-2-7B)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the chase cycles and data")
+    p.add_argument("--seed", type=count_type(0), default=0, help="seed of the chase cycles and data")
     p.add_argument("--from-rows", metavar="DIR", type=Path,
                    help="no measuring: rebuild everything from recorded gpu-<bench>.csv tables")
     p.add_argument("--require-gpu", action="store_true",

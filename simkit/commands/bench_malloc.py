@@ -10,6 +10,8 @@ from pathlib import Path
 
 from simkit.commands._output import add_out_argument, check_out_path, emit, print_frame, write_frame
 from simkit.errors import InputError
+from simkit.units import count_type
+from simkit.atomic import write_via
 
 QUICK_TRACES = ("cc1", "python-json")
 TABLE = ("trace", "allocator", "ns_per_op", "delta_hwm_kib", "hwm_kib", "time_ratio_to_glibc",
@@ -31,10 +33,10 @@ def register(what) -> None:
                         "(default: every shipped trace; --quick: cc1 and python-json)")
     p.add_argument("--allocator", action="append", metavar="NAME",
                    help="glibc, jemalloc, mimalloc, tcmalloc, scudo; repeatable (default: all)")
-    p.add_argument("--runs", type=int, default=None, help="runs per allocator (default 5; "
+    p.add_argument("--runs", type=count_type(1), default=None, help="runs per allocator (default 5; "
                                                           "quick 3)")
     p.add_argument("--quick", action="store_true", help="two small traces, 3 runs")
-    p.add_argument("--max-events", type=int, help="replay only the first N events")
+    p.add_argument("--max-events", type=count_type(0), help="replay only the first N events")
     p.add_argument("--validate", action="store_true",
                    help="model peak footprint vs measured peak RSS, per trace")
     p.add_argument("--security", action="store_true", help="the allocator x property table")
@@ -45,7 +47,7 @@ def register(what) -> None:
     p.add_argument("--calibration", type=Path, metavar="FILE.json",
                    help="fit the ptmalloc model's cost weights on glibc's medians and write "
                         "them (with the machine) as JSON; use with simkit alloc run --cost")
-    p.set_defaults(func=run_malloc)
+    p.set_defaults(func=run_malloc, _outputs=("calibration",))
 
 
 def load_traces(names, max_events=None) -> dict:
@@ -104,9 +106,8 @@ def run_malloc(args) -> int:
         cal = bm.fit_cost(traces, med)
         print("\ncost weights fitted on glibc (ns): "
               + ", ".join(f"{k} {v:.3g}" for k, v in cal["cost_ns"].items()))
-        tmp = args.calibration.with_name(args.calibration.name + ".partial")
-        tmp.write_text(json.dumps(cal, indent=1, default=str))
-        os.replace(tmp, args.calibration)
+        text = json.dumps(cal, indent=1, default=str)
+        write_via(args.calibration, lambda tmp: tmp.write_text(text))
         print(f"wrote {args.calibration}")
     if args.security:
         from simkit.allocators.security import security_table

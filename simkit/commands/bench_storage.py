@@ -19,6 +19,7 @@ from pathlib import Path
 
 from simkit.commands._output import add_out_argument, check_out_path, emit, write_frame
 from simkit.errors import InputError
+from simkit.units import count_type, finite_type
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 TABLE = ("mode", "direct", "chunk_bytes", "threads", "reads", "bytes_per_s", "iops",
@@ -39,11 +40,11 @@ def register(what) -> None:
     p.add_argument("--quick", action="store_true", help="5 chunks x 4 thread counts, 0.3 s each")
     p.add_argument("--chunks", help="comma-separated chunk sizes (default 4k..1M, powers of 2)")
     p.add_argument("--threads", help="comma-separated thread counts (default 1,2,4,8,16,32)")
-    p.add_argument("--seconds", type=float, default=None,
+    p.add_argument("--seconds", type=finite_type(0.01, 3600), default=None,
                    help="seconds per point (default 1; quick 0.3)")
     p.add_argument("--no-direct", action="store_true", help="buffered reads (page cache "
                    "dropped with posix_fadvise before every point)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=count_type(0), default=0)
     add_out_argument(p)
     p.add_argument("--calibration", type=Path, metavar="FILE.json",
                    help="write the measured calibration (for simkit flash run --storage)")
@@ -53,11 +54,11 @@ def register(what) -> None:
                         "(FILE.ffn beside --file, 755 MB, kept for reuse like --file)")
     p.add_argument("--validate-policy", default="all",
                    help="policy of the validation (default all; 'windowing' is unbundled)")
-    p.add_argument("--validate-tokens", type=int, default=64,
+    p.add_argument("--validate-tokens", type=count_type(1), default=64,
                    help="tokens of the schedule to execute (default 64)")
     p.add_argument("--validate-out", type=Path, metavar="FILE.csv",
                    help="per-token measured vs predicted I/O time")
-    p.set_defaults(func=run_storage)
+    p.set_defaults(func=run_storage, _outputs=("calibration",))
 
 
 def _sizes(text, what):

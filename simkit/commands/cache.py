@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from simkit.commands._output import add_out_argument, check_out_path, emit
+from simkit.errors import InputError
+from simkit.units import count_type
 
 SHOW = ["trace", "level", "accesses", "hits", "misses", "miss_rate", "mpki", "evictions",
         "writebacks", "param_size_bytes", "param_ways", "param_policy"]
@@ -31,8 +33,8 @@ def register(sub) -> None:
                    help="named hierarchy (default reference-3level; see --list-presets)")
     g.add_argument("--config", metavar="TOML", help="hierarchy from a TOML file")
     g.add_argument("--size", help="a single level of this size (e.g. 32KiB)")
-    r.add_argument("--ways", type=int, default=8)
-    r.add_argument("--line", type=int, default=64)
+    r.add_argument("--ways", type=count_type(1), default=8)
+    r.add_argument("--line", type=count_type(1), default=64)
     r.add_argument("--policy", default="lru")
     add_out_argument(r)
     r.set_defaults(func=handle_run)
@@ -41,7 +43,7 @@ def register(sub) -> None:
     _trace_args(s)
     s.add_argument("--sizes", default="4KiB,8KiB,16KiB,32KiB,64KiB,128KiB,256KiB,512KiB,1MiB")
     s.add_argument("--policies", default="lru,srrip")
-    s.add_argument("--ways", type=int, default=8)
+    s.add_argument("--ways", type=count_type(1), default=8)
     add_out_argument(s)
     s.set_defaults(func=handle_sweep)
 
@@ -51,8 +53,8 @@ def register(sub) -> None:
 
 def _trace_args(p) -> None:
     p.add_argument("--trace", required=True, help="trace file (.skt[.xz|.gz]) or catalog name")
-    p.add_argument("--warmup", type=int, default=0, metavar="N", help="records of warm-up")
-    p.add_argument("--max-records", type=int, default=None, metavar="N")
+    p.add_argument("--warmup", type=count_type(0), default=0, metavar="N", help="records of warm-up")
+    p.add_argument("--max-records", type=count_type(0), default=None, metavar="N")
 
 
 def _open(args):
@@ -82,6 +84,10 @@ def handle_sweep(args) -> int:
     check_out_path(args.out)
     sizes = [parse_size(s.strip(), "--sizes") for s in args.sizes.split(",") if s.strip()]
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+    if not sizes:
+        raise InputError(f"--sizes: no size in {args.sizes!r} (e.g. 32KiB,64KiB)")
+    if not policies:
+        raise InputError(f"--policies: no policy in {args.policies!r} (e.g. lru,srrip)")
     configs = [single(size, args.ways, policy=pol) for size in sizes for pol in policies]
     trace = _open(args)
     frames = [Hierarchy(c).run(trace, warmup_records=args.warmup,

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from simkit.commands._output import add_out_argument, check_out_path, emit, write_frame
 from simkit.errors import InputError
+from simkit.units import count_type, finite_type
 
 TABLE = ("param_model", "param_policy", "param_window_tokens", "trace", "tokens",
          "needed_fraction", "loaded_fraction", "cached_fraction", "flash_bytes_per_token",
@@ -44,33 +45,33 @@ def register(sub) -> None:
                         "joined by '+': hybrid, predictor, windowing, bundling")
     r.add_argument("--activations", required=True,
                    help="shipped trace name (smollm2-135m), trace file, or 'synthetic'")
-    r.add_argument("--sparsity", type=float, default=None,
+    r.add_argument("--sparsity", type=finite_type(0.0, 1.0), default=None,
                    help="shipped trace: which sparsity (default 0.9); synthetic: mean "
                         "inactive share (default: the paper's 0.967 for OPT's Table 6)")
     r.add_argument("--predictor", choices=("trace", "oracle"), default="trace",
                    help="trace: the trace's predicted sets (low-rank or error model); oracle: "
                         "the true active sets")
-    r.add_argument("--window", type=int, default=5, help="windowing: tokens kept (default 5)")
-    r.add_argument("--tokens", type=int, default=None, help="simulate the first N tokens "
+    r.add_argument("--window", type=count_type(0), default=5, help="windowing: tokens kept (default 5)")
+    r.add_argument("--tokens", type=count_type(1), default=None, help="simulate the first N tokens "
                    "(synthetic: generate N; default 256)")
     r.add_argument("--storage", default="published-m1max",
                    help="storage calibration: shipped name or JSON from `simkit bench storage`")
-    r.add_argument("--threads", type=int, default=32, help="parallel reads (default 32)")
+    r.add_argument("--threads", type=count_type(1), default=32, help="parallel reads (default 32)")
     r.add_argument("--memory-management", choices=("preallocated", "reallocate"),
                    default="preallocated")
-    r.add_argument("--fn-rate", type=float, help="error-model predictor: false-negative rate")
-    r.add_argument("--fp-rate", type=float, help="error-model predictor: false-positive rate")
-    r.add_argument("--error-stay", type=float, default=None,
+    r.add_argument("--fn-rate", type=finite_type(0.0, 1.0), help="error-model predictor: false-negative rate")
+    r.add_argument("--fp-rate", type=finite_type(0.0, 1.0), help="error-model predictor: false-positive rate")
+    r.add_argument("--error-stay", type=finite_type(0.0, 1.0), default=None,
                    help="error model: persistence of errors (default: --stay-on if given, "
                         "else the trace's pooled persistence)")
-    r.add_argument("--stay-on", type=float, default=None,
+    r.add_argument("--stay-on", type=finite_type(0.0, 1.0), default=None,
                    help="synthetic: each neuron's P(active at t+1 | active at t) (default: the "
                         "value whose pooled persistence equals the shipped SmolLM2 trace's at "
                         "the nearest sparsity)")
-    r.add_argument("--skew", type=float, default=1.53,
+    r.add_argument("--skew", type=finite_type(0.0), default=1.53,
                    help="synthetic: log-normal spread of per-neuron rates (default 1.53: 26%% "
                         "of neurons carry 80%% of activations, PowerInfer)")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=count_type(0), default=0)
     add_out_argument(r)
     r.add_argument("--per-token", type=Path, metavar="FILE.csv",
                    help="also write one row per token")
@@ -122,6 +123,9 @@ def build_trace(args, model):
             from simkit.flash.paper import stay_for_persistence
             stay = stay_for_persistence(measured_stay_on(1 - fr.mean()), args.skew,
                                         model.layers, model.ffn, args.seed, fr)
+        from simkit.resources import check_fits
+        # the synthetic sets (bool per token, layer and neuron) and the predictor's beside them
+        check_fits("--tokens", need_memory=3 * (n or 256) * model.layers * model.ffn)
         tr = A.synthetic_trace(model.layers, model.ffn, n or 256, fr, stay, args.skew,
                                args.seed, name="synthetic")
         if args.fn_rate is None and args.fp_rate is None:
@@ -130,6 +134,9 @@ def build_trace(args, model):
         tr = A.load_activations(args.activations, 0.9 if args.sparsity is None
                                 else args.sparsity)
         if n is not None:
+            if n > tr.tokens:
+                raise InputError(f"--tokens: {n} is more than the {tr.tokens} tokens of "
+                                 f"--activations {args.activations}")
             tr = tr.head(n)
     if args.fn_rate is not None or args.fp_rate is not None:
         es = args.error_stay

@@ -18,13 +18,13 @@ from __future__ import annotations
 import dataclasses
 
 import argparse
-import os
 import shlex
 from pathlib import Path
 
 from simkit.commands._output import add_out_argument, check_out_path
 from simkit.errors import InputError
 from simkit.units import format_bytes, parse_size
+from simkit.atomic import write_via
 
 TRACE_SUFFIXES = (".skt", ".skt.xz", ".skt.gz")
 FLAGS = {"layout": "--layout", "batch": "--batch", "steps": "--steps",
@@ -255,12 +255,7 @@ def plot_memory(timeline, path: Path, title: str) -> None:
     ax.margins(x=0)
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".partial.png")
-    try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_via(path, lambda tmp: fig.savefig(tmp, dpi=120), ".partial.png")
 
 
 def cmd_run(args) -> int:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from simkit.atomic import write_via
 
 
 def register(sub) -> None:
@@ -54,18 +55,15 @@ def handle(args) -> int:
             args.gallery.mkdir(parents=True, exist_ok=True)
             for path in paths:
                 if path.suffix == ".png":
-                    tmp = args.gallery / f".{path.name}.partial"
-                    shutil.copyfile(path, tmp)
-                    tmp.replace(args.gallery / path.name)
+                    write_via(args.gallery / path.name,
+                              lambda tmp, src=path: shutil.copyfile(src, tmp))
     if len(names) > 1 and summaries:
         allsum = pd.concat(summaries, ignore_index=True)
         cols = ["experiment"] + [c for c in ("environment", "check", "paper", "paper_value",
                                              "ours", "ours_value", "ratio", "holds", "note")
                                  if c in allsum]
         out = args.outdir / "summary.csv"
-        tmp = out.with_name(out.name + ".partial")
-        allsum[cols].to_csv(tmp, index=False)
-        tmp.replace(out)
+        write_via(out, lambda tmp: allsum[cols].to_csv(tmp, index=False))
         held = int(allsum.holds.sum()) if "holds" in allsum else 0
         print(f"\nsummary: {held} of {len(allsum)} checks against the papers hold -> {out}")
         brief = [c for c in ("experiment", "check", "paper_value", "ours_value", "ratio",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from simkit.units import count_type
 
 
 def register(sub) -> None:
@@ -16,11 +17,11 @@ def register(sub) -> None:
                    help="output directory (default: results/sweeps/<grid name>)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="an existing dask scheduler (tcp://host:8786)")
-    p.add_argument("--workers", type=int, default=2, metavar="N",
+    p.add_argument("--workers", type=count_type(0), default=2, metavar="N",
                    help="LocalCluster worker processes (0: run inline, no dask)")
     p.add_argument("--progress", action="store_true", default=None,
                    help="progress bar (default: on a terminal)")
-    p.set_defaults(func=handle)
+    p.set_defaults(func=handle, _output_dirs=("out",))
 
 
 def handle(args) -> int:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from simkit.commands._output import add_out_argument, check_out_path, emit
+from simkit.units import count_type, finite_type
 
 SHOW = ["trace", "records", "l1d_tlb_miss_rate", "l2_tlb_miss_rate", "l2_tlb_mpki", "walks",
         "refs_per_walk", "mean_walk_cycles", "p99_walk_cycles", "translation_cycles_per_access",
@@ -15,13 +16,13 @@ def register(sub) -> None:
     r = ts.add_parser("run", help="translate a trace")
     r.add_argument("--trace", required=True, help="trace file (.skt[.xz|.gz]) or catalog name")
     r.add_argument("--preset", default="victima-radix", help="MMU preset (see `simkit tlb presets`)")
-    r.add_argument("--huge-fraction", type=float, default=None, metavar="F",
+    r.add_argument("--huge-fraction", type=finite_type(0.0, 1.0), default=None, metavar="F",
                    help="override the fraction of 2 MiB regions mapped by 2 MiB pages")
     r.add_argument("--placement", choices=("contiguous", "random"), default=None)
     r.add_argument("--nested", action="store_true",
                    help="virtualized: 2D walks through a guest and a host page table")
-    r.add_argument("--warmup", type=int, default=0, metavar="N", help="records of warm-up")
-    r.add_argument("--max-records", type=int, default=None, metavar="N")
+    r.add_argument("--warmup", type=count_type(0), default=0, metavar="N", help="records of warm-up")
+    r.add_argument("--max-records", type=count_type(0), default=None, metavar="N")
     add_out_argument(r)
     r.set_defaults(func=handle_run)
     lp = ts.add_parser("presets", help="list MMU presets")

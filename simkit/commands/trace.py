@@ -25,6 +25,7 @@ import numpy as np
 
 from simkit.commands._output import add_out_argument, check_out_path, emit, print_frame, write_frame
 from simkit.errors import InputError
+from simkit.resources import check_fits
 from simkit.units import format_bytes, parse_size
 
 FORMATS = ("lackey", "din", "champsim", "skt")
@@ -308,6 +309,8 @@ def cmd_gen(args) -> int:
         kwargs[opt] = _gen_value(kind, text, flag)
     n = parse_size(args.n, "--n")
     footprint = parse_size(args.footprint, "--footprint")
+    # the records are built in memory (with temporaries: about 3x), then written
+    check_fits("--n", need_memory=3 * n * 16, need_disk=n * 16 + 4096, disk_at=args.dst)
     records = fn(n, footprint, **kwargs)
     params = {"n": n, "footprint_bytes": footprint, **kwargs}
     meta = TraceMeta(source=f"synth.{args.kind}", producer=f"synth.{args.kind}",

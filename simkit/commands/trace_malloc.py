@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from simkit.errors import InputError
+from simkit.units import count_type
 
 FORMATS = ("mtrace", "memray", "torch", "kv")
 
@@ -37,7 +38,7 @@ def register(tsub) -> None:
     q.add_argument("--lenient", action="store_true",
                    help="skip and count bad lines (free of an unknown block, negative size, "
                         "truncated line) instead of stopping at the first")
-    q.add_argument("--device", type=int, default=0, help="torch snapshots: the device")
+    q.add_argument("--device", type=count_type(0), default=0, help="torch snapshots: the device")
     q.set_defaults(func=cmd_import_malloc)
 
 

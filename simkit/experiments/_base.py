@@ -8,11 +8,11 @@ runs them by name. Simulators below this floor return data and never write files
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from simkit.atomic import write_via
 
 REGISTRY: dict[str, Callable] = {}
 
@@ -27,22 +27,15 @@ def experiment(name: str):
 def save_outputs(df, fig, outdir: Path, name: str) -> list[Path]:
     outdir.mkdir(parents=True, exist_ok=True)
     csv = outdir / f"{name}.csv"
-    tmp = csv.with_name(csv.name + ".partial")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, csv)
+    write_via(csv, lambda tmp: df.to_csv(tmp, index=False))
     png = outdir / f"{name}.png"
-    tmp = png.with_name(png.stem + ".partial.png")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    os.replace(tmp, png)
+    write_via(png, lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight"), ".partial.png")
     return [csv, png]
 
 
 def write_csv(frame, path: Path) -> Path:
     """``frame`` to ``path`` through a temporary name (no partial file is ever left)."""
-    tmp = path.with_name(path.name + ".partial")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    return path
+    return write_via(path, lambda tmp: frame.to_csv(tmp, index=False))
 
 
 def summary_rows():

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import numpy as np
 
 from simkit.experiments._base import experiment, save_outputs
+from simkit.atomic import write_via
 
 
 # --- Victima reproduction ------------------------------------------------------------------
@@ -156,9 +156,7 @@ def victima(quick: bool = True, outdir: Path = Path("results"), *, records: int 
 
 def _replace(path: Path, write) -> None:
     """Write ``path`` through a temporary name, so no partial file is left behind."""
-    tmp = path.with_name(f"{path.stem}.partial{path.suffix}")
-    write(tmp)
-    os.replace(tmp, path)
+    write_via(path, write, f".partial{path.suffix}")
 
 
 def _victima_figure(df, env: str):

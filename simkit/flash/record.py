@@ -25,6 +25,7 @@ import numpy as np
 
 from simkit.flash.predictor import LowRankPredictor, rates
 from simkit.flash.smollm2 import CHAT, GGUFModel
+from simkit.atomic import write_via
 
 
 def collect(model: GGUFModel, ids, window: int = 256):
@@ -169,7 +170,5 @@ def write_trace(data: dict, path: str | Path) -> Path:
     path = Path(path)
     buf = io.BytesIO()
     np.savez(buf, **data)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_bytes(lzma.compress(buf.getvalue(), preset=9 | lzma.PRESET_EXTREME))
-    tmp.replace(path)
-    return path
+    data = lzma.compress(buf.getvalue(), preset=9 | lzma.PRESET_EXTREME)
+    return write_via(path, lambda tmp: tmp.write_bytes(data))

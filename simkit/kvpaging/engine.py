@@ -40,6 +40,7 @@ from dataclasses import asdict
 
 import simpy
 
+from simkit.errors import InputError
 from simkit.kvpaging.costmodel import Calibration, CostModel, default_calibration, prefill_pairs
 from simkit.kvpaging.gpus import GPU_MEMORY_UTILIZATION, GPUSpec, kv_capacity_bytes
 from simkit.kvpaging.metrics import MemoryTimeline, ServingStats
@@ -80,6 +81,10 @@ class ServingSimulator:
             capacity_bytes = kv_capacity_bytes(
                 gpu, model, max_num_batched_tokens=cfg.token_budget(model.max_context),
                 max_num_seqs=cfg.max_num_seqs, gpu_memory_utilization=gpu_memory_utilization)
+        if capacity_bytes < model.kv_bytes_per_token:
+            raise InputError(f"capacity_bytes: {capacity_bytes} bytes cannot hold one request "
+                             f"(one token of {model.name} needs {model.kv_bytes_per_token} "
+                             f"bytes of KV cache)")
         self.capacity_bytes = capacity_bytes
         if isinstance(manager, str):
             from simkit.kvpaging.managers import make_manager, parse_spec

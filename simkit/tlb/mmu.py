@@ -190,5 +190,6 @@ class MMU:
         if name:
             self._trace = name
         start = drive(chunks, total, self._feed, lambda: self.stats,
-                      warmup_records=warmup_records, progress=progress, desc="tlb")
+                      warmup_records=warmup_records, progress=progress, desc="tlb",
+                      name=name)
         return self.stats - start

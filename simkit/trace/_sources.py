@@ -3,7 +3,7 @@
 Importers read through :func:`open_input`, which sniffs compression from the file's first bytes
 (not its name), accepts an already-open text or binary stream (so a pipe can be imported while
 it is written), and turns decompression failures into one-line ``InputError``\\ s naming the input.
-:func:`atomic_output` writes ``<path>.partial`` and renames it at the end, compressing by suffix.
+:func:`atomic_output` writes a temporary file beside the target (simkit.atomic) and renames it at the end, compressing by suffix.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Iterator
 
 from simkit.errors import InputError
+from simkit.atomic import atomic_path
 
 _MAGIC = ((b"\x1f\x8b", "gz"), (b"\xfd7zXZ\x00", "xz"), (b"BZh", "bz2"))
 _OPENERS = {"gz": gzip.open, "xz": lzma.open, "bz2": bz2.open}
@@ -40,10 +41,11 @@ def suffix_compression(path: Path) -> str | None:
 
 
 def check_input_file(path: Path) -> None:
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if not path.is_file():
-        raise InputError(f"{path}: not a regular file")
+    """Fail unless ``path`` is a regular file (a directory, FIFO, device or symlink loop is
+    named as what it is)."""
+    from simkit.atomic import check_input_kind
+
+    check_input_kind(path)
 
 
 class Reader:
@@ -101,22 +103,18 @@ def open_input(src) -> Iterator[Reader]:
 
 @contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[IO[bytes]]:
-    """Write ``path`` by way of ``<path>.partial``, compressed when the name ends in .gz/.xz/.bz2.
+    """Write ``path`` by way of a temporary file beside it, compressed when the name ends in .gz/.xz/.bz2.
 
     The file appears only when the block finishes without an exception."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
     kind = suffix_compression(path)
-    try:
-        f = _OPENERS[kind](tmp, "wb") if kind else open(tmp, "wb")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    try:
+    with atomic_path(path) as tmp:
+        try:
+            f = _OPENERS[kind](tmp, "wb") if kind else open(tmp, "wb")
+        except OSError as exc:
+            raise InputError(f"{path}: cannot write ({exc.strerror or exc})") from None
         with f:
             yield f
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 MAX_LINE = 1 << 16             # a longer "line" means the input is not the text format expected

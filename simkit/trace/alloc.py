@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import pickle
 import re
 from enum import IntEnum
 from pathlib import Path
@@ -84,16 +85,23 @@ class AllocTrace:
     """An opened allocation trace: ``meta``, ``len()``, ``objects``, ``chunks()``, ``read()``."""
 
     def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise InputError(f"{self.path}: no such file")
+        from simkit.atomic import check_input_kind
+
+        self.path = check_input_kind(path)
         try:
             with _open_compressed(self.path, "rb") as f:
                 raw = f.read(HEADER_BYTES)
         except (OSError, EOFError) as exc:
             raise InputError(f"{self.path}: unreadable ({exc})") from None
         self.meta = _unpack_header(raw, self.path)
-        self.objects = int(self.meta.extra.get("objects", 0))
+        objects = self.meta.extra.get("objects", 0)
+        if isinstance(objects, bool) or not isinstance(objects, int) or not 0 <= objects < NONE:
+            raise InputError(f"{self.path}: header field 'meta.extra.objects' must be a count "
+                             f"0..{NONE - 1}, got {str(objects)[:40]!r}")
+        if objects > max(self.meta.records, 16):
+            raise InputError(f"{self.path}: header field 'meta.extra.objects' ({objects}) "
+                             f"exceeds the record count ({self.meta.records})")
+        self.objects = objects
         self.compressed = _compression(self.path) is not None
         if not self.compressed:
             have = (self.path.stat().st_size - HEADER_BYTES) // ALLOC_DTYPE.itemsize
@@ -203,6 +211,8 @@ class IdMapper:
     def alloc(self, line, addr, size, time=None, tid=0, op=AllocOp.MALLOC, align=0) -> None:
         if size < 0:
             return self.bad(line, "negative size", f"negative size {size}")
+        if size >= 1 << 64:
+            return self.bad(line, "size too large", f"size {size} does not fit in 64 bits")
         if addr == 0:
             return self.bad(line, "failed allocation", "allocation returned NULL")
         if addr in self.live:                  # the old object was freed unseen
@@ -229,6 +239,8 @@ class IdMapper:
     def realloc(self, line, old_addr, new_addr, size, time=None, tid=0) -> None:
         if size < 0:
             return self.bad(line, "negative size", f"negative size {size}")
+        if size >= 1 << 64:
+            return self.bad(line, "size too large", f"size {size} does not fit in 64 bits")
         old = NONE
         if old_addr:
             got = self.live.pop(old_addr, None)
@@ -259,6 +271,11 @@ def _finish(path, meta: TraceMeta, fill) -> Path:
     with AllocTraceWriter(path, meta) as w:
         mapper = fill(w)
         meta.extra.update(mapper.extra())
+        if mapper.events == 0:
+            skipped = sum(mapper.skipped.values())
+            raise InputError(f"{mapper.where}: no allocation events"
+                             + (f" ({skipped} bad lines skipped)" if skipped else
+                                " (an empty log, or not the format expected)"))
     return Path(path)
 
 
@@ -393,6 +410,31 @@ def import_memray(src, dst, *, lenient: bool = False, meta: TraceMeta | None = N
 
 # ---- PyTorch CUDA memory snapshots -----------------------------------------------------------
 
+class _PlainData(pickle.Unpickler):
+    """An unpickler that builds only builtin containers and scalars: any reference to a class
+    or function (how a pickle runs code: ``__reduce__`` -> ``os.system``) is refused."""
+
+    def find_class(self, module, name):
+        raise pickle.UnpicklingError(f"refusing {module}.{name}: a snapshot holds only plain "
+                                     f"data; convert it to JSON on the machine that made it")
+
+
+def _load_snapshot(raw: bytes, src: Path):
+    """A PyTorch memory snapshot from JSON, or from a pickle read as plain data only (no code
+    ever runs: see ``_PlainData``)."""
+    import io
+
+    try:
+        if raw[:1] in (b"{", b"["):
+            return json.loads(raw)
+        return _PlainData(io.BytesIO(raw)).load()
+    except pickle.UnpicklingError as exc:
+        raise InputError(f"{src}: not a plain-data PyTorch memory snapshot ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 (a corrupt pickle raises many kinds)
+        raise InputError(f"{src}: not a PyTorch memory snapshot ({exc.__class__.__name__})") \
+            from None
+
+
 def import_torch_snapshot(src, dst, *, device: int = 0, lenient: bool = False,
                           meta: TraceMeta | None = None) -> Path:
     """Import the trace entries of a PyTorch CUDA memory snapshot
@@ -400,17 +442,12 @@ def import_torch_snapshot(src, dst, *, device: int = 0, lenient: bool = False,
     MALLOC, ``free_completed`` -> FREE (an object lives from alloc to free_completed);
     ``segment_alloc``/``segment_free`` and the others are counted, not replayed. ``time_us``
     becomes ns. Line numbers in errors are entry indices (1-based) of ``device``."""
-    import pickle
+    from simkit.trace._sources import check_input_file
 
     src = Path(src)
-    if not src.is_file():
-        raise InputError(f"{src}: no such file")
+    check_input_file(src)
     raw = src.read_bytes()
-    try:
-        snap = json.loads(raw) if raw[:1] in (b"{", b"[") else pickle.loads(raw)
-    except Exception as exc:  # noqa: BLE001 (pickle raises many kinds)
-        raise InputError(f"{src}: not a PyTorch memory snapshot ({exc.__class__.__name__})") \
-            from None
+    snap = _load_snapshot(raw, src)
     traces = snap.get("device_traces") if isinstance(snap, dict) else None
     if traces is None:
         raise InputError(f"{src}: no 'device_traces' (record with "

@@ -62,10 +62,9 @@ def find_trace(name_or_path: str | os.PathLike) -> Path:
     """The file for a catalog name ("gups") or a path; InputError for anything else."""
     if isinstance(name_or_path, os.PathLike) or _looks_like_path(str(name_or_path)) \
             or Path(name_or_path).is_file():
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise InputError(f"{path}: no such file")
-        return path
+        from simkit.atomic import check_input_kind
+
+        return check_input_kind(name_or_path)
     catalog = load_catalog()
     name = str(name_or_path)
     if name not in catalog:

@@ -35,6 +35,7 @@ from typing import IO, Iterator
 import numpy as np
 
 from simkit.errors import InputError
+from simkit.atomic import commit, discard, temp_for
 
 ACCESS_DTYPE = np.dtype(
     [("addr", "<u8"), ("icount", "<u4"), ("size", "<u2"), ("op", "u1"), ("flags", "u1")]
@@ -140,12 +141,37 @@ def _unpack_header(raw: bytes, path: Path, magic: bytes = MAGIC, version: int = 
         head = json.loads(raw[12:12 + n].decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: corrupt trace header ({exc.__class__.__name__})") from None
+    if not isinstance(head, dict):
+        raise InputError(f"{path}: corrupt trace header (a JSON {type(head).__name__}, "
+                         f"not an object)")
     if head.get("format") != version:
         raise InputError(f"{path}: unsupported {what} format version {head.get('format')!r}")
-    if np.dtype([tuple(f) for f in head["dtype"]]) != dtype:
-        raise InputError(f"{path}: record layout differs from this simkit's ({head['dtype']})")
-    meta = TraceMeta.from_dict(head.get("meta", {}))
-    meta.records = int(head["records"])
+    if "dtype" not in head:
+        raise InputError(f"{path}: header field 'dtype' is missing")
+    try:
+        layout = np.dtype([tuple(f) for f in head["dtype"]])
+    except (TypeError, ValueError, KeyError):
+        raise InputError(f"{path}: header field 'dtype' is not a record layout: "
+                         f"{str(head['dtype'])[:80]!r}") from None
+    if layout != dtype:
+        raise InputError(f"{path}: header field 'dtype': record layout differs from this "
+                         f"simkit's ({str(head['dtype'])[:120]})")
+    records = head.get("records")
+    if isinstance(records, bool) or not isinstance(records, int) or records < 0:
+        raise InputError(f"{path}: header field 'records' must be a count >= 0, "
+                         f"got {str(records)[:40]!r}")
+    raw_meta = head.get("meta", {})
+    if not isinstance(raw_meta, dict):
+        raise InputError(f"{path}: header field 'meta' must be an object, "
+                         f"got a {type(raw_meta).__name__}")
+    try:
+        meta = TraceMeta.from_dict(raw_meta)
+    except TypeError as exc:
+        raise InputError(f"{path}: header field 'meta': {exc}") from None
+    for name in ("extra", "ops"):
+        if not isinstance(getattr(meta, name), dict):
+            raise InputError(f"{path}: header field 'meta.{name}' must be an object")
+    meta.records = records
     return meta
 
 
@@ -157,11 +183,9 @@ class Trace:
     """
 
     def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        if not self.path.exists():
-            raise InputError(f"{self.path}: no such file")
-        if not self.path.is_file():
-            raise InputError(f"{self.path}: not a regular file")
+        from simkit.atomic import check_input_kind
+
+        self.path = check_input_kind(path)
         try:
             with _open_compressed(self.path, "rb") as f:
                 raw = f.read(HEADER_BYTES)
@@ -249,12 +273,13 @@ class _AtomicRecordFile:
     def _open(self, path, meta: TraceMeta | None, nops: int) -> None:
         self.path = Path(path)
         self.meta = meta if meta is not None else TraceMeta()
-        self._tmp = self.path.with_name(self.path.name + ".partial")
+        self._tmp = temp_for(self.path)
         self._ops = np.zeros(nops, dtype=np.int64)
         self._records = 0
         try:
             self._f = open(self._tmp, "wb")
         except OSError as exc:
+            discard(self._tmp)
             raise InputError(f"{self.path}: cannot write ({exc.strerror})") from None
         self._f.write(b"\0" * HEADER_BYTES)
 
@@ -279,25 +304,25 @@ class _AtomicRecordFile:
         self._f.close()
         try:
             if _compression(self.path) is None:
-                os.replace(self._tmp, self.path)
+                commit(self._tmp, self.path)
             else:
-                packed = self.path.with_name(self.path.name + ".packing")
+                packed = temp_for(self.path, ".packing")
                 try:
                     with open(self._tmp, "rb") as src, \
                             _open_compressed(packed, "wb", _compression(self.path)) as dst:
                         while block := src.read(1 << 24):
                             dst.write(block)
-                    os.replace(packed, self.path)
+                    commit(packed, self.path)
                 finally:
-                    packed.unlink(missing_ok=True)
+                    discard(packed)
         finally:
-            self._tmp.unlink(missing_ok=True)
+            discard(self._tmp)
         return self.path
 
     def abort(self) -> None:
         if not self._f.closed:
             self._f.close()
-        self._tmp.unlink(missing_ok=True)
+        discard(self._tmp)
 
     def __enter__(self):
         return self
@@ -312,7 +337,7 @@ class _AtomicRecordFile:
 class TraceWriter(_AtomicRecordFile):
     """Write a trace chunk by chunk; the file appears only when ``close()`` succeeds.
 
-    Records go to ``<path>.partial`` (uncompressed) and the header is written last, so an
+    Records go to a temporary file beside ``path`` (uncompressed) and the header is written last, so an
     interrupted import leaves no file at ``path``. Compressed outputs are compressed at close.
 
         with TraceWriter("gups.skt.xz", TraceMeta(source="gups")) as w:

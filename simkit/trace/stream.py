@@ -58,16 +58,31 @@ def open_source(trace, chunk_records: int = DEFAULT_CHUNK, max_records: int | No
         name, total = "", len(recs)
         chunks = (recs[i:i + chunk_records] for i in range(0, total, chunk_records))
     if max_records is not None:
-        total = min(total, max_records)
+        if isinstance(max_records, bool) or int(max_records) != max_records or max_records < 0:
+            raise ValueError(f"max_records: must be a count >= 0, got {max_records!r}")
+        total = min(total, int(max_records))
     return name, total, chunks
 
 
+def check_ops(chunk: np.ndarray, offset: int, name: str) -> None:
+    """Refuse records whose op byte is not an ``Op`` (a kernel would count them as nothing)."""
+    bad = np.flatnonzero(chunk["op"] > max(Op))
+    if len(bad):
+        i = int(bad[0])
+        raise InputError(f"{name or 'trace'}: record {offset + i}: unknown op "
+                         f"{int(chunk['op'][i])} (0..{int(max(Op))})")
+
+
 def drive(chunks, total: int, feed: Callable, snapshot: Callable, *, warmup_records: int = 0,
-          progress: bool | None = None, desc: str = "simulate"):
+          progress: bool | None = None, desc: str = "simulate", name: str = ""):
     """Feed at most ``total`` records of ``chunks`` to ``feed``; return ``snapshot()`` as taken
-    after the first ``warmup_records`` records (before any, when there is no warm-up)."""
+    after the first ``warmup_records`` records (before any, when there is no warm-up). Each
+    chunk is checked (op bytes) before the kernel sees it; ``name`` names the trace in errors."""
     if warmup_records < 0:
         raise ValueError(f"warmup_records: must be >= 0, got {warmup_records}")
+    if warmup_records and warmup_records >= total:
+        raise ValueError(f"warmup_records: {warmup_records} is not below the {total} records "
+                         f"simulated; nothing would be measured")
     if progress is None:
         progress = total >= PROGRESS_MIN_RECORDS and sys.stderr.isatty()
     bar = None
@@ -81,6 +96,7 @@ def drive(chunks, total: int, feed: Callable, snapshot: Callable, *, warmup_reco
             if done >= total:
                 break
             chunk = chunk[:total - done]
+            check_ops(chunk, done, name)
             if done < warmup_records <= done + len(chunk):
                 cut = warmup_records - done
                 feed(chunk[:cut])

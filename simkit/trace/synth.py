@@ -13,13 +13,16 @@ from simkit.trace.format import Op, make_records
 GENERATORS = ("sequential", "strided", "uniform", "zipf", "chase")
 
 
-def _check(n: int, footprint: int, align: int) -> None:
+def _check(n: int, footprint: int, align: int, base: int = 0) -> None:
     if n < 0:
         raise ValueError(f"n: must be >= 0, got {n}")
     if align <= 0:
         raise ValueError(f"align: must be > 0, got {align}")
     if footprint < align:
         raise ValueError(f"footprint_bytes: must be >= align ({align}), got {footprint}")
+    if base < 0 or base + footprint > 1 << 64:
+        raise ValueError(f"base: {base:#x} + footprint {footprint} does not fit in 64-bit "
+                         f"addresses (addresses would wrap)")
 
 
 def _records(slots: np.ndarray, base: int, align: int, op: int, size: int) -> np.ndarray:
@@ -30,7 +33,7 @@ def _records(slots: np.ndarray, base: int, align: int, op: int, size: int) -> np
 def sequential(n: int, footprint_bytes: int, *, stride: int = 8, base: int = 0x10000000,
                op: int = Op.LOAD, size: int = 8) -> np.ndarray:
     """Addresses base, base+stride, ... wrapping at ``footprint_bytes``."""
-    _check(n, footprint_bytes, stride)
+    _check(n, footprint_bytes, stride, base)
     slots = np.arange(n, dtype=np.uint64) % np.uint64(footprint_bytes // stride)
     return _records(slots, base, stride, op, size)
 
@@ -44,7 +47,7 @@ def strided(n: int, footprint_bytes: int, *, stride: int = 4096, base: int = 0x1
 def uniform(n: int, footprint_bytes: int, *, align: int = 8, base: int = 0x10000000,
             seed: int = 0, store_fraction: float = 0.0, size: int = 8) -> np.ndarray:
     """Uniformly random ``align``-aligned addresses; a ``store_fraction`` of them are stores."""
-    _check(n, footprint_bytes, align)
+    _check(n, footprint_bytes, align, base)
     if not 0.0 <= store_fraction <= 1.0:
         raise ValueError(f"store_fraction: must be in [0, 1], got {store_fraction}")
     rng = np.random.default_rng(seed)
@@ -57,9 +60,9 @@ def zipf(n: int, footprint_bytes: int, *, alpha: float = 1.0, align: int = 64,
          base: int = 0x10000000, seed: int = 0, size: int = 8) -> np.ndarray:
     """Zipf-popular ``align``-sized objects (rank r has weight r**-alpha), ranks shuffled over
     the footprint so popular objects are not adjacent."""
-    _check(n, footprint_bytes, align)
-    if alpha <= 0:
-        raise ValueError(f"alpha: must be > 0, got {alpha}")
+    _check(n, footprint_bytes, align, base)
+    if not (alpha > 0 and alpha < float("inf")):
+        raise ValueError(f"alpha: must be a finite number > 0, got {alpha}")
     rng = np.random.default_rng(seed)
     objects = footprint_bytes // align
     weights = np.arange(1, objects + 1, dtype=np.float64) ** -alpha
@@ -92,7 +95,7 @@ def chase(n: int, footprint_bytes: int, *, align: int = 64, base: int = 0x100000
           seed: int = 0, size: int = 8) -> np.ndarray:
     """A random pointer chase: one ``align``-sized slot per node, visited along a single
     Sattolo cycle, so every slot is touched once per lap."""
-    _check(n, footprint_bytes, align)
+    _check(n, footprint_bytes, align, base)
     order = sattolo(footprint_bytes // align, seed)[1]
     slots = np.resize(order, n)
     return _records(slots, base, align, Op.LOAD, size)
