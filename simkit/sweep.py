@@ -342,6 +342,11 @@ def run_sweep(grid: Grid, outdir: str | os.PathLike, *, scheduler: str | None = 
     inline, no dask). ``on_result(n, result, client)`` is called after each task (tests kill a
     worker there); ``limit`` stops after that many tasks have finished (a partial run)."""
     grid.check()
+    try:
+        import pyarrow  # noqa: F401 (results are parquet files)
+    except ImportError:
+        raise InputError("sweep: results are parquet files, which need pyarrow "
+                         "(pip install -e '.[parquet]')") from None
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     tasks = grid.tasks()

@@ -157,13 +157,22 @@ class AllocatorModel:
         """Validate a chunk before a kernel sees it (vectorised): known ops, ids within the
         object table, and requests that can exist; returns (records, their indices in chunk)
         with failed allocations (and frees of their objects) taken out."""
-        op = chunk["op"]
+        if not len(chunk):
+            return chunk, None
+        op, ids, old, size = chunk["op"], chunk["id"], chunk["old_id"], chunk["size"]
+        # fast path: maxima only (one pass per field); the slow path finds the first bad record
+        fine = (int(op.max()) <= AllocOp.MEMALIGN and int(ids.max()) < self._id_limit
+                and int(size.max()) < MAX_REQUEST and not self._failed)
+        if fine:
+            olds = old[op == AllocOp.REALLOC]
+            olds = olds[olds != NONE]
+            if not len(olds) or int(olds.max()) < self._id_limit:
+                return chunk, None
         bad = np.flatnonzero(op > AllocOp.MEMALIGN)
         if len(bad):
             i = int(bad[0])
             raise InputError(f"{tname}: record {offset + i}: unknown op {int(op[i])} "
                              f"(0..{int(AllocOp.MEMALIGN)})")
-        ids, old = chunk["id"], chunk["old_id"]
         bad = np.flatnonzero((ids >= self._id_limit)
                              | ((op == AllocOp.REALLOC) & (old != NONE) & (old >= self._id_limit)))
         if len(bad):
@@ -171,7 +180,7 @@ class AllocatorModel:
             which = int(ids[i]) if ids[i] >= self._id_limit else int(old[i])
             raise InputError(f"{tname}: record {offset + i}: object id {which} is beyond the "
                              f"trace's object count ({self._id_limit}; header meta.extra.objects)")
-        huge = (chunk["size"] >= MAX_REQUEST) & (op != AllocOp.FREE)
+        huge = (size >= MAX_REQUEST) & (op != AllocOp.FREE)
         if not huge.any() and not self._failed:
             return chunk, None
         keep = ~huge

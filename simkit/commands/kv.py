@@ -23,7 +23,7 @@ from pathlib import Path
 
 from simkit.commands._output import add_out_argument, check_out_path
 from simkit.errors import InputError
-from simkit.units import format_bytes, parse_size
+from simkit.units import format_bytes, parse_count, parse_size
 from simkit.atomic import write_via
 
 TRACE_SUFFIXES = (".skt", ".skt.xz", ".skt.gz")
@@ -120,7 +120,7 @@ def register(sub) -> None:
 
 def _int(text: str, flag: str, size: bool = False) -> int:
     try:
-        return parse_size(text, flag) if size else int(text, 10)
+        return parse_size(text, flag) if size else parse_count(text, flag)
     except ValueError:
         raise InputError(f"{flag}: bad value {text!r}") from None
 
@@ -163,6 +163,10 @@ def cmd_decode_trace(args) -> int:
         raise
     except ValueError as exc:
         raise _flagged(exc) from None
+    # every step reads the weights once: a lower bound on the records (16 bytes each) written
+    from simkit.resources import check_fits
+    per_step = model.params * model.dtype_bytes // max(cfg.weight_stride_bytes, 1)
+    check_fits("--steps", need_disk=cfg.steps * per_step * 16, disk_at=args.out)
     limit = None if args.max_requests is None else _int(args.max_requests, "--max-requests")
     requests = load_requests(args.requests, limit=limit)
     argv = ["--model", args.model, "--requests", str(args.requests), "--layout", args.layout,

@@ -63,6 +63,8 @@ class ActivationTrace:
                                  f"tokens*layers+1 = {self.tokens * self.layers + 1}")
             if len(idx) and (idx.min() < 0 or idx.max() >= self.neurons):
                 raise ValueError(f"{what}: neuron ids outside 0..{self.neurons - 1}")
+            if len(ptr) and (ptr[0] != 0 or ptr[-1] != len(idx) or (np.diff(ptr) < 0).any()):
+                raise ValueError(f"{what}: indptr must rise from 0 to the {len(idx)} indices")
 
     def sets(self, which: str = "active") -> tuple:
         if which == "active":
@@ -259,11 +261,21 @@ def read_trace_file(path: str | Path) -> dict:
             raw = lzma.decompress(raw)
         with np.load(io.BytesIO(raw), allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
-    except (OSError, lzma.LZMAError, ValueError) as exc:
+    except (OSError, EOFError, lzma.LZMAError) as exc:
         raise InputError(f"{path}: not a readable activation trace ({exc})") from None
+    except (ValueError, KeyError, TypeError):   # numpy's own text would suggest allow_pickle
+        raise InputError(f"{path}: not an activation trace (an .npz[.xz] of plain arrays "
+                         f"is expected)") from None
     if "meta" not in data:
         raise InputError(f"{path}: not an activation trace (no 'meta')")
-    data["meta"] = json.loads(str(data["meta"]))
+    try:
+        meta = json.loads(str(data["meta"]))
+    except ValueError:
+        raise InputError(f"{path}: field 'meta' is not JSON") from None
+    for key in ("tokens", "layers", "neurons", "sparsities"):
+        if not isinstance(meta, dict) or key not in meta:
+            raise InputError(f"{path}: field 'meta.{key}' is missing")
+    data["meta"] = meta
     return data
 
 
@@ -302,6 +314,8 @@ def load_activations(name_or_path: str | Path = "smollm2-135m", sparsity: float 
     def unpack(arr):
         bits = np.unpackbits(arr, axis=-1, count=N).astype(bool)
         return masks_to_csr(bits.reshape(T * L, N))
+    if f"active_{tag}" not in data:
+        raise InputError(f"{path.name}: no array 'active_{tag}' for sparsity {have[match[0]]}")
     active = unpack(data[f"active_{tag}"])
     pred = unpack(data[f"predicted_{tag}"]) if predictor == "lowrank" and \
         f"predicted_{tag}" in data else None

@@ -66,7 +66,10 @@ def open_source(trace, chunk_records: int = DEFAULT_CHUNK, max_records: int | No
 
 def check_ops(chunk: np.ndarray, offset: int, name: str) -> None:
     """Refuse records whose op byte is not an ``Op`` (a kernel would count them as nothing)."""
-    bad = np.flatnonzero(chunk["op"] > max(Op))
+    ops = chunk["op"]
+    if not len(ops) or int(ops.max()) <= max(Op):      # the fast path: one pass, no temporaries
+        return
+    bad = np.flatnonzero(ops > max(Op))
     if len(bad):
         i = int(bad[0])
         raise InputError(f"{name or 'trace'}: record {offset + i}: unknown op "
