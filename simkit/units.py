@@ -51,7 +51,7 @@ def is_power_of_two(n: int) -> bool:
     return n > 0 and (n & (n - 1)) == 0
 
 
-_COUNT = re.compile(r"^\s*(\d+(?:\.\d+)?(?:[eE]\+?\d+)?)\s*([a-zA-Z]*)\s*$")
+_COUNT = re.compile(r"^\s*(-?\d+(?:\.\d+)?(?:[eE]\+?\d+)?)\s*([a-zA-Z]*)\s*$")
 
 
 def parse_count(value: int | str, field: str = "count", minimum: int = 0,
