@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from simkit.bench import storage as S
+from simkit.calibrate.storage import schedule_offsets, validate_schedule
 from simkit.cli import main
 from simkit.flash import FlashConfig, synthetic_trace, with_error_model
 from simkit.flash.models import FlashModel
@@ -47,9 +48,9 @@ def test_calibration_feeds_the_cost_model(sweep):
 def test_schedule_offsets_layouts():
     m = FlashModel("tiny", 2, 2048, 8, 2, 1, 1, 10, 2)     # 4 KiB vectors, 8 KiB neurons
     loads = (np.array([0, 1]), np.array([3, 5]))
-    off, chunk = S.schedule_offsets(loads, m, bundled=True)
+    off, chunk = schedule_offsets(loads, m, bundled=True)
     assert chunk == 8192 and off.tolist() == [3 * 8192, (8 + 5) * 8192]
-    off, chunk = S.schedule_offsets(loads, m, bundled=False)
+    off, chunk = schedule_offsets(loads, m, bundled=False)
     # layer 0: up region at 0, down region at 8 vectors; layer 1 starts at 16 vectors
     assert chunk == 4096 and off.tolist() == [3 * 4096, 11 * 4096, 21 * 4096, 29 * 4096]
 
@@ -63,8 +64,8 @@ def test_validation_on_a_real_file(tmp_path, sweep):
     assert [len(s[0]) for s in sched] == stats.tokens[:, 1].tolist()
     cal = from_dict(S.calibration(sweep))
     for policy in ("all", "windowing"):
-        per_tok, summ = S.validate_schedule(tr, m, policy, cal, tmp_path / "ffn.bin", window=3,
-                                            threads=4)
+        per_tok, summ = validate_schedule(tr, m, policy, cal, tmp_path / "ffn.bin", window=3,
+                                          threads=4)
         assert len(per_tok) == 12 and summ["reads"] == per_tok.reads.sum() > 0
         assert summ["chunk_bytes"] == (8192 if policy == "all" else 4096)
         assert summ["measured_s"] > 0 and summ["predicted_s"] > 0

@@ -26,7 +26,7 @@ from simkit.trace.alloc import ALLOC_DTYPE, AllocOp, AllocTrace, NONE
 
 # Cost model: ns per event, per list step, per page fault (first touch of a page), per system
 # call (sbrk/mmap/munmap). Defaults are assumptions; ``simkit bench malloc --calibration F.json``
-# fits them on this machine (``simkit.bench.malloc.fit_cost``) and ``AllocatorModel(...,
+# fits them on this machine (``simkit.calibrate.malloc.fit_cost``) and ``AllocatorModel(...,
 # cost=F.json)`` uses the fit.
 COST_NS = {"op": 15.0, "step": 1.5, "fault": 250.0, "syscall": 1500.0}
 

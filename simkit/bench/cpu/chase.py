@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simkit.bench import _chase
+from simkit.bench.cpu import _kernels as _chase
 from simkit.trace import synth
 
 LINE_BYTES = 64
@@ -327,7 +327,7 @@ def measure_cpu(quick: bool = False, *, sweeps=SWEEPS, page_kinds=PAGE_KINDS,
     """
     import pandas as pd
 
-    from simkit.bench.machine import describe_machine
+    from simkit.bench.cpu.machine import describe_machine
 
     cfg = _settings(quick)
     runs = cfg["runs"] if runs is None else int(runs)
@@ -464,7 +464,7 @@ def knees(df, *, rel: float = 0.2, abs_ns: float = 0.5, column: str = "ns_per_lo
 
 
 def _caches() -> list[dict]:
-    from simkit.bench.machine import cache_geometry
+    from simkit.bench.cpu.machine import cache_geometry
     return cache_geometry(0)
 
 
@@ -540,7 +540,7 @@ def _jsonable(v):
 
 def calibration(df) -> dict:
     """The calibration document for a ``measure_cpu`` frame (what ``write_calibration`` writes)."""
-    from simkit.bench.machine import describe_machine
+    from simkit.bench.cpu.machine import describe_machine
 
     kn = knees(df)
     a = df.attrs
