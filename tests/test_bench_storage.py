@@ -93,3 +93,23 @@ def test_flash_run_reads_a_measured_calibration(tmp_path, sweep, capsys):
     tput = from_dict(S.calibration(sweep)).throughput(3456, 4)   # bundled SmolLM2 neuron
     assert s.throughput_bytes_per_s == pytest.approx(tput)
     assert s.io_ms_per_token == pytest.approx(1e3 * s.flash_bytes_per_token / tput)
+
+
+def test_cli_leaves_no_files_behind(tmp_path, monkeypatch, capsys):
+    """Without --file, the bench file lives in a temporary directory under --workdir (default:
+    the current directory) and is removed afterwards; a --file given is the user's and kept."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    small = ["--size", "1MiB", "--chunks", "4k", "--threads", "1", "--seconds", "0.02"]
+    assert main(["bench", "storage", *small]) == 0
+    assert list(work.iterdir()) == []
+    other = tmp_path / "other"
+    other.mkdir()
+    assert main(["bench", "storage", "--workdir", str(other), *small]) == 0
+    assert list(other.iterdir()) == [] and list(work.iterdir()) == []
+    assert main(["bench", "storage", "--file", str(work / "mine.bin"), *small]) == 0
+    assert [p.name for p in work.iterdir()] == ["mine.bin"]
+    capsys.readouterr()
+    assert main(["bench", "storage", "--workdir", str(tmp_path / "nope"), *small]) == 2
+    assert "--workdir" in capsys.readouterr().err
