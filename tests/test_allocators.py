@@ -320,3 +320,31 @@ def test_cli_bench_malloc(tmp_path, capsys):
     assert "model peak footprint vs measured" in capsys.readouterr().out
     assert main(["bench", "malloc", "--allocator", "dlmalloc", "--runs", "1"]) == 2
     assert capsys.readouterr().err.startswith("simkit: error: allocator: unknown 'dlmalloc'")
+
+
+@pytest.mark.parametrize("preset", ["ptmalloc", "hardened"])
+def test_stats_subtract_a_warm_up_prefix(preset):
+    """end - warm-up: the events after the first N, counted from the trace itself."""
+    from simkit.trace.alloc import open_alloc_trace
+    from simkit.trace.alloc_catalog import find_alloc_trace
+
+    recs = open_alloc_trace(find_alloc_trace("cc1")).read()
+    n = 40_000
+    m = AllocatorModel(preset)
+    full, warm = m.run(recs, name="cc1"), m.run(recs, name="cc1", max_events=n)
+    roi = full - warm
+    rest = recs[n:]
+    assert roi.events == len(rest) == full.events - n
+    assert roi.counters["frees"] == int(np.count_nonzero(rest["op"] == AllocOp.FREE))
+    assert roi.counters["reallocs"] == int(np.count_nonzero(
+        (rest["op"] == AllocOp.REALLOC) & (rest["old_id"] != 0xFFFFFFFF)))
+    assert roi.counters["page_faults"] == full.counters["page_faults"] - \
+        warm.counters["page_faults"] >= 0
+    assert roi.peak_footprint_bytes == full.peak_footprint_bytes      # states are kept
+    assert (roi.timeline.event >= n).all() and len(roi.timeline) < len(full.timeline)
+    assert roi.cost_estimate_ns < full.cost_estimate_ns
+    assert roi.to_frame().events.iloc[0] == len(rest)
+    with pytest.raises(ValueError, match="longer"):
+        warm - full
+    with pytest.raises(ValueError, match="cannot subtract"):
+        full - m.run(recs, name="other", max_events=n)

@@ -252,3 +252,37 @@ def test_config_from_toml(tmp_path):
     p.write_text('threads = 0\n')
     with pytest.raises(InputError, match="threads"):
         FlashConfig.from_toml(p)
+
+
+def _prefix(tr, n):
+    """The first ``n`` tokens of an activation trace (same name)."""
+    L = tr.layers
+
+    def cut(s):
+        ptr, idx = s
+        return ptr[:n * L + 1].copy(), idx[:ptr[n * L]].copy()
+    return ActivationTrace(tr.name, L, tr.neurons, n, cut(tr.active),
+                           None if tr.predicted is None else cut(tr.predicted))
+
+
+def test_stats_subtract_a_warm_up_prefix():
+    from simkit.flash.models import FlashModel
+    tr = with_error_model(synthetic_trace(4, 512, 30, 0.05, 0.5, seed=5), 0.05, 0.07, 0.5)
+    tiny = FlashModel("tiny4", 4, 576, 512, 3, 9, 3, 100)
+    sim = FlashSimulator(FlashConfig(model=tiny, policy="all", window_tokens=3))
+    full, warm = sim.run(tr), sim.run(_prefix(tr, 8))
+    roi = full - warm
+    assert roi.n_tokens == 22
+    # needed neurons per layer after the warm-up, counted from the predicted sets themselves
+    ptr = tr.predicted[0]
+    needed = [sum(int(ptr[t * 4 + lay + 1] - ptr[t * 4 + lay]) for t in range(8, 30))
+              for lay in range(4)]
+    assert roi.per_layer().needed_neurons.tolist() == needed
+    assert roi.per_token().loaded_neurons.sum() == roi.per_layer().loaded_neurons.sum()
+    assert (roi.peak_rows == full.peak_rows).all()          # a peak is a state, kept
+    assert roi.to_frame().param_model.iloc[0] == "tiny4"
+    with pytest.raises(ValueError, match="prefix"):
+        warm - full
+    other = FlashSimulator(FlashConfig(model=tiny, policy="all", window_tokens=2)).run(tr)
+    with pytest.raises(ValueError, match="config"):
+        full - other
