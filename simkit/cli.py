@@ -26,6 +26,8 @@ AREAS = ("trace", "cache", "tlb", "kv", "alloc", "flash", "bench", "reproduce", 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="simkit", description="Trace-driven memory-system simulators and microbenchmarks.")
+    from simkit import __version__
+    parser.add_argument("--version", action="version", version=f"simkit {__version__}")
     sub = parser.add_subparsers(dest="area", metavar="AREA")
     sub.required = True
     for area in AREAS:

@@ -86,8 +86,8 @@ def test_flash_run_reads_a_measured_calibration(tmp_path, sweep, capsys):
     cal = tmp_path / "disk.json"
     S.write_calibration(sweep, cal)
     out = tmp_path / "s.csv"
-    assert main(["flash", "run", "--model", "smollm2-135m", "--policy", "all", "--activations",
-                 "smollm2-135m", "--tokens", "8", "--threads", "4", "--storage", str(cal),
+    assert main(["flash", "run", "--model", "smollm2-135m", "--policy", "bundling",
+                 "--activations", "smollm2-135m", "--tokens", "8", "--threads", "4", "--storage", str(cal),
                  "--out", str(out)]) == 0
     s = pd.read_csv(out).iloc[0]
     tput = from_dict(S.calibration(sweep)).throughput(3456, 4)   # bundled SmolLM2 neuron

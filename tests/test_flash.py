@@ -216,10 +216,26 @@ def test_cli_flash_errors_are_one_line(tmp_path, capsys):
     assert not list(tmp_path.iterdir())
 
 
-def test_cli_synthetic_opt():
+def test_cli_synthetic_opt(tmp_path):
+    """``--policy all`` runs every preset of the ladder (Table 2), one row each, on the same
+    trace; a single policy gives one row."""
+    import pandas as pd
     from simkit.cli import main
-    assert main(["flash", "run", "--model", "falcon-7b", "--policy", "all", "--activations",
-                 "synthetic", "--tokens", "8", "--sparsity", "0.95"]) == 0
+    from simkit.flash.policies import LADDER
+
+    common = ["--model", "falcon-7b", "--activations", "synthetic", "--tokens", "8",
+              "--sparsity", "0.95"]
+    assert main(["flash", "run", "--policy", "all", *common, "--out", str(tmp_path / "a.csv"),
+                 "--per-token", str(tmp_path / "t.csv")]) == 0
+    df = pd.read_csv(tmp_path / "a.csv")
+    assert df.param_policy.tolist() == [parse_policy(p).name for p in LADDER]
+    assert len(set(df.param_policy)) == 5 and (df.tokens == 8).all()
+    assert df.flash_bytes_per_token.iloc[0] > df.flash_bytes_per_token.iloc[-1]
+    assert len(pd.read_csv(tmp_path / "t.csv")) == 5 * 8
+    assert main(["flash", "run", "--policy", "windowing", *common,
+                 "--out", str(tmp_path / "w.csv")]) == 0
+    one = pd.read_csv(tmp_path / "w.csv")
+    assert one.param_policy.tolist() == ["hybrid+predictor+windowing"]
 
 
 def test_per_layer_and_region_add_up():
