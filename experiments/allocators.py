@@ -1,7 +1,7 @@
 """Heap allocators: models vs glibc/jemalloc/mimalloc/tcmalloc/Scudo on real allocation traces,
 the ptmalloc-vs-glibc peak footprint validation, and the security-probe table.
 
-    python experiments/allocators.py [--full] [--outdir results]   (= simkit reproduce allocators [--quick])
+    python experiments/allocators.py [--full] [--outdir results]   (= simkit reproduce allocators [--full])
 """
 import sys
 

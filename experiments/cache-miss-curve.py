@@ -1,6 +1,6 @@
 """Miss rate vs cache size and replacement policy on the shipped real traces.
 
-    python experiments/cache-miss-curve.py [--full] [--outdir results]   (= simkit reproduce cache-miss-curve [--quick])
+    python experiments/cache-miss-curve.py [--full] [--outdir results]   (= simkit reproduce cache-miss-curve [--full])
 """
 import sys
 

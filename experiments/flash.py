@@ -1,6 +1,6 @@
 """LLM in a flash: Table 2 ladder, windowing fractions, real SmolLM2 predictor, storage.
 
-    python experiments/flash.py [--full] [--outdir results]   (= simkit reproduce flash [--quick])
+    python experiments/flash.py [--full] [--outdir results]   (= simkit reproduce flash [--full])
 """
 import sys
 

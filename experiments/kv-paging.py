@@ -1,6 +1,6 @@
 """KV paging: PagedAttention Fig. 2 waste, vAttention Fig. 15, Mooncake prefixes, serving.
 
-    python experiments/kv-paging.py [--full] [--outdir results]   (= simkit reproduce kv-paging [--quick])
+    python experiments/kv-paging.py [--full] [--outdir results]   (= simkit reproduce kv-paging [--full])
 """
 import sys
 

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from simkit.allocators import PRESETS, AllocatorModel, PtmallocConfig, SlabConfig, load_config
 from simkit.allocators import _kernels as K
-from simkit.allocators.security import REFERENCE_TABLE, compare_reference, probe_model
+from simkit.allocators.security import probe_model
+from simkit.bench.malloc.probe import REFERENCE_TABLE, compare_reference
 from simkit.cli import main
 from simkit.errors import InputError
 from simkit.trace.alloc import AllocOp, empty, synthetic_alloc
@@ -185,13 +186,12 @@ def test_light_preset_drops_randomization_keeps_zeroing():
 @pytest.mark.parametrize("name", ["glibc", "jemalloc", "mimalloc", "tcmalloc", "scudo"])
 def test_real_allocator_matches_reference(name):
     from simkit.bench import malloc as bm
-    from simkit.allocators.security import finish_real
 
     if shutil.which("gcc") is None:
         pytest.skip("gcc not on PATH")
     if bm.library(name) is None:
         pytest.skip(bm.missing_reason(name))
-    row = finish_real(bm.probe_real(name))
+    row = bm.probe_real(name)
     bad = [c for c in compare_reference(row) if not c[3]]
     assert bad == []
 
@@ -201,12 +201,13 @@ def test_ptmalloc_model_vs_glibc_measured_on_cc1():
     """The issue's validation: predicted peak footprint within 10% of glibc's peak RSS
     growth on the same real trace."""
     from simkit.bench import malloc as bm
+    from simkit.calibrate.malloc import validate_models
     from simkit.trace.alloc import open_alloc_trace
     from simkit.trace.alloc_catalog import find_alloc_trace
 
     recs = open_alloc_trace(find_alloc_trace("cc1")).read()
     runs, med = bm.bench_malloc({"cc1": recs}, ["glibc"], runs=3)
-    v = bm.validate_models({"cc1": recs}, med, models=("ptmalloc",))
+    v = validate_models({"cc1": recs}, med, models=("ptmalloc",))
     assert abs(v.error.iloc[0]) <= 0.10
 
 
@@ -319,3 +320,31 @@ def test_cli_bench_malloc(tmp_path, capsys):
     assert "model peak footprint vs measured" in capsys.readouterr().out
     assert main(["bench", "malloc", "--allocator", "dlmalloc", "--runs", "1"]) == 2
     assert capsys.readouterr().err.startswith("simkit: error: allocator: unknown 'dlmalloc'")
+
+
+@pytest.mark.parametrize("preset", ["ptmalloc", "hardened"])
+def test_stats_subtract_a_warm_up_prefix(preset):
+    """end - warm-up: the events after the first N, counted from the trace itself."""
+    from simkit.trace.alloc import open_alloc_trace
+    from simkit.trace.alloc_catalog import find_alloc_trace
+
+    recs = open_alloc_trace(find_alloc_trace("cc1")).read()
+    n = 40_000
+    m = AllocatorModel(preset)
+    full, warm = m.run(recs, name="cc1"), m.run(recs, name="cc1", max_events=n)
+    roi = full - warm
+    rest = recs[n:]
+    assert roi.events == len(rest) == full.events - n
+    assert roi.counters["frees"] == int(np.count_nonzero(rest["op"] == AllocOp.FREE))
+    assert roi.counters["reallocs"] == int(np.count_nonzero(
+        (rest["op"] == AllocOp.REALLOC) & (rest["old_id"] != 0xFFFFFFFF)))
+    assert roi.counters["page_faults"] == full.counters["page_faults"] - \
+        warm.counters["page_faults"] >= 0
+    assert roi.peak_footprint_bytes == full.peak_footprint_bytes      # states are kept
+    assert (roi.timeline.event >= n).all() and len(roi.timeline) < len(full.timeline)
+    assert roi.cost_estimate_ns < full.cost_estimate_ns
+    assert roi.to_frame().events.iloc[0] == len(rest)
+    with pytest.raises(ValueError, match="longer"):
+        warm - full
+    with pytest.raises(ValueError, match="cannot subtract"):
+        full - m.run(recs, name="other", max_events=n)

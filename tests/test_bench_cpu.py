@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simkit.bench import _chase, cpu, machine
+from simkit.bench.cpu import _kernels as _chase
+from simkit.bench.cpu import chase as cpu
+from simkit.bench.cpu import machine
 
 SYS_CACHE = Path("/sys/devices/system/cpu/cpu0/cache")
 

@@ -2,7 +2,7 @@
 
 The rows below are made up to have known plateaus, steps and ratios; they are not measurements
 of any GPU and must never be read as such. Tests marked ``gpu`` need a CUDA device and skip with
-the reason (``simkit.bench.gpu.probe``) elsewhere.
+the reason (``simkit.bench.gpu.measure.probe``) elsewhere.
 """
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simkit.bench import _cuda, gpu, gpu_fit
+from simkit.bench.gpu import _cuda
+from simkit.bench.gpu import measure as gpu
+from simkit.bench.gpu import rows as gpu_fit
+from simkit.calibrate import gpu as gcal
 from simkit.cli import main
 from simkit.errors import InputError
 from simkit.kvpaging.costmodel import CostModel, load_calibration
@@ -152,7 +155,8 @@ def test_skip_line_without_a_device(capsys):
 
 
 def test_importing_gpu_modules_imports_no_torch():
-    code = ("import sys, simkit.bench.gpu, simkit.bench.gpu_fit, simkit.bench._cuda, "
+    code = ("import sys, simkit.bench.gpu.measure, simkit.bench.gpu.rows, simkit.bench.gpu._cuda, "
+            "simkit.calibrate.gpu, "
             "simkit.experiments.gpu_validation, simkit.cli; simkit.cli.build_parser(); "
             "print(sorted(m for m in ('torch', 'pynvml', 'triton') if sys.modules.get(m)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -232,7 +236,7 @@ def test_tlb_spans_are_2mib_multiples():
 # The kernel source and its shipped PTX
 
 def test_shipped_ptx_is_portable_and_has_both_kernels():
-    from simkit.bench._gpu_ptx import CHASE_PTX
+    from simkit.bench.gpu._ptx import CHASE_PTX
 
     assert ".version 7.8" in CHASE_PTX and ".target sm_75" in CHASE_PTX
     for k in _cuda.KERNELS:
@@ -246,7 +250,7 @@ def test_shipped_ptx_matches_the_source():
         fresh = _cuda.portable_ptx(_cuda.compile_ptx())
     except _cuda.CudaError as exc:
         pytest.skip(f"NVRTC not available: {exc}")
-    from simkit.bench._gpu_ptx import CHASE_PTX
+    from simkit.bench.gpu._ptx import CHASE_PTX
 
     def body(p):
         return [ln for ln in p.splitlines() if not ln.startswith("//")]
@@ -289,7 +293,7 @@ def test_tlb_reach_and_preset_from_synthetic_steps():
     assert r["base_cycles"] == 250.0
     assert [(lv["reach_bytes"], lv["entries_at_2MiB"], lv["step_cycles"]) for lv in
             r["levels"]] == [(32 * MiB, 16, 80.0), (4 * GiB, 2048, 190.0)]
-    cfg = gpu_fit.gpu_tlb_preset(df, latency_rows(), l2_cache_bytes=50 * MiB)
+    cfg = gcal.gpu_tlb_preset(df, latency_rows(), l2_cache_bytes=50 * MiB)
     assert (cfg.l1d.entries, cfg.l1d.ways) == (16, 16)              # fully associative
     assert (cfg.l2.entries, cfg.l2.ways, cfg.l2.latency_cycles) == (2048, 16, 80)
     assert cfg.huge_page_fraction == 1.0
@@ -299,14 +303,14 @@ def test_tlb_reach_and_preset_from_synthetic_steps():
     assert l1.size_bytes == 256 * 1024 and l2.size_bytes == 32 * MiB   # 50 MiB -> 2^k sets
     flat = tlb_rows(l1_reach=64 * GiB, l2_reach=64 * GiB, max_span=64 * MiB)
     with pytest.raises(ValueError, match="no step"):
-        gpu_fit.gpu_tlb_preset(flat)
+        gcal.gpu_tlb_preset(flat)
 
 
 @pytest.mark.parametrize("entries", [1, 16, 24, 64, 65, 100, 2048, 3000, 65536])
 def test_tlb_geometry_has_power_of_two_sets(entries):
     from simkit.tlb import TLBConfig
 
-    e, w = gpu_fit._tlb_geometry(entries)
+    e, w = gcal._tlb_geometry(entries)
     TLBConfig("x", e, w, 1)                          # valid geometry
     assert abs(e - entries) / entries < 0.05 or entries <= 64 and e == entries
 
@@ -316,8 +320,8 @@ def test_tlb_geometry_has_power_of_two_sets(entries):
 
 def test_kv_calibration_round_trip(tmp_path):
     t = tables()
-    doc = gpu_fit.kv_calibration(t, DEVICE, "Llama-2-7B")
-    path = gpu_fit.write_kv_calibration(doc, tmp_path / "kv.json")
+    doc = gcal.kv_calibration(t, DEVICE, "Llama-2-7B")
+    path = gcal.write_kv_calibration(doc, tmp_path / "kv.json")
     cal = load_calibration(path)
     assert cal.kind == "measured" and cal.gpu == "SYNTHETIC-GPU"
     raw = json.loads(path.read_text())
@@ -347,13 +351,13 @@ def test_kv_calibration_round_trip(tmp_path):
 def test_kv_calibration_labels_what_was_not_measured(tmp_path):
     t = tables()
     del t["vmm"], t["h2d"], t["gemm"]
-    cal_doc = gpu_fit.kv_calibration(t, DEVICE)
+    cal_doc = gcal.kv_calibration(t, DEVICE)
     src = cal_doc["sources"]
     for f in ("map_us_per_call", "unmap_us_per_call", "pcie_bandwidth_bytes_per_s",
               "peak_fp16_flops", "flops_efficiency", "step_fixed_us"):
         assert src[f].startswith("NOT MEASURED") and "published-h100-80gb.json" in src[f]
     assert "dense_us" not in cal_doc["models"]["Llama-2-7B"]
-    load = gpu_fit.write_kv_calibration(cal_doc, tmp_path / "k.json")
+    load = gcal.write_kv_calibration(cal_doc, tmp_path / "k.json")
     assert load_calibration(load).kind == "measured"
     no_gather = tables()["attention"]
     no_gather = no_gather[~no_gather.variant.str.startswith("triton")]
@@ -365,11 +369,11 @@ def test_kv_calibration_needs_bandwidth_and_attention(tmp_path):
     t = tables()
     del t["attention"]
     with pytest.raises(InputError, match="needs the bandwidth and attention tables"):
-        gpu_fit.kv_calibration(t, DEVICE)
-    doc = gpu_fit.kv_calibration(tables(), DEVICE)
+        gcal.kv_calibration(t, DEVICE)
+    doc = gcal.kv_calibration(tables(), DEVICE)
     doc["attention_bandwidth_efficiency"] = float("nan")
     with pytest.raises(InputError, match="attention_bandwidth_efficiency"):
-        gpu_fit.write_kv_calibration(doc, tmp_path / "bad.json")
+        gcal.write_kv_calibration(doc, tmp_path / "bad.json")
     assert not (tmp_path / "bad.json").exists()
 
 

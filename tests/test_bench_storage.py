@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from simkit.bench import storage as S
+from simkit.calibrate.storage import schedule_offsets, validate_schedule
 from simkit.cli import main
 from simkit.flash import FlashConfig, synthetic_trace, with_error_model
 from simkit.flash.models import FlashModel
@@ -47,9 +48,9 @@ def test_calibration_feeds_the_cost_model(sweep):
 def test_schedule_offsets_layouts():
     m = FlashModel("tiny", 2, 2048, 8, 2, 1, 1, 10, 2)     # 4 KiB vectors, 8 KiB neurons
     loads = (np.array([0, 1]), np.array([3, 5]))
-    off, chunk = S.schedule_offsets(loads, m, bundled=True)
+    off, chunk = schedule_offsets(loads, m, bundled=True)
     assert chunk == 8192 and off.tolist() == [3 * 8192, (8 + 5) * 8192]
-    off, chunk = S.schedule_offsets(loads, m, bundled=False)
+    off, chunk = schedule_offsets(loads, m, bundled=False)
     # layer 0: up region at 0, down region at 8 vectors; layer 1 starts at 16 vectors
     assert chunk == 4096 and off.tolist() == [3 * 4096, 11 * 4096, 21 * 4096, 29 * 4096]
 
@@ -63,8 +64,8 @@ def test_validation_on_a_real_file(tmp_path, sweep):
     assert [len(s[0]) for s in sched] == stats.tokens[:, 1].tolist()
     cal = from_dict(S.calibration(sweep))
     for policy in ("all", "windowing"):
-        per_tok, summ = S.validate_schedule(tr, m, policy, cal, tmp_path / "ffn.bin", window=3,
-                                            threads=4)
+        per_tok, summ = validate_schedule(tr, m, policy, cal, tmp_path / "ffn.bin", window=3,
+                                          threads=4)
         assert len(per_tok) == 12 and summ["reads"] == per_tok.reads.sum() > 0
         assert summ["chunk_bytes"] == (8192 if policy == "all" else 4096)
         assert summ["measured_s"] > 0 and summ["predicted_s"] > 0
@@ -85,10 +86,30 @@ def test_flash_run_reads_a_measured_calibration(tmp_path, sweep, capsys):
     cal = tmp_path / "disk.json"
     S.write_calibration(sweep, cal)
     out = tmp_path / "s.csv"
-    assert main(["flash", "run", "--model", "smollm2-135m", "--policy", "all", "--activations",
-                 "smollm2-135m", "--tokens", "8", "--threads", "4", "--storage", str(cal),
+    assert main(["flash", "run", "--model", "smollm2-135m", "--policy", "bundling",
+                 "--activations", "smollm2-135m", "--tokens", "8", "--threads", "4", "--storage", str(cal),
                  "--out", str(out)]) == 0
     s = pd.read_csv(out).iloc[0]
     tput = from_dict(S.calibration(sweep)).throughput(3456, 4)   # bundled SmolLM2 neuron
     assert s.throughput_bytes_per_s == pytest.approx(tput)
     assert s.io_ms_per_token == pytest.approx(1e3 * s.flash_bytes_per_token / tput)
+
+
+def test_cli_leaves_no_files_behind(tmp_path, monkeypatch, capsys):
+    """Without --file, the bench file lives in a temporary directory under --workdir (default:
+    the current directory) and is removed afterwards; a --file given is the user's and kept."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    small = ["--size", "1MiB", "--chunks", "4k", "--threads", "1", "--seconds", "0.02"]
+    assert main(["bench", "storage", *small]) == 0
+    assert list(work.iterdir()) == []
+    other = tmp_path / "other"
+    other.mkdir()
+    assert main(["bench", "storage", "--workdir", str(other), *small]) == 0
+    assert list(other.iterdir()) == [] and list(work.iterdir()) == []
+    assert main(["bench", "storage", "--file", str(work / "mine.bin"), *small]) == 0
+    assert [p.name for p in work.iterdir()] == ["mine.bin"]
+    capsys.readouterr()
+    assert main(["bench", "storage", "--workdir", str(tmp_path / "nope"), *small]) == 2
+    assert "--workdir" in capsys.readouterr().err

@@ -216,10 +216,26 @@ def test_cli_flash_errors_are_one_line(tmp_path, capsys):
     assert not list(tmp_path.iterdir())
 
 
-def test_cli_synthetic_opt():
+def test_cli_synthetic_opt(tmp_path):
+    """``--policy all`` runs every preset of the ladder (Table 2), one row each, on the same
+    trace; a single policy gives one row."""
+    import pandas as pd
     from simkit.cli import main
-    assert main(["flash", "run", "--model", "falcon-7b", "--policy", "all", "--activations",
-                 "synthetic", "--tokens", "8", "--sparsity", "0.95"]) == 0
+    from simkit.flash.policies import LADDER
+
+    common = ["--model", "falcon-7b", "--activations", "synthetic", "--tokens", "8",
+              "--sparsity", "0.95"]
+    assert main(["flash", "run", "--policy", "all", *common, "--out", str(tmp_path / "a.csv"),
+                 "--per-token", str(tmp_path / "t.csv")]) == 0
+    df = pd.read_csv(tmp_path / "a.csv")
+    assert df.param_policy.tolist() == [parse_policy(p).name for p in LADDER]
+    assert len(set(df.param_policy)) == 5 and (df.tokens == 8).all()
+    assert df.flash_bytes_per_token.iloc[0] > df.flash_bytes_per_token.iloc[-1]
+    assert len(pd.read_csv(tmp_path / "t.csv")) == 5 * 8
+    assert main(["flash", "run", "--policy", "windowing", *common,
+                 "--out", str(tmp_path / "w.csv")]) == 0
+    one = pd.read_csv(tmp_path / "w.csv")
+    assert one.param_policy.tolist() == ["hybrid+predictor+windowing"]
 
 
 def test_per_layer_and_region_add_up():
@@ -252,3 +268,37 @@ def test_config_from_toml(tmp_path):
     p.write_text('threads = 0\n')
     with pytest.raises(InputError, match="threads"):
         FlashConfig.from_toml(p)
+
+
+def _prefix(tr, n):
+    """The first ``n`` tokens of an activation trace (same name)."""
+    L = tr.layers
+
+    def cut(s):
+        ptr, idx = s
+        return ptr[:n * L + 1].copy(), idx[:ptr[n * L]].copy()
+    return ActivationTrace(tr.name, L, tr.neurons, n, cut(tr.active),
+                           None if tr.predicted is None else cut(tr.predicted))
+
+
+def test_stats_subtract_a_warm_up_prefix():
+    from simkit.flash.models import FlashModel
+    tr = with_error_model(synthetic_trace(4, 512, 30, 0.05, 0.5, seed=5), 0.05, 0.07, 0.5)
+    tiny = FlashModel("tiny4", 4, 576, 512, 3, 9, 3, 100)
+    sim = FlashSimulator(FlashConfig(model=tiny, policy="all", window_tokens=3))
+    full, warm = sim.run(tr), sim.run(_prefix(tr, 8))
+    roi = full - warm
+    assert roi.n_tokens == 22
+    # needed neurons per layer after the warm-up, counted from the predicted sets themselves
+    ptr = tr.predicted[0]
+    needed = [sum(int(ptr[t * 4 + lay + 1] - ptr[t * 4 + lay]) for t in range(8, 30))
+              for lay in range(4)]
+    assert roi.per_layer().needed_neurons.tolist() == needed
+    assert roi.per_token().loaded_neurons.sum() == roi.per_layer().loaded_neurons.sum()
+    assert (roi.peak_rows == full.peak_rows).all()          # a peak is a state, kept
+    assert roi.to_frame().param_model.iloc[0] == "tiny4"
+    with pytest.raises(ValueError, match="prefix"):
+        warm - full
+    other = FlashSimulator(FlashConfig(model=tiny, policy="all", window_tokens=2)).run(tr)
+    with pytest.raises(ValueError, match="config"):
+        full - other

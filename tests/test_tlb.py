@@ -3,7 +3,7 @@ MMU, and this machine's measured TLB knees (REFERENCE.md 5.4)."""
 import numpy as np
 import pytest
 
-from simkit.bench.cpu import chase_address_stream
+from simkit.bench.cpu.chase import chase_address_stream
 from simkit.cache import CacheConfig, HierarchyConfig
 from simkit.tlb import MMU, MMUConfig, TLBConfig
 from simkit.trace.format import ACCESS_DTYPE, Op, make_records

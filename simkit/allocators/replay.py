@@ -26,7 +26,7 @@ from simkit.trace.alloc import ALLOC_DTYPE, AllocOp, AllocTrace, NONE
 
 # Cost model: ns per event, per list step, per page fault (first touch of a page), per system
 # call (sbrk/mmap/munmap). Defaults are assumptions; ``simkit bench malloc --calibration F.json``
-# fits them on this machine (``simkit.bench.malloc.fit_cost``) and ``AllocatorModel(...,
+# fits them on this machine (``simkit.calibrate.malloc.fit_cost``) and ``AllocatorModel(...,
 # cost=F.json)`` uses the fit.
 COST_NS = {"op": 15.0, "step": 1.5, "fault": 250.0, "syscall": 1500.0}
 
@@ -89,6 +89,24 @@ class AllocStats:
     def to_frame(self):
         import pandas as pd
         return pd.DataFrame([self.row()])
+
+    def __sub__(self, other: "AllocStats") -> "AllocStats":
+        """The events after ``other``, a replay of a prefix of the same trace by the same
+        allocator (``run(trace, max_events=N)``): the region of interest = end - warm-up.
+        Events and counters subtract; peaks, final levels and metadata are states, not sums,
+        and stay this replay's; the timeline keeps the samples taken after ``other``'s events."""
+        if (other.allocator, other.trace) != (self.allocator, self.trace):
+            raise ValueError(f"cannot subtract stats of {other.allocator} on {other.trace} "
+                             f"from {self.allocator} on {self.trace}")
+        if other.events > self.events:
+            raise ValueError(f"cannot subtract a longer replay ({other.events} events) from a "
+                             f"shorter one ({self.events})")
+        counters = {k: v - other.counters.get(k, 0) for k, v in self.counters.items()}
+        tl = self.timeline
+        if tl is not None:
+            tl = tl[tl["event"] >= other.events].reset_index(drop=True)
+        return dataclasses.replace(self, events=self.events - other.events, counters=counters,
+                                   timeline=tl, cost_ns=dict(self.cost_ns))
 
 
 def load_cost(cost) -> dict:

@@ -1,8 +1,9 @@
-"""Security probes run identically against every allocator model (and, through
-``simkit.bench.malloc.probe_real``, every real allocator): the allocator x property table.
+"""Security probes run identically against every allocator model: one row of the allocator x
+property table per model.
 
-Each probe replays the same tiny sequence the C probe (``simkit/bench/csrc/malloc_probe.c``)
-runs in a fresh process:
+Each probe replays the same tiny sequence the C probe of the real allocators
+(``simkit/bench/malloc/csrc/malloc_probe.c``) runs in a fresh process, so a model's row can be
+put beside its real counterpart's (the ``allocators`` experiment does):
 
 - ``double_free_N``: p = malloc(N); a guard malloc(16); free(p); free(p). "caught" when the
   allocator detects it (aborts), "crash" when it faults, "no" when it takes it silently;
@@ -15,9 +16,6 @@ runs in a fresh process:
 - ``overflow_16_next_free``: 16 bytes written past a 32-byte request, then free of the next
   block: "caught" when the bytes reach metadata the allocator checks (ptmalloc's next size
   field; a canary), else "no"; ``metadata_distance_32`` = bytes of slack before metadata.
-
-``REFERENCE_TABLE`` is REFERENCE.md 4.6 (measured on Debian 12) in these terms;
-``compare_reference`` checks a real allocator's row against it.
 """
 from __future__ import annotations
 
@@ -29,29 +27,6 @@ from simkit.allocators.replay import AllocatorModel
 SIZES = (32, 4096, 262144)
 _CK = {0: "no", 1: "caught", 2: "crash", 3: "no"}
 
-# REFERENCE.md 4.6, "Measured on Debian 12"
-REFERENCE_TABLE = {
-    "glibc": {"double_free_32": "caught", "double_free_4096": "caught",
-              "double_free_262144": "crash", "invalid_free": "caught", "reuse_32": "yes",
-              "reuse_4096": "yes", "reuse_262144": "no", "randomized": "no",
-              "zero_on_free": "no"},
-    "jemalloc": {"double_free_32": "no", "double_free_4096": "no", "double_free_262144": "no",
-                 "invalid_free": "no", "reuse_32": "yes", "reuse_4096": "yes",
-                 "reuse_262144": "no", "randomized": "no", "zero_on_free": "no"},
-    "mimalloc": {"double_free_32": "no", "double_free_4096": "no", "double_free_262144": "no",
-                 "invalid_free": "no", "reuse_32": "no", "reuse_4096": "no",
-                 "reuse_262144": "yes", "randomized": "no", "zero_on_free": "no"},
-    "tcmalloc": {"double_free_32": "no", "double_free_4096": "no", "double_free_262144": "no",
-                 "invalid_free": "no", "reuse_32": "yes", "reuse_4096": "yes",
-                 "reuse_262144": "yes", "randomized": "no", "zero_on_free": "no"},
-    "scudo": {"double_free_32": "caught", "double_free_4096": "caught",
-              "double_free_262144": "caught", "invalid_free": "caught", "reuse_32": "yes",
-              "reuse_4096": "yes", "reuse_262144": "yes", "randomized": "yes",
-              "zero_on_free": "no"},
-    # documented only (REFERENCE 4.3/4.6); its model is the "hardened" preset
-    "hardened_malloc": {"double_free_32": "caught", "invalid_free": "caught", "reuse_32": "no",
-                        "randomized": "yes", "zero_on_free": "yes"},
-}
 PROPERTIES = ("double_free_32", "double_free_4096", "double_free_262144", "invalid_free",
               "reuse_32", "reuse_4096", "reuse_262144", "reuse_distance_32",
               "placement_entropy_bits", "randomized", "zero_on_free", "overflow_16_next_free",
@@ -110,39 +85,3 @@ def probe_model(config) -> dict:
     row["metadata_distance_32"] = -1 if dist is None else int(dist)
     row["overflow_16_next_free"] = "caught" if dist is not None and dist < 16 else "no"
     return row
-
-
-def finish_real(row: dict) -> dict:
-    """Derived columns of a real allocator's probe row (``simkit.bench.malloc.probe_real``)."""
-    row = dict(row)
-    row["randomized"] = "yes" if row.get("placement_entropy_bits", 0) > 1 else "no"
-    row.setdefault("metadata_distance_32", -1)
-    return row
-
-
-def compare_reference(row: dict) -> list[tuple[str, str, str, bool]]:
-    """(property, REFERENCE value, ours, equal) for every property REFERENCE lists for the
-    row's allocator."""
-    ref = REFERENCE_TABLE.get(row["allocator"], {})
-    return [(k, v, str(row.get(k)), str(row.get(k)) == v) for k, v in ref.items()]
-
-
-def security_table(models=("ptmalloc", "sjmalloc", "hardened", "hardened-light", "mimalloc"),
-                   real=True):
-    """The allocator x property table: every model, then every installed real allocator,
-    with ``matches_reference`` (real allocators: all REFERENCE 4.6 properties equal)."""
-    import pandas as pd
-
-    rows = [probe_model(m) for m in models]
-    if real:
-        from simkit.bench.malloc import available, probe_real
-        for a in available():
-            r = finish_real(probe_real(a))
-            cmp = compare_reference(r)
-            r["matches_reference"] = all(c[3] for c in cmp) if cmp else None
-            r["mismatches"] = "; ".join(f"{k}: ref {v}, ours {o}" for k, v, o, eq in cmp
-                                        if not eq)
-            rows.append(r)
-    df = pd.DataFrame(rows)
-    cols = ["allocator", "kind", *PROPERTIES, "matches_reference", "mismatches"]
-    return df[[c for c in cols if c in df.columns]]

@@ -1,8 +1,17 @@
-"""Microbenchmarks on the real machine; results become calibration files.
+"""Microbenchmarks on the real machine, split by what they measure; results become
+calibration files.
 
-``simkit.bench.cpu``: load latency of caches and TLBs by pointer chase (``measure_cpu``,
-``knees``, ``write_calibration``, ``plot_cpu``, ``chase_address_stream``).
-``simkit.bench.machine``: ``describe_machine()``.
+- ``simkit.bench.cpu``: load latency of caches and TLBs by pointer chase (``measure_cpu``,
+  ``knees``, ``write_calibration``, ``plot_cpu``, ``chase_address_stream``) and the machine's
+  description (``simkit.bench.cpu.machine.describe_machine``);
+- ``simkit.bench.storage``: random-read throughput vs chunk size and parallel reads;
+- ``simkit.bench.malloc``: real allocators (glibc, jemalloc, mimalloc, tcmalloc, Scudo) replaying
+  an allocation trace, and the security probes run against them;
+- ``simkit.bench.gpu``: GPU microbenchmarks (PTX through the driver API, torch, Triton).
+
+bench imports no simulator front: turning measurements into simulator presets and
+calibrations, and checking a simulator against a measurement, is ``simkit.calibrate``'s job.
+The simulators never import bench.
 
 Names load lazily, so ``import simkit.bench`` costs nothing until one is used.
 """
@@ -11,9 +20,10 @@ from __future__ import annotations
 import importlib
 
 _NAMES = {
-    "measure_cpu": "cpu", "knees": "cpu", "find_knees": "cpu", "write_calibration": "cpu",
-    "calibration": "cpu", "plot_cpu": "cpu", "chase_address_stream": "cpu",
-    "sattolo_cycle": "cpu", "summarize": "cpu", "describe_machine": "machine",
+    "measure_cpu": "cpu.chase", "knees": "cpu.chase", "find_knees": "cpu.chase",
+    "write_calibration": "cpu.chase", "calibration": "cpu.chase", "plot_cpu": "cpu.chase",
+    "chase_address_stream": "cpu.chase", "sattolo_cycle": "cpu.chase",
+    "summarize": "cpu.chase", "describe_machine": "cpu.machine",
 }
 __all__ = sorted(_NAMES)
 

@@ -1,5 +1,5 @@
-"""Random-read throughput of this machine's storage vs chunk size and parallel reads, and a
-validation of the flash simulator's read schedule against the same file (REFERENCE.md 3.6).
+"""Random-read throughput of this machine's storage vs chunk size and parallel reads
+(docs/sources.md, "Flash").
 
 Method:
 
@@ -17,11 +17,8 @@ Method:
 - **A VM's virtual disk is not flash**: guest ``O_DIRECT`` does not bypass the host's cache. The
   machine description says whether a hypervisor is present and what the disk reports itself as.
 
-``validate_schedule`` lays a model's FFN out in a file as a policy says (bundled: one chunk of
-``neuron_bytes`` per neuron; unbundled: one region per matrix, one ``vector_bytes`` read per
-neuron and matrix), plans the reads the simulator would issue for an activation trace
-(windowing included), executes them token by token with ``threads`` parallel reads, and
-compares the measured time with the cost model's prediction from a calibration.
+The flash simulator's read schedule executed on a real file, against the cost model's
+prediction, is ``simkit.calibrate.storage.validate_schedule``.
 """
 from __future__ import annotations
 
@@ -33,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from simkit.atomic import commit, temp_for, write_via
 
 CHUNKS_FULL = tuple(4096 << k for k in range(9))          # 4 KiB .. 1 MiB
 THREADS_FULL = (1, 2, 4, 8, 16, 32)
@@ -84,7 +82,7 @@ def make_file(path: Path, file_bytes: int, seed: int = 0) -> Path:
         return path
     rng = np.random.default_rng(seed)
     block = 8 << 20
-    tmp = path.with_name(path.name + ".partial")
+    tmp = temp_for(path)      # registered: an interrupt removes it (it can be gigabytes)
     with open(tmp, "wb") as f:
         left = file_bytes
         while left > 0:
@@ -93,7 +91,7 @@ def make_file(path: Path, file_bytes: int, seed: int = 0) -> Path:
             left -= n
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
+    commit(tmp, path)
     return path
 
 
@@ -141,7 +139,7 @@ class Reader:
         self.close()
 
 
-def _worker(fd, offsets, chunk, deadline):
+def read_chunks(fd, offsets, chunk, deadline):
     """Read ``chunk`` bytes at each offset until the list or the time runs out."""
     buf = mmap.mmap(-1, chunk)
     lat = []
@@ -171,7 +169,7 @@ def _random_point(reader: Reader, chunk: int, threads: int, seconds: float,
     reader.drop_cache()
     start = time.perf_counter()
     deadline = start + seconds
-    futs = [pool.submit(_worker, reader.fd, o, chunk, deadline) for o in offs]
+    futs = [pool.submit(read_chunks, reader.fd, o, chunk, deadline) for o in offs]
     res = [f.result() for f in futs]
     wall = time.perf_counter() - start
     reads = sum(r[0] for r in res)
@@ -214,7 +212,7 @@ def measure_storage(path: Path, file_bytes: int = 1 << 30, chunks=CHUNKS_QUICK,
     """The sweep as a tidy DataFrame (``attrs``: machine, device, direct, note)."""
     import pandas as pd
 
-    from simkit.bench.machine import describe_machine
+    from simkit.bench.cpu.machine import describe_machine
 
     path = make_file(Path(path), int(file_bytes), seed)
     rng = np.random.default_rng(seed)
@@ -274,13 +272,8 @@ def calibration(df) -> dict:
 
 def write_calibration(df, path) -> Path:
     path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
-    try:
-        tmp.write_text(json.dumps(calibration(df), indent=1, default=str) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    text = json.dumps(calibration(df), indent=1, default=str) + "\n"
+    return write_via(path, lambda tmp: tmp.write_text(text))
 
 
 def plot_storage(df, path=None):
@@ -309,73 +302,5 @@ def plot_storage(df, path=None):
     ax.legend(fontsize=8)
     if path is not None:
         path = Path(path)
-        tmp = path.with_name(path.stem + ".partial" + path.suffix)
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
+        write_via(path, lambda tmp: fig.savefig(tmp, dpi=120), ".partial" + path.suffix)
     return fig
-
-
-# ---- validation: the simulator's schedule on a real file ------------------------------------
-def schedule_offsets(loads, model, bundled: bool):
-    """Reads (offset, length) for loaded (layer, neuron) pairs in the policy's file layout::
-
-        bundled:    [layer 0: neuron 0 | neuron 1 | ...][layer 1: ...]     neuron_bytes each
-        unbundled:  [layer 0: matrix 0 (ffn vectors) | matrix 1 | ...][layer 1: ...]
-    """
-    layer, neuron = loads
-    if bundled:
-        off = (layer.astype(np.int64) * model.ffn + neuron) * model.neuron_bytes
-        return off, model.neuron_bytes
-    m = np.arange(model.ffn_matrices, dtype=np.int64)
-    base = (layer.astype(np.int64)[:, None] * model.ffn_matrices + m[None, :]) * model.ffn
-    off = (base + neuron[:, None]) * model.vector_bytes
-    return off.ravel(), model.vector_bytes
-
-
-def validate_schedule(trace, model, policy: str, storage, path: Path, window: int = 5,
-                      threads: int = 32, predictor: str = "trace", tokens: int | None = None,
-                      direct: bool = True):
-    """Measured vs predicted I/O time of the simulator's read schedule on a real file.
-    Returns (per-token DataFrame, summary dict)."""
-    import pandas as pd
-
-    from simkit.flash.simulate import FlashConfig, FlashSimulator, read_schedule
-    from simkit.flash.storage import load_calibration
-
-    st = load_calibration(storage)
-    cfg = FlashConfig(model=model, policy=policy, window_tokens=window,
-                      predictor=predictor, threads=threads)
-    sched = read_schedule(cfg, trace, model)
-    n_tok = len(sched) if tokens is None else min(tokens, len(sched))
-    pol = cfg.policy_obj
-    need = model.layers * model.ffn * model.neuron_bytes
-    path = make_file(Path(path), need)
-    stats = FlashSimulator(cfg).run(trace)
-    rows = []
-    with Reader(path, direct) as reader, ThreadPoolExecutor(threads) as pool:
-        chunk = None
-        for t in range(n_tok):
-            off, chunk = schedule_offsets(sched[t], model, pol.bundling)
-            if chunk % reader.align:
-                raise ValueError(f"model: chunk {chunk} B is not a multiple of the direct-I/O "
-                                 f"alignment {reader.align} B; pick a model whose rows are")
-            reader.drop_cache()
-            parts = np.array_split(off, min(threads, max(len(off), 1)))
-            start = time.perf_counter()
-            futs = [pool.submit(_worker, reader.fd, p, chunk, None) for p in parts if len(p)]
-            for f in futs:
-                f.result()
-            wall = time.perf_counter() - start
-            pred = st.read_seconds(len(off) * chunk, chunk, threads)
-            rows.append({"token": t, "reads": len(off), "chunk_bytes": chunk,
-                         "bytes": len(off) * chunk, "measured_s": wall, "predicted_s": pred})
-        direct_used, note = reader.direct, reader.note
-    df = pd.DataFrame(rows)
-    meas, pred = float(df.measured_s.sum()), float(df.predicted_s.sum())
-    summary = {"policy": pol.name, "tokens": n_tok, "reads": int(df.reads.sum()),
-               "bytes": int(df.bytes.sum()), "chunk_bytes": int(chunk or 0),
-               "threads": threads, "measured_s": meas, "predicted_s": pred,
-               "error_pct": 100.0 * (pred - meas) / meas if meas else float("nan"),
-               "direct": direct_used, "note": note, "storage": st.kind,
-               "simulator_loaded_fraction": stats.summary()["loaded_fraction"]}
-    return df, summary

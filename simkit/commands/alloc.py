@@ -104,7 +104,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_security(args) -> int:
-    from simkit.allocators.security import security_table
+    from simkit.experiments.allocators import security_table
 
     check_out_path(args.out)
     emit(security_table(real=not args.no_real), args)

@@ -22,7 +22,7 @@ EXIT_SOME_FAILED = 1
 
 
 def register(what) -> None:
-    from simkit.bench.gpu_fit import BENCHES
+    from simkit.bench.gpu.rows import BENCHES
 
     p = what.add_parser(
         "gpu", help="GPU microbenchmarks (NVML, latency, TLB reach, bandwidth, attention, VMM)",
@@ -50,7 +50,7 @@ def register(what) -> None:
 
 
 def _benches(only: str | None) -> tuple[str, ...]:
-    from simkit.bench.gpu_fit import BENCHES
+    from simkit.bench.gpu.rows import BENCHES
 
     if not only:
         return BENCHES
@@ -76,7 +76,7 @@ def run_gpu(args: argparse.Namespace) -> int:
         if args.outdir.exists() and not args.outdir.is_dir():
             raise InputError(f"--outdir {args.outdir}: not a directory")
 
-    from simkit.bench import gpu
+    from simkit.bench.gpu import measure as gpu
 
     failures: dict = {}
     if args.from_rows is not None:
@@ -99,7 +99,7 @@ def run_gpu(args: argparse.Namespace) -> int:
 
 
 def _report(desc: dict, tables: dict, failures: dict) -> None:
-    from simkit.bench import gpu_fit
+    from simkit.bench.gpu import rows as gpu_fit
     from simkit.commands._output import print_frame
 
     nv = (desc or {}).get("nvml") or {}
@@ -128,8 +128,8 @@ def _report(desc: dict, tables: dict, failures: dict) -> None:
 
 
 def _write(desc: dict, tables: dict, outdir: Path, model: str) -> None:
+    from simkit.calibrate import gpu
     from simkit.experiments import gpu_validation as experiments_gpu
-    from simkit.bench import gpu
 
     for p in gpu.write_results(desc, tables, outdir, model=model):
         print(f"wrote {p}")

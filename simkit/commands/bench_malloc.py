@@ -76,6 +76,7 @@ def run_malloc(args) -> int:
     if args.max_events is not None and args.max_events < 1:
         raise InputError(f"--max-events: must be >= 1, got {args.max_events}")
     from simkit.bench import malloc as bm
+    from simkit.calibrate import malloc as cm
     from simkit.trace.alloc_catalog import list_alloc_traces
 
     names = args.trace or (list(QUICK_TRACES) if args.quick else list(list_alloc_traces().name))
@@ -91,7 +92,7 @@ def run_malloc(args) -> int:
         write_frame(runs_df, args.runs_out)
         print(f"wrote {args.runs_out}")
     if args.validate:
-        v = bm.validate_models(traces, med)
+        v = cm.validate_models(traces, med)
         print("\nmodel peak footprint vs measured peak RSS growth:")
         print_frame(v.assign(error_pct=100 * v.error),
                     ("trace", "model", "real", "model_peak_footprint_bytes",
@@ -103,14 +104,14 @@ def run_malloc(args) -> int:
         import json
         import os
 
-        cal = bm.fit_cost(traces, med)
+        cal = cm.fit_cost(traces, med)
         print("\ncost weights fitted on glibc (ns): "
               + ", ".join(f"{k} {v:.3g}" for k, v in cal["cost_ns"].items()))
         text = json.dumps(cal, indent=1, default=str)
         write_via(args.calibration, lambda tmp: tmp.write_text(text))
         print(f"wrote {args.calibration}")
     if args.security:
-        from simkit.allocators.security import security_table
+        from simkit.experiments.allocators import security_table
         t = security_table()
         print("\nsecurity probes (models, then real allocators vs REFERENCE 4.6):")
         print_frame(t)

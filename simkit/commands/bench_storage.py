@@ -1,7 +1,7 @@
 """``simkit bench storage``: random-read throughput vs chunk size and parallel reads, and the
 flash simulator's read schedule executed on a real file.
 
-    simkit bench storage [--file PATH] [--size 1GiB] [--quick] [--chunks 4k,16k,...]
+    simkit bench storage [--file PATH] [--workdir DIR] [--size 1GiB] [--quick] [--chunks 4k,16k,...]
                          [--threads 1,4,16,32] [--seconds S] [--no-direct] [--seed N]
                          [--out FILE] [--calibration FILE.json] [--plot FILE.png]
                          [--validate] [--validate-policy all] [--validate-tokens N]
@@ -15,6 +15,7 @@ cost model's prediction from the calibration just measured.
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
 from simkit.commands._output import add_out_argument, check_out_path, emit, write_frame
@@ -33,9 +34,14 @@ def register(what) -> None:
                     "O_DIRECT with aligned buffers (buffered with the page cache dropped where "
                     "O_DIRECT is refused), plus a sequential 1 MiB ceiling. Table, plot and "
                     "a calibration JSON for simkit flash run --storage.")
-    p.add_argument("--file", type=Path, default=Path("simkit-storage-bench.bin"),
+    p.add_argument("--file", type=Path, default=None,
                    help="file to read (created with random bytes at --size if missing or of "
-                        "another size; default ./simkit-storage-bench.bin)")
+                        "another size, and kept); default: a file in a temporary directory "
+                        "under --workdir, removed afterwards")
+    p.add_argument("--workdir", type=Path, default=None, metavar="DIR",
+                   help="where the temporary directory for the default file and the "
+                        "--validate file goes (default: the current directory, so that the "
+                        "disk measured is this one, not a RAM-backed /tmp); removed afterwards")
     p.add_argument("--size", default=None, help="file size (default 1GiB; quick 256MiB)")
     p.add_argument("--quick", action="store_true", help="5 chunks x 4 thread counts, 0.3 s each")
     p.add_argument("--chunks", help="comma-separated chunk sizes (default 4k..1M, powers of 2)")
@@ -51,7 +57,7 @@ def register(what) -> None:
     p.add_argument("--plot", type=Path, metavar="FILE.png", help="throughput vs chunk figure")
     p.add_argument("--validate", action="store_true",
                    help="also execute the simulator's read schedule on a real file "
-                        "(FILE.ffn beside --file, 755 MB, kept for reuse like --file)")
+                        "(755 MB, in the temporary directory, removed afterwards)")
     p.add_argument("--validate-policy", default="all",
                    help="policy of the validation (default all; 'windowing' is unbundled)")
     p.add_argument("--validate-tokens", type=count_type(1), default=64,
@@ -70,6 +76,16 @@ def _sizes(text, what):
 
 
 def run_storage(args: argparse.Namespace) -> int:
+    """Every file this command creates (the default --file, the --validate file) lives in a
+    fresh temporary directory under --workdir, removed on the way out, errors included."""
+    workdir = args.workdir if args.workdir is not None else Path(".")
+    if not workdir.is_dir():
+        raise InputError(f"--workdir {workdir}: not a directory")
+    with tempfile.TemporaryDirectory(prefix="simkit-storage-", dir=workdir) as tmp:
+        return _run_storage(args, Path(tmp))
+
+
+def _run_storage(args: argparse.Namespace, tmp: Path) -> int:
     check_out_path(args.out)
     check_out_path(args.calibration, "--calibration", (".json",))
     check_out_path(args.plot, "--plot", PLOT_SUFFIXES)
@@ -92,13 +108,13 @@ def run_storage(args: argparse.Namespace) -> int:
     seconds = args.seconds if args.seconds is not None else (0.3 if args.quick else 1.0)
     if seconds <= 0:
         raise InputError(f"--seconds: must be > 0, got {seconds}")
-    parent = args.file.parent if str(args.file.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"--file {args.file}: directory {parent} does not exist")
+    if args.file is not None and not args.file.parent.is_dir():
+        raise InputError(f"--file {args.file}: directory {args.file.parent} does not exist")
+    file = args.file if args.file is not None else tmp / "simkit-storage-bench.bin"
     if max(chunks) > size:
         raise InputError(f"--size: {size} B is smaller than the largest chunk {max(chunks)} B")
     try:
-        df = S.measure_storage(args.file, size, chunks, threads, seconds,
+        df = S.measure_storage(file, size, chunks, threads, seconds,
                                direct=not args.no_direct, seed=args.seed)
     except ValueError as exc:
         raise InputError(str(exc)) from None
@@ -114,15 +130,15 @@ def run_storage(args: argparse.Namespace) -> int:
         S.plot_storage(df, args.plot)
         print(f"wrote {args.plot}")
     if args.validate:
+        from simkit.calibrate.storage import validate_schedule
         from simkit.flash.activations import load_activations
         from simkit.flash.storage import from_dict
         trace = load_activations("smollm2-135m", 0.9)
         model = validation_model()
         cal = from_dict(S.calibration(df), "measured")
-        per_tok, summ = S.validate_schedule(trace, model, args.validate_policy, cal,
-                                            args.file.with_name(args.file.name + ".ffn"),
-                                            tokens=args.validate_tokens,
-                                            direct=not args.no_direct)
+        per_tok, summ = validate_schedule(trace, model, args.validate_policy, cal,
+                                          tmp / "ffn.bin", tokens=args.validate_tokens,
+                                          direct=not args.no_direct)
         print(f"validation ({summ['policy']}, {summ['tokens']} tokens, {summ['reads']} reads "
               f"of {summ['chunk_bytes']} B, {summ['threads']} threads): measured "
               f"{summ['measured_s'] * 1e3:.1f} ms, predicted {summ['predicted_s'] * 1e3:.1f} ms, "

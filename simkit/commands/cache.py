@@ -30,7 +30,7 @@ def register(sub) -> None:
     _trace_args(r)
     g = r.add_mutually_exclusive_group()
     g.add_argument("--preset", default="reference-3level",
-                   help="named hierarchy (default reference-3level; see --list-presets)")
+                   help="named hierarchy (default reference-3level; list: simkit cache presets)")
     g.add_argument("--config", metavar="TOML", help="hierarchy from a TOML file")
     g.add_argument("--size", help="a single level of this size (e.g. 32KiB)")
     r.add_argument("--ways", type=count_type(1), default=8)

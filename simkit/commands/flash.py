@@ -41,8 +41,9 @@ def register(sub) -> None:
                                   "memory-management time, DRAM footprint.")
     r.add_argument("--model", required=True, help="model preset (see `simkit flash models`)")
     r.add_argument("--policy", required=True,
-                   help="preset (naive, hybrid, predictor-only, windowing, all) or components "
-                        "joined by '+': hybrid, predictor, windowing, bundling")
+                   help="preset (naive, hybrid, predictor-only, windowing, bundling: every "
+                        "technique) or components joined by '+': hybrid, predictor, windowing, "
+                        "bundling; 'all' runs every preset, one row each")
     r.add_argument("--activations", required=True,
                    help="shipped trace name (smollm2-135m), trace file, or 'synthetic'")
     r.add_argument("--sparsity", type=finite_type(0.0, 1.0), default=None,
@@ -168,10 +169,11 @@ def run(args: argparse.Namespace) -> int:
     from simkit.flash import FlashConfig, FlashSimulator, get_model
 
     model = get_model(args.model)
-    cfg = FlashConfig(model=model.name, policy=args.policy, window_tokens=args.window,
-                      predictor=args.predictor, storage=args.storage, threads=args.threads,
-                      memory_management=args.memory_management)
-    sim = FlashSimulator(cfg)
+    cfgs = [FlashConfig(model=model.name, policy=p, window_tokens=args.window,
+                        predictor=args.predictor, storage=args.storage, threads=args.threads,
+                        memory_management=args.memory_management)
+            for p in policies(args.policy)]
+    cfg = cfgs[-1]                              # the most complete policy asked for
     for name in ("fn_rate", "fp_rate", "stay_on"):
         v = getattr(args, name)
         if v is not None and not 0.0 <= v < 1.0:
@@ -186,10 +188,22 @@ def run(args: argparse.Namespace) -> int:
     if cfg.predictor == "trace" and cfg.policy_obj.predictor and tr.predicted is None:
         raise InputError(f"--activations {args.activations}: no predicted sets; use "
                          f"--predictor oracle or --fn-rate/--fp-rate")
-    stats = sim.run(tr)
-    df = stats.to_frame()
-    emit(df, args, columns=TABLE)
+    import pandas as pd
+
+    runs = [(c.policy_obj.name, FlashSimulator(c).run(tr)) for c in cfgs]
+    emit(pd.concat([st.to_frame() for _, st in runs], ignore_index=True), args, columns=TABLE)
     if args.per_token is not None:
-        write_frame(stats.per_token(), args.per_token)
+        write_frame(pd.concat([st.per_token().assign(policy=name) for name, st in runs],
+                              ignore_index=True), args.per_token)
         print(f"wrote {args.per_token}")
     return 0
+
+
+def policies(text: str) -> list[str]:
+    """``--policy``: one policy, or ``all``: every preset of the paper's ladder (Table 2, top to
+    bottom: naive .. every technique combined), one row each."""
+    from simkit.flash.policies import LADDER
+
+    if text.strip().lower() == "all":
+        return [p if p != "all" else "bundling" for p in LADDER]
+    return [text]

@@ -1,6 +1,11 @@
-"""`simkit reproduce NAME|all [--quick]`: run registered experiments, write results/."""
+"""`simkit reproduce NAME|all|list [--quick|--full]`: run registered experiments, write results/.
+
+Quick is the default, as for ``python experiments/NAME.py``; ``--full`` runs the full sweeps.
+When stdout is not a terminal, one line per step says which step starts (flushed at once), so a
+piped or logged run shows where it is."""
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from simkit.atomic import write_via
@@ -9,7 +14,12 @@ from simkit.atomic import write_via
 def register(sub) -> None:
     p = sub.add_parser("reproduce", help="run experiments (tables + plots under results/)")
     p.add_argument("name", help="experiment name, or 'all'; 'list' lists them")
-    p.add_argument("--quick", action="store_true", help="shipped data, a few minutes on 2 cores")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", dest="full", action="store_false",
+                      help="the default: shipped data and short sweeps (all of them: under 3 "
+                           "minutes on 2 cores)")
+    mode.add_argument("--full", dest="full", action="store_true",
+                      help="full traces and sweeps (tens of minutes)")
     p.add_argument("--outdir", type=Path, default=Path("results"))
     p.add_argument("--gallery", type=Path, default=None, metavar="DIR",
                    help="also copy every plot into DIR (the README gallery: docs/gallery)")
@@ -35,11 +45,15 @@ def handle(args) -> int:
     if args.gallery is not None and args.gallery.exists() and not args.gallery.is_dir():
         raise InputError(f"--gallery {args.gallery}: exists and is not a directory")
     summaries = []
-    for name in names:
+    piped = not sys.stdout.isatty()
+    for i, name in enumerate(names, 1):
+        if piped:
+            print(f"[{i}/{len(names)}] {name}: running ({'full' if args.full else 'quick'})",
+                  flush=True)
         t = time.perf_counter()
-        df, paths = experiments.run(name, quick=args.quick, outdir=args.outdir)
+        df, paths = experiments.run(name, quick=not args.full, outdir=args.outdir)
         print(f"{name}: {len(df)} rows in {time.perf_counter() - t:.1f} s -> "
-              + ", ".join(str(p) for p in paths))
+              + ", ".join(str(p) for p in paths), flush=True)
         for path in paths:                      # an experiment's summary table, if any
             if not path.name.endswith("-summary.csv"):
                 continue

@@ -86,7 +86,7 @@ def run(name: str, quick: bool = True, outdir: Path = Path("results")):
 def script_main(name: str, argv: list[str] | None = None) -> int:
     """The body of ``experiments/<name>.py``: ``python experiments/<name>.py [--full]
     [--outdir DIR]`` runs one experiment (quick by default) and prints its summary, exactly as
-    ``simkit reproduce <name> [--quick]``."""
+    ``simkit reproduce <name> [--full]`` (quick by default too)."""
     import argparse
 
     from simkit.cli import main
@@ -96,4 +96,4 @@ def script_main(name: str, argv: list[str] | None = None) -> int:
     ap.add_argument("--full", action="store_true", help="full traces (default: --quick)")
     ap.add_argument("--outdir", default="results")
     args = ap.parse_args(argv)
-    return main(["reproduce", name, "--outdir", args.outdir] + ([] if args.full else ["--quick"]))
+    return main(["reproduce", name, "--outdir", args.outdir] + (["--full"] if args.full else []))

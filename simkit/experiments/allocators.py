@@ -51,6 +51,31 @@ def _model_rows(traces):
     return rows, timelines
 
 
+def security_table(models=MODELS, real=True):
+    """The allocator x property table: every model's probes (``simkit.allocators.security``),
+    then every installed real allocator's (``simkit.bench.malloc.probe_real``), with
+    ``matches_reference`` (real allocators: every published property equal) and the
+    mismatches."""
+    import pandas as pd
+
+    from simkit.allocators.security import PROPERTIES, probe_model
+
+    rows = [probe_model(m) for m in models]
+    if real:
+        from simkit.bench.malloc import available, compare_reference, probe_real
+
+        for a in available():
+            r = probe_real(a)
+            cmp = compare_reference(r)
+            r["matches_reference"] = all(c[3] for c in cmp) if cmp else None
+            r["mismatches"] = "; ".join(f"{k}: ref {v}, ours {o}" for k, v, o, eq in cmp
+                                        if not eq)
+            rows.append(r)
+    df = pd.DataFrame(rows)
+    cols = ["allocator", "kind", *PROPERTIES, "matches_reference", "mismatches"]
+    return df[[c for c in cols if c in df.columns]]
+
+
 def _speed_row(quick):
     from simkit.allocators import AllocatorModel
     from simkit.trace.alloc import synthetic_alloc
@@ -72,8 +97,8 @@ def allocators(quick: bool = True, outdir: Path = Path("results")):
     """Heap allocators: models vs glibc/jemalloc/mimalloc/tcmalloc/Scudo, security table."""
     import pandas as pd
 
-    from simkit.allocators.security import security_table
     from simkit.bench import malloc as bm
+    from simkit.calibrate import malloc as cm
     from simkit.trace.alloc_catalog import list_alloc_traces
 
     names = list(list_alloc_traces().name)
@@ -88,19 +113,19 @@ def allocators(quick: bool = True, outdir: Path = Path("results")):
         print("allocators: gcc not on PATH; real allocators not measured (make tools)")
         med = pd.DataFrame()
     real_rows = med.assign(part="real").to_dict("records") if len(med) else []
-    val = bm.validate_models({n: traces[n] for n in real_names}, med) if len(med) else \
+    val = cm.validate_models({n: traces[n] for n in real_names}, med) if len(med) else \
         pd.DataFrame()
     val_rows = val.assign(part="validation").to_dict("records") if len(val) else []
     cal_rows = []
     if len(med) and "elapsed_ns" in med and (med.allocator == "glibc").any():
-        cal = bm.fit_cost({n: traces[n] for n in real_names}, med)
+        cal = cm.fit_cost({n: traces[n] for n in real_names}, med)
         cal_rows = [dict(r, part="cost-fit", **{f"cost_{k}_ns": v
                                                  for k, v in cal["cost_ns"].items()})
                     for r in cal["fit"]]
     place_rows = []
     if can_measure and "glibc" in bm.available():
         for n in real_names:
-            place_rows.append(dict(bm.placement_agreement(traces[n]), part="placement",
+            place_rows.append(dict(cm.placement_agreement(traces[n]), part="placement",
                                    trace=n, model="ptmalloc", real="glibc"))
     sec = security_table(models=MODELS, real=can_measure)
     speed = _speed_row(quick)

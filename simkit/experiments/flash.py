@@ -170,6 +170,7 @@ def _storage_rows(quick, outdir: Path):
     import pandas as pd
 
     from simkit.bench import storage as S
+    from simkit.calibrate.storage import validate_schedule
     from simkit.commands.bench_storage import validation_model
     from simkit.flash.activations import load_activations
     from simkit.flash.storage import from_dict
@@ -189,8 +190,8 @@ def _storage_rows(quick, outdir: Path):
         model = validation_model()
         n = 16 if quick else 64
         for policy in ("windowing", "all"):
-            _, summ = S.validate_schedule(trace, model, policy, cal, Path(d) / "ffn.bin",
-                                          tokens=n)
+            _, summ = validate_schedule(trace, model, policy, cal, Path(d) / "ffn.bin",
+                                        tokens=n)
             summ["part"] = "validation"
             out.append(pd.DataFrame([summ]))
     return out

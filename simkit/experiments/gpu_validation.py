@@ -7,10 +7,10 @@ they make is a GPU result until they are fed rows measured on a GPU
 ``simkit bench gpu --from-rows DIR --outdir OUT`` runs them on a folder of recorded tables).
 
 - ``tlb_validation(tlb_df, config)``: the measured 2 MiB-stride chase (``gpu-tlb.csv``) beside
-  the same address stream (``simkit.bench.gpu_fit.tlb_chase_addresses``: same nodes, same
+  the same address stream (``simkit.bench.gpu.rows.tlb_chase_addresses``: same nodes, same
   Sattolo order, two warm-up laps) through ``simkit.tlb.MMU`` with the GPU preset built from the
-  measurement (``gpu_fit.gpu_tlb_preset``). Simulated cycles per load = measured base (L2 hit
-  with an L1 TLB hit) + L1 TLB miss rate x L2 TLB latency + walks per load x the simulated mean
+  measurement (``simkit.calibrate.gpu.gpu_tlb_preset``). Simulated cycles per load = measured
+  base (L2 hit with an L1 TLB hit) + L1 TLB miss rate x L2 TLB latency + walks per load x the simulated mean
   walk cycles. The preset comes from the same rows, so the check is of the *shape* (where the
   steps fall, given the assumed associativity and LRU), not of an independent prediction.
 - ``kv_validation(tables, calibration, model)``: the KV cost model's terms beside the measured
@@ -37,11 +37,13 @@ def tlb_validation(tlb_df, config=None, *, latency_df=None, l2_cache_bytes=None,
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter
 
-    from simkit.bench import gpu_fit
+    from simkit.bench.gpu import rows as gpu_fit
+    from simkit.calibrate.gpu import gpu_tlb_preset
     from simkit.tlb import MMU
+    from simkit.units import format_bytes
 
     if config is None:
-        config = gpu_fit.gpu_tlb_preset(tlb_df, latency_df, l2_cache_bytes=l2_cache_bytes)
+        config = gpu_tlb_preset(tlb_df, latency_df, l2_cache_bytes=l2_cache_bytes)
     base = gpu_fit.tlb_reach(tlb_df)["base_cycles"]
     rows = []
     for r in tlb_df.sort_values("span_bytes").itertuples():
@@ -66,7 +68,7 @@ def tlb_validation(tlb_df, config=None, *, latency_df=None, l2_cache_bytes=None,
             label=f"simkit.tlb: {config.l1d.entries}-entry L1 TLB, {config.l2.entries}-entry "
                   f"L2 TLB (+{config.l2.latency_cycles} c)")
     ax.set_xscale("log", base=2)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: gpu_fit._fmt_bytes(v)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: format_bytes(int(v))))
     ax.set_xlabel("span chased (one node per 2 MiB page)")
     ax.set_ylabel("cycles per load")
     ax.grid(alpha=0.3)

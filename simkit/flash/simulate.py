@@ -224,6 +224,19 @@ class FlashStats:
                           self.per_layer_counts, self.peak_rows, self.static_neurons,
                           self.storage)
 
+    def __sub__(self, other: "FlashStats") -> "FlashStats":
+        """The tokens after ``other``, a run of a prefix of the same trace with the same config
+        (end - warm-up): per-token rows after ``other``'s, per-layer counts subtracted; the
+        peaks (preallocated rows) are states and stay this run's."""
+        n = len(other.tokens)
+        if other.config != self.config or other.trace_name != self.trace_name:
+            raise ValueError("cannot subtract stats of a different config or trace")
+        if n > len(self.tokens) or not np.array_equal(self.tokens[:n], other.tokens):
+            raise ValueError("cannot subtract: the other run is not a prefix of this one")
+        return FlashStats(self.config, self.trace_name, self.tokens[n:],
+                          self.per_layer_counts - other.per_layer_counts, self.peak_rows,
+                          self.static_neurons, self.storage)
+
     # ---- totals ------------------------------------------------------------------------
     def summary(self) -> dict:
         d = self.per_token()

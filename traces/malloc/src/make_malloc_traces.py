@@ -67,13 +67,13 @@ def main():
     entries = {}
     py = sys.executable
     with tempfile.TemporaryDirectory() as tmp:
-        shutil.copy(ROOT / "simkit/bench/csrc/malloc_replay.c", Path(tmp) / "replay.c")
+        shutil.copy(ROOT / "simkit/bench/malloc/csrc/malloc_replay.c", Path(tmp) / "replay.c")
         jobs = {
             "cc1": dict(cmd=["gcc", "-O2", "-g", "-c", "replay.c", "-o", "replay.o"],
                         tool="mtrace", cwd=tmp, file="cc1.skat.xz",
                         description="gcc 12 cc1 compiling simkit's malloc replayer "
                                     "(C, -O2 -g): glibc mtrace of the compiler proper",
-                        source="simkit/bench/csrc/malloc_replay.c"),
+                        source="simkit/bench/malloc/csrc/malloc_replay.c"),
             "python-json": dict(cmd=[py, str(SRC / "json_workload.py")], tool="memray",
                                 cwd=tmp, file="python-json.skat.xz",
                                 description="CPython 3 JSON workload: 1,500 nested records "

@@ -39,8 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
-from simkit.bench import _chase
+from simkit.bench.cpu import _kernels as _chase
 from simkit.trace import synth
+from simkit.atomic import write_via
 
 LINE_BYTES = 64
 PAGE_BYTES = 4096
@@ -327,7 +328,7 @@ def measure_cpu(quick: bool = False, *, sweeps=SWEEPS, page_kinds=PAGE_KINDS,
     """
     import pandas as pd
 
-    from simkit.bench.machine import describe_machine
+    from simkit.bench.cpu.machine import describe_machine
 
     cfg = _settings(quick)
     runs = cfg["runs"] if runs is None else int(runs)
@@ -464,7 +465,7 @@ def knees(df, *, rel: float = 0.2, abs_ns: float = 0.5, column: str = "ns_per_lo
 
 
 def _caches() -> list[dict]:
-    from simkit.bench.machine import cache_geometry
+    from simkit.bench.cpu.machine import cache_geometry
     return cache_geometry(0)
 
 
@@ -540,7 +541,7 @@ def _jsonable(v):
 
 def calibration(df) -> dict:
     """The calibration document for a ``measure_cpu`` frame (what ``write_calibration`` writes)."""
-    from simkit.bench.machine import describe_machine
+    from simkit.bench.cpu.machine import describe_machine
 
     kn = knees(df)
     a = df.attrs
@@ -577,13 +578,7 @@ def write_calibration(df, path) -> Path:
     """Write ``calibration(df)`` as JSON to ``path`` by way of a temporary file."""
     path = Path(path)
     doc = calibration(df)
-    tmp = path.with_name(path.name + ".partial")
-    try:
-        tmp.write_text(json.dumps(doc, indent=1) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_via(path, lambda tmp: tmp.write_text(json.dumps(doc, indent=1) + "\n"))
 
 
 def _fmt_bytes(v: float) -> str:
@@ -690,10 +685,6 @@ def plot_cpu(df, path=None, *, knees_df=None):
                  + (f", clock ≈ {clock:.2f} GHz" if clock else ""), fontsize=11)
     if path is not None:
         path = Path(path)
-        tmp = path.with_name(path.name + ".partial")
-        try:
-            fig.savefig(tmp, dpi=130, format=path.suffix.lstrip(".").lower() or "png")
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        fmt = path.suffix.lstrip(".").lower() or "png"
+        write_via(path, lambda tmp: fig.savefig(tmp, dpi=130, format=fmt))
     return fig

@@ -17,20 +17,20 @@ default, plus one tarball of them)::
     bash benchmarks/gpu_check.sh [DIR]
 
 Microbenchmarks (``BENCHES``; each gives a tidy table, a plot and a JSON document with the NVML
-device description; columns in ``simkit.bench.gpu_fit.COLUMNS``, method text in
-``gpu_fit.METHOD``; REFERENCE.md 5.3 for the method and the published numbers to compare with):
+device description; columns in ``simkit.bench.gpu.rows.COLUMNS``, method text in
+``rows.METHOD``; REFERENCE.md 5.3 for the method and the published numbers to compare with):
 
 - ``info``: the device through NVML (pynvml): name, memory, SM/memory clocks and their maxima,
   clock-event (throttle) reasons, MIG mode, driver and CUDA driver version, PCI bus id, power
   limit, temperature; torch's device properties (SMs, L2 size, compute capability).
 - ``latency``: memory latency ladder, one thread's fine-grained pointer chase (``clock64`` per
   load, Mei & Chu) over working sets from KiB to GiB: L1, L2 (near/far), HBM. The kernel is PTX
-  loaded through the driver API with ctypes (``simkit.bench._cuda`` says why this, not
+  loaded through the driver API with ctypes (``simkit.bench.gpu._cuda`` says why this, not
   ``load_inline``, cupy or Triton). Cycles are converted to ns with the NVML SM clock read
   around each launch; clocks are never locked.
 - ``tlb``: GPU TLB reach: the chase with a 2 MiB stride over growing spans, data from L2
-  (``ld.global.cg``); the steps give the L1 and L2 TLB reach (``gpu_fit.tlb_reach``), from which
-  ``gpu_fit.gpu_tlb_preset`` builds an ``MMUConfig`` for ``simkit.tlb``.
+  (``ld.global.cg``); the steps give the L1 and L2 TLB reach (``rows.tlb_reach``), from which
+  ``simkit.calibrate.gpu.gpu_tlb_preset`` builds an ``MMUConfig`` for ``simkit.tlb``.
 - ``bandwidth``: device-to-device copy, bytes read + written per second.
 - ``gemm``: the model's linear layers vs tokens, the lm_head, and a square bf16 matmul (the
   dense term of the KV cost model).
@@ -47,14 +47,14 @@ device description; columns in ``simkit.bench.gpu_fit.COLUMNS``, method text in
 Outputs in ``--outdir DIR``: ``gpu-<bench>.csv``, ``gpu-<bench>.png``, ``gpu-<bench>.json``
 (``gpu-info.json`` and a field/value ``gpu-info.csv`` for the device),
 ``kv-calibration-measured.json`` (a ``kind: "measured"`` file for ``simkit kv run
---calibration FILE``, fitted by ``gpu_fit.kv_calibration``; fields no benchmark measured are
-labelled ``NOT MEASURED`` in its ``sources``), ``gpu-tlb-preset.json`` (the ``MMUConfig``) and
-the validation plots (``simkit.experiments.gpu_validation``). ``--from-rows DIR`` rebuilds all of these
-from recorded tables on any machine.
+--calibration FILE``, fitted by ``simkit.calibrate.gpu.kv_calibration``; fields no benchmark
+measured are labelled ``NOT MEASURED`` in its ``sources``), ``gpu-tlb-preset.json`` (the
+``MMUConfig``) and the validation plots (``simkit.experiments.gpu_validation``).
+``--from-rows DIR`` rebuilds all of these from recorded tables on any machine.
 
 Not measured by any of these: the serving engine's fixed per-step cost (``step_fixed_us``), and
 whether the GPU's TLB associativity/replacement match the preset's assumptions
-(``gpu_fit.gpu_tlb_preset``).
+(``simkit.calibrate.gpu.gpu_tlb_preset``).
 """
 from __future__ import annotations
 
@@ -66,8 +66,8 @@ from pathlib import Path
 
 import numpy as np
 
-from simkit.bench import gpu_fit
-from simkit.bench.gpu_fit import BENCHES, GiB, MiB, PAGE_2M
+from simkit.bench.gpu import rows as R
+from simkit.bench.gpu.rows import BENCHES, GiB, MiB, PAGE_2M
 
 DEFAULT_MODEL = "Llama-2-7B"
 
@@ -246,8 +246,8 @@ def _nvml(device: int):
 def describe_gpu(device: int = 0) -> dict:
     """The device description written into every GPU calibration file (JSON-ready): NVML's
     (``nvml``; ``None`` with ``nvml_missing`` saying why), torch's device properties, the
-    host (``simkit.bench.machine.describe_machine``) and the UTC date."""
-    from simkit.bench.machine import describe_machine
+    host (``simkit.bench.cpu.machine.describe_machine``) and the UTC date."""
+    from simkit.bench.cpu.machine import describe_machine
 
     _need_gpu(device)
     import torch
@@ -266,7 +266,7 @@ def describe_gpu(device: int = 0) -> dict:
     if nv is None:
         desc["nvml_missing"] = why
     try:
-        from simkit.bench._cuda import Driver
+        from simkit.bench.gpu._cuda import Driver
         v = Driver(device).driver_version()
         desc["cuda_driver_version"] = f"{v // 1000}.{v % 1000 // 10}"
     except Exception as exc:
@@ -322,7 +322,7 @@ def _chase(driver, func, buf, start: int, warm: int, samples: int, cycles, sink,
     """One launch of the chase kernel; (cycles per load as numpy, SM clock MHz or None)."""
     import torch
 
-    from simkit.bench._cuda import SAMPLES
+    from simkit.bench.gpu._cuda import SAMPLES
 
     if not 1 <= samples <= SAMPLES:
         raise ValueError(f"samples: must be in 1..{SAMPLES}, got {samples}")
@@ -350,7 +350,7 @@ def _link(buf, order_words: np.ndarray) -> None:
     """Write the cycle through ``order_words`` into the int64 device tensor ``buf``."""
     import torch
 
-    pos, val = gpu_fit.chain_values(order_words)
+    pos, val = R.chain_values(order_words)
     dev = buf.device
     buf[torch.from_numpy(pos.astype(np.int64)).to(dev)] = \
         torch.from_numpy(val.astype(np.int64)).to(dev)
@@ -365,7 +365,7 @@ def measure_latency(sizes, *, ops=("ca", "cg"), stride_bytes: int = 128, seed: i
     import pandas as pd
     import torch
 
-    from simkit.bench._cuda import SAMPLES, Driver, chase_functions
+    from simkit.bench.gpu._cuda import SAMPLES, Driver, chase_functions
 
     samples = samples or SAMPLES
     drv = Driver(device)
@@ -378,7 +378,7 @@ def measure_latency(sizes, *, ops=("ca", "cg"), stride_bytes: int = 128, seed: i
     sink = torch.zeros(1, dtype=torch.int64, device=dev)
     rows = []
     for ws in sizes:
-        order, n = gpu_fit.latency_chase_words(ws, stride_bytes, seed)
+        order, n = R.latency_chase_words(ws, stride_bytes, seed)
         _link(buf, order)
         for op in ops:
             c, mhz = _chase(drv, funcs[f"chase_{op}"], buf, int(order[0]), min(n, warm_cap),
@@ -386,11 +386,11 @@ def measure_latency(sizes, *, ops=("ca", "cg"), stride_bytes: int = 128, seed: i
             rows.append({"cache_op": op, "working_set_bytes": ws, "stride_bytes": stride_bytes,
                          "nodes": n, "samples": samples, **_chase_row(c, mhz)})
         if progress:
-            progress(f"latency {gpu_fit._fmt_bytes(ws)}: " + ", ".join(
+            progress(f"latency {R._fmt_bytes(ws)}: " + ", ".join(
                 f"{r['cache_op']} {r['cycles_median']:.0f} c" for r in rows[-len(ops):]))
     del buf
     torch.cuda.empty_cache()
-    df = pd.DataFrame(rows, columns=gpu_fit.COLUMNS["latency"])
+    df = pd.DataFrame(rows, columns=R.COLUMNS["latency"])
     df.attrs["kernel"] = how
     return df
 
@@ -415,7 +415,7 @@ def measure_tlb(max_span: int, *, points_per_doubling: int = 2, op: str = "cg", 
     import pandas as pd
     import torch
 
-    from simkit.bench._cuda import SAMPLES, Driver, chase_functions
+    from simkit.bench.gpu._cuda import SAMPLES, Driver, chase_functions
 
     samples = samples or SAMPLES
     drv = Driver(device)
@@ -431,17 +431,17 @@ def measure_tlb(max_span: int, *, points_per_doubling: int = 2, op: str = "cg", 
     rows = []
     for span in spans:
         pages = span // PAGE_2M
-        order = gpu_fit.tlb_chase_words(pages, seed)
+        order = R.tlb_chase_words(pages, seed)
         _link(buf, order)
         c, mhz = _chase(drv, funcs[f"chase_{op}"], buf, int(order[0]), 2 * pages, samples,
                         cycles, sink, nvml)
         rows.append({"cache_op": op, "span_bytes": span, "page_stride_bytes": PAGE_2M,
                      "pages": pages, "samples": samples, **_chase_row(c, mhz)})
         if progress:
-            progress(f"tlb {gpu_fit._fmt_bytes(span)}: {rows[-1]['cycles_median']:.0f} c")
+            progress(f"tlb {R._fmt_bytes(span)}: {rows[-1]['cycles_median']:.0f} c")
     del buf
     torch.cuda.empty_cache()
-    df = pd.DataFrame(rows, columns=gpu_fit.COLUMNS["tlb"])
+    df = pd.DataFrame(rows, columns=R.COLUMNS["tlb"])
     df.attrs["kernel"] = how
     return df
 
@@ -469,10 +469,10 @@ def measure_bandwidth(sizes, *, reps: int = 20, warmup: int = 5, device: int = 0
                      "bytes_per_s": 2 * size / (med * 1e-3)})
         src = dst = None          # free the device memory now
         if progress:
-            progress(f"bandwidth {gpu_fit._fmt_bytes(size)}: "
+            progress(f"bandwidth {R._fmt_bytes(size)}: "
                      f"{rows[-1]['bytes_per_s'] / 1e9:.0f} GB/s")
     torch.cuda.empty_cache()
-    return pd.DataFrame(rows, columns=gpu_fit.COLUMNS["bandwidth"])
+    return pd.DataFrame(rows, columns=R.COLUMNS["bandwidth"])
 
 
 def measure_gemm(tokens, *, model: str = DEFAULT_MODEL, reps: int = 20, warmup: int = 5,
@@ -527,7 +527,7 @@ def measure_gemm(tokens, *, model: str = DEFAULT_MODEL, reps: int = 20, warmup: 
         progress(f"gemm {square}^3: {rows[-1]['flops_per_s'] / 1e12:.0f} TFLOP/s")
     a = b = None          # free the device memory now
     torch.cuda.empty_cache()
-    return pd.DataFrame(rows, columns=gpu_fit.COLUMNS["gemm"])
+    return pd.DataFrame(rows, columns=R.COLUMNS["gemm"])
 
 
 def measure_h2d(sizes, *, reps: int = 20, warmup: int = 5, device: int = 0, progress=None):
@@ -551,10 +551,10 @@ def measure_h2d(sizes, *, reps: int = 20, warmup: int = 5, device: int = 0, prog
             h = None          # free the device memory now
         d = None          # free the device memory now
         if progress:
-            progress(f"h2d {gpu_fit._fmt_bytes(size)}: pinned "
+            progress(f"h2d {R._fmt_bytes(size)}: pinned "
                      f"{rows[-4]['bytes_per_s'] / 1e9:.1f} GB/s")
     torch.cuda.empty_cache()
-    return pd.DataFrame(rows, columns=gpu_fit.COLUMNS["h2d"])
+    return pd.DataFrame(rows, columns=R.COLUMNS["h2d"])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -587,7 +587,7 @@ def measure_attention(*, model: str = DEFAULT_MODEL, batches=(1, 8, 32),
     gen = torch.Generator(device=dev)
     gen.manual_seed(seed)
     try:
-        from simkit.bench._gpu_triton import paged_decode
+        from simkit.bench.gpu._triton import paged_decode
         triton_why = None
     except Exception as exc:      # Triton missing or broken: the gather variant remains
         paged_decode, triton_why = None, f"{type(exc).__name__}: {exc}"
@@ -687,7 +687,7 @@ def measure_attention(*, model: str = DEFAULT_MODEL, batches=(1, 8, 32),
                 if r["phase"] == "prefill" and r["context_tokens"] == chunk))
         q = k = v = None          # free the device memory now
     torch.cuda.empty_cache()
-    df = pd.DataFrame(rows, columns=gpu_fit.COLUMNS["attention"])
+    df = pd.DataFrame(rows, columns=R.COLUMNS["attention"])
     df.attrs["triton"] = triton_why or "used"
     return df
 
@@ -702,7 +702,7 @@ def measure_vmm(pages: int = 256, *, device: int = 0, progress=None):
     import pandas as pd
     import torch
 
-    from simkit.bench._cuda import Driver
+    from simkit.bench.gpu._cuda import Driver
 
     torch.cuda.init()
     drv = Driver(device)
@@ -755,7 +755,7 @@ def measure_vmm(pages: int = 256, *, device: int = 0, progress=None):
             "max_us": float(a.max())})
     if progress:
         progress("vmm: " + ", ".join(f"{r['call']} {r['mean_us']:.1f} us" for r in rows))
-    df = pd.DataFrame(rows, columns=gpu_fit.COLUMNS["vmm"])
+    df = pd.DataFrame(rows, columns=R.COLUMNS["vmm"])
     df.attrs["granularity_bytes"] = gran
     return df
 
@@ -821,14 +821,13 @@ def run(benches=BENCHES, *, quick: bool = True, device: int = 0, model: str = DE
     return desc, tables, failures
 
 
-def write_results(device_desc: dict, tables: dict, outdir, *, model: str = DEFAULT_MODEL
-                  ) -> list[Path]:
-    """Write every table (CSV), plot (PNG) and JSON document under ``outdir``, the KV
-    calibration (when the bandwidth and attention tables are there) and the GPU TLB preset
-    (when the TLB chase shows a step). Returns the paths written."""
+def write_tables(device_desc: dict, tables: dict, outdir) -> list[Path]:
+    """Write every table (CSV), plot (PNG) and JSON document under ``outdir``. Returns the
+    paths written. (``simkit.calibrate.gpu.write_results`` adds the KV calibration and the
+    GPU TLB preset fitted from them.)"""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    written = [gpu_fit.write_json(gpu_fit.bench_document("info", None, device_desc),
+    written = [R.write_json(R.bench_document("info", None, device_desc),
                                   outdir / "gpu-info.json")]
     if device_desc:
         import pandas as pd
@@ -839,33 +838,16 @@ def write_results(device_desc: dict, tables: dict, outdir, *, model: str = DEFAU
         pd.DataFrame(flat, columns=["source", "field", "value"]).to_csv(
             outdir / "gpu-info.csv", index=False)
         written.append(outdir / "gpu-info.csv")
-    title = f"({gpu_fit.device_name(device_desc)})"
+    title = f"({R.device_name(device_desc)})"
     for b, df in tables.items():
         csv = outdir / f"gpu-{b}.csv"
         df.to_csv(csv, index=False)
         settings = {k: v for k, v in df.attrs.items() if isinstance(v, (int, float, str))}
         written += [csv,
-                    gpu_fit.write_json(gpu_fit.bench_document(b, df, device_desc, settings),
+                    R.write_json(R.bench_document(b, df, device_desc, settings),
                                        outdir / f"gpu-{b}.json")]
-        gpu_fit.plot(b, df, outdir / f"gpu-{b}.png", title_device=title)
+        R.plot(b, df, outdir / f"gpu-{b}.png", title_device=title)
         written.append(outdir / f"gpu-{b}.png")
-    if "bandwidth" in tables and "attention" in tables:
-        doc = gpu_fit.kv_calibration(tables, device_desc, model)
-        written.append(gpu_fit.write_kv_calibration(doc, outdir / "kv-calibration-measured.json"))
-    if "tlb" in tables:
-        l2 = ((device_desc or {}).get("torch") or {}).get("l2_cache_bytes")
-        try:
-            cfg = gpu_fit.gpu_tlb_preset(tables["tlb"], tables.get("latency"),
-                                         l2_cache_bytes=l2)
-        except ValueError:
-            cfg = None
-        if cfg is not None:
-            written.append(gpu_fit.write_json(
-                {"format": "simkit.tlb.MMUConfig", "label": "measured reach; geometry "
-                 "assumptions in simkit.bench.gpu_fit.gpu_tlb_preset",
-                 "gpu": gpu_fit.device_name(device_desc), "date": device_desc.get("date"),
-                 "reach": gpu_fit.tlb_reach(tables["tlb"]), "config": cfg.to_dict()},
-                outdir / "gpu-tlb-preset.json"))
     return written
 
 
@@ -897,7 +879,7 @@ def read_results(indir) -> tuple[dict, dict]:
             except Exception as exc:
                 raise InputError(f"{p}: not a readable CSV table ({exc})") from None
             try:
-                gpu_fit.check_rows(b, df)
+                R.check_rows(b, df)
             except InputError as exc:
                 raise InputError(f"{p}: {exc}") from None
             tables[b] = df
@@ -909,4 +891,4 @@ def read_results(indir) -> tuple[dict, dict]:
 
 __all__ = ["BENCHES", "FULL", "QUICK", "Skip", "describe_gpu", "measure", "measure_attention",
            "measure_bandwidth", "measure_gemm", "measure_h2d", "measure_latency", "measure_tlb",
-           "measure_vmm", "probe", "read_results", "run", "tlb_spans", "write_results"]
+           "measure_vmm", "probe", "read_results", "run", "tlb_spans", "write_tables"]

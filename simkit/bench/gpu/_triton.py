@@ -12,7 +12,7 @@ KV pool layout (one layer)::
     q: [batch, heads, head_dim]  ->  out: [batch, heads, head_dim]   (GQA: head h reads kv head
                                                                       h // (heads // kv_heads))
 
-Imported only where Triton is installed (``simkit.bench.gpu``); checked on the CPU with
+Imported only where Triton is installed (``simkit.bench.gpu.measure``); checked on the CPU with
 ``TRITON_INTERPRET=1`` where Triton and torch are installed.
 """
 from __future__ import annotations
