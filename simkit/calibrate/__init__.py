@@ -8,9 +8,9 @@
 - ``storage``: the flash simulator's read schedule executed on a real file, against the cost
   model's prediction.
 
-The CPU side needs no step here: ``simkit bench cpu`` writes its calibration file itself, and
-the CPU cache/TLB presets (``zen3``, ``zen3-vm``) are plain configs the validation experiments
-compare with the measurement (``cpu-validation``, ``tlb-validation``).
+- ``cpu``: cache and MMU presets for this host (``--preset host`` / ``host:FILE.json``) from
+  its sysfs/CPUID description and a ``simkit bench cpu --calibration`` file's measured latencies;
+  the test suite simulates with them and compares with the knees it measures in the same run.
 
 Floors: bench imports no simulator front; the simulators import neither bench nor this
 package; experiments and the CLI sit above both.

@@ -18,6 +18,9 @@ def _config(args):
     if args.size:
         return HierarchyConfig(levels=(CacheConfig("L1", parse_size(args.size, "--size"),
                                                    args.ways, args.line, args.policy),))
+    if args.preset == "host" or args.preset.startswith("host:"):
+        from simkit.calibrate.cpu import load_host
+        return load_host(args.preset)[1]
     return HierarchyConfig.preset(args.preset)
 
 
@@ -30,7 +33,8 @@ def register(sub) -> None:
     _trace_args(r)
     g = r.add_mutually_exclusive_group()
     g.add_argument("--preset", default="reference-3level",
-                   help="named hierarchy (default reference-3level; list: simkit cache presets)")
+                   help="named hierarchy (default reference-3level; list: simkit cache presets), "
+                        "or host / host:CALIBRATION.json for this machine (simkit bench cpu)")
     g.add_argument("--config", metavar="TOML", help="hierarchy from a TOML file")
     g.add_argument("--size", help="a single level of this size (e.g. 32KiB)")
     r.add_argument("--ways", type=count_type(1), default=8)

@@ -15,7 +15,9 @@ def register(sub) -> None:
     ts.required = True
     r = ts.add_parser("run", help="translate a trace")
     r.add_argument("--trace", required=True, help="trace file (.skt[.xz|.gz]) or catalog name")
-    r.add_argument("--preset", default="victima-radix", help="MMU preset (see `simkit tlb presets`)")
+    r.add_argument("--preset", default="victima-radix",
+                   help="MMU preset (see `simkit tlb presets`), or host / host:CALIBRATION.json "
+                        "for this machine (CPUID TLBs, sysfs caches; simkit bench cpu)")
     r.add_argument("--huge-fraction", type=finite_type(0.0, 1.0), default=None, metavar="F",
                    help="override the fraction of 2 MiB regions mapped by 2 MiB pages")
     r.add_argument("--placement", choices=("contiguous", "random"), default=None)
@@ -35,7 +37,11 @@ def handle_run(args) -> int:
     from simkit.trace.format import Trace
 
     check_out_path(args.out)
-    cfg = MMUConfig.preset(args.preset)
+    if args.preset == "host" or args.preset.startswith("host:"):
+        from simkit.calibrate.cpu import load_host
+        cfg = load_host(args.preset)[0]
+    else:
+        cfg = MMUConfig.preset(args.preset)
     changes = {}
     if args.huge_fraction is not None:
         changes["huge_page_fraction"] = args.huge_fraction

@@ -1,0 +1,113 @@
+"""Presets for *this* host, built from what ``simkit bench cpu`` reads and measures.
+
+``host_mmu_config(machine)`` and ``host_cache_config(machine)`` turn a machine description
+(``simkit.bench.cpu.machine.describe_machine()``, or the ``machine`` of a ``simkit bench cpu
+--calibration`` JSON) into simulator configurations: data caches from sysfs (size, ways, line),
+L1 DTLB and L2 TLB (4 KiB pages) from CPUID. Latencies come from the calibration's measured ladder
+when one is given (the plateau of each level, in cycles), else from the ``zen3`` preset. Nothing is
+a constant of one machine: the test suite builds these on whatever host it runs on and compares
+the simulated steps with the knees measured in the same run (tests/test_tlb.py).
+
+``load_host(path)`` reads a calibration JSON and returns both; ``simkit tlb run --preset
+host:FILE.json`` / ``simkit cache run --preset host:FILE.json`` use it (``host`` alone describes
+the machine it runs on, without measured latencies).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from simkit.cache.config import CacheConfig, HierarchyConfig
+from simkit.errors import InputError
+from simkit.tlb.config import MMUConfig, TLBConfig
+
+
+def _pow2_ways(entries: int, ways) -> int:
+    """CPUID's ways when entries/ways is a power-of-two set count; 'full' -> entries; else the
+    nearest associativity that gives one (the simulator indexes sets by bits)."""
+    if ways == "full" or ways is None:
+        return entries
+    ways = int(ways)
+    for w in sorted(range(1, entries + 1), key=lambda w: (abs(w - ways), w)):
+        sets = entries // w
+        if entries % w == 0 and sets & (sets - 1) == 0:
+            return w
+    return entries
+
+
+def _tlb(machine: dict, level: int) -> tuple[int, object] | None:
+    for e in machine.get("tlb", {}).get("entries", []):
+        if e.get("level") == level and e.get("type") == "data" and e.get("page") == "4K":
+            return int(e["entries"]), e.get("ways")
+    return None
+
+
+def _plateau_cycles(calibration: dict | None, level: str) -> int | None:
+    """A measured latency in cycles from a calibration's summary, when it has one."""
+    if not calibration:
+        return None
+    summ = calibration.get("summary") or {}
+    ns, ghz = summ.get(f"{level.lower()}_ns"), summ.get("clock_ghz")
+    if isinstance(ns, (int, float)) and isinstance(ghz, (int, float)) and ns > 0 and ghz > 0:
+        return max(1, int(round(ns * ghz)))
+    return None
+
+
+def host_mmu_config(machine: dict, calibration: dict | None = None) -> MMUConfig:
+    """The ``zen3`` MMU preset with this host's L1 DTLB and L2 TLB (CPUID) and data caches."""
+    base = MMUConfig.preset("zen3")
+    l1, l2 = _tlb(machine, 1), _tlb(machine, 2)
+    if l1 is None or l2 is None:
+        raise InputError("host preset: the machine description has no CPUID TLB geometry "
+                         "(needs /dev/cpu/0/cpuid, AMD); use a named preset")
+    n1, w1 = l1
+    n2, w2 = l2
+    return dataclasses.replace(
+        base, l1d=TLBConfig("L1D-TLB", n1, _pow2_ways(n1, w1), base.l1d.latency_cycles),
+        l2=TLBConfig("L2-TLB", n2, _pow2_ways(n2, w2), base.l2.latency_cycles),
+        caches=host_cache_config(machine, calibration))
+
+
+def host_cache_config(machine: dict, calibration: dict | None = None) -> HierarchyConfig:
+    """Data/unified caches of this host from sysfs (L1d, L2, L3), latencies from the
+    calibration's ladder where measured, else the ``zen3-vm`` preset's."""
+    base = HierarchyConfig.preset("zen3-vm")
+    levels = []
+    for c in sorted(machine.get("caches", []), key=lambda c: c.get("level") or 0):
+        if c.get("type") not in ("Data", "Unified") or not c.get("size_bytes"):
+            continue
+        i = len(levels)
+        name = f"L{c['level']}"
+        lat = _plateau_cycles(calibration, name) or (
+            base.levels[i].latency_cycles if i < len(base.levels) else 60)
+        ways = int(c.get("ways") or 8)
+        sets = c["size_bytes"] // (ways * int(c.get("line_bytes") or 64))
+        if sets <= 0 or sets & (sets - 1):
+            raise InputError(f"host preset: {name} of {c['size_bytes']} bytes / {ways} ways has "
+                             f"{sets} sets, not a power of two")
+        levels.append(CacheConfig(name, c["size_bytes"], ways, int(c.get("line_bytes") or 64),
+                                  latency_cycles=lat))
+    if not levels:
+        raise InputError("host preset: the machine description has no sysfs cache sizes")
+    return dataclasses.replace(base, levels=tuple(levels))
+
+
+def load_host(spec: str) -> tuple[MMUConfig, HierarchyConfig]:
+    """``host`` (describe this machine now) or ``host:FILE.json`` (a ``simkit bench cpu
+    --calibration`` file: its machine and measured latencies)."""
+    if spec == "host":
+        from simkit.bench.cpu.machine import describe_machine
+
+        machine, cal = describe_machine(), None
+    else:
+        path = Path(spec.partition(":")[2])
+        try:
+            cal = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{path}: not a calibration ({exc.__class__.__name__})") from None
+        if not isinstance(cal, dict) or not isinstance(cal.get("machine"), dict):
+            raise InputError(f"{path}: no 'machine' (write it with simkit bench cpu "
+                             f"--calibration)")
+        machine = cal["machine"]
+    return host_mmu_config(machine, cal), host_cache_config(machine, cal)

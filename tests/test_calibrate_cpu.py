@@ -1,0 +1,64 @@
+"""Host presets from a machine description (simkit.calibrate.cpu): every size comes from the
+description, none from a constant; expected values are read off the description by hand."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from simkit.calibrate.cpu import host_cache_config, host_mmu_config, load_host
+from simkit.cli import main
+from simkit.errors import InputError
+
+# A Zen 4-like description (L1 DTLB 72 entries fully associative, L2 DTLB 3072 entries 12-way,
+# 1 MiB L2, 32 MiB L3): the sizes another host of this project's CI reported.
+ZEN4 = {
+    "caches": [
+        {"level": 1, "type": "Data", "size_bytes": 32768, "ways": 8, "line_bytes": 64},
+        {"level": 1, "type": "Instruction", "size_bytes": 32768, "ways": 8, "line_bytes": 64},
+        {"level": 2, "type": "Unified", "size_bytes": 1 << 20, "ways": 8, "line_bytes": 64},
+        {"level": 3, "type": "Unified", "size_bytes": 32 << 20, "ways": 16, "line_bytes": 64},
+    ],
+    "tlb": {"entries": [
+        {"level": 1, "type": "data", "page": "4K", "entries": 72, "ways": "full"},
+        {"level": 2, "type": "data", "page": "4K", "entries": 3072, "ways": 12},
+        {"level": 2, "type": "instruction", "page": "4K", "entries": 512, "ways": 4},
+    ]},
+}
+
+
+def test_host_mmu_takes_the_described_tlbs_and_caches():
+    cfg = host_mmu_config(ZEN4)
+    assert (cfg.l1d.entries, cfg.l1d.ways) == (72, 72)          # fully associative
+    assert (cfg.l2.entries, cfg.l2.ways) == (3072, 12)          # 256 sets
+    sizes = [(lv.name, lv.size_bytes, lv.ways) for lv in cfg.caches.levels]
+    assert sizes == [("L1", 32768, 8), ("L2", 1 << 20, 8), ("L3", 32 << 20, 16)]
+
+
+def test_measured_latencies_replace_the_defaults():
+    cal = {"summary": {"clock_ghz": 3.0, "l1_ns": 1.0, "l2_ns": 4.0, "l3_ns": 15.0}}
+    lat = [lv.latency_cycles for lv in host_cache_config(ZEN4, cal).levels]
+    assert lat == [3, 12, 45]                                   # ns x GHz, rounded
+
+
+def test_ways_that_give_no_power_of_two_sets_take_the_nearest_that_do():
+    d = json.loads(json.dumps(ZEN4))
+    d["tlb"]["entries"][1]["ways"] = 7                          # 3072 / 7 is not whole
+    assert host_mmu_config(d).l2.ways in (6, 12)                # nearest giving 512 / 256 sets
+
+
+def test_no_cpuid_description_is_a_clear_error():
+    with pytest.raises(InputError, match="CPUID"):
+        host_mmu_config({"caches": ZEN4["caches"], "tlb": {"entries": []}})
+
+
+def test_preset_host_file_on_the_command_line(tmp_path, capsys):
+    cal = tmp_path / "cal.json"
+    cal.write_text(json.dumps({"machine": ZEN4, "summary": {}}))
+    mmu, caches = load_host(f"host:{cal}")
+    assert mmu.l2.entries == 3072 and caches.levels[1].size_bytes == 1 << 20
+    assert main(["tlb", "run", "--trace", "gups", "--preset", f"host:{cal}",
+                 "--max-records", "20000"]) == 0
+    assert "walks" in capsys.readouterr().out
+    assert main(["tlb", "run", "--trace", "gups", "--preset", f"host:{tmp_path}/none.json"]) == 2
+    assert "none.json" in capsys.readouterr().err
