@@ -1,0 +1,105 @@
+"""The core model's kernel: one pass over a chunk's per-access latencies.
+
+Interval/ROB-occupancy style (Karkhanis & Smith, ISCA 2004; Eyerman et al., TOCS 2009): not
+cycle-accurate, a model of how much memory latency overlaps. Per record (k instructions, the
+last of them the memory access):
+
+- the k-1 other instructions dispatch at ``width`` per cycle, then the access itself;
+- dispatch of instruction s waits until instruction s-ROB has retired (retirement is in order:
+  an instruction retires once every older memory access has completed; other instructions are
+  done when dispatched);
+- a load also waits until the load ``lq`` loads earlier has retired (stores never block);
+- a dependent access (``chain``, or the record's flag) issues when the previous load completes;
+- translation: the TLB lookup cycles, then a walk, which waits for the earliest-free of
+  ``walkers`` walkers and holds it for its cycles;
+- completion = translation end + the data access latency.
+
+Times are float64 cycles. State ``st``: [T dispatch time, SEQ instructions, LAST load
+completion, FRONT retire frontier, CUMMAX completion of all dispatched accesses, HEAD, COUNT
+ring occupancy, NLOADS]; ``ring`` (2, rob): the in-flight accesses' (seq, completion) in order;
+``lqr`` (lq,): the retire times of the last lq loads; ``walk`` (walkers,): when each is free.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+S_T, S_SEQ, S_LAST, S_FRONT, S_CUMMAX, S_HEAD, S_COUNT, S_NLOADS = range(8)
+NSTATE = 8
+P_WIDTH, P_ROB, P_LQ, P_WALKERS, P_DEP = range(5)
+DEP_INDEPENDENT, DEP_CHAIN, DEP_FLAG = 0, 1, 2
+STORE_OP = 1
+
+
+@njit(cache=True, _nrt=False)
+def run_core(icount, ops, flags, trans, walks, lat, params, st, ring, lqr, walk):
+    """Advance the core over one chunk (arrays of equal length)."""
+    width = float(params[P_WIDTH])
+    rob = params[P_ROB]
+    lq = params[P_LQ]
+    nw = params[P_WALKERS]
+    dep_mode = params[P_DEP]
+    inv_w = 1.0 / width
+    t = st[S_T]
+    seq = st[S_SEQ]
+    last = st[S_LAST]
+    front = st[S_FRONT]
+    cummax = st[S_CUMMAX]
+    head = np.int64(st[S_HEAD])
+    count = np.int64(st[S_COUNT])
+    nloads = np.int64(st[S_NLOADS])
+    for i in range(icount.shape[0]):
+        k = float(icount[i])
+        if k >= 1.0:
+            t += (k - 1.0) * inv_w
+            seq += k
+        # the reorder buffer: instruction seq - rob must have retired
+        while count > 0:
+            j = (head - count) % rob
+            if ring[0, j] > seq - rob and count < rob:
+                break
+            if ring[1, j] > front:
+                front = ring[1, j]
+            count -= 1
+        if front > t:
+            t = front
+        is_load = ops[i] != STORE_OP
+        if is_load:
+            slot = nloads % lq
+            if nloads >= lq and lqr[slot] > t:
+                t = lqr[slot]
+        issue = t
+        dependent = dep_mode == DEP_CHAIN or (dep_mode == DEP_FLAG and (flags[i] & 1) != 0)
+        if dependent and last > issue:
+            issue = last
+        w = float(walks[i])
+        done = issue + float(trans[i]) - w
+        if w > 0.0:
+            best = 0
+            for j in range(1, nw):
+                if walk[j] < walk[best]:
+                    best = j
+            if walk[best] > done:
+                done = walk[best]
+            done += w
+            walk[best] = done
+        done += float(lat[i])
+        if done > cummax:
+            cummax = done
+        if is_load:
+            last = done
+            lqr[nloads % lq] = cummax
+            nloads += 1
+        ring[0, head] = seq
+        ring[1, head] = done
+        head = (head + 1) % rob
+        count += 1
+        t += inv_w
+    st[S_T] = t
+    st[S_SEQ] = seq
+    st[S_LAST] = last
+    st[S_FRONT] = front
+    st[S_CUMMAX] = cummax
+    st[S_HEAD] = head
+    st[S_COUNT] = count
+    st[S_NLOADS] = nloads

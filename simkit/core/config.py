@@ -1,0 +1,75 @@
+"""Core timing parameters and presets."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+DEPENDENCE = ("independent", "chain", "flag")
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """An out-of-order core as far as memory overlap goes.
+
+    width: instructions dispatched (and retired) per cycle; rob: reorder-buffer entries;
+    lq: load-queue entries (stores go to a store queue and never block dispatch); walkers:
+    concurrent page walks (a walk waits for a free walker and holds it for its duration);
+    dependence: how a memory access depends on earlier ones -- ``independent`` (gathers,
+    streams: only the ROB, LQ and walkers limit overlap), ``chain`` (pointer chasing: every
+    load's address comes from the previous load), ``flag`` (bit 0 of the record's ``flags``,
+    set at trace time when the address came from an earlier load); clock_ghz: only to express
+    cycles as time.
+    """
+
+    name: str = "core"
+    width: int = 4
+    rob: int = 224
+    lq: int = 72
+    sq: int = 56
+    walkers: int = 2
+    dependence: str = "independent"
+    clock_ghz: float = 2.6
+
+    def __post_init__(self):
+        for f in ("width", "rob", "lq", "sq", "walkers"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"core.{f}: must be an integer >= 1, got {v!r}")
+        if self.rob > 1 << 16 or self.lq > 1 << 16 or self.walkers > 1024:
+            raise ValueError("core: rob/lq at most 65536 and walkers at most 1024")
+        if self.dependence not in DEPENDENCE:
+            raise ValueError(f"core.dependence: one of {', '.join(DEPENDENCE)}, "
+                             f"got {self.dependence!r}")
+        if not self.clock_ghz > 0:
+            raise ValueError(f"core.clock_ghz: must be > 0, got {self.clock_ghz}")
+
+    def replace(self, **kw) -> "CoreConfig":
+        return dataclasses.replace(self, **kw)
+
+    @classmethod
+    def preset(cls, name: str) -> "CoreConfig":
+        try:
+            return CORE_PRESETS[name]
+        except KeyError:
+            raise ValueError(f"core preset: unknown {name!r}; choose from "
+                             f"{', '.join(CORE_PRESETS)}") from None
+
+    def params(self) -> np.ndarray:
+        return np.array([self.width, self.rob, self.lq, self.walkers,
+                         DEPENDENCE.index(self.dependence)], dtype=np.int64)
+
+
+CORE_PRESETS: dict[str, CoreConfig] = {
+    # Victima's simulated core (REFERENCE.md 1.1; the artifact's nehalem-based config): 4-wide,
+    # ROB 224, LQ 72, SQ 56, 2.6 GHz. The artifact gives the MMU many concurrent walks; the
+    # paper's sensitivity study sweeps the walker count down to 2/4/6.
+    "victima": CoreConfig("victima", width=4, rob=224, lq=72, sq=56, walkers=50,
+                          clock_ghz=2.6),
+    "victima-2walkers": CoreConfig("victima-2walkers", width=4, rob=224, lq=72, sq=56,
+                                   walkers=2, clock_ghz=2.6),
+    # Zen 3 (AMD's Software Optimization Guide for family 19h): 6-wide dispatch, ROB 256,
+    # 72 out-of-order loads, 64 stores, 6 concurrent table walks.
+    "zen3": CoreConfig("zen3", width=6, rob=256, lq=72, sq=64, walkers=6, clock_ghz=3.0),
+}

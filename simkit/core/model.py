@@ -1,0 +1,62 @@
+"""The core model's front: state across chunks, a real and an ideal-translation twin."""
+from __future__ import annotations
+
+import numpy as np
+
+from simkit.core import _kernels as K
+from simkit.core.config import CoreConfig
+from simkit.core.stats import CoreStats
+
+
+class _Twin:
+    def __init__(self, cfg: CoreConfig):
+        self.st = np.zeros(K.NSTATE, np.float64)
+        self.ring = np.zeros((2, cfg.rob), np.float64)
+        self.lqr = np.zeros(cfg.lq, np.float64)
+        self.walk = np.zeros(cfg.walkers, np.float64)
+
+    def run(self, icount, ops, flags, trans, walks, lat, params):
+        K.run_core(icount, ops, flags, trans, walks, lat, params, self.st, self.ring, self.lqr,
+                   self.walk)
+
+    @property
+    def cycles(self) -> float:
+        return float(max(self.st[K.S_T], self.st[K.S_CUMMAX]))
+
+
+class CoreModel:
+    """Cycles of a stream of memory accesses with given latencies (module ``simkit.core``).
+
+    ``run(icount, trans, walks, lat, ops=None, flags=None)`` takes, per access: instructions
+    since the previous access (including this one), translation cycles (lookups + walk), the
+    walk's share of them, and the data access latency; it may be called chunk by chunk."""
+
+    def __init__(self, config: CoreConfig | str = "victima"):
+        self.cfg = CoreConfig.preset(config) if isinstance(config, str) else config
+        self.params = self.cfg.params()
+        self.reset()
+
+    def reset(self) -> None:
+        self._real, self._ideal = _Twin(self.cfg), _Twin(self.cfg)
+        self.instructions = 0
+        self.accesses = 0
+
+    def run(self, icount, trans, walks, lat, ops=None, flags=None) -> CoreStats:
+        n = len(icount)
+        icount = np.ascontiguousarray(icount, dtype=np.int64)
+        trans = np.ascontiguousarray(trans, dtype=np.int64)
+        walks = np.ascontiguousarray(walks, dtype=np.int64)
+        lat = np.ascontiguousarray(lat, dtype=np.int64)
+        ops = np.zeros(n, np.uint8) if ops is None else np.ascontiguousarray(ops, np.uint8)
+        flags = np.zeros(n, np.uint8) if flags is None else np.ascontiguousarray(flags, np.uint8)
+        self._real.run(icount, ops, flags, trans, walks, lat, self.params)
+        zero = np.zeros(n, np.int64)
+        self._ideal.run(icount, ops, flags, zero, zero, lat, self.params)
+        self.instructions += int(icount.sum())
+        self.accesses += n
+        return self.stats
+
+    @property
+    def stats(self) -> CoreStats:
+        return CoreStats(self.cfg.name, self.instructions, self.accesses, self._real.cycles,
+                         self._ideal.cycles, self.cfg.clock_ghz)

@@ -1,0 +1,92 @@
+"""The core timing model against values computed by hand from the model's rules (issue 14):
+all hits run at the dispatch width; a dependent chain costs the sum of its latencies;
+independent misses overlap up to min(ROB/k, LQ) accesses; walkers bound walk throughput."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simkit.core import CoreConfig, CoreModel, CoreStats
+
+
+def run(cfg, n, k=1, trans=1, walk=0, lat=4, **kw):
+    return CoreModel(cfg).run(np.full(n, k), np.full(n, trans), np.full(n, walk),
+                              np.full(n, lat), **kw)
+
+
+def test_all_l1_hits_give_ipc_equal_to_the_width():
+    for width in (2, 4, 6):
+        s = run(CoreConfig("w", width=width), 200_000)
+        # n/W cycles of dispatch plus one access's latency (5 cycles) at the end
+        assert s.cycles == pytest.approx(200_000 / width + 5, abs=1)
+        assert s.ipc == pytest.approx(width, rel=1e-3)
+
+
+def test_a_dependent_chain_costs_the_sum_of_its_latencies():
+    s = run(CoreConfig("c", dependence="chain", walkers=4), 1000, trans=31, walk=30, lat=200)
+    assert s.cycles == pytest.approx(1000 * (31 + 200), abs=1)
+    ideal = 1000 * 200                                   # the same chain with free translation
+    assert s.translation_stall_share == pytest.approx(1 - ideal / (1000 * 231), abs=1e-3)
+
+
+def test_flagged_records_depend_the_others_do_not():
+    cfg = CoreConfig("f", dependence="flag")
+    n = 2000
+    chained = run(cfg, n, lat=100, flags=np.ones(n, np.uint8))
+    assert chained.cycles == pytest.approx(n * (1 + 100), abs=1)       # as dependence="chain"
+    free = run(cfg, n, lat=100, flags=np.zeros(n, np.uint8))
+    assert free.cycles / n == pytest.approx(101 / 72, rel=0.02)         # load-queue bound
+    flags = np.zeros(n, np.uint8)
+    flags[::2] = 1                   # chains of two: a flagged load waits for one independent
+    half = run(cfg, n, lat=100, flags=flags)
+    assert free.cycles < half.cycles <= 2 * free.cycles + 101      # at most twice the residency
+
+
+def test_independent_misses_overlap_up_to_the_load_queue():
+    s = run(CoreConfig("lq", lq=72, rob=224), 100_000, lat=200)
+    assert s.cycles / 100_000 == pytest.approx(200 / 72, rel=0.01)
+
+
+def test_independent_misses_overlap_up_to_rob_over_k():
+    k = 10                                                # 224 / 10 = 22.4 accesses in flight
+    s = run(CoreConfig("rob", lq=72, rob=224), 100_000, k=k, lat=200)
+    per = s.cycles / 100_000
+    assert 200 / (224 / k + 1) <= per <= 200 / (224 / k - 1)
+
+
+def test_one_walker_bounds_cycles_from_below():
+    n = 20_000
+    for walkers in (1, 2, 4):
+        s = run(CoreConfig("w", walkers=walkers), n, trans=31, walk=30)
+        assert s.cycles >= n * 30 / walkers
+        assert s.cycles == pytest.approx(n * 30 / walkers, rel=0.01)
+
+
+def test_stores_do_not_block_and_chunks_equal_one_run():
+    n = 50_000
+    ops = np.ones(n, np.uint8)                           # all stores: the LQ never fills
+    s = run(CoreConfig("s", lq=4), n, lat=200, ops=ops)
+    assert s.cycles / n < 200 / 4 / 5
+    one = run(CoreConfig("c"), n, lat=120)
+    m = CoreModel(CoreConfig("c"))
+    for a in range(0, n, 7_777):
+        b = min(n, a + 7_777)
+        m.run(np.ones(b - a), np.ones(b - a), np.zeros(b - a), np.full(b - a, 120))
+    assert m.stats.cycles == one.cycles
+
+
+def test_stats_subtract_and_tabulate():
+    a = CoreStats("c", 100, 10, 400.0, 300.0)
+    b = CoreStats("c", 40, 4, 100.0, 90.0)
+    d = a - b
+    assert (d.instructions, d.accesses, d.cycles, d.ideal_cycles) == (60, 6, 300.0, 210.0)
+    assert d.ipc == pytest.approx(0.2)
+    assert list(d.to_frame().columns)[:3] == ["core", "core_instructions", "core_accesses"]
+
+
+@pytest.mark.parametrize("kw,field", [({"rob": 0}, "rob"), ({"dependence": "sometimes"},
+                                                            "dependence"),
+                                      ({"walkers": 1.5}, "walkers")])
+def test_config_errors_name_the_field(kw, field):
+    with pytest.raises(ValueError, match=field):
+        CoreConfig(**kw)
