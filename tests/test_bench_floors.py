@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent / "simkit"
-SIMULATORS = ("cache", "tlb", "allocators", "kvpaging", "flash", "trace")
-GROUND = ("simkit.units", "simkit.trace", "simkit.results", "simkit.errors")
+SIMULATORS = ("cache", "tlb", "core", "allocators", "kvpaging", "flash", "trace")
+GROUND = ("simkit.units", "simkit.trace", "simkit.results", "simkit.errors", "simkit.atomic",
+          "simkit.resources")
 BENCH_MAY_READ = ("simkit.kvpaging.models", "simkit.flash.storage")
 
 

@@ -43,7 +43,8 @@ def test_sigterm_during_trace_convert_leaves_nothing(tmp_path):
 def test_sigterm_during_kv_decode_trace_leaves_nothing(tmp_path):
     rc, err = _terminate_when_writing(
         ["kv", "decode-trace", "--model", "Llama-3-8B", "--requests", str(REQS), "--layout",
-         "paged", "--steps", "100000", "--out", "decode.skt"], tmp_path)
+         "paged", "--steps", "20000", "--weight-stride", "2097152", "--out", "decode.skt"],
+        tmp_path)
     assert rc == 143, err
     assert err.strip().splitlines()[-1] == "simkit: terminated", err
     assert "Traceback" not in err
