@@ -161,12 +161,19 @@ def random_trace(n, seed, span_pages=4096, regions=6):
      "caches": VICTIMA_L2, "nested_tlb": TLBConfig("Nested-TLB", 4, 2, 1),
      "pressure_epoch_instructions": 300, "huge_page_fraction": 0.3},
     {"nested": True, "pom_entries": 64, "pom_ways": 4, "stlb_fill": "l1-victims"},
+    {"victima": True, "stlb_fill": "l1-victims", "artifact_compat": True,
+     "victima_probe": "parallel-stlb", "victima_block_cycles": (4, 16)},
+    {"victima": True, "victima_l2_only": True, "victima_probe": "parallel-stlb",
+     "victima_block_cycles": (3, 9), "caches": VICTIMA_L2, "huge_page_fraction": 0.3},
+    {"nested": True, "victima": True, "victima_probe": "parallel-stlb",
+     "victima_block_cycles": (4, 16), "nested_tlb": TLBConfig("Nested-TLB", 4, 2, 1)},
 ], ids=["default", "huge-random", "victims-5level", "one-pwc-no-data", "victima-caches",
         "pom-tlb", "pom-tlb-victims", "l3-tlb", "l3-pom-victims", "victima",
         "victima-compat-evict-only", "victima-ptw-only",
         "victima-paper-artifact-comparator", "victima-paper-evict-only", "nested",
         "nested-huge-random", "nested-victima-artifact", "nested-victima-paper",
-        "nested-pom-tlb"])
+        "nested-pom-tlb", "victima-artifact-timing", "victima-paper-parallel-stlb",
+        "nested-victima-artifact-timing"])
 def test_kernel_matches_reference_mmu(kw):
     compare(tiny(**kw), random_trace(6000, seed=len(str(kw))))
 

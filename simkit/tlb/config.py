@@ -15,6 +15,7 @@ from simkit.units import is_power_of_two
 
 STLB_FILLS = ("walk", "l1-victims")
 PLACEMENTS = ("contiguous", "random")
+VICTIMA_PROBES = ("after-stlb", "parallel-stlb")
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,27 @@ class MMUConfig:
     Walks read one 8-byte PTE per radix level through ``caches`` (the data hierarchy), so PTEs
     compete with data; page-walk caches (PML4, PDPT, PD; no leaf level) let a walk start below
     the root. ``huge_page_fraction`` of 2 MiB regions are mapped by 2 MiB pages on first touch
-    (a seeded hash of the region decides); frames are allocated contiguously or scattered."""
+    (a seeded hash of the region decides); frames are allocated contiguously or scattered.
+
+    What a Victima TLB-block hit costs (REFERENCE.md 1.2, "Latency accounting"):
+
+    - ``victima_block_cycles``: cycles of a block hit by the cache level holding the block
+      (empty: each level's ``latency_cycles``). The artifact charges the level's *data access
+      time*, not its full latency: ``memory_manager.cc`` ``accessTLBSubsystem`` adds
+      ``perf_model/{l1_dcache,l2_cache,nuca}/data_access_time`` (4, 16, 20 c in Victima's
+      configs) to the L1 TLB cycle, and ``page_table_virtualized.cc`` adds the same to the
+      nested TLB's latency for a nested block hit.
+    - ``victima_probe``: when the block lookup starts. ``"after-stlb"`` (default): after the L2
+      TLB (STLB) lookup missed, so a hit costs L1 TLB + STLB + block. This is the paper's
+      reading (REFERENCE.md 1.2: "the L2 is probed in parallel with the walk after the STLB
+      miss"). ``"parallel-stlb"``: the lookup starts beside the STLB lookup, so a hit costs L1
+      TLB + block and the STLB's cycles are not added. This is what the artifact charges
+      (``accessTLBSubsystem``: a TLB-block hit is ``m_tlb_l1_access_penalty`` +
+      ``data_access_time``, commented "parallel access to L2 and victima"). In the paper's
+      L2-only mode a hit aborts the walk, so it costs the shorter of the block and the walk
+      (which starts after the STLB lookup: STLB + walk under ``"parallel-stlb"``). A walk
+      costs L1 TLB + STLB + the walk under both (the artifact: ``ptw_latency`` +
+      ``m_tlb_l1_access_penalty`` + ``m_tlb_l2_access_penalty``, ``parallel_walk`` false)."""
 
     l1d: TLBConfig = field(default_factory=lambda: TLBConfig("L1D-TLB", 64, 4, 1))
     l1i: TLBConfig = field(default_factory=lambda: TLBConfig("L1I-TLB", 128, 8, 1))
@@ -72,6 +93,8 @@ class MMUConfig:
     victima_insert_on_eviction: bool = True   # read in the block of an L2 TLB victim
     artifact_compat: bool = False             # no page-size bit in the block's tag
     victima_l2_only: bool = False             # the paper: blocks in the L2 only, probed there
+    victima_probe: str = "after-stlb"         # block lookup after / beside the STLB (above)
+    victima_block_cycles: tuple = ()          # block-hit cycles per cache level (above)
     victima_ptw_cp: bool = False              # the paper: PTW cost predictor gates insertions
     ptw_cp_freq_range: tuple = (1, 12)        # comparator: costly when freq and cost lie in
     ptw_cp_cost_range: tuple = (1, 7)         #   these ranges (REFERENCE.md 1.3, the paper's)
@@ -109,6 +132,16 @@ class MMUConfig:
                 or not is_power_of_two(self.pom_entries // self.pom_ways))):
             raise ValueError(f"pom_entries: {self.pom_entries} must be 0 or pom_ways "
                              f"({self.pom_ways}) times a power of two")
+        if self.victima_probe not in VICTIMA_PROBES:
+            raise ValueError(f"victima_probe: unknown {self.victima_probe!r}; choose from "
+                             f"{', '.join(VICTIMA_PROBES)}")
+        bc = self.victima_block_cycles
+        if not isinstance(bc, (tuple, list)) or not all(
+                isinstance(x, int) and x >= 0 for x in bc) or \
+                len(bc) not in (0, len(self.caches.levels)):
+            raise ValueError(f"victima_block_cycles: expected () or one cycle count >= 0 per "
+                             f"cache level ({len(self.caches.levels)}), got {bc!r}")
+        object.__setattr__(self, "victima_block_cycles", tuple(bc))
         for name in ("ptw_cp_freq_range", "ptw_cp_cost_range"):
             r = getattr(self, name)
             if (not isinstance(r, (tuple, list)) or len(r) != 2
@@ -155,6 +188,10 @@ def _victima_caches(l2_policy: str) -> HierarchyConfig:
     return dataclasses.replace(base, levels=tuple(levels))
 
 
+# Sniper's perf_model/{l1_dcache,l2_cache,nuca}/data_access_time in Victima's configs
+# (REFERENCE.md 1.1: L1D 4+1, L2 16+3, LLC 4+20 c): what the artifact charges for a block hit.
+ARTIFACT_DATA_ACCESS_CYCLES = (4, 16, 20)
+
 PRESETS: dict[str, MMUConfig] = {
     # Victima's radix baseline (REFERENCE.md 1.1): L1 DTLB 64/4-way, L1 ITLB 128/8-way, 1 c;
     # STLB 1536/12-way, 12 c; PWCs 16/16/32 4-way, 4 c; data caches L1D 32K, L2 2 MiB SRRIP,
@@ -170,11 +207,16 @@ PRESETS: dict[str, MMUConfig] = {
     # Victima as its artifact runs it (REFERENCE.md 1.2-1.3): blocks read in on every L2 TLB
     # miss and on L2 TLB evictions, looked up by presence in L1D/L2/LLC, STLB filled by L1 TLB
     # victims, PWC hit 3 c, the L2's srrip/tlb_enabled policy (TLB-block hit -> 0), no PTW-CP.
+    # A block hit costs the L1 TLB cycle + the data access time of the level holding it
+    # (1 + 4 / 16 / 20), the STLB's 12 c not added (memory_manager.cc accessTLBSubsystem).
     "victima-artifact": MMUConfig(huge_page_fraction=0.3, victima=True, stlb_fill="l1-victims",
                                   pwc_latency_cycles=3, artifact_compat=True,
+                                  victima_probe="parallel-stlb",
+                                  victima_block_cycles=ARTIFACT_DATA_ACCESS_CYCLES,
                                   caches=_victima_caches("srrip-victima-artifact")),
     # Victima as its paper describes it (REFERENCE.md 1.2-1.3): blocks (with a page-size bit)
-    # in the L2 only, probed in parallel with the walk; the PTW cost predictor's comparator
+    # in the L2 only, probed in parallel with the walk after the STLB miss (victima_probe
+    # "after-stlb"; "parallel-stlb" is the other reading), a hit costing the L2's latency; the PTW cost predictor's comparator
     # (freq in [1, 12], cost in [1, 7]) gates insertion after walks and on L2 TLB evictions;
     # TLB-aware SRRIP on while the L2 TLB MPKI > 5; the predictor bypassed while L2 MPKI > 5.
     "victima-paper": MMUConfig(huge_page_fraction=0.3, victima=True, victima_l2_only=True,

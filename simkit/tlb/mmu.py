@@ -50,7 +50,8 @@ class MMU:
         self.config = config
         self.caches = CacheState(config.caches)
         self.tlbs = CacheState(_tlb_levels(config))
-        p = np.zeros(K.P_CACHE_LAT + len(config.caches.levels) + 1, dtype=np.int64)
+        nlev = len(config.caches.levels)
+        p = np.zeros(K.P_CACHE_LAT + 2 * nlev + 1, dtype=np.int64)
         p[K.P_LAT_L1D] = config.l1d.latency_cycles
         p[K.P_LAT_L1I] = config.l1i.latency_cycles
         p[K.P_LAT_L2] = config.l2.latency_cycles
@@ -83,7 +84,11 @@ class MMU:
         p[K.P_BYPASS_MPKI_X1000] = int(round(min(config.ptw_cp_bypass_mpki, 1e12) * 1000))
         for k, lv in enumerate(config.caches.levels):
             p[K.P_CACHE_LAT + k] = lv.latency_cycles
-        p[K.P_CACHE_LAT + len(config.caches.levels)] = config.caches.memory_latency_cycles
+        p[K.P_CACHE_LAT + nlev] = config.caches.memory_latency_cycles
+        for k, lv in enumerate(config.caches.levels):       # TLB-block hit cycles per level
+            p[K.P_CACHE_LAT + nlev + 1 + k] = config.victima_block_cycles[k] \
+                if config.victima_block_cycles else lv.latency_cycles
+        p[K.P_VIC_PARALLEL] = int(config.victima and config.victima_probe == "parallel-stlb")
         self.params = p
         self.counters = np.zeros(K.NCOUNT, dtype=np.int64)
         self.hist = np.zeros(K.HIST_BINS, dtype=np.int64)

@@ -200,6 +200,8 @@ class TLBStats:
                    param_pom_entries=c.pom_entries, param_victima=c.victima,
                    param_artifact_compat=c.artifact_compat,
                    param_victima_l2_only=c.victima_l2_only,
+                   param_victima_probe=c.victima_probe,
+                   param_victima_block_cycles=str(c.victima_block_cycles),
                    param_nested=c.nested,
                    param_nested_tlb_entries=c.nested_tlb.entries,
                    param_host_huge_page_fraction=c.host_huge_page_fraction,
