@@ -283,7 +283,10 @@ class RefMMU:
             return True
         f, cost = self.ptwcp.get(key, (0, 0))
         (flo, fhi), (clo, chi) = self.cfg.ptw_cp_freq_range, self.cfg.ptw_cp_cost_range
-        ok = flo <= f <= fhi and clo <= cost <= chi
+        if self.cfg.ptw_cp_comparator == "artifact":      # ptw_cp/predict.py's offline rule
+            ok = (cost >= 1 and f >= 2) or (cost == 1 and f == 1)
+        else:
+            ok = flo <= f <= fhi and clo <= cost <= chi
         self.c["ptwcp_costly" if ok else "ptwcp_cheap"] += 1
         return ok
 

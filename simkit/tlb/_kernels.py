@@ -132,9 +132,10 @@ P_PTWCP, P_PTWCP_F_LO, P_PTWCP_F_HI, P_PTWCP_C_LO, P_PTWCP_C_HI = 20, 21, 22, 23
 P_EPOCH, P_PRESSURE_MPKI_X1000, P_PRESSURE_RRIP, P_BYPASS_MPKI_X1000 = 25, 26, 27, 28
 P_NESTED, P_LAT_NTLB = 29, 30
 P_VIC_PARALLEL = 31    # TLB-block probe starts with the L2 TLB lookup (its latency not charged)
+P_PTWCP_ARTIFACT = 32  # PTW-CP comparator: the artifact's offline rule instead of the ranges
 P_CACHE_LAT = 40   # params[40 + k]: latency of cache level k; [40 + nlev]: memory (flags below 40)
 #                    params[41 + nlev + k]: cycles of a TLB-block hit in cache level k
-if P_VIC_PARALLEL >= P_CACHE_LAT:          # the flags must stay below the latency block
+if P_PTWCP_ARTIFACT >= P_CACHE_LAT:          # the flags must stay below the latency block
     raise ImportError("simkit.tlb._kernels: parameter indices overlap P_CACHE_LAT")
 
 
@@ -641,7 +642,9 @@ def _ptwcp_count(keys, vals, meta, va, huge, dram):
 
 @njit(_nrt=False)
 def _ptwcp_costly(keys, vals, meta, key, params, cnt):
-    """The PTW-CP comparator: costly when freq and cost lie in their configured ranges. While
+    """The PTW-CP comparator: costly when freq and cost lie in their configured ranges (or, with
+    P_PTWCP_ARTIFACT, by the artifact's offline rule ``(cost >= 1 and freq >= 2) or (cost == 1
+    and freq == 1)``); each decision is counted as costly or cheap. While
     the L2 cache misses much (the last epoch's L2 MPKI above its threshold: data gets little
     reuse there, so blocks cost little) it is bypassed and every translation is costly."""
     if params[P_PTWCP] == 0:
@@ -654,8 +657,12 @@ def _ptwcp_costly(keys, vals, meta, key, params, cnt):
     v = vals[s] if keys[s] == ck else ZERO
     f = np.int64(v & np.uint64(7))
     cost = np.int64(v >> np.uint64(3))
-    if params[P_PTWCP_F_LO] <= f <= params[P_PTWCP_F_HI] \
-            and params[P_PTWCP_C_LO] <= cost <= params[P_PTWCP_C_HI]:
+    if params[P_PTWCP_ARTIFACT] != 0:
+        costly = (cost >= 1 and f >= 2) or (cost == 1 and f == 1)
+    else:
+        costly = params[P_PTWCP_F_LO] <= f <= params[P_PTWCP_F_HI] \
+            and params[P_PTWCP_C_LO] <= cost <= params[P_PTWCP_C_HI]
+    if costly:
         cnt[C_PTWCP_COSTLY] += 1
         return True
     cnt[C_PTWCP_CHEAP] += 1

@@ -16,6 +16,8 @@ from simkit.units import is_power_of_two
 STLB_FILLS = ("walk", "l1-victims")
 PLACEMENTS = ("contiguous", "random")
 VICTIMA_PROBES = ("after-stlb", "parallel-stlb")
+PTW_CP_COMPARATORS = ("ranges", "artifact")
+PTW_CP_FREQ_MAX, PTW_CP_COST_MAX = 7, 15     # 3-bit and 4-bit saturating counters
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,19 @@ class MMUConfig:
       L2-only mode a hit aborts the walk, so it costs the shorter of the block and the walk
       (which starts after the STLB lookup: STLB + walk under ``"parallel-stlb"``). A walk
       costs L1 TLB + STLB + the walk under both (the artifact: ``ptw_latency`` +
-      ``m_tlb_l1_access_penalty`` + ``m_tlb_l2_access_penalty``, ``parallel_walk`` false)."""
+      ``m_tlb_l1_access_penalty`` + ``m_tlb_l2_access_penalty``, ``parallel_walk`` false).
+
+    The PTW cost predictor (``victima_ptw_cp``, REFERENCE.md 1.3) keeps per translation a 3-bit
+    saturating walk-frequency counter (0-7) and a 4-bit walk-cost counter (walks with a PTE
+    read from memory, 0-15), as the paper keeps them in unused PTE bits, and decides with
+    ``ptw_cp_comparator``: ``"ranges"``, the paper's comparator box (costly when freq lies in
+    ``ptw_cp_freq_range`` and cost in ``ptw_cp_cost_range``; the paper's "freq in [1, 12]"
+    cannot be reached by a 3-bit counter, so the default is its reachable part, [1, 7]), or
+    ``"artifact"``, the artifact's offline comparator (``ptw_cp/predict.py``): costly when
+    ``(cost >= 1 and freq >= 2) or (cost == 1 and freq == 1)``. While the L2 cache's demand
+    MPKI of the last epoch is above ``ptw_cp_bypass_mpki`` the predictor is bypassed and every
+    translation is costly (``TLBStats``: ``ptw_cp_costly``/``ptw_cp_cheap`` count the
+    predictor's decisions, ``ptw_cp_bypassed`` the insertions the bypass forced)."""
 
     l1d: TLBConfig = field(default_factory=lambda: TLBConfig("L1D-TLB", 64, 4, 1))
     l1i: TLBConfig = field(default_factory=lambda: TLBConfig("L1I-TLB", 128, 8, 1))
@@ -96,7 +110,8 @@ class MMUConfig:
     victima_probe: str = "after-stlb"         # block lookup after / beside the STLB (above)
     victima_block_cycles: tuple = ()          # block-hit cycles per cache level (above)
     victima_ptw_cp: bool = False              # the paper: PTW cost predictor gates insertions
-    ptw_cp_freq_range: tuple = (1, 12)        # comparator: costly when freq and cost lie in
+    ptw_cp_comparator: str = "ranges"         # "ranges" (the paper's) or "artifact" (above)
+    ptw_cp_freq_range: tuple = (1, 7)         # "ranges": costly when freq and cost lie in
     ptw_cp_cost_range: tuple = (1, 7)         #   these ranges (REFERENCE.md 1.3, the paper's)
     pressure_mpki: float = 5.0                # TLB-aware SRRIP on while L2 TLB MPKI > this
     ptw_cp_bypass_mpki: float = 5.0           # PTW-CP bypassed while L2 cache MPKI > this
@@ -142,12 +157,17 @@ class MMUConfig:
             raise ValueError(f"victima_block_cycles: expected () or one cycle count >= 0 per "
                              f"cache level ({len(self.caches.levels)}), got {bc!r}")
         object.__setattr__(self, "victima_block_cycles", tuple(bc))
-        for name in ("ptw_cp_freq_range", "ptw_cp_cost_range"):
+        if self.ptw_cp_comparator not in PTW_CP_COMPARATORS:
+            raise ValueError(f"ptw_cp_comparator: unknown {self.ptw_cp_comparator!r}; choose "
+                             f"from {', '.join(PTW_CP_COMPARATORS)}")
+        for name, top in (("ptw_cp_freq_range", PTW_CP_FREQ_MAX),
+                          ("ptw_cp_cost_range", PTW_CP_COST_MAX)):
             r = getattr(self, name)
             if (not isinstance(r, (tuple, list)) or len(r) != 2
-                    or not all(isinstance(x, int) and x >= 0 for x in r) or r[0] > r[1]):
-                raise ValueError(f"{name}: expected (low, high) integers with 0 <= low <= high, "
-                                 f"got {r!r}")
+                    or not all(isinstance(x, int) and 0 <= x <= top for x in r)
+                    or r[0] > r[1]):
+                raise ValueError(f"{name}: expected (low, high) integers with 0 <= low <= high "
+                                 f"<= {top} (the counter's largest value), got {r!r}")
             object.__setattr__(self, name, tuple(r))
         if self.victima_ptw_cp and not (self.victima and self.victima_l2_only):
             raise ValueError("victima_ptw_cp: the PTW cost predictor gates the paper's L2 "
@@ -216,12 +236,19 @@ PRESETS: dict[str, MMUConfig] = {
                                   caches=_victima_caches("srrip-victima-artifact")),
     # Victima as its paper describes it (REFERENCE.md 1.2-1.3): blocks (with a page-size bit)
     # in the L2 only, probed in parallel with the walk after the STLB miss (victima_probe
-    # "after-stlb"; "parallel-stlb" is the other reading), a hit costing the L2's latency; the PTW cost predictor's comparator
-    # (freq in [1, 12], cost in [1, 7]) gates insertion after walks and on L2 TLB evictions;
-    # TLB-aware SRRIP on while the L2 TLB MPKI > 5; the predictor bypassed while L2 MPKI > 5.
+    # "after-stlb"; "parallel-stlb" is the other reading), a hit costing the L2's latency;
+    # the PTW cost predictor's comparator (freq in [1, 12] -> [1, 7] for a 3-bit counter, cost
+    # in [1, 7]) gates insertion after walks and on L2 TLB evictions; TLB-aware SRRIP on while
+    # the L2 TLB MPKI > 5; the predictor bypassed while L2 MPKI > 5.
     "victima-paper": MMUConfig(huge_page_fraction=0.3, victima=True, victima_l2_only=True,
                                victima_ptw_cp=True, pwc_latency_cycles=3,
                                caches=_victima_caches("srrip-victima")),
+    # The same with the artifact's offline comparator (ptw_cp/predict.py): costly when
+    # (DRAM >= 1 and PTWs >= 2) or (DRAM == 1 and PTWs == 1).
+    "victima-paper-cp-artifact": MMUConfig(
+        huge_page_fraction=0.3, victima=True, victima_l2_only=True, victima_ptw_cp=True,
+        ptw_cp_comparator="artifact", pwc_latency_cycles=3,
+        caches=_victima_caches("srrip-victima")),
     # This VM (REFERENCE.md 5.2/5.4): L1 DTLB 64 entries fully associative, L2 DTLB 2048
     # (8-way per CPUID), STLB hit +7 c; Zen 3 PWC geometry is unpublished: Victima's is used.
     "zen3": MMUConfig(

@@ -74,6 +74,7 @@ class MMU:
         p[K.P_PTWCP] = int(config.victima_ptw_cp)
         p[K.P_PTWCP_F_LO], p[K.P_PTWCP_F_HI] = config.ptw_cp_freq_range
         p[K.P_PTWCP_C_LO], p[K.P_PTWCP_C_HI] = config.ptw_cp_cost_range
+        p[K.P_PTWCP_ARTIFACT] = int(config.ptw_cp_comparator == "artifact")
         p[K.P_PRESSURE_RRIP] = int(config.victima and len(config.caches.levels) > 1 and
                                    config.caches.levels[1].policy == "srrip-victima")
         if p[K.P_PTWCP] or p[K.P_PRESSURE_RRIP]:

@@ -124,6 +124,21 @@ class TLBStats:
             out[name] = h / (h + m) if h + m else float("nan")
         return out
 
+    # Victima's PTW cost predictor: insertions it decided, and those its bypass forced
+    @property
+    def ptw_cp_costly(self): return self._c(K.C_PTWCP_COSTLY)
+
+    @property
+    def ptw_cp_cheap(self): return self._c(K.C_PTWCP_CHEAP)
+
+    @property
+    def ptw_cp_bypassed(self): return self._c(K.C_PTWCP_BYPASS)
+
+    @property
+    def ptw_cp_decided(self) -> int:
+        """Insertion decisions the predictor made (costly + cheap), not forced by the bypass."""
+        return self.ptw_cp_costly + self.ptw_cp_cheap
+
     @property
     def pom_hits(self): return self._c(K.C_POM_HIT)
 
@@ -169,9 +184,9 @@ class TLBStats:
                "victima_alloc_on_ptw": self._c(K.C_VIC_ALLOC_PTW),
                "victima_alloc_on_eviction": self._c(K.C_VIC_ALLOC_EVICT),
                "victima_background_walks": self._c(K.C_VIC_BG_WALKS),
-               "ptw_cp_costly": self._c(K.C_PTWCP_COSTLY),
-               "ptw_cp_cheap": self._c(K.C_PTWCP_CHEAP),
-               "ptw_cp_bypassed": self._c(K.C_PTWCP_BYPASS),
+               "ptw_cp_costly": self.ptw_cp_costly, "ptw_cp_cheap": self.ptw_cp_cheap,
+               "ptw_cp_decided": self.ptw_cp_decided,
+               "ptw_cp_bypassed": self.ptw_cp_bypassed,
                "pressure_epochs": self._c(K.C_EPOCHS),
                "nested_tlb_hits": self._c(K.C_NTLB_HIT),
                "nested_tlb_misses": self._c(K.C_NTLB_MISS),
@@ -206,6 +221,7 @@ class TLBStats:
                    param_nested_tlb_entries=c.nested_tlb.entries,
                    param_host_huge_page_fraction=c.host_huge_page_fraction,
                    param_victima_ptw_cp=c.victima_ptw_cp,
+                   param_ptw_cp_comparator=c.ptw_cp_comparator,
                    param_ptw_cp_freq_range=str(c.ptw_cp_freq_range),
                    param_ptw_cp_cost_range=str(c.ptw_cp_cost_range),
                    param_pressure_mpki=c.pressure_mpki,
