@@ -323,3 +323,21 @@ def test_tlb_run_command_native_and_nested(tmp_path, capsys):
     assert "translation_cycles_per_access" in capsys.readouterr().out
     assert main(["tlb", "run", "--trace", "gups", "--preset", "nope"]) == 2
     assert "preset: unknown 'nope'" in capsys.readouterr().err
+
+
+def test_reach_is_sampled_every_period_of_instructions():
+    """Reach and block share are time averages: one sample each time ``sample_instructions``
+    instructions have run (the artifact samples every 1M), and one at the end of a run shorter
+    than a period; a region (warm-up subtracted) keeps only its own samples."""
+    recs = make_records(np.arange(10, dtype=np.uint64) * np.uint64(4096) + np.uint64(1 << 30),
+                        icount=250)
+    mmu = MMU("victima-artifact", sample_instructions=1000)
+    roi = mmu.run(recs, warmup_records=3)
+    assert [s[0] for s in mmu.reach_samples] == [4, 8]            # after 1000 and 2000 instr.
+    assert [s[0] for s in roi.reach_samples] == [4, 8]
+    assert roi.mean_tlb_reach_bytes == np.mean([s[1] for s in mmu.reach_samples])
+    short = MMU("victima-radix", sample_instructions=1000)
+    short.run(recs[:2])
+    assert [s[0] for s in short.reach_samples] == [2]             # shorter than a period
+    with pytest.raises(ValueError, match="sample_instructions"):
+        MMU("victima-radix", sample_instructions=0)

@@ -25,7 +25,7 @@ class TLBStats:
         self.records = int(records)
         self.config = config
         self.trace = trace
-        self.reach_samples = list(reach_samples)   # sampled after each chunk fed
+        self.reach_samples = list(reach_samples)   # every MMU.sample_instructions
 
     def __sub__(self, other: "TLBStats") -> "TLBStats":
         """The region between ``other`` and this snapshot (reach samples taken inside it)."""
@@ -50,7 +50,8 @@ class TLBStats:
 
     @property
     def mean_l2_block_share(self) -> float:
-        """Mean over samples of the share of L2 cache lines holding TLB blocks."""
+        """Mean over samples of the share of L2 cache lines holding TLB blocks (a time average:
+        the artifact samples every 1M instructions)."""
         return float(np.mean([s[3] for s in self.reach_samples])) if self.reach_samples \
             else float("nan")
 
