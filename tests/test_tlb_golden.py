@@ -18,7 +18,7 @@ from simkit.trace.format import ACCESS_DTYPE, make_records
 
 # latencies of the radix preset (REFERENCE.md 1.1) written out, so the arithmetic reads alone
 L1_TLB, STLB, PWC, L1D, MEM = 1, 12, 4, 5, 117
-NLB_NESTED_TLB = 1
+NESTED_TLB = 1                      # nested TLB hit (REFERENCE.md 1.1)
 KIB4, MIB2, GIB1, GIB512 = 1 << 12, 1 << 21, 1 << 30, 1 << 39
 
 
@@ -82,8 +82,8 @@ def test_nested_cold_walk_24_reads_and_cycles():
     host walk (4 reads from memory)."""
     mmu = MMU(nested())
     va = 0x7F0012345000
-    host_cold = NLB_NESTED_TLB + 4 * MEM          # nested TLB miss, then 4 host reads
-    host_warm = NLB_NESTED_TLB + 4 * L1D
+    host_cold = NESTED_TLB + 4 * MEM          # nested TLB miss, then 4 host reads
+    host_warm = NESTED_TLB + 4 * L1D
     guest_root = host_cold + MEM                   # translate the PTE's gPA, then read it
     guest_node = host_warm + MEM
     data = host_cold
@@ -105,7 +105,7 @@ def test_nested_repeat_after_tlb_eviction():
     step(mmu, va)
     for k in range(1, 17):            # 16 more pages of the same 2 MiB region: 8 per STLB set,
         step(mmu, va + k * KIB4)      # 4 ways each, so va leaves the STLB; the L1 TLB holds 4
-    cycles = L1_TLB + STLB + PWC + (NLB_NESTED_TLB + L1D) + NLB_NESTED_TLB
+    cycles = L1_TLB + STLB + PWC + (NESTED_TLB + L1D) + NESTED_TLB
     assert step(mmu, va) == (cycles, 1, 1, 0)
     assert mmu.stats.to_frame().host_walks[0] == 5 + 16   # one per eviction page's data gPA
 

@@ -30,10 +30,10 @@ is looked for, by presence, in the first cache level, then the next, ...; a hit 
 read through the hierarchy (filling the levels above) and costs level k's block-hit cycles
 (``victima_block_cycles``: the artifact's data access time; default the level's latency), added
 after the L2 TLB's latency, or instead of it with ``P_VIC_PARALLEL`` (``victima_probe``
-"parallel-stlb", the artifact's charging); a hit skips the walk. With ``victimize_on_ptw`` a block found nowhere is read in (uncharged) before the
-walk; with ``insert_on_eviction`` the block of a translation evicted from the L2 TLB is read in
-(uncharged) when no level holds it. A resident block serves all 8 pages (no valid bits, as the
-artifact).
+"parallel-stlb", the artifact's charging); a hit skips the walk. With ``victimize_on_ptw`` a
+block found nowhere is read in (uncharged) before the walk; with ``insert_on_eviction`` the
+block of a translation evicted from the L2 TLB is read in (uncharged) when no level holds it.
+A resident block serves all 8 pages (no valid bits, as the artifact).
 
 Victima as its paper describes it (``victima_l2_only``, REFERENCE.md 1.2-1.3): blocks live in
 the L2 cache only (cache level P_VIC_LEVEL). After an L2 TLB miss the L2 is probed in parallel

@@ -75,6 +75,9 @@ class MMUConfig:
       (which starts after the STLB lookup: STLB + walk under ``"parallel-stlb"``). A walk
       costs L1 TLB + STLB + the walk under both (the artifact: ``ptw_latency`` +
       ``m_tlb_l1_access_penalty`` + ``m_tlb_l2_access_penalty``, ``parallel_walk`` false).
+      The walk itself is ours: the PWC latency once, then each PTE read below the deepest PWC
+      hit at its cache level's latency (the artifact's ``pagetable_walker_radix.cc`` charges
+      per level instead: a PWC hit 3 c, a miss the PTE read + 1 c; not modelled).
 
     The PTW cost predictor (``victima_ptw_cp``, REFERENCE.md 1.3) keeps per translation a 3-bit
     saturating walk-frequency counter (0-7) and a 4-bit walk-cost counter (walks with a PTE
