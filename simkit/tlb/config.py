@@ -86,10 +86,13 @@ class MMUConfig:
     ``ptw_cp_freq_range`` and cost in ``ptw_cp_cost_range``; the paper's "freq in [1, 12]"
     cannot be reached by a 3-bit counter, so the default is its reachable part, [1, 7]), or
     ``"artifact"``, the artifact's offline comparator (``ptw_cp/predict.py``): costly when
-    ``(cost >= 1 and freq >= 2) or (cost == 1 and freq == 1)``. While the L2 cache's demand
-    MPKI of the last epoch is above ``ptw_cp_bypass_mpki`` the predictor is bypassed and every
-    translation is costly (``TLBStats``: ``ptw_cp_costly``/``ptw_cp_cheap`` count the
-    predictor's decisions, ``ptw_cp_bypassed`` the insertions the bypass forced)."""
+    ``(cost >= 1 and freq >= 2) or (cost == 1 and freq == 1)``. Cost counts a subset of the
+    walks freq counts, so after a walk the artifact's rule is ``cost >= 1`` and differs from the
+    default ranges only once a translation's walks went to memory 8 times or more (cost > 7).
+    While the L2 cache's demand MPKI of the last epoch is above ``ptw_cp_bypass_mpki`` the
+    predictor is bypassed and every translation is costly (``TLBStats``: ``ptw_cp_costly`` /
+    ``ptw_cp_cheap`` count the predictor's decisions, ``ptw_cp_bypassed`` the insertions the
+    bypass forced)."""
 
     l1d: TLBConfig = field(default_factory=lambda: TLBConfig("L1D-TLB", 64, 4, 1))
     l1i: TLBConfig = field(default_factory=lambda: TLBConfig("L1I-TLB", 128, 8, 1))
