@@ -161,12 +161,19 @@ def random_trace(n, seed, span_pages=4096, regions=6):
      "caches": VICTIMA_L2, "nested_tlb": TLBConfig("Nested-TLB", 4, 2, 1),
      "pressure_epoch_instructions": 300, "huge_page_fraction": 0.3},
     {"nested": True, "pom_entries": 64, "pom_ways": 4, "stlb_fill": "l1-victims"},
+    {"victima": True, "stlb_fill": "l1-victims", "artifact_compat": True,
+     "victima_probe": "parallel-stlb", "victima_block_cycles": (4, 16)},
+    {"victima": True, "victima_l2_only": True, "victima_probe": "parallel-stlb",
+     "victima_block_cycles": (3, 9), "caches": VICTIMA_L2, "huge_page_fraction": 0.3},
+    {"nested": True, "victima": True, "victima_probe": "parallel-stlb",
+     "victima_block_cycles": (4, 16), "nested_tlb": TLBConfig("Nested-TLB", 4, 2, 1)},
 ], ids=["default", "huge-random", "victims-5level", "one-pwc-no-data", "victima-caches",
         "pom-tlb", "pom-tlb-victims", "l3-tlb", "l3-pom-victims", "victima",
         "victima-compat-evict-only", "victima-ptw-only",
         "victima-paper-artifact-comparator", "victima-paper-evict-only", "nested",
         "nested-huge-random", "nested-victima-artifact", "nested-victima-paper",
-        "nested-pom-tlb"])
+        "nested-pom-tlb", "victima-artifact-timing", "victima-paper-parallel-stlb",
+        "nested-victima-artifact-timing"])
 def test_kernel_matches_reference_mmu(kw):
     compare(tiny(**kw), random_trace(6000, seed=len(str(kw))))
 
@@ -189,8 +196,10 @@ PAPER = dict(victima=True, victima_l2_only=True, victima_ptw_cp=True, caches=VIC
 
 
 @pytest.mark.parametrize("kw", [{}, {"huge_page_fraction": 0.3, "placement": "random"},
-                                {"ptw_cp_freq_range": (2, 7), "ptw_cp_cost_range": (1, 2)}],
-                         ids=["paper", "paper-huge-random", "paper-other-ranges"])
+                                {"ptw_cp_freq_range": (2, 7), "ptw_cp_cost_range": (1, 2)},
+                                {"ptw_cp_comparator": "artifact"}],
+                         ids=["paper", "paper-huge-random", "paper-other-ranges",
+                              "paper-artifact-comparator"])
 def test_victima_paper_matches_reference_and_takes_both_states(kw):
     """Kernel equals the reference on a phased trace on which each switch and the predictor
     take both states (so the comparison covers every branch)."""
@@ -202,6 +211,56 @@ def test_victima_paper_matches_reference_and_takes_both_states(kw):
     assert df.ptw_cp_costly > 0 and df.ptw_cp_bypassed > 0
     assert df.ptw_cp_cheap > 0 or "ptw_cp_freq_range" not in kw   # freq 1 is cheap there
     assert df.victima_background_walks > 0 and df.victima_hits_l2 > 0
+
+
+def reuse_trace(n, sweep_pages=8192, hot_per_sweep=7, icount=50, seed=0):
+    """Reusable data in the L2 beside a translation-heavy sweep: 7 of 8 accesses go to random
+    lines of a 1 MiB hot set (it fits Victima's 2 MiB L2), 1 in 8 to the next of 8192 pages
+    (32 MiB: 5x the STLB's reach), 50 instructions per access, so most epochs' L2 MPKI is
+    under the bypass threshold (5) and the predictor decides."""
+    rng = np.random.default_rng(seed)
+    i = np.arange(n)
+    sweep = i % (hot_per_sweep + 1) == 0
+    j = np.cumsum(sweep) - 1
+    recs = np.zeros(n, dtype=ACCESS_DTYPE)
+    recs["addr"] = np.where(
+        sweep, (1 << 32) + (j % sweep_pages) * 4096 + (j // sweep_pages % 64) * 64,
+        0x10000000 + rng.integers(0, (1 << 20) // 64, n) * 64).astype(np.uint64)
+    recs["op"], recs["size"], recs["icount"] = 0, 8, icount
+    return recs
+
+
+@pytest.mark.parametrize("preset", ["victima-paper", "victima-paper-cp-artifact"])
+def test_ptw_cost_predictor_decides_both_ways_where_the_l2_holds_reusable_data(preset):
+    """Issue 13, item 2: with the paper's bypass (L2 MPKI > 5) on real-size caches the predictor
+    must decide, both ways: a cold walk reads the PT line from memory (cost 1: costly, block
+    placed); once data evicts the block, a neighbour page walks with its PT line still cached
+    (cost 0: cheap). The counters subtract like every other (warm-up excluded)."""
+    recs = reuse_trace(600_000)
+    mmu = MMU(preset)
+    warm = mmu.run(recs[:100_000], progress=False)
+    roi = mmu.run(recs[100_000:], progress=False)
+    total = mmu.stats
+    df = roi.to_frame().iloc[0]
+    assert roi.ptw_cp_costly > 0 and roi.ptw_cp_cheap > 0, (roi.ptw_cp_costly, roi.ptw_cp_cheap)
+    assert df.ptw_cp_decided == roi.ptw_cp_decided == roi.ptw_cp_costly + roi.ptw_cp_cheap
+    assert df.pressure_epochs > 0
+    for k in ("ptw_cp_costly", "ptw_cp_cheap", "ptw_cp_bypassed"):
+        assert getattr(total, k) == getattr(warm, k) + getattr(roi, k)
+    assert df.param_ptw_cp_comparator == MMUConfig.preset(preset).ptw_cp_comparator
+
+
+def test_ptw_cp_counter_ranges_are_checked():
+    with pytest.raises(ValueError, match="ptw_cp_freq_range"):
+        MMUConfig(ptw_cp_freq_range=(1, 12))     # a 3-bit counter stops at 7
+    with pytest.raises(ValueError, match="ptw_cp_cost_range"):
+        MMUConfig(ptw_cp_cost_range=(1, 16))     # a 4-bit counter stops at 15
+    with pytest.raises(ValueError, match="ptw_cp_comparator"):
+        MMUConfig(ptw_cp_comparator="nn-2")
+    with pytest.raises(ValueError, match="victima_probe"):
+        MMUConfig(victima_probe="before-l1")
+    with pytest.raises(ValueError, match="victima_block_cycles"):
+        MMUConfig(victima_block_cycles=(4, 16))   # three cache levels
 
 
 def test_nested_walk_makes_24_references_cold():
@@ -303,3 +362,21 @@ def test_tlb_run_command_native_and_nested(tmp_path, capsys):
     assert "translation_cycles_per_access" in capsys.readouterr().out
     assert main(["tlb", "run", "--trace", "gups", "--preset", "nope"]) == 2
     assert "preset: unknown 'nope'" in capsys.readouterr().err
+
+
+def test_reach_is_sampled_every_period_of_instructions():
+    """Reach and block share are time averages: one sample each time ``sample_instructions``
+    instructions have run (the artifact samples every 1M), and one at the end of a run shorter
+    than a period; a region (warm-up subtracted) keeps only its own samples."""
+    recs = make_records(np.arange(10, dtype=np.uint64) * np.uint64(4096) + np.uint64(1 << 30),
+                        icount=250)
+    mmu = MMU("victima-artifact", sample_instructions=1000)
+    roi = mmu.run(recs, warmup_records=3)
+    assert [s[0] for s in mmu.reach_samples] == [4, 8]            # after 1000 and 2000 instr.
+    assert [s[0] for s in roi.reach_samples] == [4, 8]
+    assert roi.mean_tlb_reach_bytes == np.mean([s[1] for s in mmu.reach_samples])
+    short = MMU("victima-radix", sample_instructions=1000)
+    short.run(recs[:2])
+    assert [s[0] for s in short.reach_samples] == [2]             # shorter than a period
+    with pytest.raises(ValueError, match="sample_instructions"):
+        MMU("victima-radix", sample_instructions=0)

@@ -65,6 +65,8 @@ class RefMMU:
         self.caches = RefHierarchy(cfg.caches)
         self.lat = [lv.latency_cycles for lv in cfg.caches.levels] + \
             [cfg.caches.memory_latency_cycles]
+        self.block = list(cfg.victima_block_cycles) or self.lat[:-1]   # block-hit cycles
+        self.parallel = cfg.victima_probe == "parallel-stlb"
         self.l1d = LRUSets(cfg.l1d.entries, cfg.l1d.ways)
         self.l1i = LRUSets(cfg.l1i.entries, cfg.l1i.ways)
         self.l2 = LRUSets(cfg.l2.entries, cfg.l2.ways)
@@ -189,14 +191,14 @@ class RefMMU:
                 L = self.caches.levels[1]
                 if L.find(line) is not None:
                     L.touch(line, L.find(line), 0)
-                    cycles += self.lat[1]
+                    cycles += self.block[1]
                     hit = True
             else:
                 k = self.block_level(line)
                 if k < len(self.caches.levels):
                     if k > 0:
                         self.caches.access(line, 0)
-                    cycles += self.lat[k]
+                    cycles += self.block[k]
                     hit = True
             self.c["nvic_hits"] += hit and charged
         if not hit:
@@ -281,7 +283,10 @@ class RefMMU:
             return True
         f, cost = self.ptwcp.get(key, (0, 0))
         (flo, fhi), (clo, chi) = self.cfg.ptw_cp_freq_range, self.cfg.ptw_cp_cost_range
-        ok = flo <= f <= fhi and clo <= cost <= chi
+        if self.cfg.ptw_cp_comparator == "artifact":      # ptw_cp/predict.py's offline rule
+            ok = (cost >= 1 and f >= 2) or (cost == 1 and f == 1)
+        else:
+            ok = flo <= f <= fhi and clo <= cost <= chi
         self.c["ptwcp_costly" if ok else "ptwcp_cheap"] += 1
         return ok
 
@@ -404,9 +409,12 @@ class RefMMU:
                     if w is not None:
                         L.touch(self.tlb_block(vkey), w, 0)
                         self.c["vic_hits"][1] += 1
-                        # in parallel with the walk: the shorter of the two (native)
-                        cycles += self.lat[1] if self.cfg.nested else \
-                            min(self.lat[1], self.walk_estimate(va, huge))
+                        # in parallel with the walk: the shorter of the two (native); the
+                        # walk starts after the STLB lookup the probe may have overlapped
+                        w = self.walk_estimate(va, huge) + \
+                            (self.cfg.l2.latency_cycles if self.parallel else 0)
+                        cycles += self.block[1] if self.cfg.nested else min(self.block[1], w)
+                        cycles -= self.cfg.l2.latency_cycles if self.parallel else 0
                         key = vkey
                     else:
                         self.c["vic_misses"] += 1
@@ -419,7 +427,8 @@ class RefMMU:
                         if k > 0:
                             self.caches.access(line, 0)
                         self.c["vic_hits"][k] += 1
-                        cycles += self.lat[k]
+                        cycles += self.block[k]
+                        cycles -= self.cfg.l2.latency_cycles if self.parallel else 0
                         key = vkey
                     else:
                         self.c["vic_misses"] += 1

@@ -16,15 +16,18 @@ MiB = 1 << 20
 GiB = 1 << 30
 BASELINE = "victima-radix"
 VICTIMA = "victima-paper"           # the design the checks are about; the artifact's is reported
+VICTIMA_PARALLEL = "victima-paper-parallel-stlb"   # the same, probing beside the STLB lookup
 STLB_REACH_BYTES = 1536 * 4096      # the baseline STLB's 4 KiB-page reach (REFERENCE.md 1.4)
 LARGE_FOOTPRINT = 64 * MiB          # checks use workloads > ~10x the STLB's reach
 INSTRUCTIONS_PER_ACCESS = 3         # synthetic traces: icount per record, so MPKI means something
 REAL_TRACES = ("gups", "bfs", "embedding", "llm-decode-contiguous", "llm-decode-paged")
-SYNTHETIC = ("uniform-1GiB", "uniform-4GiB", "zipf-4GiB")
+SYNTHETIC = ("uniform-1GiB", "uniform-4GiB", "zipf-4GiB", "l2-reuse-33MiB")
+REUSE_INSTRUCTIONS_PER_ACCESS = 50  # l2-reuse: few L2 misses per kilo-instruction
 
 
 def victima_configs() -> dict:
-    """The compared MMUs (REFERENCE.md 1.4-1.5), baseline first, Victima last."""
+    """The compared MMUs (REFERENCE.md 1.4-1.5), baseline first, Victima last (the paper's
+    design under both probe timings, see ``MMUConfig``)."""
     from simkit.tlb.config import MMUConfig, TLBConfig
 
     p = MMUConfig.preset
@@ -37,15 +40,31 @@ def victima_configs() -> dict:
         "l3tlb-64k": p("l3tlb-64k"),
         "victima-artifact": p("victima-artifact"),
         "victima-paper": p("victima-paper"),
+        VICTIMA_PARALLEL: p("victima-paper").replace(victima_probe="parallel-stlb"),
     }
 
 
 def _synthetic(name: str, n: int) -> np.ndarray:
     """GUPS-like read-modify-write 8-byte updates, uniform over 1 or 4 GiB, or zipf(1.0)-popular
-    4 KiB pages of 4 GiB with a random line in the page; seeded; 3 instructions per access."""
+    4 KiB pages of 4 GiB with a random line in the page; seeded; 3 instructions per access.
+    ``l2-reuse-33MiB``: data the L2 keeps beside a translation-heavy sweep, so the PTW cost
+    predictor is not bypassed (L2 MPKI < 5) and decides: 7 of 8 loads go to random lines of a
+    1 MiB hot set (it fits the 2 MiB L2), 1 in 8 to the next of 8192 pages (32 MiB, 5x the
+    STLB's reach, a different line each lap), 50 instructions per access."""
     from simkit.trace import synth
-    from simkit.trace.format import Op
+    from simkit.trace.format import ACCESS_DTYPE, Op
 
+    if name == "l2-reuse-33MiB":
+        i = np.arange(n)
+        sweep = i % 8 == 0
+        j = np.cumsum(sweep) - 1
+        hot = 0x10000000 + np.random.default_rng(5).integers(0, MiB // 64, n) * 64
+        recs = np.zeros(n, dtype=ACCESS_DTYPE)
+        recs["addr"] = np.where(sweep, (1 << 32) + (j % 8192) * 4096 + (j // 8192 % 64) * 64,
+                                hot).astype(np.uint64)
+        recs["op"], recs["size"] = Op.LOAD, 8
+        recs["icount"] = REUSE_INSTRUCTIONS_PER_ACCESS
+        return recs
     if name.startswith("uniform"):
         recs = synth.uniform(n, (1 if name == "uniform-1GiB" else 4) * GiB, seed=1)
         recs["op"] = Op.MODIFY
@@ -128,7 +147,6 @@ def victima(quick: bool = True, outdir: Path = Path("results"), *, records: int 
             mmu = MMU(cfg)
             s = mmu.run(recs, warmup_records=len(recs) // 5, progress=False)
             row = s.to_frame()
-            l2_lines = cfg.caches.levels[1].size_bytes // cfg.caches.line_bytes
             row.insert(0, "config", cname)
             row.insert(0, "environment", env)
             row.insert(0, "workload_kind", kind)
@@ -137,7 +155,6 @@ def victima(quick: bool = True, outdir: Path = Path("results"), *, records: int 
             row["block_reach_mib"] = s.mean_block_reach_bytes / MiB
             row["l2_tlb_reach_mib"] = s.mean_tlb_reach_bytes / MiB
             row["reach_mib"] = row.block_reach_mib + row.l2_tlb_reach_mib
-            row["l2_tlb_block_fraction"] = mmu.tlb_blocks(1) / l2_lines if cfg.victima else 0.0
             row["param_l2_tlb_latency_cycles"] = cfg.l2.latency_cycles
             row["param_nested"] = bool(getattr(cfg, "nested", False))
             rows.append(row)
@@ -191,18 +208,23 @@ def _victima_figure(df, env: str):
     handles, labels = axes[1].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=min(8, len(labels)), fontsize=8)
     fig.suptitle(f"Victima reproduction, {env} (simkit.tlb; * synthetic, 3 instructions per "
-                 f"access; after a 20% warm-up)")
+                 f"access, l2-reuse 50; after a 20% warm-up)")
     return fig
 
 
+PAPER_TRANSLATION_SHARE = 0.30     # ~30% of cycles in translation (REFERENCE.md 1.5 [S])
+
+
 def victima_summary(df):
-    """The paper's claims (REFERENCE.md 1.5) beside our numbers, as checks with booleans."""
+    """The paper's claims (REFERENCE.md 1.5) beside our numbers, as checks. Every row states
+    the ``tolerance`` that decides ``holds`` (one that a contrary result fails) and whether our
+    metric is the paper's (``same_metric``); where it is not, ``note`` says what ours is."""
     import pandas as pd
 
     rows = []
     small = ("gups, bfs, embedding touch 1-8 MiB, about the baseline STLB's 6 MiB "
              "reach: few walks, so the checks use workloads > 64 MiB")
-    no_timing = ("we model translation cycles only (TLB, walk, Victima/POM probes), not "
+    no_timing = ("ours is translation cycles only (TLB, walk, Victima/POM probes), not "
                  "end-to-end IPC; the paper's numbers are whole-program speedups")
 
     def pick(env, config, col, large=True):
@@ -211,12 +233,13 @@ def victima_summary(df):
             d = d[d.footprint_mib * MiB > LARGE_FOOTPRINT]
         return d.set_index("workload")[col]
 
-    def row(env, check, paper, paper_value, ours, ours_value, holds, note, ratio=True):
+    def row(env, check, paper, paper_value, ours, ours_value, tolerance, holds, same_metric,
+            note, ratio=True):
         r = ours_value / paper_value if ratio and paper_value and np.isfinite(ours_value) \
             else np.nan
         rows.append(dict(environment=env, check=check, paper=paper, paper_value=paper_value,
-                         ours=ours, ours_value=ours_value, ratio=r, holds=bool(holds),
-                         note=note))
+                         ours=ours, ours_value=ours_value, ratio=r, tolerance=tolerance,
+                         same_metric=bool(same_metric), holds=bool(holds), note=note))
 
     def fmt(s, scale=100, unit="%"):
         return ", ".join(f"{k} {v * scale:.0f}{unit}" for k, v in s.items()) or "n/a"
@@ -224,6 +247,9 @@ def victima_summary(df):
     def fails(ok):
         bad = [k for k, v in ok.items() if not v]
         return f"; fails on {', '.join(bad)}" if bad else ""
+
+    def within(v, lo, hi):
+        return bool(np.isfinite(v) and lo <= v <= hi)
 
     for env in dict.fromkeys(df.environment):
         perf = {"native": ("+7.4% over radix, +6.2% over POM-TLB", 7.4),
@@ -238,82 +264,134 @@ def victima_summary(df):
             f"Victima > POM-TLB > radix in performance ({perf[0]})", np.nan,
             f"{VICTIMA}: holds on {int(ok.sum())}/{len(ok)} workloads > 64 MiB, "
             f"{int(ok_all.sum())}/{len(ok_all)} in all{fails(ok)}",
-            float(ok.mean()) if len(ok) else np.nan, len(ok) > 0 and ok.all(),
-            "ours_value: fraction of workloads > 64 MiB where it holds. " + small + "; where "
-            "a few hot pages take most accesses (zipf) the POM-TLB's 64K entries keep them, "
-            "while TLB blocks compete with data in the L2")
+            float(ok.mean()) if len(ok) else np.nan,
+            "the order holds on every workload > 64 MiB (ours_value = 1.0)",
+            len(ok) > 0 and ok.all(), False,
+            "ours: the order of walk counts, the paper's: of performance. ours_value: fraction "
+            "of workloads > 64 MiB where it holds. " + small + "; where a few hot pages take "
+            "most accesses (zipf) the POM-TLB's 64K entries keep them, while TLB blocks "
+            "compete with data in the L2")
         # Victima ~ 128K STLB
         wv, w128 = pick(env, VICTIMA, "walk_reduction"), pick(env, "stlb-128k", "walk_reduction")
         diff = (wv - w128.reindex(wv.index)).abs() * 100
         row(env, "Victima ~ ideal 128K STLB (walk reduction within 10 points)",
             "Victima ~ an ideal 128K-entry STLB", np.nan,
             f"walk reduction {VICTIMA}: {fmt(wv)}; stlb-128k: {fmt(w128)}{fails(diff <= 10)}",
-            float(diff.max()) if len(diff) else np.nan, len(diff) > 0 and diff.max() <= 10,
-            "ours_value: largest gap in points over workloads > 64 MiB; on the LLM decode "
-            "traces consecutive pages are read together, so one block (8 PTEs) covers what "
-            "takes 8 STLB entries and Victima beats the 128K STLB", ratio=False)
+            float(diff.max()) if len(diff) else np.nan,
+            "largest gap over workloads > 64 MiB <= 10 points",
+            len(diff) > 0 and diff.max() <= 10, False,
+            "ours: walk reductions, the paper's: performance. ours_value: largest gap in "
+            "points; on the LLM decode traces consecutive pages are read together, so one "
+            "block (8 PTEs) covers what takes 8 STLB entries and Victima beats the 128K STLB",
+            ratio=False)
         # big STLB at realistic latency
         t12, t39 = (pick(env, c, "translation_cycle_reduction") for c in ("stlb-64k",
                                                                             "stlb-64k-39c"))
-        m12, m39 = float(t12.mean() * 100), float(t39.mean() * 100)
-        row(env, "64K STLB at 39 c gains little in translation cycles (< half the ideal 12 c's)",
+        m39 = float(t39.mean() * 100)
+        expect = 0.8 / PAPER_TRANSLATION_SHARE
+        row(env, "64K STLB at 39 c gains little: mean translation-cycle change within +-10%",
             "64K STLB: +0.8% performance at 39 c", 0.8,
             f"translation-cycle reduction at 39 c: {fmt(t39)}; at 12 c: {fmt(t12)}", m39,
-            np.isfinite(m39) and m39 < 0.5 * m12,
-            "ours_value: mean translation-cycle reduction (%) at 39 c (negative: a loss, as "
-            "every L2 TLB hit pays 39 c); " + no_timing, ratio=False)
+            f"-10% <= mean translation-cycle reduction <= +10% (the paper's +0.8% of "
+            f"performance at ~30% of cycles in translation is ~+{expect:.1f}% of translation "
+            f"cycles)", within(m39, -10.0, 10.0), False,
+            "ours_value: mean translation-cycle reduction (%) at 39 c over workloads > 64 MiB "
+            "(negative: a loss, as every L2 TLB hit pays 39 c); " + no_timing, ratio=False)
         mp = pick(env, "stlb-64k", "l2_tlb_mpki_reduction")
-        row(env, "64K STLB lowers L2 TLB MPKI (paper: by 44%)", "64K STLB cuts MPKI by 44%", 44.0,
-            f"L2 TLB MPKI reduction: {fmt(mp)}", float(mp.mean() * 100),
-            len(mp) > 0 and (mp > 0).all(),
-            "ours_value: mean over workloads > 64 MiB; the uniform ones are random over 1-4 "
-            "GiB, beyond a 64K STLB's reach, so their cut is smaller")
+        mm = float(mp.mean() * 100)
+        row(env, "64K STLB cuts L2 TLB MPKI by 44% (within 22-66%)",
+            "64K STLB cuts MPKI by 44%", 44.0, f"L2 TLB MPKI reduction: {fmt(mp)}", mm,
+            "mean reduction over workloads > 64 MiB in [22%, 66%] (0.5x-1.5x the paper's)",
+            within(mm, 22.0, 66.0), True,
+            "same metric (L2 TLB MPKI, radix baseline vs a 64K-entry STLB). The uniform "
+            "workloads are random over 1-4 GiB, beyond a 64K STLB's 256 MiB reach, so their "
+            "cut is small; the paper's workloads have more locality")
         tv, tp = (pick(env, c, "translation_cycle_reduction") for c in (VICTIMA, "pom-tlb"))
         better = tv > tp.reindex(tv.index)
         row(env, "Victima cuts translation cycles more than POM-TLB",
             perf[0], perf[1], f"translation-cycle reduction {VICTIMA}: {fmt(tv)}; "
-            f"pom-tlb: {fmt(tp)}", float(tv.mean() * 100),
-            len(tv) > 0 and better.all(),
+            f"pom-tlb: {fmt(tp)}{fails(better)}", float(tv.mean() * 100),
+            "Victima's reduction > POM-TLB's on every workload > 64 MiB",
+            len(tv) > 0 and better.all(), False,
             "ours_value: mean translation-cycle reduction (%) vs radix; " + no_timing + ". "
-            "Where radix walks are cheap (LLM decode: PWC hits, PTEs in the L1D, ~12-14 c) a "
-            "Victima hit (the shorter of the L2's 19 c and the walk) saves little, while its "
-            "blocks (up to 2/3 of the L2 under TLB-aware SRRIP) push the PTE lines out of the "
-            "L2 so the remaining walks cost more; a POM-TLB probe reads two lines that miss",
-            ratio=False)
+            "Where radix walks are cheap (LLM decode: PWC hits, the PTE line in the L1D) a "
+            "paper-mode block hit (the shorter of the L2's 19 c and the walk) saves little and "
+            "aborts the walk, so the PTE line is not brought back into the L1D and the next "
+            "walks of that region cost more; the artifact copies a block found in the L2 into "
+            "the L1D", ratio=False)
+        # both probe timings of the paper's design
+        par = pick(env, VICTIMA_PARALLEL, "translation_cycle_reduction")
+        both = (tv > 0) & (par.reindex(tv.index) > 0)
+        row(env, "Victima cuts translation cycles vs radix under both probe timings",
+            perf[0], perf[1], f"{VICTIMA} (probe after the STLB): {fmt(tv)}; "
+            f"{VICTIMA_PARALLEL} (beside it): {fmt(par)}{fails(both)}",
+            float(par.mean() * 100) if len(par) else np.nan,
+            "reduction > 0 on every workload > 64 MiB with either probe timing",
+            len(par) > 0 and both.all(), False,
+            "ours_value: mean reduction (%) with the probe beside the STLB lookup; the paper "
+            "states the probe runs in parallel with the walk, not whether it also overlaps the "
+            "STLB lookup (REFERENCE.md 1.2); " + no_timing, ratio=False)
+        # the PTW cost predictor decides (counts over the whole measured region)
+        cp = df[(df.environment == env) & (df.config == VICTIMA)].set_index("workload")
+        decided = cp[(cp.ptw_cp_costly > 0) & (cp.ptw_cp_cheap > 0)].index.tolist() \
+            if "ptw_cp_cheap" in cp else []
+        counts = ", ".join(f"{k} {int(r.ptw_cp_costly)}/{int(r.ptw_cp_cheap)}/"
+                           f"{int(r.ptw_cp_bypassed)}" for k, r in cp.iterrows()) \
+            if "ptw_cp_cheap" in cp else "n/a"
+        row(env, "the PTW cost predictor decides both ways on some workload",
+            "PTW-CP gates TLB-block insertion (bypassed while L2 MPKI > 5)", np.nan,
+            f"{VICTIMA} costly/cheap/bypass-forced: {counts}", float(len(decided)),
+            "costly > 0 and cheap > 0 on at least one workload", len(decided) > 0, False,
+            "a mechanism check (the paper reports the predictor's F1, not its decision "
+            "counts); ours_value: workloads where it decided both ways. Where the L2 cache "
+            "misses more than 5 per kilo-instruction every insertion is forced (all our "
+            "traces but l2-reuse-33MiB, built for this check)", ratio=False)
         if env != "native":
             continue
         # reach (artifact metric: TLB blocks in L2 x 8 x 4 KiB; victima-artifact has no
-        # page-size bit, so its block reach is exactly that metric)
+        # page-size bit, so its block reach is exactly that metric), time-averaged
         reach = pick(env, "victima-artifact", "block_reach_mib", False)
         top = reach.idxmax() if len(reach) else "n/a"
         r = float(reach.max()) if len(reach) else np.nan
         row(env, "TLB-block reach up to ~220 MB (blocks in L2 x 8 x 4 KiB)",
             "reach up to ~220 MB", 220.0, f"victima-artifact max {r:.0f} MiB ({top})", r,
-            np.isfinite(r) and 0.1 <= r / 220 <= 10,
-            "holds: same order of magnitude; our GUPS-like workloads reuse no data, so "
-            "TLB blocks face little competition in the L2")
+            "largest time-averaged reach within 0.5x-2x of 220 MB", within(r / 220, 0.5, 2.0),
+            True, "same metric as the artifact's create_plots.py (mean of samples every 1M "
+            "instructions; runs under 1M instructions, the LLM decode traces, get one sample at "
+            "their end); ours in MiB. Our random large workloads reuse no data, so TLB "
+            "blocks face little competition in the L2")
+        x = r * MiB / STLB_REACH_BYTES
         row(env, "reach up to ~36x the baseline STLB's (1536 x 4 KiB = 6 MiB)",
-            "reach up to ~36x", 36.0, f"victima-artifact max {r * MiB / STLB_REACH_BYTES:.0f}x",
-            r * MiB / STLB_REACH_BYTES, np.isfinite(r) and r * MiB / STLB_REACH_BYTES > 1,
-            "holds: reach grows beyond the STLB's")
-        frac = pick(env, VICTIMA, "l2_tlb_block_fraction", False)
-        fa = pick(env, "victima-artifact", "l2_tlb_block_fraction", False)
+            "reach up to ~36x", 36.0, f"victima-artifact max {x:.0f}x", x,
+            "within 0.5x-2x of 36x", within(x / 36, 0.5, 2.0), True,
+            "the reach above over the STLB's 4 KiB-page reach")
+        frac = pick(env, VICTIMA, "mean_l2_tlb_block_share", False)
+        fa = pick(env, "victima-artifact", "mean_l2_tlb_block_share", False)
         f = float(frac.max() * 100) if len(frac) else np.nan
         row(env, "L2 cache blocks holding TLB blocks (~21% at 220 MB)",
             "~7,000 blocks, ~21% of the L2 [derived]", 21.0,
             f"{VICTIMA} max {f:.0f}%, victima-artifact max "
-            f"{(fa.max() * 100 if len(fa) else np.nan):.0f}% (at the end of the run)", f,
-            np.isfinite(f) and 0.5 <= f / 21.0 <= 2.0,
-            "holds: within 2x. Ours (sampled at the end) is far above: our large workloads' "
-            "data see no reuse in the L2, so the PTW-CP is bypassed (L2 MPKI > 5, our reading "
-            "of the paper) and TLB-aware SRRIP keeps the blocks")
+            f"{(fa.max() * 100 if len(fa) else np.nan):.0f}% (time averages)", f,
+            "largest time-averaged share within 0.5x-2x of 21%", within(f / 21.0, 0.5, 2.0),
+            False, "the paper's share is derived from its reach (REFERENCE.md 1.5 [D]); ours "
+            "is measured: the mean over samples every 1M instructions of TLB-block lines / "
+            "L2 lines")
         mpki = pick(env, BASELINE, "l2_tlb_mpki", False)
         big = pick(env, BASELINE, "l2_tlb_mpki")
-        row(env, "baseline L2 TLB MPKI > 5 on workloads > 64 MiB (translation-bound, as the "
-            "paper's)", "baseline STLB MPKI 39 (mean)", 39.0,
-            ", ".join(f"{k} {v:.1f}" for k, v in mpki.items()), float(big.median()),
-            len(big) > 0 and (big > 5).all(),
-            "ours_value: median over workloads > 64 MiB; the synthetic ones (every access "
-            "random, 3 instructions each) and the LLM decode traces (1 instruction per record) "
-            "are far above the paper's mean; the small real traces sit near 0")
+        med = float(big.median()) if len(big) else np.nan
+        row(env, "baseline L2 TLB MPKI on workloads > 64 MiB near the paper's mean (39)",
+            "baseline STLB MPKI 39 (mean)", 39.0,
+            ", ".join(f"{k} {v:.1f}" for k, v in mpki.items()), med,
+            "median over workloads > 64 MiB within 0.25x-4x of 39", within(med / 39, 0.25, 4.0),
+            True, "same metric; the synthetic workloads (every access random, 3 instructions "
+            "each) and the LLM decode traces (1 instruction per record) are far above the "
+            "paper's mean; the small real traces sit near 0")
+        wl = pick(env, BASELINE, "mean_walk_cycles")
+        mw = float(wl.mean()) if len(wl) else np.nan
+        row(env, "baseline mean walk latency near the paper's (137 c)",
+            "mean page walk 137 cycles (max 608)", 137.0,
+            ", ".join(f"{k} {v:.0f} c" for k, v in wl.items()) or "n/a", mw,
+            "mean over workloads > 64 MiB within 0.5x-2x of 137 c", within(mw / 137, 0.5, 2.0),
+            True, "same metric (cycles per walk, PWC + PTE reads through the caches); walks "
+            "that hit PWCs and the L1D are cheap")
     return pd.DataFrame(rows)

@@ -27,11 +27,13 @@ cache line holding the 8 PTEs of 8 consecutive pages, line number ``VPN >> 3`` t
 namespace bit TB_NS (and, unless ``artifact_compat``, the page-size bit TB_2M), so blocks never
 alias data. After an L2 TLB miss the block of the translation (page size from the page table)
 is looked for, by presence, in the first cache level, then the next, ...; a hit in level k > 0 is
-read through the hierarchy (filling the levels above) and costs level k's latency; a hit skips
-the walk. With ``victimize_on_ptw`` a block found nowhere is read in (uncharged) before the
-walk; with ``insert_on_eviction`` the block of a translation evicted from the L2 TLB is read in
-(uncharged) when no level holds it. A resident block serves all 8 pages (no valid bits, as the
-artifact).
+read through the hierarchy (filling the levels above) and costs level k's block-hit cycles
+(``victima_block_cycles``: the artifact's data access time; default the level's latency), added
+after the L2 TLB's latency, or instead of it with ``P_VIC_PARALLEL`` (``victima_probe``
+"parallel-stlb", the artifact's charging); a hit skips the walk. With ``victimize_on_ptw`` a
+block found nowhere is read in (uncharged) before the walk; with ``insert_on_eviction`` the
+block of a translation evicted from the L2 TLB is read in (uncharged) when no level holds it.
+A resident block serves all 8 pages (no valid bits, as the artifact).
 
 Victima as its paper describes it (``victima_l2_only``, REFERENCE.md 1.2-1.3): blocks live in
 the L2 cache only (cache level P_VIC_LEVEL). After an L2 TLB miss the L2 is probed in parallel
@@ -129,8 +131,11 @@ P_VIC_L2ONLY, P_VIC_LEVEL = 18, 19          # the paper's L2-only blocks; the L2
 P_PTWCP, P_PTWCP_F_LO, P_PTWCP_F_HI, P_PTWCP_C_LO, P_PTWCP_C_HI = 20, 21, 22, 23, 24
 P_EPOCH, P_PRESSURE_MPKI_X1000, P_PRESSURE_RRIP, P_BYPASS_MPKI_X1000 = 25, 26, 27, 28
 P_NESTED, P_LAT_NTLB = 29, 30
+P_VIC_PARALLEL = 31    # TLB-block probe starts with the L2 TLB lookup (its latency not charged)
+P_PTWCP_ARTIFACT = 32  # PTW-CP comparator: the artifact's offline rule instead of the ranges
 P_CACHE_LAT = 40   # params[40 + k]: latency of cache level k; [40 + nlev]: memory (flags below 40)
-if P_LAT_NTLB >= P_CACHE_LAT:          # the flags must stay below the latency block
+#                    params[41 + nlev + k]: cycles of a TLB-block hit in cache level k
+if P_PTWCP_ARTIFACT >= P_CACHE_LAT:          # the flags must stay below the latency block
     raise ImportError("simkit.tlb._kernels: parameter indices overlap P_CACHE_LAT")
 
 
@@ -319,8 +324,15 @@ def _block_level(c, line, nlev):
 
 
 @njit(_nrt=False)
+def _block_cycles(params, k):
+    """Cycles of a TLB-block hit in cache level ``k`` (``victima_block_cycles``)."""
+    return params[P_CACHE_LAT + params[P_NLEV] + 1 + k]
+
+
+@njit(_nrt=False)
 def _victima_probe(c, key, params, cnt):
-    """After an L2 TLB miss: is the translation's TLB block cached? Returns (hit, cycles)."""
+    """After an L2 TLB miss: is the translation's TLB block cached? Returns (hit, cycles of the
+    block hit: level k's ``_block_cycles``)."""
     nlev = params[P_NLEV]
     line = _tlb_block(key, params)
     k = _block_level(c, line, nlev)
@@ -328,7 +340,7 @@ def _victima_probe(c, key, params, cnt):
         if k > 0:
             CK.hier_access(c, line, CK.LOAD, params[P_MODE], nlev)
         cnt[C_VIC_HIT_AT + k] += 1
-        return True, params[P_CACHE_LAT + k]
+        return True, _block_cycles(params, k)
     cnt[C_VIC_MISS] += 1
     if params[P_VIC_PTW] != 0:
         CK.hier_access(c, line, CK.LOAD, params[P_MODE], nlev)
@@ -340,9 +352,11 @@ def _victima_probe(c, key, params, cnt):
 def _victima_probe_l2(c, t, keys, vals, meta, va, key, params, cnt):
     """The paper's lookup: after an L2 TLB miss the L2 cache alone is probed for the block,
     in parallel with the walk; a hit (replacement updated as a TLB-block hit) aborts the walk,
-    so the translation costs the shorter of the L2's latency and what the walk would have
-    taken (estimated without side effects, ``_walk_estimate``); a miss costs nothing beyond the
-    walk. Under nested paging the hit costs the L2's latency (a 2D walk is rarely shorter)."""
+    so the translation costs the shorter of the block hit (``_block_cycles``) and what the walk
+    would have taken (estimated without side effects, ``_walk_estimate``; with
+    ``P_VIC_PARALLEL`` the probe started with the L2 TLB lookup, so the walk, which starts
+    after it, is that lookup's latency later). A miss costs nothing beyond the walk. Under
+    nested paging the hit costs the block hit (a 2D walk is rarely shorter)."""
     lv = params[P_VIC_LEVEL]
     s = CK.lookup(c, lv, _tlb_block(key, params))
     if s == NOSLOT:
@@ -350,9 +364,11 @@ def _victima_probe_l2(c, t, keys, vals, meta, va, key, params, cnt):
         return False, 0
     CK.touch(c, lv, s, CK.LOAD)
     cnt[C_VIC_HIT_AT + lv] += 1
-    cycles = params[P_CACHE_LAT + lv]
+    cycles = _block_cycles(params, lv)
     if params[P_NESTED] == 0:
         w = _walk_estimate(c, t, keys, vals, meta, va, (key & SIZE_2M) != ZERO, params)
+        if params[P_VIC_PARALLEL] != 0:
+            w += params[P_LAT_L2]
         if w < cycles:
             cycles = w
     return True, cycles
@@ -564,14 +580,14 @@ def _host_translate(c, t, keys, vals, meta, gpa, params, cnt, hist, charged):
             s = CK.lookup(c, lv, line)
             if s != NOSLOT:
                 CK.touch(c, lv, s, CK.LOAD)
-                cycles += params[P_CACHE_LAT + lv]
+                cycles += _block_cycles(params, lv)
                 hit = True
         else:
             k = _block_level(c, line, nlev)
             if k < nlev:
                 if k > 0:
                     CK.hier_access(c, line, CK.LOAD, params[P_MODE], nlev)
-                cycles += params[P_CACHE_LAT + k]
+                cycles += _block_cycles(params, k)
                 hit = True
         if hit and charged:
             cnt[C_NVIC_HIT] += 1
@@ -626,7 +642,9 @@ def _ptwcp_count(keys, vals, meta, va, huge, dram):
 
 @njit(_nrt=False)
 def _ptwcp_costly(keys, vals, meta, key, params, cnt):
-    """The PTW-CP comparator: costly when freq and cost lie in their configured ranges. While
+    """The PTW-CP comparator: costly when freq and cost lie in their configured ranges (or, with
+    P_PTWCP_ARTIFACT, by the artifact's offline rule ``(cost >= 1 and freq >= 2) or (cost == 1
+    and freq == 1)``); each decision is counted as costly or cheap. While
     the L2 cache misses much (the last epoch's L2 MPKI above its threshold: data gets little
     reuse there, so blocks cost little) it is bypassed and every translation is costly."""
     if params[P_PTWCP] == 0:
@@ -639,8 +657,12 @@ def _ptwcp_costly(keys, vals, meta, key, params, cnt):
     v = vals[s] if keys[s] == ck else ZERO
     f = np.int64(v & np.uint64(7))
     cost = np.int64(v >> np.uint64(3))
-    if params[P_PTWCP_F_LO] <= f <= params[P_PTWCP_F_HI] \
-            and params[P_PTWCP_C_LO] <= cost <= params[P_PTWCP_C_HI]:
+    if params[P_PTWCP_ARTIFACT] != 0:
+        costly = (cost >= 1 and f >= 2) or (cost == 1 and f == 1)
+    else:
+        costly = params[P_PTWCP_F_LO] <= f <= params[P_PTWCP_F_HI] \
+            and params[P_PTWCP_C_LO] <= cost <= params[P_PTWCP_C_HI]
+    if costly:
         cnt[C_PTWCP_COSTLY] += 1
         return True
     cnt[C_PTWCP_CHEAP] += 1
@@ -736,6 +758,8 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist):
                     cycles += vc
                     if vhit:
                         key = vkey
+                        if params[P_VIC_PARALLEL] != 0:    # probed beside the L2 TLB lookup
+                            cycles -= params[P_LAT_L2]
                 if key == EMPTY:
                     huge = translate(keys, vals, meta, va, cnt, False)[1]
                     key = key2 if huge != ZERO else key4

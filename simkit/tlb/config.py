@@ -15,6 +15,9 @@ from simkit.units import is_power_of_two
 
 STLB_FILLS = ("walk", "l1-victims")
 PLACEMENTS = ("contiguous", "random")
+VICTIMA_PROBES = ("after-stlb", "parallel-stlb")
+PTW_CP_COMPARATORS = ("ranges", "artifact")
+PTW_CP_FREQ_MAX, PTW_CP_COST_MAX = 7, 15     # 3-bit and 4-bit saturating counters
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,45 @@ class MMUConfig:
     Walks read one 8-byte PTE per radix level through ``caches`` (the data hierarchy), so PTEs
     compete with data; page-walk caches (PML4, PDPT, PD; no leaf level) let a walk start below
     the root. ``huge_page_fraction`` of 2 MiB regions are mapped by 2 MiB pages on first touch
-    (a seeded hash of the region decides); frames are allocated contiguously or scattered."""
+    (a seeded hash of the region decides); frames are allocated contiguously or scattered.
+
+    What a Victima TLB-block hit costs (REFERENCE.md 1.2, "Latency accounting"):
+
+    - ``victima_block_cycles``: cycles of a block hit by the cache level holding the block
+      (empty: each level's ``latency_cycles``). The artifact charges the level's *data access
+      time*, not its full latency: ``memory_manager.cc`` ``accessTLBSubsystem`` adds
+      ``perf_model/{l1_dcache,l2_cache,nuca}/data_access_time`` (4, 16, 20 c in Victima's
+      configs) to the L1 TLB cycle, and ``page_table_virtualized.cc`` adds the same to the
+      nested TLB's latency for a nested block hit.
+    - ``victima_probe``: when the block lookup starts. ``"after-stlb"`` (default): after the L2
+      TLB (STLB) lookup missed, so a hit costs L1 TLB + STLB + block. This is the paper's
+      reading (REFERENCE.md 1.2: "the L2 is probed in parallel with the walk after the STLB
+      miss"). ``"parallel-stlb"``: the lookup starts beside the STLB lookup, so a hit costs L1
+      TLB + block and the STLB's cycles are not added. This is what the artifact charges
+      (``accessTLBSubsystem``: a TLB-block hit is ``m_tlb_l1_access_penalty`` +
+      ``data_access_time``, commented "parallel access to L2 and victima"). In the paper's
+      L2-only mode a hit aborts the walk, so it costs the shorter of the block and the walk
+      (which starts after the STLB lookup: STLB + walk under ``"parallel-stlb"``). A walk
+      costs L1 TLB + STLB + the walk under both (the artifact: ``ptw_latency`` +
+      ``m_tlb_l1_access_penalty`` + ``m_tlb_l2_access_penalty``, ``parallel_walk`` false).
+      The walk itself is ours: the PWC latency once, then each PTE read below the deepest PWC
+      hit at its cache level's latency (the artifact's ``pagetable_walker_radix.cc`` charges
+      per level instead: a PWC hit 3 c, a miss the PTE read + 1 c; not modelled).
+
+    The PTW cost predictor (``victima_ptw_cp``, REFERENCE.md 1.3) keeps per translation a 3-bit
+    saturating walk-frequency counter (0-7) and a 4-bit walk-cost counter (walks with a PTE
+    read from memory, 0-15), as the paper keeps them in unused PTE bits, and decides with
+    ``ptw_cp_comparator``: ``"ranges"``, the paper's comparator box (costly when freq lies in
+    ``ptw_cp_freq_range`` and cost in ``ptw_cp_cost_range``; the paper's "freq in [1, 12]"
+    cannot be reached by a 3-bit counter, so the default is its reachable part, [1, 7]), or
+    ``"artifact"``, the artifact's offline comparator (``ptw_cp/predict.py``): costly when
+    ``(cost >= 1 and freq >= 2) or (cost == 1 and freq == 1)``. Cost counts a subset of the
+    walks freq counts, so after a walk the artifact's rule is ``cost >= 1`` and differs from the
+    default ranges only once a translation's walks went to memory 8 times or more (cost > 7).
+    While the L2 cache's demand MPKI of the last epoch is above ``ptw_cp_bypass_mpki`` the
+    predictor is bypassed and every translation is costly (``TLBStats``: ``ptw_cp_costly`` /
+    ``ptw_cp_cheap`` count the predictor's decisions, ``ptw_cp_bypassed`` the insertions the
+    bypass forced)."""
 
     l1d: TLBConfig = field(default_factory=lambda: TLBConfig("L1D-TLB", 64, 4, 1))
     l1i: TLBConfig = field(default_factory=lambda: TLBConfig("L1I-TLB", 128, 8, 1))
@@ -72,8 +113,11 @@ class MMUConfig:
     victima_insert_on_eviction: bool = True   # read in the block of an L2 TLB victim
     artifact_compat: bool = False             # no page-size bit in the block's tag
     victima_l2_only: bool = False             # the paper: blocks in the L2 only, probed there
+    victima_probe: str = "after-stlb"         # block lookup after / beside the STLB (above)
+    victima_block_cycles: tuple = ()          # block-hit cycles per cache level (above)
     victima_ptw_cp: bool = False              # the paper: PTW cost predictor gates insertions
-    ptw_cp_freq_range: tuple = (1, 12)        # comparator: costly when freq and cost lie in
+    ptw_cp_comparator: str = "ranges"         # "ranges" (the paper's) or "artifact" (above)
+    ptw_cp_freq_range: tuple = (1, 7)         # "ranges": costly when freq and cost lie in
     ptw_cp_cost_range: tuple = (1, 7)         #   these ranges (REFERENCE.md 1.3, the paper's)
     pressure_mpki: float = 5.0                # TLB-aware SRRIP on while L2 TLB MPKI > this
     ptw_cp_bypass_mpki: float = 5.0           # PTW-CP bypassed while L2 cache MPKI > this
@@ -109,12 +153,27 @@ class MMUConfig:
                 or not is_power_of_two(self.pom_entries // self.pom_ways))):
             raise ValueError(f"pom_entries: {self.pom_entries} must be 0 or pom_ways "
                              f"({self.pom_ways}) times a power of two")
-        for name in ("ptw_cp_freq_range", "ptw_cp_cost_range"):
+        if self.victima_probe not in VICTIMA_PROBES:
+            raise ValueError(f"victima_probe: unknown {self.victima_probe!r}; choose from "
+                             f"{', '.join(VICTIMA_PROBES)}")
+        bc = self.victima_block_cycles
+        if not isinstance(bc, (tuple, list)) or not all(
+                isinstance(x, int) and x >= 0 for x in bc) or \
+                len(bc) not in (0, len(self.caches.levels)):
+            raise ValueError(f"victima_block_cycles: expected () or one cycle count >= 0 per "
+                             f"cache level ({len(self.caches.levels)}), got {bc!r}")
+        object.__setattr__(self, "victima_block_cycles", tuple(bc))
+        if self.ptw_cp_comparator not in PTW_CP_COMPARATORS:
+            raise ValueError(f"ptw_cp_comparator: unknown {self.ptw_cp_comparator!r}; choose "
+                             f"from {', '.join(PTW_CP_COMPARATORS)}")
+        for name, top in (("ptw_cp_freq_range", PTW_CP_FREQ_MAX),
+                          ("ptw_cp_cost_range", PTW_CP_COST_MAX)):
             r = getattr(self, name)
             if (not isinstance(r, (tuple, list)) or len(r) != 2
-                    or not all(isinstance(x, int) and x >= 0 for x in r) or r[0] > r[1]):
-                raise ValueError(f"{name}: expected (low, high) integers with 0 <= low <= high, "
-                                 f"got {r!r}")
+                    or not all(isinstance(x, int) and 0 <= x <= top for x in r)
+                    or r[0] > r[1]):
+                raise ValueError(f"{name}: expected (low, high) integers with 0 <= low <= high "
+                                 f"<= {top} (the counter's largest value), got {r!r}")
             object.__setattr__(self, name, tuple(r))
         if self.victima_ptw_cp and not (self.victima and self.victima_l2_only):
             raise ValueError("victima_ptw_cp: the PTW cost predictor gates the paper's L2 "
@@ -155,6 +214,10 @@ def _victima_caches(l2_policy: str) -> HierarchyConfig:
     return dataclasses.replace(base, levels=tuple(levels))
 
 
+# Sniper's perf_model/{l1_dcache,l2_cache,nuca}/data_access_time in Victima's configs
+# (REFERENCE.md 1.1: L1D 4+1, L2 16+3, LLC 4+20 c): what the artifact charges for a block hit.
+ARTIFACT_DATA_ACCESS_CYCLES = (4, 16, 20)
+
 PRESETS: dict[str, MMUConfig] = {
     # Victima's radix baseline (REFERENCE.md 1.1): L1 DTLB 64/4-way, L1 ITLB 128/8-way, 1 c;
     # STLB 1536/12-way, 12 c; PWCs 16/16/32 4-way, 4 c; data caches L1D 32K, L2 2 MiB SRRIP,
@@ -170,16 +233,28 @@ PRESETS: dict[str, MMUConfig] = {
     # Victima as its artifact runs it (REFERENCE.md 1.2-1.3): blocks read in on every L2 TLB
     # miss and on L2 TLB evictions, looked up by presence in L1D/L2/LLC, STLB filled by L1 TLB
     # victims, PWC hit 3 c, the L2's srrip/tlb_enabled policy (TLB-block hit -> 0), no PTW-CP.
+    # A block hit costs the L1 TLB cycle + the data access time of the level holding it
+    # (1 + 4 / 16 / 20), the STLB's 12 c not added (memory_manager.cc accessTLBSubsystem).
     "victima-artifact": MMUConfig(huge_page_fraction=0.3, victima=True, stlb_fill="l1-victims",
                                   pwc_latency_cycles=3, artifact_compat=True,
+                                  victima_probe="parallel-stlb",
+                                  victima_block_cycles=ARTIFACT_DATA_ACCESS_CYCLES,
                                   caches=_victima_caches("srrip-victima-artifact")),
     # Victima as its paper describes it (REFERENCE.md 1.2-1.3): blocks (with a page-size bit)
-    # in the L2 only, probed in parallel with the walk; the PTW cost predictor's comparator
-    # (freq in [1, 12], cost in [1, 7]) gates insertion after walks and on L2 TLB evictions;
-    # TLB-aware SRRIP on while the L2 TLB MPKI > 5; the predictor bypassed while L2 MPKI > 5.
+    # in the L2 only, probed in parallel with the walk after the STLB miss (victima_probe
+    # "after-stlb"; "parallel-stlb" is the other reading), a hit costing the L2's latency;
+    # the PTW cost predictor's comparator (freq in [1, 12] -> [1, 7] for a 3-bit counter, cost
+    # in [1, 7]) gates insertion after walks and on L2 TLB evictions; TLB-aware SRRIP on while
+    # the L2 TLB MPKI > 5; the predictor bypassed while L2 MPKI > 5.
     "victima-paper": MMUConfig(huge_page_fraction=0.3, victima=True, victima_l2_only=True,
                                victima_ptw_cp=True, pwc_latency_cycles=3,
                                caches=_victima_caches("srrip-victima")),
+    # The same with the artifact's offline comparator (ptw_cp/predict.py): costly when
+    # (DRAM >= 1 and PTWs >= 2) or (DRAM == 1 and PTWs == 1).
+    "victima-paper-cp-artifact": MMUConfig(
+        huge_page_fraction=0.3, victima=True, victima_l2_only=True, victima_ptw_cp=True,
+        ptw_cp_comparator="artifact", pwc_latency_cycles=3,
+        caches=_victima_caches("srrip-victima")),
     # This VM (REFERENCE.md 5.2/5.4): L1 DTLB 64 entries fully associative, L2 DTLB 2048
     # (8-way per CPUID), STLB hit +7 c; Zen 3 PWC geometry is unpublished: Victima's is used.
     "zen3": MMUConfig(

@@ -5,7 +5,10 @@ state, and streams traces through ``_kernels.run_mmu``.
     stats = mmu.run("traces/gups.skt.xz", warmup_records=300_000)
     stats.to_frame()
 
-State persists across ``run`` calls until ``reset()``.
+State persists across ``run`` calls until ``reset()``. Reach and the share of L2 lines holding
+TLB blocks are sampled every ``sample_instructions`` instructions (default 1M, as the Victima
+artifact's ``create_plots.py`` averages them), so ``TLBStats`` reports time averages; a run
+shorter than one period gets one sample at its end.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from simkit.trace.format import DEFAULT_CHUNK
 from simkit.trace.stream import drive, kernel_view, open_source
 
 INITIAL_PT_SLOTS = 1 << 16
+SAMPLE_INSTRUCTIONS = 1_000_000
 
 
 def _tlb_levels(config: MMUConfig) -> HierarchyConfig:
@@ -41,16 +45,21 @@ def _tlb_levels(config: MMUConfig) -> HierarchyConfig:
 class MMU:
     """A core's address translation (and, by default, its data caches) over traces."""
 
-    def __init__(self, config: MMUConfig | str = "victima-radix"):
+    def __init__(self, config: MMUConfig | str = "victima-radix", *,
+                 sample_instructions: int = SAMPLE_INSTRUCTIONS):
         if isinstance(config, str):
             config = MMUConfig.preset(config)
         if not isinstance(config, MMUConfig):
             raise TypeError(f"config must be an MMUConfig or a preset name, got "
                             f"{type(config).__name__}")
+        if int(sample_instructions) < 1:
+            raise ValueError(f"sample_instructions: must be >= 1, got {sample_instructions}")
         self.config = config
+        self.sample_instructions = int(sample_instructions)
         self.caches = CacheState(config.caches)
         self.tlbs = CacheState(_tlb_levels(config))
-        p = np.zeros(K.P_CACHE_LAT + len(config.caches.levels) + 1, dtype=np.int64)
+        nlev = len(config.caches.levels)
+        p = np.zeros(K.P_CACHE_LAT + 2 * nlev + 1, dtype=np.int64)
         p[K.P_LAT_L1D] = config.l1d.latency_cycles
         p[K.P_LAT_L1I] = config.l1i.latency_cycles
         p[K.P_LAT_L2] = config.l2.latency_cycles
@@ -73,6 +82,7 @@ class MMU:
         p[K.P_PTWCP] = int(config.victima_ptw_cp)
         p[K.P_PTWCP_F_LO], p[K.P_PTWCP_F_HI] = config.ptw_cp_freq_range
         p[K.P_PTWCP_C_LO], p[K.P_PTWCP_C_HI] = config.ptw_cp_cost_range
+        p[K.P_PTWCP_ARTIFACT] = int(config.ptw_cp_comparator == "artifact")
         p[K.P_PRESSURE_RRIP] = int(config.victima and len(config.caches.levels) > 1 and
                                    config.caches.levels[1].policy == "srrip-victima")
         if p[K.P_PTWCP] or p[K.P_PRESSURE_RRIP]:
@@ -83,7 +93,11 @@ class MMU:
         p[K.P_BYPASS_MPKI_X1000] = int(round(min(config.ptw_cp_bypass_mpki, 1e12) * 1000))
         for k, lv in enumerate(config.caches.levels):
             p[K.P_CACHE_LAT + k] = lv.latency_cycles
-        p[K.P_CACHE_LAT + len(config.caches.levels)] = config.caches.memory_latency_cycles
+        p[K.P_CACHE_LAT + nlev] = config.caches.memory_latency_cycles
+        for k, lv in enumerate(config.caches.levels):       # TLB-block hit cycles per level
+            p[K.P_CACHE_LAT + nlev + 1 + k] = config.victima_block_cycles[k] \
+                if config.victima_block_cycles else lv.latency_cycles
+        p[K.P_VIC_PARALLEL] = int(config.victima and config.victima_probe == "parallel-stlb")
         self.params = p
         self.counters = np.zeros(K.NCOUNT, dtype=np.int64)
         self.hist = np.zeros(K.HIST_BINS, dtype=np.int64)
@@ -101,6 +115,7 @@ class MMU:
         self.reach_samples = []
         self._new_table(INITIAL_PT_SLOTS)
         self._instructions = self._records = 0
+        self._since_sample = 0                     # instructions since the last sample
         self._trace = ""
 
     def _new_table(self, slots: int) -> None:
@@ -168,19 +183,34 @@ class MMU:
         return TLBStats(self.counters, self.hist, self.caches.counters, self._instructions,
                         self._records, self.config, self._trace, self.reach_samples)
 
+    def _sample(self) -> None:
+        self.reach_samples.append((self._records, *self.reach(), self.block_share()))
+        self._since_sample = 0
+
     def _feed(self, recs: np.ndarray) -> None:
+        """Run the kernel over ``recs``, split where a sampling period of instructions ends."""
         words = kernel_view(recs)
+        icount = np.cumsum(words[:, 1] & np.uint64(0xFFFFFFFF), dtype=np.uint64)
         done = 0
         while done < len(words):
-            n, ic = K.run_mmu(words[done:], self.caches.as_tuple(), self.tlbs.as_tuple(),
-                              self.pt_keys, self.pt_vals, self.pt_meta, self.params,
-                              self.counters, self.hist)
-            done += int(n)
-            self._instructions += int(ic)
-            if done < len(words):
-                self._grow_table()
-        self._records += len(recs)
-        self.reach_samples.append((self._records, *self.reach(), self.block_share()))
+            base = int(icount[done - 1]) if done else 0
+            need = self.sample_instructions - self._since_sample
+            end = int(np.searchsorted(icount, np.uint64(base + need), side="left")) + 1
+            end = min(end, len(words))
+            seg = done
+            while seg < end:
+                n, ic = K.run_mmu(words[seg:end], self.caches.as_tuple(), self.tlbs.as_tuple(),
+                                  self.pt_keys, self.pt_vals, self.pt_meta, self.params,
+                                  self.counters, self.hist)
+                seg += int(n)
+                self._instructions += int(ic)
+                self._since_sample += int(ic)
+                if seg < end:
+                    self._grow_table()
+            self._records += end - done
+            done = end
+            if self._since_sample >= self.sample_instructions:
+                self._sample()
 
     def run(self, trace, *, warmup_records: int = 0, max_records: int | None = None,
             chunk_records: int = DEFAULT_CHUNK, progress: bool | None = None) -> TLBStats:
@@ -192,4 +222,6 @@ class MMU:
         start = drive(chunks, total, self._feed, lambda: self.stats,
                       warmup_records=warmup_records, progress=progress, desc="tlb",
                       name=name)
+        if not self.reach_samples or self.reach_samples[-1][0] <= start.records:
+            self._sample()                          # shorter than a period: one end sample
         return self.stats - start

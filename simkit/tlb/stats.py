@@ -25,7 +25,7 @@ class TLBStats:
         self.records = int(records)
         self.config = config
         self.trace = trace
-        self.reach_samples = list(reach_samples)   # sampled after each chunk fed
+        self.reach_samples = list(reach_samples)   # every MMU.sample_instructions
 
     def __sub__(self, other: "TLBStats") -> "TLBStats":
         """The region between ``other`` and this snapshot (reach samples taken inside it)."""
@@ -50,7 +50,8 @@ class TLBStats:
 
     @property
     def mean_l2_block_share(self) -> float:
-        """Mean over samples of the share of L2 cache lines holding TLB blocks."""
+        """Mean over samples of the share of L2 cache lines holding TLB blocks (a time average:
+        the artifact samples every 1M instructions)."""
         return float(np.mean([s[3] for s in self.reach_samples])) if self.reach_samples \
             else float("nan")
 
@@ -124,6 +125,21 @@ class TLBStats:
             out[name] = h / (h + m) if h + m else float("nan")
         return out
 
+    # Victima's PTW cost predictor: insertions it decided, and those its bypass forced
+    @property
+    def ptw_cp_costly(self): return self._c(K.C_PTWCP_COSTLY)
+
+    @property
+    def ptw_cp_cheap(self): return self._c(K.C_PTWCP_CHEAP)
+
+    @property
+    def ptw_cp_bypassed(self): return self._c(K.C_PTWCP_BYPASS)
+
+    @property
+    def ptw_cp_decided(self) -> int:
+        """Insertion decisions the predictor made (costly + cheap), not forced by the bypass."""
+        return self.ptw_cp_costly + self.ptw_cp_cheap
+
     @property
     def pom_hits(self): return self._c(K.C_POM_HIT)
 
@@ -169,9 +185,9 @@ class TLBStats:
                "victima_alloc_on_ptw": self._c(K.C_VIC_ALLOC_PTW),
                "victima_alloc_on_eviction": self._c(K.C_VIC_ALLOC_EVICT),
                "victima_background_walks": self._c(K.C_VIC_BG_WALKS),
-               "ptw_cp_costly": self._c(K.C_PTWCP_COSTLY),
-               "ptw_cp_cheap": self._c(K.C_PTWCP_CHEAP),
-               "ptw_cp_bypassed": self._c(K.C_PTWCP_BYPASS),
+               "ptw_cp_costly": self.ptw_cp_costly, "ptw_cp_cheap": self.ptw_cp_cheap,
+               "ptw_cp_decided": self.ptw_cp_decided,
+               "ptw_cp_bypassed": self.ptw_cp_bypassed,
                "pressure_epochs": self._c(K.C_EPOCHS),
                "nested_tlb_hits": self._c(K.C_NTLB_HIT),
                "nested_tlb_misses": self._c(K.C_NTLB_MISS),
@@ -200,10 +216,13 @@ class TLBStats:
                    param_pom_entries=c.pom_entries, param_victima=c.victima,
                    param_artifact_compat=c.artifact_compat,
                    param_victima_l2_only=c.victima_l2_only,
+                   param_victima_probe=c.victima_probe,
+                   param_victima_block_cycles=str(c.victima_block_cycles),
                    param_nested=c.nested,
                    param_nested_tlb_entries=c.nested_tlb.entries,
                    param_host_huge_page_fraction=c.host_huge_page_fraction,
                    param_victima_ptw_cp=c.victima_ptw_cp,
+                   param_ptw_cp_comparator=c.ptw_cp_comparator,
                    param_ptw_cp_freq_range=str(c.ptw_cp_freq_range),
                    param_ptw_cp_cost_range=str(c.ptw_cp_cost_range),
                    param_pressure_mpki=c.pressure_mpki,
