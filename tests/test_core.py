@@ -90,3 +90,23 @@ def test_stats_subtract_and_tabulate():
 def test_config_errors_name_the_field(kw, field):
     with pytest.raises(ValueError, match=field):
         CoreConfig(**kw)
+
+
+def test_the_mmu_feeds_the_core_its_per_access_latencies():
+    """With dependent accesses and no data caches, the core's cycles are the sum of the MMU's
+    translation cycles (plus one dispatch slot per access); free translation leaves the
+    dispatch alone, so the stall share is 1 - dispatch / cycles."""
+    from simkit.bench.cpu.chase import chase_address_stream
+    from simkit.tlb import MMU, MMUConfig
+
+    stream = chase_address_stream("tlb", n_pages=4096, laps=2)
+    cfg = MMUConfig.preset("victima-radix").replace(data_through_caches=False)
+    s = MMU(cfg, core=CoreConfig("c", dependence="chain", width=4)).run(stream)
+    n = s.records
+    total = s.translation_cycles_per_access * n
+    assert s.core.accesses == n and s.core.instructions == s.instructions
+    assert s.core.cycles == pytest.approx(total, rel=0.01, abs=n / 4 + 1)
+    frame = s.to_frame()
+    assert {"cycles", "ipc", "translation_stall_share"} <= set(frame.columns)
+    warm = MMU(cfg, core=CoreConfig("c", dependence="chain")).run(stream, warmup_records=n // 2)
+    assert warm.core.accesses == n - n // 2

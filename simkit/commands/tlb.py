@@ -7,6 +7,7 @@ from simkit.units import count_type, finite_type
 SHOW = ["trace", "records", "l1d_tlb_miss_rate", "l2_tlb_miss_rate", "l2_tlb_mpki", "walks",
         "refs_per_walk", "mean_walk_cycles", "p99_walk_cycles", "translation_cycles_per_access",
         "pages_4k", "pages_2m", "mean_block_reach_bytes"]
+CORE_SHOW = ["cycles", "ipc", "translation_stall_share", "ns_per_access"]
 
 
 def register(sub) -> None:
@@ -18,6 +19,12 @@ def register(sub) -> None:
     r.add_argument("--preset", default="victima-radix",
                    help="MMU preset (see `simkit tlb presets`), or host / host:CALIBRATION.json "
                         "for this machine (CPUID TLBs, sysfs caches; simkit bench cpu)")
+    r.add_argument("--core", default=None, metavar="PRESET",
+                   help="also time the run with an out-of-order core model (simkit.core: "
+                        "victima, victima-2walkers, zen3): cycles, IPC, translation stall share")
+    r.add_argument("--dependence", choices=("independent", "chain", "flag"), default=None,
+                   help="with --core: how accesses depend on earlier loads (default: the "
+                        "preset's, independent)")
     r.add_argument("--huge-fraction", type=finite_type(0.0, 1.0), default=None, metavar="F",
                    help="override the fraction of 2 MiB regions mapped by 2 MiB pages")
     r.add_argument("--placement", choices=("contiguous", "random"), default=None)
@@ -52,8 +59,15 @@ def handle_run(args) -> int:
     if changes:
         cfg = cfg.replace(**changes)
     trace = Trace(find_trace(args.trace))
-    stats = MMU(cfg).run(trace, warmup_records=args.warmup, max_records=args.max_records)
-    emit(stats.to_frame(), args, SHOW)
+    core = None
+    if args.core is not None:
+        from simkit.core import CoreConfig
+        core = CoreConfig.preset(args.core)
+        if args.dependence is not None:
+            core = core.replace(dependence=args.dependence)
+    stats = MMU(cfg, core=core).run(trace, warmup_records=args.warmup,
+                                    max_records=args.max_records)
+    emit(stats.to_frame(), args, SHOW + (CORE_SHOW if core is not None else []))
     return 0
 
 

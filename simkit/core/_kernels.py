@@ -17,7 +17,8 @@ last of them the memory access):
 Times are float64 cycles. State ``st``: [T dispatch time, SEQ instructions, LAST load
 completion, FRONT retire frontier, CUMMAX completion of all dispatched accesses, HEAD, COUNT
 ring occupancy, NLOADS]; ``ring`` (2, rob): the in-flight accesses' (seq, completion) in order;
-``lqr`` (lq,): the retire times of the last lq loads; ``walk`` (walkers,): when each is free.
+``lqr`` (lq,): the retire times of the last lq loads; ``walk`` (walkers,): when each is free,
+kept as a binary min-heap (the earliest-free walker at the root: O(log walkers) per walk).
 """
 from __future__ import annotations
 
@@ -29,6 +30,24 @@ NSTATE = 8
 P_WIDTH, P_ROB, P_LQ, P_WALKERS, P_DEP = range(5)
 DEP_INDEPENDENT, DEP_CHAIN, DEP_FLAG = 0, 1, 2
 STORE_OP = 1
+
+
+@njit(_nrt=False)
+def _replace_min(heap, n, value):
+    """Replace the root of the binary min-heap ``heap[:n]`` by ``value`` and sift it down."""
+    i = 0
+    while True:
+        left = 2 * i + 1
+        if left >= n:
+            break
+        child = left
+        if left + 1 < n and heap[left + 1] < heap[left]:
+            child = left + 1
+        if heap[child] >= value:
+            break
+        heap[i] = heap[child]
+        i = child
+    heap[i] = value
 
 
 @njit(cache=True, _nrt=False)
@@ -75,14 +94,10 @@ def run_core(icount, ops, flags, trans, walks, lat, params, st, ring, lqr, walk)
         w = float(walks[i])
         done = issue + float(trans[i]) - w
         if w > 0.0:
-            best = 0
-            for j in range(1, nw):
-                if walk[j] < walk[best]:
-                    best = j
-            if walk[best] > done:
-                done = walk[best]
+            if walk[0] > done:                  # the earliest-free walker (a min-heap's root)
+                done = walk[0]
             done += w
-            walk[best] = done
+            _replace_min(walk, nw, done)
         done += float(lat[i])
         if done > cummax:
             cummax = done

@@ -697,11 +697,14 @@ def _end_epoch(c, meta, params, cnt):
 
 
 @njit(cache=True, _nrt=False)
-def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist):
+def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, rec):
     """Translate (and, with P_DATA, access) a chunk of records, given as their (n, 2) uint64
     word view. Stops early when the page table is half full; returns (records done,
-    instructions)."""
+    instructions). When ``rec`` has a row per record (the core model is on), each record's
+    translation cycles, the walk's share of them and its data latency (the slowest line's
+    serving level) are written there; a (0, 3) ``rec`` turns that off."""
     n_rec = words.shape[0]
+    keep = rec.shape[0] > 0
     nlev = params[P_NLEV]
     mode = params[P_MODE]
     victims_to_l2 = params[P_STLB_FILL_VICTIMS] != 0
@@ -728,6 +731,7 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist):
         key4 = va >> np.uint64(12)
         key2 = (va >> np.uint64(21)) | SIZE_2M
         cycles = params[P_LAT_L1I] if fetch else params[P_LAT_L1D]
+        walked = 0
         if _tlb_probe(t, l1, key4, key2) != EMPTY:
             cnt[C_L1I_HIT if fetch else C_L1D_HIT] += 1
         else:
@@ -766,6 +770,7 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist):
                     wc, leaf_line, _ = _walk(c, t, keys, vals, meta, va, huge != ZERO, params,
                                              cnt, hist, True)
                     cycles += wc
+                    walked = wc
                     if l2only and params[P_VIC_PTW] != 0 \
                             and _ptwcp_costly(keys, vals, meta, key, params, cnt) \
                             and _victima_place(c, key, params, leaf_line, ZERO):
@@ -778,6 +783,7 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist):
             if victims_to_l2 and victim != EMPTY and CK.lookup(t, T_L2, victim) == NOSLOT:
                 _l2_insert(c, t, keys, vals, meta, victim, params, cnt, hist)
         cnt[C_TRANSLATION_CYCLES] += cycles
+        data_lat = 0
         if params[P_DATA] != 0:
             pa, huge = translate(keys, vals, meta, va, cnt, False)
             if nested:
@@ -787,11 +793,17 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist):
             if sz > ONE:
                 last = (pa + sz - ONE) >> np.uint64(6)
             while True:
-                CK.hier_access(c, line, op, mode, nlev)
+                served = CK.hier_access(c, line, op, mode, nlev)
+                if params[P_CACHE_LAT + served] > data_lat:
+                    data_lat = params[P_CACHE_LAT + served]
                 cnt[C_DATA_ACCESSES] += 1
                 if line == last:
                     break
                 line += ONE
+        if keep:
+            rec[i - 1, 0] = cycles
+            rec[i - 1, 1] = walked
+            rec[i - 1, 2] = data_lat
     return i, ic
 
 

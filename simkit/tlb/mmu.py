@@ -46,7 +46,7 @@ class MMU:
     """A core's address translation (and, by default, its data caches) over traces."""
 
     def __init__(self, config: MMUConfig | str = "victima-radix", *,
-                 sample_instructions: int = SAMPLE_INSTRUCTIONS):
+                 sample_instructions: int = SAMPLE_INSTRUCTIONS, core=None):
         if isinstance(config, str):
             config = MMUConfig.preset(config)
         if not isinstance(config, MMUConfig):
@@ -101,9 +101,15 @@ class MMU:
         self.params = p
         self.counters = np.zeros(K.NCOUNT, dtype=np.int64)
         self.hist = np.zeros(K.HIST_BINS, dtype=np.int64)
+        if core is not None:
+            from simkit.core import CoreModel
+            core = CoreModel(core)
+        self.core = core
         self.reset()
 
     def reset(self) -> None:
+        if self.core is not None:
+            self.core.reset()
         self.caches.reset()
         if self.params[K.P_PRESSURE_RRIP]:          # the switch starts off; epochs turn it on
             self.caches.geom[self.params[K.P_VIC_LEVEL], CK.G_PRESSURE] = 0
@@ -181,7 +187,8 @@ class MMU:
     @property
     def stats(self) -> TLBStats:
         return TLBStats(self.counters, self.hist, self.caches.counters, self._instructions,
-                        self._records, self.config, self._trace, self.reach_samples)
+                        self._records, self.config, self._trace, self.reach_samples,
+                        self.core.stats if self.core is not None else None)
 
     def _sample(self) -> None:
         self.reach_samples.append((self._records, *self.reach(), self.block_share()))
@@ -190,6 +197,7 @@ class MMU:
     def _feed(self, recs: np.ndarray) -> None:
         """Run the kernel over ``recs``, split where a sampling period of instructions ends."""
         words = kernel_view(recs)
+        rec = np.zeros((len(words) if self.core is not None else 0, 3), np.int64)
         icount = np.cumsum(words[:, 1] & np.uint64(0xFFFFFFFF), dtype=np.uint64)
         done = 0
         while done < len(words):
@@ -201,7 +209,7 @@ class MMU:
             while seg < end:
                 n, ic = K.run_mmu(words[seg:end], self.caches.as_tuple(), self.tlbs.as_tuple(),
                                   self.pt_keys, self.pt_vals, self.pt_meta, self.params,
-                                  self.counters, self.hist)
+                                  self.counters, self.hist, rec[seg:end] if len(rec) else rec)
                 seg += int(n)
                 self._instructions += int(ic)
                 self._since_sample += int(ic)
@@ -211,6 +219,9 @@ class MMU:
             done = end
             if self._since_sample >= self.sample_instructions:
                 self._sample()
+        if self.core is not None:
+            self.core.run(recs["icount"], rec[:, 0], rec[:, 1], rec[:, 2], recs["op"],
+                          recs["flags"])
 
     def run(self, trace, *, warmup_records: int = 0, max_records: int | None = None,
             chunk_records: int = DEFAULT_CHUNK, progress: bool | None = None) -> TLBStats:

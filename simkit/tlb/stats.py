@@ -17,7 +17,7 @@ def _per_kilo(n, instructions):
 
 class TLBStats:
     def __init__(self, counters, hist, cache_counters, instructions, records, config, trace="",
-                 reach_samples=()):
+                 reach_samples=(), core=None):
         self.counters = np.asarray(counters, dtype=np.int64).copy()
         self.hist = np.asarray(hist, dtype=np.int64).copy()
         self.cache_counters = np.asarray(cache_counters, dtype=np.int64).copy()
@@ -26,6 +26,7 @@ class TLBStats:
         self.config = config
         self.trace = trace
         self.reach_samples = list(reach_samples)   # every MMU.sample_instructions
+        self.core = core                            # CoreStats when the MMU runs a core model
 
     def __sub__(self, other: "TLBStats") -> "TLBStats":
         """The region between ``other`` and this snapshot (reach samples taken inside it)."""
@@ -33,7 +34,9 @@ class TLBStats:
                         self.cache_counters - other.cache_counters,
                         self.instructions - other.instructions, self.records - other.records,
                         self.config, self.trace,
-                        [s for s in self.reach_samples if s[0] > other.records])
+                        [s for s in self.reach_samples if s[0] > other.records],
+                        self.core - other.core if self.core is not None and
+                        other.core is not None else self.core)
 
     @property
     def mean_tlb_reach_bytes(self) -> float:
@@ -231,4 +234,6 @@ class TLBStats:
                    param_stlb_fill=c.stlb_fill, param_seed=c.seed,
                    param_caches=", ".join(f"{lv.name} {lv.size_bytes}B/{lv.ways}w/{lv.policy}"
                                           for lv in c.caches.levels))
+        if self.core is not None:
+            row.update(self.core.row())
         return pd.DataFrame([row])
