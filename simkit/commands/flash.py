@@ -1,7 +1,8 @@
 """`simkit flash`: LLM inference with FFN weights on flash ("LLM in a flash").
 
     simkit flash run --model M --policy P[+P...] --activations A
-                     [--sparsity 0.9] [--predictor trace|oracle] [--window K] [--tokens N]
+                     [--sparsity 0.9] [--selection magnitude|gate]
+                     [--predictor trace|oracle] [--window K] [--tokens N]
                      [--storage published-m1max|FILE.json] [--threads 32]
                      [--memory-management preallocated|reallocate] [--seed S]
                      [--fn-rate R --fp-rate R [--error-stay S]] [--stay-on S] [--skew S]
@@ -47,6 +48,10 @@ def register(sub) -> None:
     r.add_argument("--sparsity", type=float, default=None,
                    help="shipped trace: which sparsity (default 0.9); synthetic: mean "
                         "inactive share (default: the paper's 0.967 for OPT's Table 6)")
+    r.add_argument("--selection", choices=("magnitude", "gate"), default="magnitude",
+                   help="shipped trace: which neurons count as active, |SiLU(gate)*up| "
+                        "(magnitude, default) or |SiLU(gate)| (gate, same per-layer density; "
+                        "no predictor sets: use --predictor oracle or --fn-rate/--fp-rate)")
     r.add_argument("--predictor", choices=("trace", "oracle"), default="trace",
                    help="trace: the trace's predicted sets (low-rank or error model); oracle: "
                         "the true active sets")
@@ -128,7 +133,7 @@ def build_trace(args, model):
             args.fn_rate, args.fp_rate = 0.05, 0.07           # the paper's predictor (3.3)
     else:
         tr = A.load_activations(args.activations, 0.9 if args.sparsity is None
-                                else args.sparsity)
+                                else args.sparsity, selection=args.selection)
         if n is not None:
             tr = tr.head(n)
     if args.fn_rate is not None or args.fp_rate is not None:

@@ -300,10 +300,19 @@ def trace_meta(name_or_path: str | Path = "smollm2-135m") -> dict:
     return read_trace_file(path)["meta"]
 
 
+SELECTIONS = ("magnitude", "gate")
+
+
 def load_activations(name_or_path: str | Path = "smollm2-135m", sparsity: float = 0.9,
-                     predictor: str = "lowrank") -> ActivationTrace:
+                     predictor: str = "lowrank", selection: str = "magnitude") -> ActivationTrace:
     """A shipped activation trace (by catalog name) or a file, at one of its sparsities.
-    ``predictor='lowrank'`` also loads the low-rank predictor's sets when the file has them."""
+    ``predictor='lowrank'`` also loads the low-rank predictor's sets when the file has them.
+    ``selection``: which neurons count as active, ``magnitude`` (|SiLU(gate) * up| above a
+    per-layer threshold) or ``gate`` (|SiLU(gate)| above a per-layer threshold, at the same
+    per-layer density; the file has no predictor sets for it)."""
+    if selection not in SELECTIONS:
+        raise InputError(f"selection: must be one of {', '.join(SELECTIONS)}, got "
+                         f"{selection!r}")
     cat = list_activations()
     key = str(name_or_path)
     if key in cat:
@@ -326,12 +335,17 @@ def load_activations(name_or_path: str | Path = "smollm2-135m", sparsity: float 
     def unpack(arr):
         bits = np.unpackbits(arr, axis=-1, count=N).astype(bool)
         return masks_to_csr(bits.reshape(T * L, N))
-    active = unpack(data[f"active_{tag}"])
+    key_a = f"active_{tag}" if selection == "magnitude" else f"active_gate_{tag}"
+    if key_a not in data:
+        raise InputError(f"{path.name}: no {selection}-selected sets at sparsity {sparsity}")
+    active = unpack(data[key_a])
     pred = unpack(data[f"predicted_{tag}"]) if predictor == "lowrank" and \
-        f"predicted_{tag}" in data else None
-    m = {k: v for k, v in meta.items() if k != "predictor_stats"}
+        selection == "magnitude" and f"predicted_{tag}" in data else None
+    m = {k: v for k, v in meta.items() if k not in ("predictor_stats", "gate_thresholds")}
     m["sparsity"] = have[match[0]]
+    m["selection"] = selection
     m["predictor"] = "lowrank" if pred is not None else None
     if "predictor_stats" in meta:
         m["predictor_stats"] = meta["predictor_stats"].get(tag)
-    return ActivationTrace(key, L, N, T, active, pred, m)
+    name = key if selection == "magnitude" else f"{key}[gate]"
+    return ActivationTrace(name, L, N, T, active, pred, m)
