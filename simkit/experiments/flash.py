@@ -139,14 +139,12 @@ def load_real(sparsity):
     return load_activations("smollm2-135m", sparsity)
 
 
-def _falcon_rows(fitted_error_stay, quick):
-    """Falcon-7B (relufied, 95% sparse, fp32) at k = 4 with the measured per-layer activation
-    persistence, the measured error profile at the paper's 5%/7% and OPT's fitted error
-    persistence: the paper reports 3.1% loaded and 33% cached (REFERENCE 3.3)."""
+def _falcon_trace(fitted_error_stay, quick):
+    """Falcon-7B (relufied, 95% sparse): measured per-layer activation persistence, the
+    measured error profile at the paper's 5%/7% and OPT's fitted error persistence."""
     from simkit.flash import paper
     from simkit.flash.activations import synthetic_rates, synthetic_trace
     from simkit.flash.predictor_errors import apply_errors
-    from simkit.flash.simulate import FlashConfig, FlashSimulator
 
     L, N = 32, 18176
     pers = paper.layer_profile(paper.calibrated_params()["persistence_per_layer"], L)
@@ -155,12 +153,88 @@ def _falcon_rows(fitted_error_stay, quick):
                          name="falcon-synthetic")
     prof = paper.measured_profile().transfer(synthetic_rates(L, N, 0.05, paper.SKEW, 0),
                                              paper.FP_RATE, paper.FN_RATE)
-    tr = apply_errors(tr, prof.with_stay(fitted_error_stay, fitted_error_stay), 1)
+    return apply_errors(tr, prof.with_stay(fitted_error_stay, fitted_error_stay), 1)
+
+
+def _falcon_rows(tr, fitted_error_stay):
+    """Falcon-7B at k = 4: the paper reports 3.1% loaded and 33% cached (REFERENCE 3.3)."""
+    from simkit.flash.simulate import FlashConfig, FlashSimulator
+
     s = FlashSimulator(FlashConfig(model="falcon-7b", policy="all", window_tokens=4)).run(tr)
     d = s.to_frame()
     d["part"] = "falcon"
     d["error_stay"] = fitted_error_stay
     return [d]
+
+
+# Table 3 [P] (REFERENCE 3.2): model, backend, policy, column -> ms per token
+TABLE3 = (("opt-6.7b", "cpu", "naive", "total", 3182.0),
+          ("opt-6.7b", "cpu", "all", "io", 105.0), ("opt-6.7b", "cpu", "all", "mem", 58.0),
+          ("opt-6.7b", "cpu", "all", "compute", 506.0), ("opt-6.7b", "cpu", "all", "total", 669.0),
+          ("opt-6.7b", "gpu", "naive", "total", 2218.0),
+          ("opt-6.7b", "gpu", "all", "io", 30.0), ("opt-6.7b", "gpu", "all", "mem", 34.0),
+          ("opt-6.7b", "gpu", "all", "compute", 20.0), ("opt-6.7b", "gpu", "all", "total", 84.0),
+          ("falcon-7b", "cpu", "naive", "total", 3095.0),
+          ("falcon-7b", "cpu", "hybrid", "total", 1947.0),
+          ("falcon-7b", "cpu", "all", "io", 161.0), ("falcon-7b", "cpu", "all", "mem", 92.0),
+          ("falcon-7b", "cpu", "all", "compute", 453.0),
+          ("falcon-7b", "cpu", "all", "total", 706.0))
+_COLUMN = {"io": "io_ms_per_token", "mem": "mem_ms_per_token",
+           "compute": "compute_ms_per_token", "total": "time_ms_per_token"}
+
+
+def _table3_rows(opt_trace, falcon_trace, host):
+    """Table 3 rows beside the paper: OPT-6.7B on CPU and GPU, Falcon-7B on CPU (out of
+    sample: the profiles are derived from OPT's row), and OPT-6.7B "All" on this machine
+    (measured numpy throughput and memcpy bandwidth)."""
+    import pandas as pd
+
+    from simkit.flash.latency import PROFILES
+    from simkit.flash.simulate import FlashConfig, FlashSimulator
+
+    traces = {"opt-6.7b": opt_trace, "falcon-7b": falcon_trace}
+    windows = {"opt-6.7b": 5, "falcon-7b": 4}
+    runs = {}
+    rows = []
+    for model, backend, pol, col, ms in TABLE3 + tuple(
+            ("opt-6.7b", "host", "all", c, np.nan) for c in ("io", "mem", "compute", "total")):
+        prof = {"host": host, "cpu": PROFILES["paper-m1max-cpu"],
+                "gpu": PROFILES["paper-rtx4090-gpu"]}[backend]
+        key = (model, backend, pol)
+        if key not in runs:
+            runs[key] = FlashSimulator(FlashConfig(model=model, policy=pol, compute=prof,
+                                                   window_tokens=windows[model])
+                                       ).run(traces[model]).summary()
+        sm = runs[key]
+        rows.append({"part": "table3", "param_model": model, "backend": backend, "step": pol,
+                     "column": col, "paper_ms": ms, "ours_ms": sm[_COLUMN[col]],
+                     "compute_profile": prof.name, "profile_kind": prof.kind,
+                     "weights_per_s": prof.weights_per_s,
+                     "copy_bytes_per_s": prof.copy_bytes_per_s,
+                     "loaded_fraction": sm["loaded_fraction"],
+                     "cached_fraction": sm["cached_fraction"],
+                     "ffn_ms": sm["ffn_ms_per_token"], "attn_ms": sm["attn_ms_per_token"],
+                     "predictor_ms": sm["predictor_ms_per_token"]})
+    return [pd.DataFrame(rows)]
+
+
+def _compute_validation_rows(host):
+    """The compute term on this machine: one layer's FFN on a 7B-shaped neuron-cache matrix
+    (rows of up column + down row, d_model 4096), measured vs predicted from the calibrated
+    matrix-vector rate; and the memcpy bandwidth against the 20 GB/s assumed before."""
+    import pandas as pd
+
+    from simkit.flash.latency import measure_ffn_slice
+
+    rows = []
+    for n in (410, 1640, 3900):          # ~2.5%, 10% and 24% of 16384 neurons
+        meas = measure_ffn_slice(n)
+        pred = n * 2 * 4096 / host.weights_per_s
+        rows.append({"part": "compute_validation", "rows": n, "measured_ms": 1e3 * meas,
+                     "predicted_ms": 1e3 * pred, "error_pct": 100 * (pred / meas - 1),
+                     "weights_per_s": host.weights_per_s,
+                     "copy_bytes_per_s": host.copy_bytes_per_s})
+    return [pd.DataFrame(rows)]
 
 
 def _window_rows(traces, quick):
@@ -291,7 +365,7 @@ def _speed_rows():
     sim = FlashSimulator(FlashConfig(model="opt-6.7b", policy="all", window_tokens=5))
     sim.run(tr.head(8))                                  # load the compiled kernel
     t = time.perf_counter()
-    sim.run(tr)
+    sim.run(tr).summary()                                # kernel + per-token latency model
     sec = time.perf_counter() - t
     return [pd.DataFrame([{"part": "speed", "tokens": 1000, "layers": 32, "neurons": 16384,
                            "simulate_s": sec, "needed_per_token": int(tr.predicted[1].size
@@ -303,8 +377,15 @@ def flash(quick: bool = True, outdir: Path = Path("results")):
     """LLM in a flash: Table 2 ladder, windowing fractions, real SmolLM2 predictor, storage."""
     import pandas as pd
 
+    from simkit.flash.latency import measure_host
+
     t2, traces, cal = _table2_rows(quick)
-    parts = t2 + _error_model_rows() + _selection_rows() + _falcon_rows(cal["fitted_error_stay"], quick) + \
+    falcon = _falcon_trace(cal["fitted_error_stay"], quick)
+    host = measure_host()
+    parts = t2 + _error_model_rows() + _selection_rows() + \
+        _falcon_rows(falcon, cal["fitted_error_stay"]) + \
+        _table3_rows(traces["fitted-error-persistence"], falcon, host) + \
+        _compute_validation_rows(host) + \
         _window_rows(traces, quick) + _predictor_rows() + _dram_rows(traces["measured"]) + \
         _storage_rows(quick, Path(outdir)) + _speed_rows()
     df = pd.concat(parts, ignore_index=True)
@@ -360,6 +441,31 @@ def flash_summary(df, cal):
                 "same true active sets, same FP/FN rates "
                 f"({100 * r.fp_rate:.1f}% / {100 * r.fn_rate:.1f}%); the reference is our "
                 "measurement, not the paper")
+    t3 = df[df.part == "table3"]
+    for r in t3.itertuples():
+        why = _table3_note(r)
+        paper = f"{r.paper_ms:.0f} ms" if np.isfinite(r.paper_ms) else "(no paper number)"
+        ok = abs(r.ours_ms / r.paper_ms - 1) <= 0.15 if np.isfinite(r.paper_ms) else True
+        row(f"Table 3 {r.param_model} ({r.backend}) {r.step}: {r.column} ms per token", paper,
+            r.paper_ms, f"{r.ours_ms:.0f} ms", r.ours_ms, ok,
+            f"{why}; compute profile {r.compute_profile} ({r.profile_kind}): "
+            f"{r.weights_per_s / 1e9:.2f} G weights/s, copy {r.copy_bytes_per_s / 1e9:.2f} GB/s; "
+            f"loaded {100 * r.loaded_fraction:.2f}%, cached {100 * r.cached_fraction:.1f}% of "
+            f"the FFN; compute = FFN {r.ffn_ms:.0f} + attention/head "
+            f"{r.attn_ms:.0f} + predictor {r.predictor_ms:.0f} ms")
+    cv = df[df.part == "compute_validation"]
+    for r in cv.itertuples():
+        row(f"compute term on this machine: one 7B-shaped FFN layer over {int(r.rows)} cached "
+            "rows, predicted vs measured (numpy)", "(no paper number)", np.nan,
+            f"{r.predicted_ms:.2f} vs {r.measured_ms:.2f} ms ({r.error_pct:+.0f}%)",
+            r.error_pct, abs(r.error_pct) <= 25,
+            f"rate {r.weights_per_s / 1e9:.2f} G weights/s measured on a 4096 x 4096 "
+            "matrix-vector product; the 2-vCPU machine is shared, so timings are noisy")
+    if len(cv):
+        c = float(cv.copy_bytes_per_s.iloc[0])
+        row("DRAM copy bandwidth for neuron-cache management (memcpy, this machine)",
+            "(not in the paper; 20 GB/s was assumed before)", np.nan, f"{c / 1e9:.2f} GB/s",
+            c / 1e9, True, "numpy.copyto of 64 MiB, best of 5")
     sel = df[df.part == "selection"]
     for r in sel.itertuples():
         if r.sparsity not in (0.9, 0.97):
@@ -440,9 +546,35 @@ def flash_summary(df, cal):
     sp = df[df.part == "speed"]
     if len(sp):
         s = float(sp.simulate_s.iloc[0])
-        row("simulate 1,000 tokens, 32 layers x 16K neurons, windowing + bundling", "< 2 s",
-            2.0, f"{s:.2f} s", s, s < 2.0, "issue 5 target; one process, compiled kernel")
+        row("simulate 1,000 tokens, 32 layers x 16K neurons, windowing + bundling + latency "
+            "model", "< 1 s", 1.0, f"{s:.2f} s", s, s < 1.0,
+            "issue 16 target; one process, compiled kernel, on the shared 2-vCPU machine")
     return pd.DataFrame(rows)
+
+
+def _table3_note(r) -> str:
+    """Why a Table 3 row holds or cannot."""
+    if r.backend == "host":
+        return ("this machine: compute and memory from measured numpy rates, I/O from the M1 "
+                "Max figures (this disk is virtual, not flash)")
+    if r.step == "naive":
+        return ("out of sample: the whole model read at 6.1 GB/s and computed dense at the "
+                "rate derived from the All row" + (
+                    "; Falcon at fp32 (the paper's 35.5 KiB bundle) reads 28 GB, more than "
+                    "the paper's naive total allows: its naive row cannot be fp32"
+                    if r.param_model == "falcon-7b" else ""))
+    if r.step == "hybrid":
+        return "out of sample: half the model resident, the rest read sequentially"
+    if r.param_model == "falcon-7b":
+        return ("out of sample: the OPT-derived CPU profile on Falcon's fp32 shapes (the "
+                "paper's Falcon predictor ranks 256/1152)")
+    if r.backend == "gpu" and r.column in ("io", "total"):
+        return ("cannot match: the GPU machine's SSD figures are not published; the M1 Max "
+                "throughputs give Table 2's I/O, not Table 3's 30 ms")
+    if r.column in ("compute", "mem"):
+        return ("near by construction: the profile's rate is derived from this row at the "
+                "paper's 24% cached / 2.4% loaded; ours differs by our cached and copied rows")
+    return "sum of the three terms (Table 3 does not overlap them)"
 
 
 def _figure(df):
