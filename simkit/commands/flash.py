@@ -5,6 +5,7 @@
                      [--predictor trace|oracle] [--window K] [--tokens N]
                      [--storage published-m1max|FILE.json] [--threads 32]
                      [--memory-management preallocated|reallocate] [--seed S]
+                     [--compute paper-m1max-cpu|paper-rtx4090-gpu|host] [--context N]
                      [--fn-rate R --fp-rate R [--error-stay S]] [--stay-on S] [--skew S]
                      [--out FILE] [--per-token FILE.csv]
     simkit flash models
@@ -27,7 +28,7 @@ from simkit.errors import InputError
 TABLE = ("param_model", "param_policy", "param_window_tokens", "trace", "tokens",
          "needed_fraction", "loaded_fraction", "cached_fraction", "flash_bytes_per_token",
          "reads_per_token", "chunk_bytes", "io_ms_per_token", "mem_ms_per_token",
-         "dram_bytes_mean")
+         "compute_ms_per_token", "time_ms_per_token", "dram_bytes_mean")
 DEFAULT_STAY_ON = 0.6
 
 
@@ -63,6 +64,12 @@ def register(sub) -> None:
     r.add_argument("--threads", type=int, default=32, help="parallel reads (default 32)")
     r.add_argument("--memory-management", choices=("preallocated", "reallocate"),
                    default="preallocated")
+    r.add_argument("--compute", default="paper-m1max-cpu",
+                   choices=("paper-m1max-cpu", "paper-rtx4090-gpu", "host"),
+                   help="compute and copy rates of the latency model: derived from the paper's "
+                        "Table 3 (CPU or GPU), or measured on this machine (host)")
+    r.add_argument("--context", type=int, default=256,
+                   help="tokens of KV cache read per generated token (default 256)")
     r.add_argument("--fn-rate", type=float, help="error-model predictor: false-negative rate")
     r.add_argument("--fp-rate", type=float, help="error-model predictor: false-positive rate")
     r.add_argument("--error-stay", type=float, default=None,
@@ -166,10 +173,18 @@ def run(args: argparse.Namespace) -> int:
     from simkit.flash import FlashConfig, FlashSimulator, get_model
 
     model = get_model(args.model)
+    if args.context < 0:
+        raise InputError(f"--context: must be >= 0, got {args.context}")
     cfg = FlashConfig(model=model.name, policy=args.policy, window_tokens=args.window,
                       predictor=args.predictor, storage=args.storage, threads=args.threads,
-                      memory_management=args.memory_management)
+                      memory_management=args.memory_management, compute=args.compute,
+                      context_tokens=args.context)
     sim = FlashSimulator(cfg)
+    counts = sim.storage.thread_counts()
+    if args.threads not in counts:
+        raise InputError(f"--threads: {args.threads} is not a thread count of storage "
+                         f"calibration {args.storage!r} (it has {', '.join(map(str, counts))}); "
+                         "measure others with `simkit bench storage`")
     for name in ("fn_rate", "fp_rate", "stay_on"):
         v = getattr(args, name)
         if v is not None and not 0.0 <= v < 1.0:
