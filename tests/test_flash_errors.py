@@ -116,3 +116,20 @@ def test_unknown_selection_is_an_input_error():
     from simkit.errors import InputError
     with pytest.raises(InputError, match="selection"):
         load_activations("smollm2-135m", 0.97, selection="up")
+
+
+def test_selection_rules_by_hand():
+    from simkit.flash.record import matched_masks, selection_scores
+    g = np.array([[[2.0, -3.0, 0.5, 0.0]]])             # (T=1, L=1, ffn=4) gate
+    u = np.array([[[0.1, 5.0, 1.0, 9.0]]])              # up
+    a = g / (1 + np.exp(-g)) * u
+    np.testing.assert_allclose(selection_scores("magnitude", a, g), np.abs(a))
+    silu = np.abs(g / (1 + np.exp(-g)))                  # 1.762, 0.142, 0.311, 0
+    np.testing.assert_allclose(selection_scores("gate", a, g), silu)
+    # magnitude picks neurons 1 (|a| = 0.71) and 2 (0.31); at that density the gate rule
+    # picks its own top two, neurons 0 and 2
+    ref = np.array([[[False, True, True, False]]])
+    m, th = matched_masks(selection_scores("gate", a, g), ref)
+    assert m[0, 0].tolist() == [True, False, True, False]
+    with pytest.raises(ValueError, match="selection"):
+        selection_scores("up", a, g)

@@ -178,7 +178,7 @@ def matched_masks(scores: np.ndarray, reference: np.ndarray) -> tuple:
     (token, neuron) pairs as ``reference`` (same shape, bool): the two rules compared at equal
     density. Returns (masks, thresholds per layer)."""
     T, L, N = scores.shape
-    th = np.empty(L, np.float32)
+    th = np.empty(L, scores.dtype)                      # the scores' own precision
     for l in range(L):
         k = int(reference[:, l].sum())
         v = np.sort(scores[:, l].ravel())[::-1]
