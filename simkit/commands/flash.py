@@ -1,9 +1,11 @@
 """`simkit flash`: LLM inference with FFN weights on flash ("LLM in a flash").
 
     simkit flash run --model M --policy P[+P...] --activations A
-                     [--sparsity 0.9] [--predictor trace|oracle] [--window K] [--tokens N]
+                     [--sparsity 0.9] [--selection magnitude|gate]
+                     [--predictor trace|oracle] [--window K] [--tokens N]
                      [--storage published-m1max|FILE.json] [--threads 32]
                      [--memory-management preallocated|reallocate] [--seed S]
+                     [--compute paper-m1max-cpu|paper-rtx4090-gpu|host] [--context N]
                      [--fn-rate R --fp-rate R [--error-stay S]] [--stay-on S] [--skew S]
                      [--out FILE] [--per-token FILE.csv]
     simkit flash models
@@ -27,7 +29,7 @@ from simkit.units import count_type, finite_type
 TABLE = ("param_model", "param_policy", "param_window_tokens", "trace", "tokens",
          "needed_fraction", "loaded_fraction", "cached_fraction", "flash_bytes_per_token",
          "reads_per_token", "chunk_bytes", "io_ms_per_token", "mem_ms_per_token",
-         "dram_bytes_mean")
+         "compute_ms_per_token", "time_ms_per_token", "dram_bytes_mean")
 DEFAULT_STAY_ON = 0.6
 
 
@@ -49,6 +51,10 @@ def register(sub) -> None:
     r.add_argument("--sparsity", type=finite_type(0.0, 1.0), default=None,
                    help="shipped trace: which sparsity (default 0.9); synthetic: mean "
                         "inactive share (default: the paper's 0.967 for OPT's Table 6)")
+    r.add_argument("--selection", choices=("magnitude", "gate"), default="magnitude",
+                   help="shipped trace: which neurons count as active, |SiLU(gate)*up| "
+                        "(magnitude, default) or |SiLU(gate)| (gate, same per-layer density; "
+                        "no predictor sets: use --predictor oracle or --fn-rate/--fp-rate)")
     r.add_argument("--predictor", choices=("trace", "oracle"), default="trace",
                    help="trace: the trace's predicted sets (low-rank or error model); oracle: "
                         "the true active sets")
@@ -60,6 +66,12 @@ def register(sub) -> None:
     r.add_argument("--threads", type=count_type(1), default=32, help="parallel reads (default 32)")
     r.add_argument("--memory-management", choices=("preallocated", "reallocate"),
                    default="preallocated")
+    r.add_argument("--compute", default="paper-m1max-cpu",
+                   choices=("paper-m1max-cpu", "paper-rtx4090-gpu", "host"),
+                   help="compute and copy rates of the latency model: derived from the paper's "
+                        "Table 3 (CPU or GPU), or measured on this machine (host)")
+    r.add_argument("--context", type=count_type(0), default=256,
+                   help="tokens of KV cache read per generated token (default 256)")
     r.add_argument("--fn-rate", type=finite_type(0.0, 1.0), help="error-model predictor: false-negative rate")
     r.add_argument("--fp-rate", type=finite_type(0.0, 1.0), help="error-model predictor: false-positive rate")
     r.add_argument("--error-stay", type=finite_type(0.0, 1.0), default=None,
@@ -133,7 +145,7 @@ def build_trace(args, model):
             args.fn_rate, args.fp_rate = 0.05, 0.07           # the paper's predictor (3.3)
     else:
         tr = A.load_activations(args.activations, 0.9 if args.sparsity is None
-                                else args.sparsity)
+                                else args.sparsity, selection=args.selection)
         if n is not None:
             if n > tr.tokens:
                 raise InputError(f"--tokens: {n} is more than the {tr.tokens} tokens of "
@@ -171,9 +183,15 @@ def run(args: argparse.Namespace) -> int:
     model = get_model(args.model)
     cfgs = [FlashConfig(model=model.name, policy=p, window_tokens=args.window,
                         predictor=args.predictor, storage=args.storage, threads=args.threads,
-                        memory_management=args.memory_management)
+                        memory_management=args.memory_management, compute=args.compute,
+                        context_tokens=args.context)
             for p in policies(args.policy)]
     cfg = cfgs[-1]                              # the most complete policy asked for
+    counts = FlashSimulator(cfg).storage.thread_counts()
+    if args.threads not in counts:
+        raise InputError(f"--threads: {args.threads} is not a thread count of storage "
+                         f"calibration {args.storage!r} (it has {', '.join(map(str, counts))}); "
+                         "measure others with `simkit bench storage`")
     for name in ("fn_rate", "fp_rate", "stay_on"):
         v = getattr(args, name)
         if v is not None and not 0.0 <= v < 1.0:

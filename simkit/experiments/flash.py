@@ -3,14 +3,20 @@ REFERENCE.md section 3).
 
 Parts (column ``part``):
 
-- ``table2``: the I/O latency ladder of Table 2 for OPT-6.7B with the paper's throughput figures
-  (published M1 Max preset), on the synthetic OPT trace (Table 6 per-layer fractions, the
-  paper's 5% FN / 7% FP predictor) whose persistence of activations and of predictor errors is
-  measured on the shipped real SmolLM2 trace (``calibration = "measured"``); and the same
-  ladder with the one persistence that makes windowing load the paper's 2.4%
-  (``calibration = "fitted"``), where the cached share is then a prediction.
-- ``falcon``: Falcon-7B at k = 4 with OPT's fitted persistence (an out-of-sample check of the
-  paper's 3.1% loaded / 33% cached).
+- ``table2`` / ``params``: the I/O latency ladder of Table 2 for OPT-6.7B with the paper's
+  throughput figures (published M1 Max preset), on the synthetic OPT trace (Table 6 per-layer
+  fractions, the paper's 5% FN / 7% FP predictor), with every parameter listed beside its
+  provenance (``params`` rows): activation persistence measured per layer and the predictor's
+  per-neuron error propensity and error persistence measured on the shipped real SmolLM2
+  trace (``calibration = "measured"``); and the same with the error persistence fitted so
+  that windowing loads the paper's 2.4% (``"fitted-error-persistence"``).
+- ``error_model``: on the real SmolLM2 active sets, the FFN loaded per token with the real
+  predictor against the error model with measured per-neuron propensities and with evenly
+  spread errors.
+- ``selection``: the real trace's persistence (pooled, per layer) and window reuse per neuron
+  selection rule (|SiLU(gate)*up| vs |SiLU(gate)| at the same per-layer density).
+- ``falcon``: Falcon-7B at k = 4 with OPT's fitted error persistence (an out-of-sample check
+  of the paper's 3.1% loaded / 33% cached).
 - ``window``: loaded and cached FFN fractions per token vs window size, for both OPT traces
   and for the real SmolLM2 trace (its low-rank predictor, and the oracle).
 - ``predictor``: the low-rank predictor trained on real SmolLM2 activations, per sparsity:
@@ -37,45 +43,230 @@ from simkit.experiments._base import save_outputs, write_csv, experiment, summar
 
 
 def _table2_rows(quick):
+    """Table 2 twice: every parameter of the OPT trace measured or published
+    (``calibration = "measured"``), and with the predictor errors' persistence fitted to the
+    paper's 2.4% loaded (``"fitted-error-persistence"``); each with its parameter list."""
+    import pandas as pd
+
     from simkit.flash import paper
 
     tokens = 96 if quick else 256
     cal = paper.calibrated_params()
-    skew = paper.fit_skew(0.26)        # PowerInfer: 26% of neurons carry 80% of activations
-    fitted = paper.fit_stay_on(tokens=48 if quick else 128, skew_sigma=skew)
-    cal["skew_sigma"] = skew
-    cal["generator_stay_on"] = paper.stay_for_persistence(cal["stay_on"], skew)
-    rows, traces = [], {}
-    for name, stay, err in (("measured", cal["generator_stay_on"], cal["error_stay"]),
-                            ("fitted", fitted, fitted)):
-        tr = paper.opt_trace(tokens, stay, err, skew)
+    fitted = paper.fit_persistence("error", tokens=48 if quick else 128)
+    cal["fitted_error_stay"] = fitted
+    rows, traces, params = [], {}, []
+    for name, es in (("measured", None), ("fitted-error-persistence", fitted)):
+        tr = paper.opt_trace(tokens, None, es)
         traces[name] = tr
         df = paper.table2(tr)
         df["part"] = "table2"
         df["calibration"] = name
         df["persistence"] = tr.persistence()
-        df["stay_on"] = stay
-        df["error_stay"] = err
-        df["skew_sigma"] = skew
+        df["error_persistence"] = paper.error_persistence(tr)["fp_stay"]
+        conf = tr.confusion()
+        df["fp_rate"], df["fn_rate"] = conf["fp_rate"], conf["fn_rate"]
         rows.append(df)
-    return rows, traces, cal
+        p = pd.DataFrame(paper.opt_parameters(None, es))
+        p["part"] = "params"
+        p["calibration"] = name
+        params.append(p)
+    return rows + params, traces, cal
 
 
-def _falcon_rows(fitted_stay, skew, quick):
-    """Falcon-7B (relufied, 95% sparse, fp32) at k = 4 with OPT's fitted persistence and the
-    same 5%/7% predictor: the paper reports 3.1% loaded and 33% cached (REFERENCE 3.3)."""
+def _error_model_rows():
+    """On the real SmolLM2 active sets at 97% sparsity, windowing k=5: the real low-rank
+    predictor against the error model with measured per-neuron propensities and against
+    evenly spread errors of the same rates and persistence."""
+    import pandas as pd
+
     from simkit.flash import paper
-    from simkit.flash.activations import synthetic_trace, with_error_model
+    from simkit.flash.predictor_errors import ErrorProfile, apply_errors, even_profile
     from simkit.flash.simulate import FlashConfig, FlashSimulator
 
-    tr = synthetic_trace(32, 18176, 64 if quick else 256, 0.05, fitted_stay, skew, 0,
+    real = load_real(0.97)
+    prof = ErrorProfile.measure(real)
+    L, N = real.layers, real.neurons
+    variants = {"real low-rank predictor": real,
+                "error model, measured per-neuron propensity": apply_errors(real, prof, 1),
+                "error model, rank-transferred propensity": apply_errors(
+                    real, prof.transfer(prof.active_rate, seed=5), 1),
+                "error model, evenly spread": apply_errors(
+                    real, even_profile(L, N, float(prof.fp.mean()), float(prof.fn.mean()),
+                                       prof.fp_stay), 1)}
+    rows = []
+    for name, tr in variants.items():
+        s = FlashSimulator(FlashConfig(model="smollm2-135m", policy="all",
+                                       window_tokens=5)).run(tr).summary()
+        c = tr.confusion()
+        rows.append({"part": "error_model", "predictor": name,
+                     "loaded_fraction": s["loaded_fraction"],
+                     "cached_fraction": s["cached_fraction"], "fp_rate": c["fp_rate"],
+                     "fn_rate": c["fn_rate"],
+                     "error_persistence": paper.error_persistence(tr)["fp_stay"]})
+    return [pd.DataFrame(rows)]
+
+
+def _selection_rows():
+    """Persistence of the real SmolLM2 trace per selection rule and sparsity (pooled, first
+    and last layer), and the share of needed neurons the window (k=5) already holds (oracle
+    predictor): the paper's OPT figures imply 1 - 2.4% / ~10% = 0.76 at ~10% predicted."""
+    import pandas as pd
+
+    from simkit.flash.activations import load_activations
+    from simkit.flash.simulate import FlashConfig, FlashSimulator
+
+    rows = []
+    for sel in ("magnitude", "gate"):
+        for sp in (0.8, 0.9, 0.95, 0.97):
+            tr = load_activations("smollm2-135m", sp, selection=sel)
+            per = tr.persistence_per_layer()
+            s = FlashSimulator(FlashConfig(model="smollm2-135m", policy="all", window_tokens=5,
+                                           predictor="oracle")).run(tr).summary()
+            rows.append({"part": "selection", "selection": sel, "sparsity": sp,
+                         "active_fraction": tr.active_fraction(),
+                         "persistence": tr.persistence(), "persistence_first_layer": per[0],
+                         "persistence_last_layer": per[-1],
+                         "persistence_layer_min": float(per.min()),
+                         "persistence_layer_max": float(per.max()),
+                         "window_reuse": 1 - s["loaded_fraction"] / s["needed_fraction"],
+                         "loaded_fraction": s["loaded_fraction"],
+                         "cached_fraction": s["cached_fraction"]})
+    return [pd.DataFrame(rows)]
+
+
+def load_real(sparsity):
+    from simkit.flash.activations import load_activations
+    return load_activations("smollm2-135m", sparsity)
+
+
+def _falcon_trace(fitted_error_stay, quick):
+    """Falcon-7B (relufied, 95% sparse): measured per-layer activation persistence, the
+    measured error profile at the paper's 5%/7% and OPT's fitted error persistence."""
+    from simkit.flash import paper
+    from simkit.flash.activations import synthetic_rates, synthetic_trace
+    from simkit.flash.predictor_errors import apply_errors
+
+    L, N = 32, 18176
+    pers = paper.layer_profile(paper.calibrated_params()["persistence_per_layer"], L)
+    stay = paper.stay_for_persistence(pers, paper.SKEW, L, N, 0, np.full(L, 0.05))
+    tr = synthetic_trace(L, N, 64 if quick else 256, 0.05, stay, paper.SKEW, 0,
                          name="falcon-synthetic")
-    tr = with_error_model(tr, paper.FN_RATE, paper.FP_RATE, fitted_stay, 1)
+    prof = paper.measured_profile().transfer(synthetic_rates(L, N, 0.05, paper.SKEW, 0),
+                                             paper.FP_RATE, paper.FN_RATE)
+    return apply_errors(tr, prof.with_stay(fitted_error_stay, fitted_error_stay), 1)
+
+
+def _falcon_rows(tr, fitted_error_stay):
+    """Falcon-7B at k = 4: the paper reports 3.1% loaded and 33% cached (REFERENCE 3.3)."""
+    from simkit.flash.simulate import FlashConfig, FlashSimulator
+
     s = FlashSimulator(FlashConfig(model="falcon-7b", policy="all", window_tokens=4)).run(tr)
     d = s.to_frame()
     d["part"] = "falcon"
-    d["stay_on"] = fitted_stay
+    d["error_stay"] = fitted_error_stay
     return [d]
+
+
+# Table 3 [P] (REFERENCE 3.2): model, backend, policy, column -> ms per token
+TABLE3 = (("opt-6.7b", "cpu", "naive", "total", 3182.0),
+          ("opt-6.7b", "cpu", "all", "io", 105.0), ("opt-6.7b", "cpu", "all", "mem", 58.0),
+          ("opt-6.7b", "cpu", "all", "compute", 506.0), ("opt-6.7b", "cpu", "all", "total", 669.0),
+          ("opt-6.7b", "gpu", "naive", "total", 2218.0),
+          ("opt-6.7b", "gpu", "all", "io", 30.0), ("opt-6.7b", "gpu", "all", "mem", 34.0),
+          ("opt-6.7b", "gpu", "all", "compute", 20.0), ("opt-6.7b", "gpu", "all", "total", 84.0),
+          ("falcon-7b", "cpu", "naive", "total", 3095.0),
+          ("falcon-7b", "cpu", "hybrid", "total", 1947.0),
+          ("falcon-7b", "cpu", "all", "io", 161.0), ("falcon-7b", "cpu", "all", "mem", 92.0),
+          ("falcon-7b", "cpu", "all", "compute", 453.0),
+          ("falcon-7b", "cpu", "all", "total", 706.0))
+_COLUMN = {"io": "io_ms_per_token", "mem": "mem_ms_per_token",
+           "compute": "compute_ms_per_token", "total": "time_ms_per_token"}
+
+
+def _table3_rows(opt_trace, falcon_trace, host):
+    """Table 3 rows beside the paper: OPT-6.7B on CPU and GPU, Falcon-7B on CPU (out of
+    sample: the profiles are derived from OPT's row), and OPT-6.7B "All" on this machine
+    (measured numpy throughput and memcpy bandwidth)."""
+    import pandas as pd
+
+    from simkit.flash.latency import PROFILES
+    from simkit.flash.simulate import FlashConfig, FlashSimulator
+
+    traces = {"opt-6.7b": opt_trace, "falcon-7b": falcon_trace}
+    windows = {"opt-6.7b": 5, "falcon-7b": 4}
+    runs = {}
+    rows = []
+    for model, backend, pol, col, ms in TABLE3 + tuple(
+            ("opt-6.7b", "host", "all", c, np.nan) for c in ("io", "mem", "compute", "total")):
+        prof = {"host": host, "cpu": PROFILES["paper-m1max-cpu"],
+                "gpu": PROFILES["paper-rtx4090-gpu"]}[backend]
+        key = (model, backend, pol)
+        if key not in runs:
+            runs[key] = FlashSimulator(FlashConfig(model=model, policy=pol, compute=prof,
+                                                   window_tokens=windows[model])
+                                       ).run(traces[model]).summary()
+        sm = runs[key]
+        rows.append({"part": "table3", "param_model": model, "backend": backend, "step": pol,
+                     "column": col, "paper_ms": ms, "ours_ms": sm[_COLUMN[col]],
+                     "compute_profile": prof.name, "profile_kind": prof.kind,
+                     "weights_per_s": prof.weights_per_s,
+                     "copy_bytes_per_s": prof.copy_bytes_per_s,
+                     "loaded_fraction": sm["loaded_fraction"],
+                     "cached_fraction": sm["cached_fraction"],
+                     "ffn_ms": sm["ffn_ms_per_token"], "attn_ms": sm["attn_ms_per_token"],
+                     "predictor_ms": sm["predictor_ms_per_token"]})
+    return [pd.DataFrame(rows)]
+
+
+_HOST_CODE = """
+import json
+from simkit.flash.latency import measure_ffn_slice, measure_gemv, measure_host
+h = measure_host()
+print(json.dumps({"weights_per_s": h.weights_per_s, "copy_bytes_per_s": h.copy_bytes_per_s,
+                  "slices": {n: measure_ffn_slice(n) for n in (410, 3900)},
+                  "gemv_s": 4096 * 4096 / measure_gemv(4096, 4096)}))
+"""
+
+
+def _host_measurements():
+    """This machine's matrix-vector rate, memcpy bandwidth and FFN-slice times, measured in a
+    fresh interpreter with one BLAS thread: on the shared 2-vCPU machine a multi-threaded BLAS
+    waits for busy cores (a ~25 ms floor per product under load), which is not compute."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from simkit.flash.latency import ComputeProfile
+
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", _HOST_CODE], capture_output=True, text=True,
+                         env=env, timeout=600, check=True)
+    d = json.loads(out.stdout.strip().splitlines()[-1])
+    prof = ComputeProfile("host", d["weights_per_s"], d["copy_bytes_per_s"], False, "measured",
+                          {"weights_per_s": "measured: numpy float32 FFN layer on a 1640-row "
+                                            "neuron cache (d_model 4096), cold, one BLAS thread",
+                           "copy_bytes_per_s": "measured: numpy.copyto of 64 MiB, best of 5"})
+    checks = {f"FFN layer over {k} cached rows": (int(k) * 2 * 4096, v)
+              for k, v in d["slices"].items()}
+    checks["dense 4096 x 4096 matrix-vector product (attention projection)"] = (
+        4096 * 4096, d["gemv_s"])
+    return prof, checks
+
+
+def _compute_validation_rows(host, checks):
+    """The compute term on this machine: 7B-shaped products the rate was not measured on
+    (other neuron-cache sizes, a dense attention projection), measured vs predicted."""
+    import pandas as pd
+
+    rows = []
+    for what, (weights, meas) in checks.items():
+        pred = weights / host.weights_per_s
+        rows.append({"part": "compute_validation", "what": what, "weights": weights,
+                     "measured_ms": 1e3 * meas, "predicted_ms": 1e3 * pred,
+                     "error_pct": 100 * (pred / meas - 1), "weights_per_s": host.weights_per_s,
+                     "copy_bytes_per_s": host.copy_bytes_per_s})
+    return [pd.DataFrame(rows)]
 
 
 def _window_rows(traces, quick):
@@ -203,11 +394,11 @@ def _speed_rows():
     from simkit.flash import paper
     from simkit.flash.simulate import FlashConfig, FlashSimulator
 
-    tr = paper.opt_trace(1000, 0.6, 0.6)
+    tr = paper.opt_trace(1000)
     sim = FlashSimulator(FlashConfig(model="opt-6.7b", policy="all", window_tokens=5))
     sim.run(tr.head(8))                                  # load the compiled kernel
     t = time.perf_counter()
-    sim.run(tr)
+    sim.run(tr).summary()                                # kernel + per-token latency model
     sec = time.perf_counter() - t
     return [pd.DataFrame([{"part": "speed", "tokens": 1000, "layers": 32, "neurons": 16384,
                            "simulate_s": sec, "needed_per_token": int(tr.predicted[1].size
@@ -220,9 +411,14 @@ def flash(quick: bool = True, outdir: Path = Path("results")):
     import pandas as pd
 
     t2, traces, cal = _table2_rows(quick)
-    fitted = float(t2[1].stay_on.iloc[0])
-    parts = t2 + _falcon_rows(fitted, cal["skew_sigma"], quick) + _window_rows(traces, quick) + _predictor_rows() + \
-        _dram_rows(traces["measured"]) + _storage_rows(quick, Path(outdir)) + _speed_rows()
+    falcon = _falcon_trace(cal["fitted_error_stay"], quick)
+    host, slices = _host_measurements()
+    parts = t2 + _error_model_rows() + _selection_rows() + \
+        _falcon_rows(falcon, cal["fitted_error_stay"]) + \
+        _table3_rows(traces["fitted-error-persistence"], falcon, host) + \
+        _compute_validation_rows(host, slices) + \
+        _window_rows(traces, quick) + _predictor_rows() + _dram_rows(traces["measured"]) + \
+        _storage_rows(quick, Path(outdir)) + _speed_rows()
     df = pd.concat(parts, ignore_index=True)
     df.attrs["calibration"] = cal
     summary = flash_summary(df, cal)
@@ -238,37 +434,98 @@ def flash_summary(df, cal):
     rows, row = summary_rows()
 
     t2 = df[df.part == "table2"]
-    for calib in ("measured", "fitted"):
+    prm = df[df.part == "params"]
+    for calib in ("measured", "fitted-error-persistence"):
         d = t2[t2.calibration == calib]
-        pers = float(d.persistence.iloc[0])
+        pr = prm[prm.calibration == calib]
+        fitted = [r.name for r in pr.itertuples() if r.provenance == "fitted"]
+        used = "; ".join(f"{r.name} {r.value:.3g} ({r.provenance})" for r in pr.itertuples())
+        tag = ("holds on fitted " + " and ".join(fitted)) if fitted else "no parameter fitted"
         for r in d.itertuples():
             ok = abs(r.io_ratio - 1) <= 0.10
-            row(f"Table 2 I/O ms per token, {r.step} ({calib} persistence {pers:.2f})",
+            dep = r.step in ("windowing", "all")
+            row(f"Table 2 I/O ms per token, {r.step} ({calib})",
                 f"{r.paper_io_ms:.0f} ms", r.paper_io_ms, f"{r.io_ms_per_token:.0f} ms",
                 r.io_ms_per_token, ok,
                 f"loaded {r.loaded_gb:.3f} GB (paper {r.paper_loaded_gb}) at "
-                f"{r.gb_per_s:.2f} GB/s (paper {r.paper_gb_per_s})")
-    d = t2[t2.calibration == "fitted"]
+                f"{r.gb_per_s:.2f} GB/s (paper {r.paper_gb_per_s}); "
+                + (f"{tag}; parameters: {used}" if dep else
+                   "depends on sizes, throughput and the published 5%/7% rates only"))
+    d = t2[t2.calibration == "fitted-error-persistence"]
     for r in d.itertuples():
         if r.paper_dram_gb == 0:
             continue
-        row(f"Table 2 DRAM GB, {r.step} (fitted persistence)", f"{r.paper_dram_gb} GB",
+        row(f"Table 2 DRAM GB, {r.step} (fitted error persistence)", f"{r.paper_dram_gb} GB",
             r.paper_dram_gb, f"{r.dram_gb:.2f} GB", r.dram_gb,
             abs(r.dram_gb / r.paper_dram_gb - 1) <= 0.10,
             "kept across tokens: resident weights + window cache (the paper's predictor row "
             "also holds the predictor, ~1.25% of the model)")
+    em = df[df.part == "error_model"].set_index("predictor")
+    if len(em):
+        real = em.loc["real low-rank predictor"]
+        for name in em.index[1:]:
+            r = em.loc[name]
+            row(f"real SmolLM2 trace, 97% sparsity, k=5: FFN loaded per token, {name}",
+                f"{100 * real.loaded_fraction:.2f}% (real predictor)",
+                100 * real.loaded_fraction, f"{100 * r.loaded_fraction:.2f}%",
+                100 * r.loaded_fraction, abs(r.loaded_fraction / real.loaded_fraction - 1) <= 0.10,
+                "same true active sets, same FP/FN rates "
+                f"({100 * r.fp_rate:.1f}% / {100 * r.fn_rate:.1f}%); the reference is our "
+                "measurement, not the paper")
+    t3 = df[df.part == "table3"]
+    for r in t3.itertuples():
+        why = _table3_note(r)
+        paper = f"{r.paper_ms:.0f} ms" if np.isfinite(r.paper_ms) else "(no paper number)"
+        ok = abs(r.ours_ms / r.paper_ms - 1) <= 0.15 if np.isfinite(r.paper_ms) else True
+        fit = ("" if r.step in ("naive", "hybrid") else
+               "; holds on the error persistence fitted to OPT's 2.4% loaded (Table 2), ")
+        row(f"Table 3 {r.param_model} ({r.backend}) {r.step}: {r.column} ms per token", paper,
+            r.paper_ms, f"{r.ours_ms:.0f} ms", r.ours_ms, ok,
+            f"{why}{fit or '; '}compute profile {r.compute_profile} ({r.profile_kind}): "
+            f"{r.weights_per_s / 1e9:.2f} G weights/s, copy {r.copy_bytes_per_s / 1e9:.2f} GB/s; "
+            f"loaded {100 * r.loaded_fraction:.2f}%, cached {100 * r.cached_fraction:.1f}% of "
+            f"the FFN; compute = FFN {r.ffn_ms:.0f} + attention/head "
+            f"{r.attn_ms:.0f} + predictor {r.predictor_ms:.0f} ms")
+    cv = df[df.part == "compute_validation"]
+    for r in cv.itertuples():
+        row(f"compute term on this machine: {r.what}, predicted vs measured (numpy)",
+            "(no paper number)", np.nan,
+            f"{r.predicted_ms:.2f} vs {r.measured_ms:.2f} ms ({r.error_pct:+.0f}%)",
+            r.error_pct, abs(r.error_pct) <= 25,
+            f"rate {r.weights_per_s / 1e9:.2f} G weights/s measured on a 1640-row neuron cache "
+            "(one BLAS thread, cold); the 2-vCPU machine is shared by other jobs, so timings "
+            "are noisy")
+    if len(cv):
+        c = float(cv.copy_bytes_per_s.iloc[0])
+        row("DRAM copy bandwidth for neuron-cache management (memcpy, this machine)",
+            "(not in the paper; 20 GB/s was assumed before)", np.nan, f"{c / 1e9:.2f} GB/s",
+            c / 1e9, True, "numpy.copyto of 64 MiB, best of 5")
+    sel = df[df.part == "selection"]
+    for r in sel.itertuples():
+        if r.sparsity not in (0.9, 0.97):
+            continue
+        row(f"real SmolLM2, {r.selection} selection, {r.sparsity:.0%} sparsity: window (k=5) "
+            "reuse, share of needed neurons already in DRAM (oracle)",
+            "~0.76 (OPT: 1 - 2.4% / ~10%)", 0.76, f"{r.window_reuse:.2f}", r.window_reuse,
+            abs(r.window_reuse / 0.76 - 1) <= 0.10 if r.sparsity == 0.9 else True,
+            f"persistence P(active at t+1 | t) {r.persistence:.2f} pooled, per layer "
+            f"{r.persistence_layer_min:.2f}..{r.persistence_layer_max:.2f} (first "
+            f"{r.persistence_first_layer:.2f}, last {r.persistence_last_layer:.2f}); "
+            + ("the paper's ~10% predicted density is the comparable one" if r.sparsity == 0.9
+               else "at 97% only the true 3% is needed: not comparable to OPT's ~10% "
+                    "predicted, no bar"))
     w = df[(df.part == "window") & (df.window_tokens == 5)]
-    for calib in ("measured", "fitted"):
+    for calib in ("measured", "fitted-error-persistence"):
         d = w[w.calibration == calib].iloc[0]
         row(f"OPT windowing k=5: FFN loaded per token ({calib})", "2.4%", 2.4,
             f"{100 * d.loaded_fraction:.2f}%", 100 * d.loaded_fraction,
             abs(d.loaded_fraction / 0.024 - 1) <= 0.25,
-            "fitted: persistence chosen to hit 2.4%, so this row holds by construction"
-            if calib == "fitted" else
-            f"persistence {cal['stay_on']:.3f} (activations) / {cal['error_stay']:.3f} "
-            "(predictor errors) measured on the real SmolLM2 trace at 97% sparsity: SmolLM2's "
-            "magnitude-thresholded SwiGLU neurons stay active less from token to token than "
-            "the paper's 2.4% implies for OPT's ReLU neurons (fitted: 0.72)")
+            f"error persistence {cal['fitted_error_stay']:.2f} fitted to hit 2.4%, so this "
+            "row holds by construction" if calib != "measured" else
+            f"activation persistence measured per layer on the real SmolLM2 trace at 97% "
+            f"sparsity (pooled {cal['stay_on']:.3f}), FP persistence {cal['fp_stay']:.3f} and "
+            f"per-neuron FP propensity of its real predictor (80% of FPs on "
+            f"{100 * cal['fp_hot_share']:.0f}% of neurons), at the paper's 5%/7% rates")
         row(f"OPT windowing k=5: FFN cached in DRAM ({calib})", "24%", 24.0,
             f"{100 * d.cached_fraction:.1f}%", 100 * d.cached_fraction,
             abs(d.cached_fraction / 0.24 - 1) <= 0.25,
@@ -276,11 +533,12 @@ def flash_summary(df, cal):
     f = df[df.part == "falcon"]
     if len(f):
         r = f.iloc[0]
-        row("Falcon-7B windowing k=4: FFN loaded per token (OPT's fitted persistence)", "3.1%",
+        row("Falcon-7B windowing k=4: FFN loaded per token (OPT's fitted error persistence)",
+            "3.1%",
             3.1, f"{100 * r.loaded_fraction:.2f}%", 100 * r.loaded_fraction,
             abs(r.loaded_fraction / 0.031 - 1) <= 0.25,
-            "out of sample: 5% active in every layer (relufied, 95% sparse), the OPT predictor "
-            "and persistence; nothing fitted to Falcon")
+            "out of sample: 5% active in every layer (relufied, 95% sparse), measured per-layer "
+            "activation persistence, the OPT predictor model; nothing fitted to Falcon")
         row("Falcon-7B windowing k=4: FFN cached in DRAM", "33%", 33.0,
             f"{100 * r.cached_fraction:.1f}%", 100 * r.cached_fraction,
             abs(r.cached_fraction / 0.33 - 1) <= 0.25, "")
@@ -322,9 +580,35 @@ def flash_summary(df, cal):
     sp = df[df.part == "speed"]
     if len(sp):
         s = float(sp.simulate_s.iloc[0])
-        row("simulate 1,000 tokens, 32 layers x 16K neurons, windowing + bundling", "< 2 s",
-            2.0, f"{s:.2f} s", s, s < 2.0, "issue 5 target; one process, compiled kernel")
+        row("simulate 1,000 tokens, 32 layers x 16K neurons, windowing + bundling + latency "
+            "model", "< 1 s", 1.0, f"{s:.2f} s", s, s < 1.0,
+            "issue 16 target; one process, compiled kernel, on the shared 2-vCPU machine")
     return pd.DataFrame(rows)
+
+
+def _table3_note(r) -> str:
+    """Why a Table 3 row holds or cannot."""
+    if r.backend == "host":
+        return ("this machine: compute and memory from measured numpy rates, I/O from the M1 "
+                "Max figures (this disk is virtual, not flash)")
+    if r.step == "naive":
+        return ("out of sample: the whole model read at 6.1 GB/s and computed dense at the "
+                "rate derived from the All row" + (
+                    "; Falcon at fp32 (the paper's 35.5 KiB bundle) reads 28 GB, more than "
+                    "the paper's naive total allows: its naive row cannot be fp32"
+                    if r.param_model == "falcon-7b" else ""))
+    if r.step == "hybrid":
+        return "out of sample: half the model resident, the rest read sequentially"
+    if r.param_model == "falcon-7b":
+        return ("out of sample: the OPT-derived CPU profile on Falcon's fp32 shapes (the "
+                "paper's Falcon predictor ranks 256/1152)")
+    if r.backend == "gpu" and r.column in ("io", "total"):
+        return ("cannot match: the GPU machine's SSD figures are not published; the M1 Max "
+                "throughputs give Table 2's I/O, not Table 3's 30 ms")
+    if r.column in ("compute", "mem"):
+        return ("near by construction: the profile's rate is derived from this row at the "
+                "paper's 24% cached / 2.4% loaded; ours differs by our cached and copied rows")
+    return "sum of the three terms (Table 3 does not overlap them)"
 
 
 def _figure(df):
@@ -337,7 +621,7 @@ def _figure(df):
     x = np.arange(len(steps))
     paper = t2[t2.calibration == "measured"].set_index("step").loc[steps, "paper_io_ms"]
     a.bar(x - 0.27, paper, 0.27, label="paper (Table 2)", color="k")
-    for k, calib in enumerate(("measured", "fitted")):
+    for k, calib in enumerate(("measured", "fitted-error-persistence")):
         v = t2[t2.calibration == calib].set_index("step").loc[steps, "io_ms_per_token"]
         a.bar(x + k * 0.27, v, 0.27, label=f"ours ({calib} persistence)")
     a.set_yscale("log")

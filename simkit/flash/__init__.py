@@ -4,12 +4,15 @@ windowing, row-column bundling), activation traces (real SmolLM2-135M, synthetic
 error model), the DRAM neuron cache, and the simulator."""
 from simkit.flash.activations import (ActivationTrace, load_activations, opt_layer_fractions,
                                       synthetic_trace, with_error_model)
+from simkit.flash.latency import PROFILES, ComputeProfile
 from simkit.flash.models import MODELS, FlashModel, get_model
+from simkit.flash.predictor_errors import ErrorProfile, apply_errors
 from simkit.flash.policies import LADDER, PRESETS, Policy, parse_policy
 from simkit.flash.simulate import FlashConfig, FlashSimulator, FlashStats
 from simkit.flash.storage import StorageCalibration, load_calibration
 
-__all__ = ["ActivationTrace", "FlashConfig", "FlashModel", "FlashSimulator", "FlashStats",
+__all__ = ["ActivationTrace", "ComputeProfile", "ErrorProfile", "PROFILES", "apply_errors",
+           "FlashConfig", "FlashModel", "FlashSimulator", "FlashStats",
            "LADDER", "MODELS", "PRESETS", "Policy", "StorageCalibration", "get_model",
            "load_activations", "load_calibration", "opt_layer_fractions", "parse_policy",
            "synthetic_trace", "with_error_model"]

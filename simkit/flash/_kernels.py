@@ -205,9 +205,9 @@ def window_run(indptr, indices, layers, t0, window, static_count, mm_mode,
     """
     tokens = (len(indptr) - 1) // layers
     newbuf = np.empty(last_seen.shape[1], np.int32)
-    for tt in range(tokens):
-        t = t0 + tt
-        for l in range(layers):
+    for l in range(layers):              # layer-major: one layer's state stays in the L2 cache
+        for tt in range(tokens):
+            t = t0 + tt
             r = tt * layers + l
             nnew = 0
             sc = static_count[l]

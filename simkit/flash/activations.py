@@ -121,6 +121,20 @@ class ActivationTrace:
                 "over_prediction": (tp + fp) / act if act else float("nan"),
                 "active_fraction": act / total, "predicted_fraction": (tp + fp) / total}
 
+    def persistence_per_layer(self, which: str = "active") -> np.ndarray:
+        """P(active at t+1 | active at t) per layer, pooled over tokens and neurons."""
+        ptr, idx = self.sets(which)
+        L, T = self.layers, self.tokens
+        both = np.zeros(L)
+        prev = np.zeros(L)
+        for l in range(L):
+            rows = np.arange(T) * L + l
+            s = [idx[ptr[r]:ptr[r + 1]] for r in rows]
+            for t in range(T - 1):
+                prev[l] += len(s[t])
+                both[l] += len(np.intersect1d(s[t], s[t + 1], assume_unique=True))
+        return np.where(prev > 0, both / np.maximum(prev, 1), np.nan)
+
     def rates(self, which: str = "active") -> np.ndarray:
         """Per (layer, neuron) share of tokens in which the neuron is in the set."""
         ptr, idx = self.sets(which)
@@ -195,21 +209,31 @@ def _rates(fractions: np.ndarray, neurons: int, skew_sigma: float,
     return p
 
 
-def synthetic_trace(layers: int, neurons: int, tokens: int, fractions, stay_on: float,
-                    skew_sigma: float = 0.0, seed: int = 0,
-                    name: str = "synthetic") -> ActivationTrace:
-    """Markov-chain activations: ``fractions`` (one per layer, or one for all) active on
-    average, persistence ``stay_on``, neuron spread ``skew_sigma``."""
+def synthetic_rates(layers: int, neurons: int, fractions, skew_sigma: float = 0.0,
+                    seed: int = 0) -> np.ndarray:
+    """The (layers, neurons) stationary active probabilities ``synthetic_trace`` draws with
+    the same arguments."""
     fr = np.broadcast_to(np.asarray(fractions, float), (layers,)).copy()
     if not ((fr > 0) & (fr < 1)).all():
         raise ValueError(f"fractions: must be in (0, 1), got {fr.min()!r}..{fr.max()!r}")
-    if not 0.0 <= stay_on < 1.0:
+    return _rates(fr, neurons, skew_sigma, np.random.default_rng(seed))
+
+
+def synthetic_trace(layers: int, neurons: int, tokens: int, fractions, stay_on,
+                    skew_sigma: float = 0.0, seed: int = 0,
+                    name: str = "synthetic") -> ActivationTrace:
+    """Markov-chain activations: ``fractions`` (one per layer, or one for all) active on
+    average, persistence ``stay_on`` (one for all layers, or one per layer), neuron spread
+    ``skew_sigma``."""
+    p = synthetic_rates(layers, neurons, fractions, skew_sigma, seed)
+    so = np.broadcast_to(np.asarray(stay_on, float), (layers,)).copy()
+    if not ((so >= 0.0) & (so < 1.0)).all():
         raise ValueError(f"stay_on: must be in [0, 1), got {stay_on!r}")
-    rng = np.random.default_rng(seed)
-    p = _rates(fr, neurons, skew_sigma, rng)
-    stay = np.maximum(np.full_like(p, stay_on), p)      # never below independence
+    stay = np.maximum(so[:, None], p)                   # never below independence
     ptr, idx = K.markov_sets(p, stay, int(tokens), int(seed))
-    meta = {"generator": "markov", "fractions_mean": float(fr.mean()), "stay_on": stay_on,
+    fr_mean = float(np.broadcast_to(np.asarray(fractions, float), (layers,)).mean())
+    meta = {"generator": "markov", "fractions_mean": fr_mean,
+            "stay_on": float(so.mean()) if np.ptp(so) == 0 else so.tolist(),
             "skew_sigma": skew_sigma, "seed": seed}
     return ActivationTrace(name, layers, neurons, int(tokens), (ptr, idx), None, meta)
 
@@ -288,10 +312,19 @@ def trace_meta(name_or_path: str | Path = "smollm2-135m") -> dict:
     return read_trace_file(path)["meta"]
 
 
+SELECTIONS = ("magnitude", "gate")
+
+
 def load_activations(name_or_path: str | Path = "smollm2-135m", sparsity: float = 0.9,
-                     predictor: str = "lowrank") -> ActivationTrace:
+                     predictor: str = "lowrank", selection: str = "magnitude") -> ActivationTrace:
     """A shipped activation trace (by catalog name) or a file, at one of its sparsities.
-    ``predictor='lowrank'`` also loads the low-rank predictor's sets when the file has them."""
+    ``predictor='lowrank'`` also loads the low-rank predictor's sets when the file has them.
+    ``selection``: which neurons count as active, ``magnitude`` (|SiLU(gate) * up| above a
+    per-layer threshold) or ``gate`` (|SiLU(gate)| above a per-layer threshold, at the same
+    per-layer density; the file has no predictor sets for it)."""
+    if selection not in SELECTIONS:
+        raise InputError(f"selection: must be one of {', '.join(SELECTIONS)}, got "
+                         f"{selection!r}")
     cat = list_activations()
     key = str(name_or_path)
     if key in cat:
@@ -314,14 +347,17 @@ def load_activations(name_or_path: str | Path = "smollm2-135m", sparsity: float 
     def unpack(arr):
         bits = np.unpackbits(arr, axis=-1, count=N).astype(bool)
         return masks_to_csr(bits.reshape(T * L, N))
-    if f"active_{tag}" not in data:
-        raise InputError(f"{path.name}: no array 'active_{tag}' for sparsity {have[match[0]]}")
-    active = unpack(data[f"active_{tag}"])
+    key_a = f"active_{tag}" if selection == "magnitude" else f"active_gate_{tag}"
+    if key_a not in data:
+        raise InputError(f"{path.name}: no {selection}-selected sets at sparsity {sparsity}")
+    active = unpack(data[key_a])
     pred = unpack(data[f"predicted_{tag}"]) if predictor == "lowrank" and \
-        f"predicted_{tag}" in data else None
-    m = {k: v for k, v in meta.items() if k != "predictor_stats"}
+        selection == "magnitude" and f"predicted_{tag}" in data else None
+    m = {k: v for k, v in meta.items() if k not in ("predictor_stats", "gate_thresholds")}
     m["sparsity"] = have[match[0]]
+    m["selection"] = selection
     m["predictor"] = "lowrank" if pred is not None else None
     if "predictor_stats" in meta:
         m["predictor_stats"] = meta["predictor_stats"].get(tag)
-    return ActivationTrace(key, L, N, T, active, pred, m)
+    name = key if selection == "magnitude" else f"{key}[gate]"
+    return ActivationTrace(name, L, N, T, active, pred, m)

@@ -1,18 +1,28 @@
 """The paper's set-up ("LLM in a flash", REFERENCE.md section 3) as functions: the OPT-6.7B
 synthetic activation trace, the Table 2 ladder, and loaded/cached fractions vs window size.
 
-OPT's trace: Table 6's per-layer active fractions (``opt_layer_fractions``), persistence
-``stay_on``, neuron spread ``skew_sigma``; the predictor is the error model with the paper's
-5% false negatives and 7% false positives (about 3x over-prediction, REFERENCE 3.3) whose
-errors persist with ``error_stay``. ``calibrated_params`` reads ``stay_on`` and ``error_stay``
-off the shipped real SmolLM2 trace (at 97% sparsity, the paper's OPT sparsity).
+OPT's trace has separate parameters, each with its provenance (``opt_parameters``):
+
+- active fraction per layer: Table 6 (published; ``opt_layer_fractions``);
+- neuron spread ``skew_sigma``: fitted to PowerInfer's published "26% of neurons carry 80% of
+  activations" (``fit_skew``);
+- **activation persistence** P(active at t+1 | active at t), per layer: measured on the shipped
+  real SmolLM2 trace at 97% sparsity (the paper's OPT sparsity), carried to 32 layers by
+  relative depth; or one value fitted to the paper's 2.4% loaded (``fit_persistence``);
+- predictor error rates: the paper's 5% false negatives / 7% false positives (published);
+- **which neurons the errors fall on and how errors persist**: measured on the real trace's
+  low-rank predictor (``predictor_errors.ErrorProfile``), carried to OPT's shape by
+  activation-rate rank. ``errors="even"`` spreads them evenly instead (the older model).
 """
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 
 from simkit.flash.activations import (ActivationTrace, csr_to_masks, opt_layer_fractions,
-                                      synthetic_trace, with_error_model)
+                                      synthetic_rates, synthetic_trace, with_error_model)
+from simkit.flash.predictor_errors import ErrorProfile, apply_errors, chain_stay
 from simkit.flash.simulate import FlashConfig, FlashSimulator
 
 # Table 2 [P]: (preset, DRAM GB, loaded GB, GB/s, I/O ms)
@@ -26,6 +36,8 @@ PAPER_CACHED_FRACTION = 0.24        # 24% of the FFN cached
 PAPER_WINDOW = 5                    # k = 4 or 5 in the text; 5 here
 FN_RATE, FP_RATE = 0.05, 0.07
 OPT_SPARSITY = 0.97
+POWERINFER_HOT_SHARE = 0.26         # 26% of neurons carry 80% of activations (OPT-30B) [P]
+SKEW = 1.53                         # fit_skew(0.26), pinned (the bisection is deterministic)
 
 
 def error_persistence(trace: ActivationTrace) -> dict:
@@ -40,40 +52,52 @@ def error_persistence(trace: ActivationTrace) -> dict:
     return out
 
 
-def calibrated_params(sparsity: float = OPT_SPARSITY) -> dict:
-    """Persistence of activations and of predictor errors measured on the shipped SmolLM2
-    trace at ``sparsity``; plus the per-neuron spread from the same trace."""
+@lru_cache(maxsize=8)
+def _real(sparsity: float):
     from simkit.flash.activations import load_activations
+    tr = load_activations("smollm2-135m", sparsity)
+    return tr, ErrorProfile.measure(tr), tr.persistence_per_layer()
+
+
+def measured_profile(sparsity: float = OPT_SPARSITY) -> ErrorProfile:
+    """The real low-rank predictor's error profile on the shipped SmolLM2 trace."""
+    return _real(sparsity)[1]
+
+
+def calibrated_params(sparsity: float = OPT_SPARSITY) -> dict:
+    """What the shipped SmolLM2 trace at ``sparsity`` measures: activation persistence (pooled
+    and per layer), the predictor's error rates and error persistence, the neuron spread."""
     from simkit.flash.activations import hot_share as _hot
 
-    tr = load_activations("smollm2-135m", sparsity)
-    e = error_persistence(tr)
-    return {"stay_on": tr.persistence(), "error_stay": e["fp_stay"], "fn_stay": e["fn_stay"],
-            "hot_share": _hot(tr.rates()), "sparsity": sparsity,
-            "active_fraction": tr.active_fraction()}
+    tr, prof, per_layer = _real(sparsity)
+    return {"stay_on": tr.persistence(), "persistence_per_layer": per_layer,
+            "error_stay": prof.fp_stay, "fp_stay": prof.fp_stay, "fn_stay": prof.fn_stay,
+            "fp_rate": float(prof.fp.mean()), "fn_rate": float(prof.fn.mean()),
+            "fp_hot_share": _hot(prof.fp), "hot_share": _hot(tr.rates()),
+            "sparsity": sparsity, "active_fraction": tr.active_fraction()}
 
 
-def stay_for_persistence(target: float, skew_sigma: float, layers: int = 32,
-                         neurons: int = 16384, seed: int = 0, fractions=None) -> float:
-    """The generator's ``stay_on`` whose pooled persistence is ``target`` (OPT's Table 6
-    fractions unless ``fractions`` is given).
+def layer_profile(values, layers: int) -> np.ndarray:
+    """Per-layer values carried to ``layers`` layers by relative depth (linear)."""
+    v = np.asarray(values, float)
+    return np.interp(np.linspace(0, 1, layers), np.linspace(0, 1, len(v)), v)
+
+
+def stay_for_persistence(target, skew_sigma: float, layers: int = 32, neurons: int = 16384,
+                         seed: int = 0, fractions=None):
+    """The generator's ``stay_on`` whose pooled persistence is ``target`` (one value, or one
+    per layer: then one ``stay_on`` per layer), for OPT's Table 6 fractions unless
+    ``fractions`` is given.
 
     For a chain of stationary rate p and persistence s = max(stay_on, p),
     P(on at t and t+1) = p s, so the pooled persistence is sum(p s) / sum(p): hot neurons
-    raise it above ``stay_on``. Returns 0 when even ``stay_on`` = 0 exceeds the target."""
-    from simkit.flash.activations import _rates
+    raise it above ``stay_on``. 0 where even ``stay_on`` = 0 exceeds the target."""
     fr = opt_layer_fractions(layers) if fractions is None else np.asarray(fractions, float)
-    p = _rates(fr, neurons, skew_sigma, np.random.default_rng(seed))
-
-    def pooled(s):
-        return float((p * np.maximum(s, p)).sum() / p.sum())
-    if pooled(0.0) >= target:
-        return 0.0
-    lo, hi = 0.0, 0.999
-    for _ in range(40):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if pooled(mid) < target else (lo, mid)
-    return (lo + hi) / 2
+    p = synthetic_rates(layers, neurons, fr, skew_sigma, seed)
+    if np.ndim(target) == 0:
+        return chain_stay(p, float(target))
+    t = np.asarray(target, float)
+    return np.array([chain_stay(p[l], t[l]) for l in range(layers)])
 
 
 def fit_skew(target_hot_share: float, fraction: float = 0.033, neurons: int = 16384,
@@ -92,12 +116,85 @@ def fit_skew(target_hot_share: float, fraction: float = 0.033, neurons: int = 16
     return (lo + hi) / 2
 
 
-def opt_trace(tokens: int = 256, stay_on: float = 0.6, error_stay: float = 0.6,
-              skew_sigma: float = 1.5, seed: int = 0, fn_rate: float = FN_RATE,
-              fp_rate: float = FP_RATE) -> ActivationTrace:
-    tr = synthetic_trace(32, 16384, tokens, opt_layer_fractions(32), stay_on, skew_sigma, seed,
-                         name=f"opt-synthetic(stay_on={stay_on:.3f})")
-    return with_error_model(tr, fn_rate, fp_rate, error_stay, seed + 1)
+def opt_trace(tokens: int = 256, persistence=None, error_stay: float | None = None,
+              skew_sigma: float = SKEW, seed: int = 0, fn_rate: float = FN_RATE,
+              fp_rate: float = FP_RATE, errors: str = "measured") -> ActivationTrace:
+    """OPT-6.7B's synthetic trace with a predictor.
+
+    ``persistence``: the pooled activation persistence, one value or one per layer (None:
+    measured per layer on the real trace). ``errors``: ``"measured"`` (the real predictor's
+    per-neuron error propensities and error persistence, scaled to ``fn_rate``/``fp_rate``) or
+    ``"even"`` (every neuron the same rates, errors persisting with ``error_stay``, default the
+    measured false-positive persistence). ``error_stay`` also overrides the measured one."""
+    L, N = 32, 16384
+    fr = opt_layer_fractions(L)
+    if persistence is None:
+        persistence = layer_profile(calibrated_params()["persistence_per_layer"], L)
+    stay = stay_for_persistence(persistence, skew_sigma, L, N, seed, fr)
+    label = (f"{persistence:.3f}" if np.ndim(persistence) == 0
+             else f"per layer {np.min(persistence):.2f}..{np.max(persistence):.2f}")
+    tr = synthetic_trace(L, N, tokens, fr, stay, skew_sigma, seed,
+                         name=f"opt-synthetic(persistence {label}, {errors} errors)")
+    if errors == "even":
+        es = measured_profile().fp_stay if error_stay is None else error_stay
+        return with_error_model(tr, fn_rate, fp_rate, es, seed + 1)
+    if errors != "measured":
+        raise ValueError(f"errors: must be 'measured' or 'even', got {errors!r}")
+    prof = measured_profile().transfer(synthetic_rates(L, N, fr, skew_sigma, seed), fp_rate,
+                                       fn_rate, seed)
+    if error_stay is not None:
+        prof = prof.with_stay(error_stay, error_stay)
+    return apply_errors(tr, prof, seed + 1)
+
+
+def opt_parameters(persistence=None, error_stay: float | None = None,
+                   errors: str = "measured") -> list[dict]:
+    """The parameters of ``opt_trace`` with their values and provenance (measured /
+    published / fitted)."""
+    cal = calibrated_params()
+    per = layer_profile(cal["persistence_per_layer"], 32)
+    if persistence is None:
+        pers = {"name": "activation persistence (per layer)", "value": float(per.mean()),
+                "detail": f"layers {per[0]:.2f}..{per[-1]:.2f}, pooled over SmolLM2 "
+                          f"{cal['stay_on']:.3f}", "provenance": "measured",
+                "source": "shipped SmolLM2-135M trace at 97% sparsity, carried by depth"}
+    else:
+        pers = {"name": "activation persistence (all layers)", "value": float(np.mean(persistence)),
+                "detail": "chosen so that windowing k=5 loads 2.4%", "provenance": "fitted",
+                "source": "paper's 2.4% loaded per token (OPT)"}
+    rows = [
+        {"name": "active fraction per layer", "value": float(opt_layer_fractions(32).mean()),
+         "detail": "1.56% / 2.66% / 5.36% at layers 1/16/32", "provenance": "published",
+         "source": "Table 6"},
+        {"name": "neuron spread (log-normal sigma)", "value": SKEW,
+         "detail": "26% of neurons carry 80% of activations", "provenance": "fitted",
+         "source": "PowerInfer's published 26% (OPT-30B)"},
+        pers,
+        {"name": "false-negative rate", "value": FN_RATE, "detail": "of active neurons",
+         "provenance": "published", "source": "paper 3.3"},
+        {"name": "false-positive rate", "value": FP_RATE, "detail": "of inactive neurons",
+         "provenance": "published", "source": "paper 3.3"},
+    ]
+    if errors == "measured":
+        rows += [
+            {"name": "false-positive propensity per neuron", "value": cal["fp_hot_share"],
+             "detail": "share of neurons carrying 80% of false positives",
+             "provenance": "measured", "source": "SmolLM2 low-rank predictor, rank-transferred"},
+            {"name": "false-positive persistence", "value": cal["fp_stay"],
+             "detail": "P(FP at t+1 | FP at t)", "provenance": "measured",
+             "source": "SmolLM2 low-rank predictor at 97% sparsity"},
+            {"name": "false-negative persistence", "value": cal["fn_stay"],
+             "detail": "P(FN at t+1 | FN at t)", "provenance": "measured",
+             "source": "SmolLM2 low-rank predictor at 97% sparsity"}]
+        if error_stay is not None:
+            for r in rows[-2:]:
+                r.update(value=error_stay, provenance="fitted",
+                         detail=r["detail"] + "; chosen so that windowing k=5 loads 2.4%",
+                         source="paper's 2.4% loaded per token (OPT)")
+    else:
+        rows += [{"name": "false-positive spread", "value": 1.0, "detail": "every neuron alike",
+                  "provenance": "assumed", "source": "evenly spread error model"}]
+    return rows
 
 
 def table2(trace: ActivationTrace, window: int = PAPER_WINDOW, storage="published-m1max"):
@@ -138,18 +235,27 @@ def window_curve(trace: ActivationTrace, windows=(1, 2, 3, 4, 5, 6, 8, 10, 16),
     return pd.DataFrame(rows)
 
 
-def fit_stay_on(target_loaded: float = PAPER_LOADED_FRACTION, window: int = PAPER_WINDOW,
-                tokens: int = 128, seed: int = 0, skew_sigma: float = 1.5) -> float:
-    """The persistence (of activations and errors alike) at which windowing loads
-    ``target_loaded`` of the FFN per token (bisection on the synthetic OPT trace)."""
-    lo, hi = 0.0, 0.99
-    for _ in range(12):
-        mid = (lo + hi) / 2
-        tr = opt_trace(tokens, mid, mid, skew_sigma, seed)
+def fit_persistence(which: str = "error", target_loaded: float = PAPER_LOADED_FRACTION,
+                    window: int = PAPER_WINDOW, tokens: int = 128, seed: int = 0,
+                    skew_sigma: float = SKEW, errors: str = "measured") -> float:
+    """The one persistence at which windowing loads ``target_loaded`` of the FFN per token
+    (bisection on the synthetic OPT trace), the other kept measured: ``which="error"`` fits
+    the predictor errors' persistence (activation persistence measured per layer);
+    ``"activation"`` fits the activation persistence of every layer (errors measured).
+    0.99 when the target is out of reach."""
+    if which not in ("error", "activation"):
+        raise ValueError(f"which: must be 'error' or 'activation', got {which!r}")
+
+    def loaded(x):
+        args = (None, x) if which == "error" else (x, None)
+        tr = opt_trace(tokens, *args, skew_sigma, seed, errors=errors)
         s = FlashSimulator(FlashConfig(model="opt-6.7b", policy="all",
                                        window_tokens=window)).run(tr)
-        if s.summary()["loaded_fraction"] > target_loaded:
-            lo = mid
-        else:
-            hi = mid
+        return s.summary()["loaded_fraction"]
+    lo, hi = 0.0, 0.99
+    if loaded(hi) > target_loaded:
+        return hi
+    for _ in range(10):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if loaded(mid) > target_loaded else (lo, mid)
     return (lo + hi) / 2

@@ -3,9 +3,14 @@ DRAM neuron cache does.
 
 Per token (REFERENCE.md 3.1)::
 
-    T = T_io + T_mem
+    T = T_io + T_mem + T_compute                   (latency.py: the terms and their overlap)
     T_io  = dense_bytes / sequential + sparse_bytes / throughput(chunk, threads)
     T_mem = rows copied by cache management * neuron_bytes / copy_bytes_per_s
+    T_compute = (FFN computed + attention + head + predictor weights) / weights_per_s
+
+``compute`` names a ``latency.ComputeProfile`` (``paper-m1max-cpu``, ``paper-rtx4090-gpu``:
+derived from Table 3; ``host``: measured on this machine when the simulator is made) or is one;
+``copy_bytes_per_s`` overrides its copy bandwidth.
 
 - dense bytes: every weight not resident (naive: all; hybrid without predictor: the part of
   the model beyond ``dram_fraction``; predictor without hybrid: the non-FFN weights).
@@ -21,12 +26,13 @@ one row per token).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
 from simkit.flash import _kernels as K
 from simkit.flash.activations import ActivationTrace
+from simkit.flash.latency import ComputeProfile, add_latency, get_profile
 from simkit.flash.models import FlashModel, get_model
 from simkit.flash.policies import Policy, parse_policy
 from simkit.flash.storage import StorageCalibration, load_calibration
@@ -49,8 +55,10 @@ class FlashConfig:
     dram_fraction: float = 0.5
     static_ffn_fraction: float | None = None   # None: hybrid fills DRAM only without predictor
     memory_management: str = "preallocated"
-    copy_bytes_per_s: float = 20e9             # assumed DRAM copy bandwidth (not from the paper)
+    copy_bytes_per_s: float | None = None      # None: the compute profile's
     chunk_tokens: int = 256
+    compute: str | ComputeProfile = "paper-m1max-cpu"
+    context_tokens: int = 256                  # KV cache read per token (prompt + generated)
 
     def __post_init__(self) -> None:
         get_model(self.model)
@@ -71,8 +79,18 @@ class FlashConfig:
         if self.memory_management not in MM_MODES:
             raise ValueError(f"memory_management: must be one of {tuple(MM_MODES)}, got "
                              f"{self.memory_management!r}")
-        if not self.copy_bytes_per_s > 0:
-            raise ValueError(f"copy_bytes_per_s: must be > 0, got {self.copy_bytes_per_s!r}")
+        if self.copy_bytes_per_s is not None and not self.copy_bytes_per_s > 0:
+            raise ValueError(f"copy_bytes_per_s: must be > 0 or None, got "
+                             f"{self.copy_bytes_per_s!r}")
+        if not isinstance(self.compute, ComputeProfile):
+            from simkit.flash.latency import PROFILES
+            if self.compute not in list(PROFILES) + ["host"]:
+                raise ValueError(f"compute: unknown {self.compute!r}; choose from "
+                                 f"{', '.join(list(PROFILES) + ['host'])}")
+        if isinstance(self.context_tokens, bool) or not isinstance(self.context_tokens, int) \
+                or self.context_tokens < 0:
+            raise ValueError(f"context_tokens: must be an integer >= 0, got "
+                             f"{self.context_tokens!r}")
         if not isinstance(self.chunk_tokens, int) or self.chunk_tokens < 1:
             raise ValueError(f"chunk_tokens: must be an integer >= 1, got {self.chunk_tokens!r}")
 
@@ -133,6 +151,7 @@ class FlashStats:
     peak_rows: np.ndarray              # (L,) most cache rows ever in use
     static_neurons: int                # per layer
     storage: StorageCalibration = field(repr=False, default=None)
+    profile: ComputeProfile = field(repr=False, default=None)
 
     # ---- sizes -------------------------------------------------------------------------
     @property
@@ -193,8 +212,7 @@ class FlashStats:
         tput = st.throughput(self.chunk_bytes, self.config.threads)
         df["io_s"] = sparse / tput + dense / st.sequential_bytes_per_s
         df["copied_bytes"] = df.copied_rows * m.neuron_bytes
-        df["mem_s"] = df.copied_bytes / self.config.copy_bytes_per_s
-        df["time_s"] = df.io_s + df.mem_s
+        add_latency(df, self, self.profile, self.config.context_tokens)
         df["cache_bytes"] = df.cache_rows * m.neuron_bytes
         # kept across tokens (Table 2's DRAM column); neurons read for one token only (no
         # window) occupy a transient buffer on top
@@ -222,7 +240,7 @@ class FlashStats:
         and peaks stay those of the whole run."""
         return FlashStats(self.config, self.trace_name, self.tokens[start:stop],
                           self.per_layer_counts, self.peak_rows, self.static_neurons,
-                          self.storage)
+                          self.storage, self.profile)
 
     def __sub__(self, other: "FlashStats") -> "FlashStats":
         """The tokens after ``other``, a run of a prefix of the same trace with the same config
@@ -256,6 +274,10 @@ class FlashStats:
                                        else self.storage.sequential_bytes_per_s),
             "io_ms_per_token": 1e3 * float(d.io_s.mean()),
             "mem_ms_per_token": 1e3 * float(d.mem_s.mean()),
+            "compute_ms_per_token": 1e3 * float(d.compute_s.mean()),
+            "ffn_ms_per_token": 1e3 * float(d.ffn_s.mean()),
+            "attn_ms_per_token": 1e3 * float(d.attn_s.mean()),
+            "predictor_ms_per_token": 1e3 * float(d.predictor_s.mean()),
             "time_ms_per_token": 1e3 * float(d.time_s.mean()),
             "copied_bytes_per_token": float(d.copied_bytes.mean()),
             "resident_bytes": self.resident_bytes,
@@ -269,7 +291,9 @@ class FlashStats:
     def to_frame(self):
         import pandas as pd
 
-        row = {f"param_{k}": v for k, v in asdict(self.config).items()}
+        row = {f"param_{f.name}": getattr(self.config, f.name) for f in fields(self.config)}
+        row["param_compute"] = self.profile.name
+        row["param_copy_bytes_per_s"] = self.profile.copy_bytes_per_s
         row["param_model"] = self.model.name
         row["param_policy"] = self.policy.name
         row["param_window_tokens"] = self.config.window
@@ -285,6 +309,11 @@ class FlashSimulator:
         if config is not None and kwargs:
             raise ValueError("FlashSimulator: pass a FlashConfig or keyword fields, not both")
         self.storage = load_calibration(self.config.storage)
+        prof = get_profile(self.config.compute)
+        if self.config.copy_bytes_per_s is not None:
+            prof = replace(prof, copy_bytes_per_s=self.config.copy_bytes_per_s,
+                           sources=dict(prof.sources, copy_bytes_per_s="given"))
+        self.profile = prof
 
     def run(self, trace: ActivationTrace) -> FlashStats:
         cfg, m = self.config, self.config.shape
@@ -309,7 +338,7 @@ class FlashSimulator:
                 p = ptr[t0 * L:t1 * L + 1]
                 K.window_run(p - p[0], idx[p[0]:p[-1]], L, t0, cfg.window, sc, mm, last, rows,
                              count, peak, tok[t0:t1], lay)
-        return FlashStats(cfg, trace.name, tok, lay, peak, static, self.storage)
+        return FlashStats(cfg, trace.name, tok, lay, peak, static, self.storage, self.profile)
 
 
 def config_fields() -> list[str]:

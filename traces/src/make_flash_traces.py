@@ -10,6 +10,11 @@ tokens: 1,536 of this repository's READMEs plus four other chat prompts with the
 greedy continuations, teacher-forced), bit-packed, for each stored sparsity; and the sets of a
 rank-128 low-rank predictor (simkit.flash.predictor) trained on those calibration tokens.
 Writes the file and rewrites traces/activations/catalog.toml. About 8 minutes on 2 cores.
+
+    python traces/src/make_flash_traces.py --add-gate
+
+adds to the existing file the gate-rule masks (|SiLU(gate h)| above a per-layer threshold at
+the magnitude masks' per-layer density; simkit.flash.record.add_gate_selection), about 30 s.
 """
 import hashlib
 import sys
@@ -19,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from simkit.flash.record import record, write_trace  # noqa: E402
+from simkit.flash.record import add_gate_selection, record, write_trace  # noqa: E402
 from simkit.flash.smollm2 import load_default  # noqa: E402
 
 PROMPT = ("Write a detailed essay of several paragraphs about how computers store and move "
@@ -38,16 +43,27 @@ CALIBRATION_PROMPTS = (
 OUT = ROOT / "traces" / "activations" / "smollm2-135m.npz.xz"
 
 
-def main():
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
     t = time.perf_counter()
     model = load_default()
-    text = "\n\n".join((ROOT / p).read_text() for p in CALIBRATION)
-    data = record(model, PROMPT, text, 256, sparsities=SPARSITIES, calibration_tokens=1536,
-                  calibration_prompts=CALIBRATION_PROMPTS, per_prompt=256, store=STORED,
-                  log=lambda m: print(m, flush=True))
-    write_trace(data, OUT)
+    if "--add-gate" in argv:
+        add_gate_selection(model, OUT, log=lambda m: print(m, flush=True))
+    else:
+        text = "\n\n".join((ROOT / p).read_text() for p in CALIBRATION)
+        data = record(model, PROMPT, text, 256, sparsities=SPARSITIES, calibration_tokens=1536,
+                      calibration_prompts=CALIBRATION_PROMPTS, per_prompt=256, store=STORED,
+                      log=lambda m: print(m, flush=True))
+        write_trace(data, OUT)
+    write_catalog()
+    print(f"wrote {OUT} ({OUT.stat().st_size} B) in {time.perf_counter() - t:.0f} s")
+
+
+def write_catalog():
     import json
-    meta = json.loads(str(data["meta"]))
+
+    from simkit.flash.activations import read_trace_file
+    meta = read_trace_file(OUT)["meta"]
     sha = hashlib.sha256(OUT.read_bytes()).hexdigest()
     cat = OUT.parent / "catalog.toml"
     cat.write_text(
@@ -63,13 +79,13 @@ def main():
         f"prompt_tokens = {meta['prompt_tokens']}\n"
         f"calibration_tokens = {meta['calibration_tokens']}\n"
         f"sparsities = {list(meta['sparsities'])}\n"
+        f"selections = {json.dumps(list(meta.get('selections', {'magnitude': 0})))}\n"
         'command = "python traces/src/make_flash_traces.py"\n'
         f'date = "{meta["date"]}"\n'
         f"bytes = {OUT.stat().st_size}\n"
         f'sha256 = "{sha}"\n'
         'licence = "Apache-2.0 weights (HuggingFaceTB/SmolLM2-135M-Instruct); the trace is '
         'ours, MIT"\n')
-    print(f"wrote {OUT} ({OUT.stat().st_size} B) in {time.perf_counter() - t:.0f} s")
 
 
 if __name__ == "__main__":
