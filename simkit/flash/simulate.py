@@ -253,7 +253,7 @@ class FlashStats:
             raise ValueError("cannot subtract: the other run is not a prefix of this one")
         return FlashStats(self.config, self.trace_name, self.tokens[n:],
                           self.per_layer_counts - other.per_layer_counts, self.peak_rows,
-                          self.static_neurons, self.storage)
+                          self.static_neurons, self.storage, self.profile)
 
     # ---- totals ------------------------------------------------------------------------
     def summary(self) -> dict:
