@@ -11,7 +11,9 @@ from simkit.errors import InputError
 def read_toml(path: str | os.PathLike) -> dict:
     """The table of TOML file ``path``; ``InputError`` naming the file when it is missing,
     unreadable or not valid TOML."""
-    path = Path(path)
+    from simkit.atomic import check_input_kind
+
+    path = check_input_kind(path)     # a FIFO or device would block or never end
     try:
         return tomllib.loads(path.read_text())
     except FileNotFoundError:

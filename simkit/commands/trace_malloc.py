@@ -84,8 +84,8 @@ def cmd_import_malloc(args) -> int:
     from simkit.trace.alloc import IMPORTERS, sniff_alloc_format
 
     _check_dst(args.dst)
-    if not args.src.is_file():
-        raise InputError(f"{args.src}: no such file")
+    from simkit.atomic import check_input_kind
+    check_input_kind(args.src)
     if args.src.resolve() == args.dst.resolve():
         raise InputError(f"{args.dst}: output is the input")
     fmt = args.format or sniff_alloc_format(args.src)
@@ -134,8 +134,8 @@ def alloc_info(args) -> int:
     from simkit.commands._output import print_frame, write_frame
 
     path = Path(args.file)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    from simkit.atomic import check_input_kind
+    check_input_kind(path)
     row = alloc_summary(path)
     print_frame(pd.DataFrame({"field": list(row), "value": [str(v) for v in row.values()]}))
     if args.out is not None:

@@ -331,9 +331,11 @@ def load_activations(name_or_path: str | Path = "smollm2-135m", sparsity: float 
         path = activations_dir() / cat[key]["file"]
     else:
         path = Path(name_or_path)
-        if not path.is_file():
+        if not path.exists() and not path.is_symlink():
             raise InputError(f"activations {key!r}: neither a shipped name "
                              f"({', '.join(cat) or 'none'}) nor a file")
+        from simkit.atomic import check_input_kind
+        check_input_kind(path)
     data = read_trace_file(path)
     meta = data["meta"]
     have = [float(s) for s in meta["sparsities"]]

@@ -192,8 +192,8 @@ class Calibration:
 def load_calibration(path: str | os.PathLike) -> Calibration:
     """Read a calibration file; ``InputError`` naming the file (and field) when it is bad."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
+    from simkit.atomic import check_input_kind
+    check_input_kind(path)
     if not path.is_file():
         raise InputError(f"{path}: not a regular file")
     try:

@@ -32,8 +32,8 @@ def load_hash_trace(path: str | os.PathLike) -> list[tuple[int, list[int]]]:
     """(input_length, hash_ids) per request, in file order, from a Mooncake-style JSON-lines
     trace (``.jsonl`` or ``.jsonl.xz``)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    from simkit.atomic import check_input_kind
+    check_input_kind(path)
     opener = lzma.open if path.suffix == ".xz" else open
     out = []
     with opener(path, "rt", encoding="utf-8") as f:

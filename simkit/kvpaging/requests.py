@@ -22,8 +22,8 @@ COLUMN_PAIRS = (("ContextTokens", "GeneratedTokens"),
 def load_requests(path: str | os.PathLike, limit: int | None = None) -> np.ndarray:
     """(prompt_len, output_len) per request, in file order; at most ``limit`` rows."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
+    from simkit.atomic import check_input_kind
+    check_input_kind(path)
     if not path.is_file():
         raise InputError(f"{path}: not a regular file")
     rows: list[tuple[int, int]] = []

@@ -109,8 +109,8 @@ def poisson_arrivals(n: int, rate: float, seed: int = 0) -> np.ndarray:
 
 
 def _open_text(path: Path):
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
+    from simkit.atomic import check_input_kind
+    check_input_kind(path)
     if not path.is_file():
         raise InputError(f"{path}: not a regular file")
     name = path.name.lower()

@@ -526,8 +526,8 @@ def sniff_alloc_format(path: Path) -> str:
     from simkit.trace._sources import sniff_compression
 
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    from simkit.atomic import check_input_kind
+    check_input_kind(path)
     with open(path, "rb") as f:
         head = f.read(64)
     if head.startswith(ACCESS_MAGIC) or sniff_compression(path) and \

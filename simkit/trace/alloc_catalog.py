@@ -44,8 +44,8 @@ def find_alloc_trace(name_or_path) -> Path:
     if isinstance(name_or_path, os.PathLike) or "/" in text or text.lower().endswith(SUFFIXES) \
             or Path(text).is_file():
         p = Path(text)
-        if not p.is_file():
-            raise InputError(f"{p}: no such file")
+        from simkit.atomic import check_input_kind
+        check_input_kind(p)
         return p
     cat = load_alloc_catalog()
     if text not in cat:
