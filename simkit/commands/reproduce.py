@@ -15,10 +15,10 @@ def register(sub) -> None:
     p.add_argument("name", help="experiment name, or 'all'; 'list' lists them")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", dest="full", action="store_false",
-                      help="the default: shipped data and short sweeps (all of them: under 3 "
-                           "minutes on 2 cores)")
+                      help="the default: shipped data and short sweeps")
     mode.add_argument("--full", dest="full", action="store_true",
                       help="full traces and sweeps (tens of minutes)")
+    p.set_defaults(full=False)
     p.add_argument("--outdir", type=Path, default=Path("results"))
     p.add_argument("--gallery", type=Path, default=None, metavar="DIR",
                    help="also copy every plot into DIR (the README gallery: docs/gallery)")
