@@ -10,6 +10,10 @@ import pandas as pd
 
 def text_boxes(fig):
     """Rendered bounding boxes of the suptitle and every axes title that has text."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    if not hasattr(fig.canvas, "get_renderer"):
+        FigureCanvasAgg(fig)
     renderer = fig.canvas.get_renderer()
     fig.canvas.draw()
     texts = [fig._suptitle] if fig._suptitle is not None else []
@@ -58,3 +62,34 @@ def test_the_checker_catches_an_overlap_and_an_offset():
         assert "overlaps" in str(exc) or "offset" in str(exc)
     else:
         raise AssertionError("the checker missed it")
+
+
+def test_allocators_figure_shows_every_bar():
+    """Small footprints (cc1) next to large ones: every validation bar is visible (no log axis
+    starting from 0), and a model group whose fragmentation is 0% still shows its values."""
+    import numpy as np
+
+    from simkit.experiments.allocators import MODELS, _figure
+
+    traces = ("cc1", "python-json", "kv-paged-smollm2")
+    rows = [{"part": "models", "allocator": m, "trace": t,
+             "fragmentation": 0.0 if t == "kv-paged-smollm2" else 0.1 * (i + 1)}
+            for t in traces for i, m in enumerate(MODELS)]
+    rows += [{"part": "real", "allocator": a, "trace": t, "time_ratio_to_glibc": r,
+              "delta_hwm_ratio_to_glibc": r}
+             for t in traces[:2] for a, r in (("glibc", 1.0), ("jemalloc", 0.9))]
+    rows += [{"part": "validation", "trace": t, "model": "ptmalloc",
+              "model_peak_footprint_bytes": b, "measured_delta_hwm_bytes": b * 1.01,
+              "error": -0.01} for t, b in (("cc1", 4 << 20), ("python-json", 400 << 20))]
+    timelines = {(t, m): pd.DataFrame({"event": np.arange(5), "rss_bytes": np.arange(5) << 20,
+                                       "live_bytes": np.arange(5) << 19})
+                 for t in traces for m in MODELS}
+    fig = _figure(pd.DataFrame(rows), timelines)
+    assert_readable(fig)
+    frag, _, valid, _ = fig.axes
+    renderer = fig.canvas.get_renderer()
+    assert valid.get_yscale() == "linear"
+    heights = [p.get_window_extent(renderer).height for p in valid.patches]
+    assert len(heights) == 4 and min(heights) >= 1
+    labels = [t.get_text() for t in frag.texts]
+    assert len(labels) == len(traces) * len(MODELS) and labels.count("0") == len(MODELS)
