@@ -93,3 +93,53 @@ def test_allocators_figure_shows_every_bar():
     assert len(heights) == 4 and min(heights) >= 1
     labels = [t.get_text() for t in frag.texts]
     assert len(labels) == len(traces) * len(MODELS) and labels.count("0") == len(MODELS)
+
+
+def legend_problems(fig):
+    """Legends drawn over data points or bars of their own axes, or over another panel or a
+    title."""
+    renderer = fig.canvas.get_renderer()
+    out = []
+    titles = [b for _, b in text_boxes(fig)]
+    for ax in fig.axes:
+        leg = ax.get_legend()
+        if leg is None:
+            continue
+        box = leg.get_window_extent(renderer)
+        for line in ax.lines:
+            if line.get_transform() != ax.transData:           # axhline / axvline: span axes
+                continue
+            pts = ax.transData.transform(line.get_xydata())
+            if any(box.contains(x, y) for x, y in pts):
+                out.append(f"{ax.get_title()}: legend over {line.get_label()}")
+        for patch in ax.patches:
+            if patch.get_transform() == ax.transData and \
+                    box.overlaps(patch.get_window_extent(renderer)):
+                out.append(f"{ax.get_title()}: legend over a bar")
+        for other in fig.axes:
+            if other is not ax and box.overlaps(other.get_window_extent(renderer)):
+                out.append(f"{ax.get_title()}: legend over panel {other.get_title()}")
+        out += [f"{ax.get_title()}: legend over a title" for t in titles if box.overlaps(t)]
+    return out
+
+
+def test_kv_paging_figure_legends_cover_nothing():
+    import numpy as np
+
+    from simkit.experiments.kv_paging import WASTE_SPECS, _figure
+
+    rows = [{"part": "waste", "trace": t, "manager": m, "time_avg_token_pct": v}
+            for t in ("azure-conv", "azure-code")
+            for m, v in zip(WASTE_SPECS, (25, 60, 99, 98, 97, 55))]
+    rows += [{"part": "max-batch", "model": m, "ratio": r, "paper_ratio": r}
+             for m, r in (("Yi-6B", 1.28), ("Llama-3-8B", 1.27), ("Yi-34B", 1.21))]
+    rows += [{"part": "prefix", "cache_blocks": c, "block_hit_rate": h}
+             for c, h in ((100, 0.1), (1000, 0.25), (10000, 0.35), (np.inf, 0.366))]
+    t = np.linspace(0, 100, 50)
+    timelines = {s: pd.DataFrame({"time_s": t, "used_bytes": (i + 1) * 0.9 * (1 << 30) + 0 * t,
+                                  "internal_frag_bytes": 0 * t,
+                                  "reserved_bytes": (1 << 28) * (1 + np.sin(t / 7 + i))})
+                 for i, s in enumerate(WASTE_SPECS)}           # lines across the whole panel
+    fig = _figure(pd.DataFrame(rows), timelines)
+    assert_readable(fig)
+    assert legend_problems(fig) == []
