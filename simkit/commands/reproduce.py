@@ -49,9 +49,10 @@ def handle(args) -> int:
         if piped:
             print(f"[{i}/{len(names)}] {name}: running ({'full' if args.full else 'quick'})",
                   flush=True)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         df, paths = experiments.run(name, quick=not args.full, outdir=args.outdir)
-        print(f"{name}: {len(df)} rows in {time.perf_counter() - t:.1f} s -> "
+        print(f"{name}: {len(df)} rows in {time.perf_counter() - t:.1f} s "
+              f"({time.process_time() - c:.1f} s CPU) -> "
               + ", ".join(str(p) for p in paths), flush=True)
         for path in paths:                      # an experiment's summary table, if any
             if not path.name.endswith("-summary.csv"):
