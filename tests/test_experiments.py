@@ -103,3 +103,44 @@ def test_each_experiment_module_imports_alone(module):
     src = (Path(__file__).resolve().parent.parent / "simkit" / "experiments" / f"{module}.py").read_text()
     imports = [ln for ln in src.splitlines() if ln.strip().startswith(("from simkit.experiments", "import simkit.experiments"))]
     assert all(ln.strip().startswith("from simkit.experiments._base import") for ln in imports), imports
+
+
+def test_script_and_reproduce_default_to_the_same_mode(monkeypatch, capsys):
+    """``python experiments/X.py`` and ``simkit reproduce X`` both default to quick, and
+    ``--full`` means full for both; a piped run says which step starts, one flushed line each."""
+    from simkit import experiments
+    from simkit.cli import main
+    from simkit.experiments import _base
+
+    seen = []
+
+    def fake_run(name, quick=True, outdir=None):
+        seen.append((name, quick))
+        return __import__("pandas").DataFrame({"x": [1]}), []
+
+    monkeypatch.setattr(experiments, "run", fake_run)
+    assert main(["reproduce", "victima"]) == 0
+    assert _base.script_main("victima", []) == 0
+    assert main(["reproduce", "victima", "--full"]) == 0
+    assert _base.script_main("victima", ["--full"]) == 0
+    assert main(["reproduce", "victima", "--quick"]) == 0
+    assert seen == [("victima", True), ("victima", True), ("victima", False),
+                    ("victima", False), ("victima", True)]
+    out = capsys.readouterr().out              # captured: not a terminal
+    assert out.count("[1/1] victima: running (quick)") == 3
+    assert out.count("[1/1] victima: running (full)") == 2
+    with pytest.raises(SystemExit):
+        main(["reproduce", "victima", "--quick", "--full"])
+
+
+def test_version():
+    import subprocess
+    import sys
+
+    import simkit
+
+    out = subprocess.run([sys.executable, "-m", "simkit", "--version"], capture_output=True,
+                         text=True, check=True).stdout
+    pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+    assert out.strip() == f"simkit {simkit.__version__}"
+    assert f'version = "{simkit.__version__}"' in pyproject

@@ -16,10 +16,10 @@ def register(sub) -> None:
     p.add_argument("name", help="experiment name, or 'all'; 'list' lists them")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", dest="full", action="store_false",
-                      help="the default: shipped data and short sweeps (all of them: under 3 "
-                           "minutes on 2 cores)")
+                      help="the default: shipped data and short sweeps")
     mode.add_argument("--full", dest="full", action="store_true",
                       help="full traces and sweeps (tens of minutes)")
+    p.set_defaults(full=False)
     p.add_argument("--outdir", type=Path, default=Path("results"))
     p.add_argument("--gallery", type=Path, default=None, metavar="DIR",
                    help="also copy every plot into DIR (the README gallery: docs/gallery)")
@@ -50,9 +50,10 @@ def handle(args) -> int:
         if piped:
             print(f"[{i}/{len(names)}] {name}: running ({'full' if args.full else 'quick'})",
                   flush=True)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         df, paths = experiments.run(name, quick=not args.full, outdir=args.outdir)
-        print(f"{name}: {len(df)} rows in {time.perf_counter() - t:.1f} s -> "
+        print(f"{name}: {len(df)} rows in {time.perf_counter() - t:.1f} s "
+              f"({time.process_time() - c:.1f} s CPU) -> "
               + ", ".join(str(p) for p in paths), flush=True)
         for path in paths:                      # an experiment's summary table, if any
             if not path.name.endswith("-summary.csv"):

@@ -242,7 +242,8 @@ def _figure(df, timelines):
     w = 0.8 / len(MODELS)
     for i, name in enumerate(MODELS):
         v = m[m.allocator == name].set_index("trace").loc[tnames, "fragmentation"]
-        a.bar(x + (i - len(MODELS) / 2 + 0.5) * w, 100 * v, w, label=name)
+        bars = a.bar(x + (i - len(MODELS) / 2 + 0.5) * w, 100 * v, w, label=name)
+        a.bar_label(bars, fmt="%.0f", fontsize=6)     # a 0% bar is invisible without its value
     a.set_xticks(x, tnames, fontsize=8)
     a.set_ylabel("peak footprint / peak live - 1 (%)")
     a.set_yscale("symlog", linthresh=10)
@@ -268,12 +269,12 @@ def _figure(df, timelines):
     if len(v):
         lab = [f"{t}\n{mo}" for t, mo in zip(v.trace, v.model)]
         x = np.arange(len(v))
+        mib = np.maximum(v.model_peak_footprint_bytes, v.measured_delta_hwm_bytes) / 2**20
         c.bar(x - 0.2, v.model_peak_footprint_bytes / 2**20, 0.4, label="model")
         c.bar(x + 0.2, v.measured_delta_hwm_bytes / 2**20, 0.4, label="measured (real)")
-        for xi, e in zip(x, v.error):
-            c.text(xi, 0, f"{100 * e:+.1f}%", ha="center", va="bottom", fontsize=7)
+        for xi, e, top in zip(x, v.error, mib):        # linear axis: bars start at 0
+            c.text(xi, top, f"{100 * e:+.1f}%", ha="center", va="bottom", fontsize=7)
         c.set_xticks(x, lab, fontsize=7)
-        c.set_yscale("log")
         c.set_ylabel("peak footprint (MiB)")
         c.set_title("Model peak footprint vs measured peak RSS growth")
         c.legend(fontsize=8)

@@ -193,7 +193,7 @@ def _figure(df, timelines):
     a.set_xticks(x, specs, rotation=20, fontsize=8)
     a.set_ylabel("KV memory holding tokens (%, time-averaged)")
     a.set_title("PagedAttention Fig. 2: token share by manager")
-    a.legend(fontsize=7)
+    a.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
     m = df[df.part == "max-batch"]
     x = np.arange(len(m))
     b.bar(x - 0.2, m.ratio, 0.4, label="ours")
@@ -221,6 +221,6 @@ def _figure(df, timelines):
     d.set_xlabel("simulated time (s)")
     d.set_ylabel("KV memory (GiB of 8)")
     d.set_title("Azure conv through continuous batching (Llama-3-8B, A100, 8 GiB KV)")
-    d.legend(fontsize=6, ncol=2)
+    d.legend(fontsize=6, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     fig.tight_layout()
     return fig
