@@ -67,15 +67,19 @@ def run_core(icount, ops, flags, trans, walks, lat, params, st, ring, lqr, walk)
     head = np.int64(st[S_HEAD])
     count = np.int64(st[S_COUNT])
     nloads = np.int64(st[S_NLOADS])
+    lqpos = nloads % lq
     for i in range(icount.shape[0]):
         k = float(icount[i])
         if k >= 1.0:
             t += (k - 1.0) * inv_w
             seq += k
         # the reorder buffer: instruction seq - rob must have retired
+        oldest = seq - rob
         while count > 0:
-            j = (head - count) % rob
-            if ring[0, j] > seq - rob and count < rob:
+            j = head - count
+            if j < 0:
+                j += rob
+            if ring[0, j] > oldest and count < rob:
                 break
             if ring[1, j] > front:
                 front = ring[1, j]
@@ -83,10 +87,8 @@ def run_core(icount, ops, flags, trans, walks, lat, params, st, ring, lqr, walk)
         if front > t:
             t = front
         is_load = ops[i] != STORE_OP
-        if is_load:
-            slot = nloads % lq
-            if nloads >= lq and lqr[slot] > t:
-                t = lqr[slot]
+        if is_load and nloads >= lq and lqr[lqpos] > t:
+            t = lqr[lqpos]
         issue = t
         dependent = dep_mode == DEP_CHAIN or (dep_mode == DEP_FLAG and (flags[i] & 1) != 0)
         if dependent and last > issue:
@@ -103,11 +105,16 @@ def run_core(icount, ops, flags, trans, walks, lat, params, st, ring, lqr, walk)
             cummax = done
         if is_load:
             last = done
-            lqr[nloads % lq] = cummax
+            lqr[lqpos] = cummax
+            lqpos += 1
+            if lqpos == lq:
+                lqpos = 0
             nloads += 1
         ring[0, head] = seq
         ring[1, head] = done
-        head = (head + 1) % rob
+        head += 1
+        if head == rob:
+            head = 0
         count += 1
         t += inv_w
     st[S_T] = t
