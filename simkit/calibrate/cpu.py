@@ -69,9 +69,29 @@ def host_mmu_config(machine: dict, calibration: dict | None = None) -> MMUConfig
         caches=host_cache_config(machine, calibration))
 
 
+def _effective_bytes(size: int, ways: int, line: int, level_index: int,
+                     calibration: dict | None) -> int:
+    """The capacity the measured cache ladder shows for the ``level_index``-th data cache (of
+    ``size`` bytes per sysfs): the ladder's knees in working-set order are the levels' in
+    order; where that level's knee comes at most at half the sysfs size (a VM given part of a
+    shared L3), the largest size with power-of-two sets at or below the knee's first slow
+    working set. A knee at the sysfs size itself (the chase also holds code and stack, and real
+    replacement is not LRU) leaves the size alone."""
+    knees = sorted((k for k in (calibration or {}).get("knees", [])
+                    if k.get("sweep") == "cache" and k.get("page_kind") == "4k"),
+                   key=lambda k: k["after"])
+    if level_index >= len(knees) or knees[level_index]["after"] > size / 2:
+        return size
+    sets = max(1, int(knees[level_index]["after"]) // (ways * line))
+    return (1 << (sets.bit_length() - 1)) * ways * line
+
+
 def host_cache_config(machine: dict, calibration: dict | None = None) -> HierarchyConfig:
-    """Data/unified caches of this host from sysfs (L1d, L2, L3), latencies from the
-    calibration's ladder where measured, else the ``zen3-vm`` preset's."""
+    """Data/unified caches of this host from sysfs (L1d, L2, L3); with a calibration, each
+    level's latency from the measured ladder's plateau, its capacity from the measured knees
+    where they show less than sysfs says (``_effective_bytes``), and memory latency from the
+    largest working set (the THP ladder's when there is one: no TLB misses in it). Without one,
+    the ``zen3-vm`` preset's latencies."""
     base = HierarchyConfig.preset("zen3-vm")
     levels = []
     for c in sorted(machine.get("caches", []), key=lambda c: c.get("level") or 0):
@@ -81,16 +101,20 @@ def host_cache_config(machine: dict, calibration: dict | None = None) -> Hierarc
         name = f"L{c['level']}"
         lat = _plateau_cycles(calibration, name) or (
             base.levels[i].latency_cycles if i < len(base.levels) else 60)
-        ways = int(c.get("ways") or 8)
-        sets = c["size_bytes"] // (ways * int(c.get("line_bytes") or 64))
+        ways, line = int(c.get("ways") or 8), int(c.get("line_bytes") or 64)
+        sets = c["size_bytes"] // (ways * line)
         if sets <= 0 or sets & (sets - 1):
             raise InputError(f"host preset: {name} of {c['size_bytes']} bytes / {ways} ways has "
                              f"{sets} sets, not a power of two")
-        levels.append(CacheConfig(name, c["size_bytes"], ways, int(c.get("line_bytes") or 64),
-                                  latency_cycles=lat))
+        size = _effective_bytes(c["size_bytes"], ways, line, i, calibration)
+        levels.append(CacheConfig(name, size, ways, line, latency_cycles=lat))
     if not levels:
         raise InputError("host preset: the machine description has no sysfs cache sizes")
-    return dataclasses.replace(base, levels=tuple(levels))
+    summ = (calibration or {}).get("summary") or {}
+    ghz = summ.get("clock_ghz")
+    dram = summ.get("dram_ns_thp") or summ.get("dram_ns_4k")
+    mem = int(round(dram * ghz)) if dram and ghz else base.memory_latency_cycles
+    return dataclasses.replace(base, levels=tuple(levels), memory_latency_cycles=mem)
 
 
 def load_host(spec: str) -> tuple[MMUConfig, HierarchyConfig]:

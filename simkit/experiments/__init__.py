@@ -10,6 +10,7 @@ from simkit.experiments import (  # noqa: F401  (each registers its experiment)
     cache_miss_curve,
     cpu_validation,
     tlb_validation,
+    core_validation,
     victima,
     kv_paging,
     allocators,
