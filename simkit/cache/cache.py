@@ -101,7 +101,10 @@ class CacheState:
 class Hierarchy:
     """A cache hierarchy simulated over traces."""
 
-    def __init__(self, config: HierarchyConfig | CacheConfig | str | os.PathLike):
+    def __init__(self, config: HierarchyConfig | CacheConfig | str | os.PathLike, *,
+                 threads: int = 1):
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads: must be an integer >= 1, got {threads!r}")
         if isinstance(config, CacheConfig):
             config = HierarchyConfig(levels=(config,))
         elif isinstance(config, (str, os.PathLike)):
@@ -113,6 +116,10 @@ class Hierarchy:
                             f"TOML path, got {type(config).__name__}")
         self.config = config
         self.state = CacheState(config)
+        # threads > 1: levels below the first are split over set ranges (non-inclusive only;
+        # the counters are the same for every thread count)
+        self.threads = threads
+        self._thread_scratch = None
         self._instructions = 0
         self._records = 0
         self._trace = ""
@@ -130,10 +137,25 @@ class Hierarchy:
     def _feed(self, recs: np.ndarray) -> None:
         s = self.state
         words = kernel_view(recs)
-        instructions = K.run_records(words, s.line_shift, s.as_tuple(), s.mode, s.nlev,
-                                     *s.event_buffers())
+        if self.threads > 1 and s.mode == K.NON_INCLUSIVE and s.nlev > 1:
+            instructions = K.run_records_threads(words, s.line_shift, s.as_tuple(), s.nlev,
+                                                 *s.event_buffers(), self.threads,
+                                                 *self._scratch())
+        else:
+            instructions = K.run_records(words, s.line_shift, s.as_tuple(), s.mode, s.nlev,
+                                         *s.event_buffers())
         self._records += len(recs)
         self._instructions += int(instructions)
+
+    def _scratch(self):
+        """Per-thread counters and per-event results for ``run_records_threads``."""
+        if self._thread_scratch is None:
+            s = self.state
+            cap = s.event_buffers()[0].shape[1]
+            self._thread_scratch = (np.zeros((self.threads, s.nlev + 1, K.NC), dtype=np.int64),
+                                    np.zeros(cap, dtype=np.uint8),
+                                    np.full(cap, K.EMPTY, dtype=np.uint64))
+        return self._thread_scratch
 
     def access(self, data) -> CacheStats:
         """Simulate an in-memory batch (records or byte addresses); returns the batch's stats."""
