@@ -1,4 +1,5 @@
-"""Levels split over threads by set range: the counters must not depend on the thread count.
+"""A hierarchy split over threads by the low bits of the line: the counters must not depend on
+the thread count.
 
 Checked against the one-thread run (the level-at-a-time kernel) and, for a load stream,
 against pycachesim (an independent C implementation) on the same hierarchy."""
@@ -10,26 +11,35 @@ from simkit.trace import synth
 from simkit.trace.format import Op, make_records
 
 
-def mixed_hierarchy():
-    """Four levels covering the thread path's cases: LRU 8 and 16 ways, a non-power-of-two
-    LRU, tree-PLRU and SRRIP (set-local, split), BRRIP (per-level generator, kept on one
-    thread), write-through no-allocate and write-back levels."""
-    return HierarchyConfig(levels=(
+HIERARCHIES = {
+    # LRU 8 and 12 ways, write-through no-allocate SRRIP, FIFO, tree-PLRU
+    "non-inclusive": HierarchyConfig(levels=(
         CacheConfig("L1", "4KiB", 8),
         CacheConfig("L2", "48KiB", 12),
         CacheConfig("L3", "128KiB", 16, policy="srrip", write_back=False, write_allocate=False),
-        CacheConfig("L4", "512KiB", 8, policy="brrip"),
+        CacheConfig("L4", "256KiB", 8, policy="fifo"),
         CacheConfig("L5", "1MiB", 16, policy="plru"),
-    ))
+    )),
+    "inclusive": HierarchyConfig(levels=(
+        CacheConfig("L1", "4KiB", 8), CacheConfig("L2", "32KiB", 8),
+        CacheConfig("L3", "256KiB", 16, policy="srrip")), inclusion="inclusive"),
+    "exclusive": HierarchyConfig(levels=(
+        CacheConfig("L1", "4KiB", 4), CacheConfig("L2", "64KiB", 8, policy="plru")),
+        inclusion="exclusive"),
+    # BRRIP draws from one generator per level in trace order: kept on one thread
+    "brrip": HierarchyConfig(levels=(
+        CacheConfig("L1", "4KiB", 8), CacheConfig("L2", "256KiB", 8, policy="brrip"))),
+}
 
 
 def run(cfg, recs, threads, chunk=1 << 16):
     h = Hierarchy(cfg, threads=threads)
     h.run(recs, chunk_records=chunk)
-    return h.state.counters.copy(), [h.state.resident_lines(i) for i in range(len(cfg.levels))]
+    return h, h.state.counters.copy(), [h.state.resident_lines(i) for i in range(len(cfg.levels))]
 
 
-def test_thread_counts_give_identical_counters_and_contents():
+@pytest.mark.parametrize("name", sorted(HIERARCHIES))
+def test_thread_counts_give_identical_counters_and_contents(name):
     rng = np.random.default_rng(7)
     n = 200_000
     a = synth.uniform(n, 2 << 20, seed=3, store_fraction=0.3)
@@ -39,12 +49,13 @@ def test_thread_counts_give_identical_counters_and_contents():
     sizes = np.where(rng.random(n) < 0.05, 16, 8).astype(np.uint16)
     addrs = a["addr"] + np.where(sizes == 16, np.uint64(56), np.uint64(0))
     recs = make_records(addrs, op=ops, size=sizes)
-    cfg = mixed_hierarchy()
-    base_cnt, base_lines = run(cfg, recs, 1)
+    cfg = HIERARCHIES[name]
+    _, base_cnt, base_lines = run(cfg, recs, 1)
     assert base_cnt[:, :10].sum(axis=1).min() > 0          # every level saw hits or misses
     assert base_cnt[len(cfg.levels), 1] > 0                 # dirty lines reached memory
     for threads in (2, 4):
-        cnt, lines = run(cfg, recs, threads)
+        h, cnt, lines = run(cfg, recs, threads)
+        assert h.threads == (1 if name == "brrip" else threads)
         np.testing.assert_array_equal(cnt, base_cnt)
         for ours, theirs in zip(lines, base_lines):
             np.testing.assert_array_equal(ours, theirs)
@@ -72,7 +83,7 @@ def test_threads_match_pycachesim_on_loads():
         assert [(lv.hits, lv.misses) for lv in s.levels] == theirs
 
 
-@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2", 3, 128])
 def test_threads_must_be_a_positive_integer(bad):
     with pytest.raises(ValueError, match="threads"):
         Hierarchy("reference-3level", threads=bad)

@@ -595,50 +595,12 @@ def _lru_fill_run(c, lv, in_lines, in_codes, e, n_in, out_lines, out_codes, n_ou
     return np.int64(j), np.int64(k)
 
 
-@njit(_nrt=False, inline='always')
-def _level_event(c, lv, line, code, is_lru, wa, wb, ways, base, mask):
-    """One event at level ``lv`` of a non-inclusive hierarchy. Hits and misses of ops other
-    than plain loads are counted here (loads by the caller, in registers). Returns (op, hit,
-    the code of the event to send down or 0 for none, displaced word or EMPTY)."""
-    tags, cnt = c[0], c[6]
-    op = np.int64(code & EV_OPMASK)
-    if op == WRITEBACK:
-        hit, victim = _writeback_in(c, lv, line, ONE)
-        return op, hit, np.uint8(0), victim
-    need = (code & EV_NEED) != 0
-    store = (code & EV_STORE) != 0
-    alloc = need or (store and wa)
-    d = ONE if (store and wb) else ZERO
-    hit = False
-    victim = EMPTY
-    if alloc and is_lru:                        # no holes without invalidation
-        hit, victim = _lru_access_nh(tags, base + (line & mask) * ways, ways, line, d)
-    else:
-        hit, victim = _slot_access(c, lv, line, op, d, alloc)
-    if hit:
-        if op != LOAD:
-            cnt[lv, C_HIT + op] += 1
-        need = False
-    else:
-        if op != LOAD:
-            cnt[lv, C_MISS + op] += 1
-        if alloc:
-            need = True
-    if d != ZERO and (hit or alloc):
-        store = False
-    out = np.uint8(0)
-    if need or store:
-        out = np.uint8(op) | (EV_NEED if need else np.uint8(0)) | \
-            (EV_STORE if store else np.uint8(0))
-    return op, hit, out, victim
-
-
 @njit(_nrt=False)
 def _level_events(c, lv, in_lines, in_codes, n_in, out_lines, out_codes, nlev):
     """Simulate ``n_in`` events at level ``lv`` of a non-inclusive hierarchy; returns the
     number of events written for the level below (the last level counts memory traffic
     instead of writing events)."""
-    geom, cnt = c[3], c[6]
+    tags, geom, cnt = c[0], c[3], c[6]
     last_level = lv == nlev - 1
     mem_reads = 0
     mem_writes = 0
@@ -661,21 +623,46 @@ def _level_events(c, lv, in_lines, in_codes, n_in, out_lines, out_codes, nlev):
                                      n_out, nlev)
             continue
         e += 1
-        op, hit, out, victim = _level_event(c, lv, line, code, is_lru, wa, wb, ways, base, mask)
-        if op == LOAD:
+        op = np.int64(code & EV_OPMASK)
+        victim = EMPTY
+        if op == WRITEBACK:
+            hit, victim = _writeback_in(c, lv, line, ONE)
             if hit:
-                h0 += 1
+                continue
+        else:
+            need = (code & EV_NEED) != 0
+            store = (code & EV_STORE) != 0
+            alloc = need or (store and wa)
+            d = ONE if (store and wb) else ZERO
+            hit = False
+            if alloc and is_lru:                    # no holes without invalidation
+                hit, victim = _lru_access_nh(tags, base + (line & mask) * ways, ways, line, d)
             else:
-                m0 += 1
-        if out != 0:
+                hit, victim = _slot_access(c, lv, line, op, d, alloc)
+            if hit:
+                if op == LOAD:
+                    h0 += 1
+                else:
+                    cnt[lv, C_HIT + op] += 1
+                need = False
+            else:
+                if op == LOAD:
+                    m0 += 1
+                else:
+                    cnt[lv, C_MISS + op] += 1
+                if alloc:
+                    need = True
+            if d != ZERO and (hit or alloc):
+                store = False
             if last_level:
-                if (out & EV_NEED) != 0:
+                if need:
                     mem_reads += 1
-                if (out & EV_STORE) != 0:
+                if store:
                     mem_writes += 1
-            else:
+            elif need or store:
                 out_lines[n_out] = line
-                out_codes[n_out] = out
+                out_codes[n_out] = np.uint8(op) | (EV_NEED if need else np.uint8(0)) | \
+                    (EV_STORE if store else np.uint8(0))
                 n_out += 1
         if victim != EMPTY:
             ev += 1
@@ -797,38 +784,6 @@ def _spanning_record(c, words, i, line_shift, nlev, side_lines, side_codes, out_
     return n + got
 
 
-@njit(_nrt=False)
-def _level0_batch(c, words, i, line_shift, nlev, ev_lines, ev_codes, side_lines, side_codes):
-    """Level 0's events of the records from ``i`` until a batch (EV_BATCH) is full. An LRU,
-    write-back, write-allocate level 0 is simulated straight from the records and its output
-    left in buffer 1; otherwise the records' events are left in buffer 0 for level 0. Returns
-    (next record, events, instructions, buffer, first level still to simulate)."""
-    geom = c[3]
-    n_rec = words.shape[0]
-    ic = np.uint64(0)
-    n = 0
-    if geom[0, G_POLICY] == LRU and geom[0, G_WB] != ZERO and geom[0, G_WA] != ZERO:
-        room = 2 * MAX_RECORD_LINES
-        while i < n_rec and n + room <= EV_BATCH:
-            i, n, got = _level0_lru(c, words, i, line_shift, nlev, ev_lines[1], ev_codes[1],
-                                    n, EV_BATCH)
-            ic += got
-            if i < n_rec and n + room <= EV_BATCH:     # stopped at a spanning record
-                ic += words[i, 1] & np.uint64(0xFFFFFFFF)
-                n = _spanning_record(c, words, i, line_shift, nlev, side_lines, side_codes,
-                                     ev_lines[1], ev_codes[1], n)
-                i += 1
-        return i, n, ic, 1, 1
-    while i < n_rec:
-        k = _record_lines(words, i, line_shift)
-        if n + k > EV_BATCH:
-            break
-        n = _record_events(words, i, line_shift, ev_lines[0], ev_codes[0], n)
-        ic += words[i, 1] & np.uint64(0xFFFFFFFF)
-        i += 1
-    return i, n, ic, 0, 0
-
-
 @njit(cache=True, _nrt=False)
 def run_records(words, line_shift, c, mode, nlev, ev_lines, ev_codes, side_lines, side_codes):
     """Simulate a chunk of records, given as their (n, 2) uint64 word view, and return its
@@ -837,6 +792,7 @@ def run_records(words, line_shift, c, mode, nlev, ev_lines, ev_codes, side_lines
     batches of events (``ev_lines``/``ev_codes``: 2 x (EV_BATCH << (nlev-1)) buffers;
     ``side_*``: 2 x MAX_RECORD_LINES); inclusive and exclusive ones walk each access down
     the hierarchy (``hier_access``)."""
+    geom = c[3]
     ls = np.uint64(line_shift)
     n_rec = words.shape[0]
     ic = np.uint64(0)
@@ -857,11 +813,33 @@ def run_records(words, line_shift, c, mode, nlev, ev_lines, ev_codes, side_lines
                     break
                 line += ONE
         return ic
+    fast0 = geom[0, G_POLICY] == LRU and geom[0, G_WB] != ZERO and geom[0, G_WA] != ZERO
+    room = 2 * MAX_RECORD_LINES
     i = 0
     while i < n_rec:
-        i, n, got, src, first = _level0_batch(c, words, i, line_shift, nlev, ev_lines,
-                                              ev_codes, side_lines, side_codes)
-        ic += got
+        n = 0
+        if fast0:
+            while i < n_rec and n + room <= EV_BATCH:
+                i, n, got = _level0_lru(c, words, i, line_shift, nlev, ev_lines[1], ev_codes[1],
+                                        n, EV_BATCH)
+                ic += got
+                if i < n_rec and n + room <= EV_BATCH:     # stopped at a spanning record
+                    ic += words[i, 1] & np.uint64(0xFFFFFFFF)
+                    n = _spanning_record(c, words, i, line_shift, nlev, side_lines, side_codes,
+                                         ev_lines[1], ev_codes[1], n)
+                    i += 1
+            src = 1
+            first = 1
+        else:
+            while i < n_rec:
+                k = _record_lines(words, i, line_shift)
+                if n + k > EV_BATCH:
+                    break
+                n = _record_events(words, i, line_shift, ev_lines[0], ev_codes[0], n)
+                ic += words[i, 1] & np.uint64(0xFFFFFFFF)
+                i += 1
+            src = 0
+            first = 0
         for lv in range(first, nlev):
             n = _level_events(c, lv, ev_lines[src], ev_codes[src], n, ev_lines[1 - src],
                               ev_codes[1 - src], nlev)
@@ -870,123 +848,86 @@ def run_records(words, line_shift, c, mode, nlev, ev_lines, ev_codes, side_lines
 
 
 # ---------------------------------------------------------------------------------------------
-# Threads: a level's sets are independent given its ordered input, so T threads each simulate
-# the events of one range of sets (every thread reads the whole batch and skips the others'),
-# writing what each event sends down at the event's own index; one ordered pass then gathers
-# those into the next level's input, in the same order as one thread would. Policies that
-# draw from a per-level random generator or keep a per-level selector (random, BRRIP, DRRIP)
-# are not set-local and stay on one thread. Level 0 stays on one thread (it reads records).
+# Threads. Every level's set index is the low bits of the line number, so with T = 2^k threads
+# (T at most the smallest level's set count S) the lines whose bits log2(S)-k .. log2(S)-1 are
+# t map to sets with those bits t at every level, and so do their victims, write-backs and
+# back-invalidations (these are the top set bits of the smallest level, so each thread owns
+# whole blocks of consecutive sets and no two threads write one host cache line): the hierarchy splits exactly into T independent hierarchies over
+# disjoint sets of the same arrays, each seeing its own lines in trace order. Each thread reads
+# the whole chunk, gathers its records a part at a time and runs ``run_records`` on them with
+# its own counters and scratch, with no barrier until the chunk ends; the counters add
+# up to those of one thread. Policies that draw from a per-level generator or keep a per-level
+# selector (random, BRRIP, DRRIP) are not set-local and are not split.
+
+
+PART_RECORDS = 1 << 16      # records a thread gathers at a time
+NOT_SET_LOCAL = (RANDOM, BRRIP, DRRIP)
 
 
 @njit(_nrt=False)
-def set_local(geom, lv):
-    """Whether level ``lv``'s state changes only in the set an event maps to."""
-    pol = geom[lv, G_POLICY]
-    return pol != RANDOM and pol != BRRIP and pol != DRRIP
-
-
-@njit(_nrt=False)
-def _level_range(c, lv, in_lines, in_codes, n_in, lo, hi, res_code, res_vict, nlev):
-    """The events of ``in[:n_in]`` whose set at level ``lv`` is in [lo, hi): for each, the code
-    of the event it sends down (0: none) at ``res_code[e]`` and its dirty victim (or EMPTY) at
-    ``res_vict[e]``; the last level counts memory traffic instead. Counters go to ``c``."""
-    geom, cnt = c[3], c[6]
-    last_level = lv == nlev - 1
-    wb = geom[lv, G_WB] != ZERO
-    wa = geom[lv, G_WA] != ZERO
-    is_lru = geom[lv, G_POLICY] == LRU
-    ways = geom[lv, G_WAYS]
-    base = geom[lv, G_BASE]
-    mask = geom[lv, G_SETMASK]
-    ulo = np.uint64(lo)
-    uhi = np.uint64(hi)
-    h0 = 0
-    m0 = 0
-    ev = 0
-    wb_out = 0
-    mem_reads = 0
-    mem_writes = 0
-    end = np.uint64(n_in)
-    e = np.uint64(0)
-    while e < end:
-        line = in_lines[e]
-        sidx = line & mask
-        if sidx < ulo or sidx >= uhi:
-            e += ONE
+def _gather(words, i, line_shift, tshift, tmask, t, out):
+    """Copy the records from ``i`` of thread ``t`` (``(line >> tshift) & tmask == t``) into
+    ``out``, until it is nearly full; a record spanning lines gives one single-byte record per
+    line of thread ``t``, the record's instructions kept on its first line's. Returns (next
+    record, records written)."""
+    ls = np.uint64(line_shift)
+    tsh = np.uint64(tshift)
+    tm = np.uint64(tmask)
+    ut = np.uint64(t)
+    n_rec = np.uint64(words.shape[0])
+    cap = np.uint64(out.shape[0] - MAX_RECORD_LINES)
+    r = np.uint64(i)
+    k = np.uint64(0)
+    while r < n_rec and k < cap:
+        a = words[r, 0]
+        meta = words[r, 1]
+        r += ONE
+        line = a >> ls
+        sz = (meta >> np.uint64(32)) & np.uint64(0xFFFF)
+        last = line
+        if sz > ONE:
+            last = (a + sz - ONE) >> ls
+        if last == line:
+            if ((line >> tsh) & tm) == ut:
+                out[k, 0] = a
+                out[k, 1] = meta
+                k += ONE
             continue
-        op, hit, out, victim = _level_event(c, lv, line, in_codes[e], is_lru, wa, wb, ways,
-                                            base, mask)
-        if op == LOAD:
-            if hit:
-                h0 += 1
-            else:
-                m0 += 1
-        vout = EMPTY
-        if victim != EMPTY:
-            ev += 1
-            if (victim & ONE) != ZERO:
-                wb_out += 1
-                vout = victim
-        if last_level:
-            if (out & EV_NEED) != 0:
-                mem_reads += 1
-            if (out & EV_STORE) != 0 or vout != EMPTY:
-                mem_writes += 1
-        else:
-            res_code[e] = out
-            res_vict[e] = vout
-        e += ONE
-    cnt[lv, C_HIT + LOAD] += h0
-    cnt[lv, C_MISS + LOAD] += m0
-    cnt[lv, C_EVICT] += ev
-    cnt[lv, C_WB_OUT] += wb_out
-    cnt[nlev, M_READ] += mem_reads
-    cnt[nlev, M_WRITE] += mem_writes
+        piece = (meta & ~np.uint64(0xFFFF_FFFF_FFFF)) | (ONE << np.uint64(32))
+        first = meta & np.uint64(0xFFFFFFFF)
+        while True:
+            if ((line >> tsh) & tm) == ut:
+                out[k, 0] = line << ls
+                out[k, 1] = piece | first
+                k += ONE
+            first = ZERO
+            if line == last:
+                break
+            line += ONE
+    return np.int64(r), np.int64(k)
 
 
 @njit(cache=True, parallel=True)
-def run_records_threads(words, line_shift, c, nlev, ev_lines, ev_codes, side_lines, side_codes,
-                        threads, part_cnt, res_code, res_vict):
-    """``run_records`` for a non-inclusive hierarchy with the levels below the first split
-    over ``threads`` set ranges (``part_cnt``: (threads, nlev + 1, NC) int64 zeros, each
-    thread's counters; ``res_*``: one entry per event of the largest batch)."""
-    geom, cnt = c[3], c[6]
+def run_records_threads(words, line_shift, tshift, c, mode, nlev, part_cnt, part_vict,
+                        part_words, ev_lines, ev_codes, side_lines, side_codes):
+    """``run_records`` split over threads (``part_cnt.shape[0]``, a power of two): thread t
+    takes the lines with ``(line >> tshift) & (threads - 1) == t`` and gathers their records into ``part_words[t]`` a part at a time and simulates
+    them on its disjoint sets of the shared state, with its own counters (``part_cnt[t]``,
+    added to ``c``'s and zeroed), victims and event buffers. Returns the instructions."""
+    threads = part_cnt.shape[0]
     n_rec = words.shape[0]
+    ics = np.zeros(threads, dtype=np.uint64)
+    for t in prange(threads):
+        ct = (c[0], c[1], c[2], c[3], c[4], c[5], part_cnt[t], part_vict[t])
+        i = 0
+        while i < n_rec:
+            i, k = _gather(words, i, line_shift, tshift, threads - 1, t, part_words[t])
+            ics[t] += run_records(part_words[t, :k], line_shift, ct, mode, nlev, ev_lines[t],
+                                  ev_codes[t], side_lines[t], side_codes[t])
+    cnt = c[6]
     ic = np.uint64(0)
-    i = 0
-    while i < n_rec:
-        i, n, got, src, first = _level0_batch(c, words, i, line_shift, nlev, ev_lines,
-                                              ev_codes, side_lines, side_codes)
-        ic += got
-        for lv in range(first, nlev):
-            if lv == 0 or not set_local(geom, lv):
-                n = _level_events(c, lv, ev_lines[src], ev_codes[src], n, ev_lines[1 - src],
-                                  ev_codes[1 - src], nlev)
-                src = 1 - src
-                continue
-            nsets = np.int64(geom[lv, G_SETMASK]) + 1
-            in_lines = ev_lines[src]
-            in_codes = ev_codes[src]
-            for t in prange(threads):
-                ct = (c[0], c[1], c[2], c[3], c[4], c[5], part_cnt[t], c[7])
-                _level_range(ct, lv, in_lines, in_codes, n, t * nsets // threads,
-                             (t + 1) * nsets // threads, res_code, res_vict, nlev)
-            out_lines = ev_lines[1 - src]
-            out_codes = ev_codes[1 - src]
-            k = 0
-            if lv < nlev - 1:
-                for e in range(n):
-                    if res_code[e] != 0:
-                        out_lines[k] = in_lines[e]
-                        out_codes[k] = res_code[e]
-                        k += 1
-                    if res_vict[e] != EMPTY:
-                        out_lines[k] = res_vict[e] >> ONE
-                        out_codes[k] = np.uint8(WRITEBACK)
-                        k += 1
-            n = k
-            src = 1 - src
     for t in range(threads):
+        ic += ics[t]
         for r in range(nlev + 1):
             for j in range(NC):
                 cnt[r, j] += part_cnt[t, r, j]

@@ -103,8 +103,6 @@ class Hierarchy:
 
     def __init__(self, config: HierarchyConfig | CacheConfig | str | os.PathLike, *,
                  threads: int = 1):
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise ValueError(f"threads: must be an integer >= 1, got {threads!r}")
         if isinstance(config, CacheConfig):
             config = HierarchyConfig(levels=(config,))
         elif isinstance(config, (str, os.PathLike)):
@@ -116,9 +114,17 @@ class Hierarchy:
                             f"TOML path, got {type(config).__name__}")
         self.config = config
         self.state = CacheState(config)
-        # threads > 1: levels below the first are split over set ranges (non-inclusive only;
-        # the counters are the same for every thread count)
-        self.threads = threads
+        fewest = min(lv.sets for lv in config.levels)
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1 or \
+                threads & (threads - 1) or threads > fewest:
+            raise ValueError(f"threads: must be a power of two from 1 to the smallest level's "
+                             f"set count ({fewest}), got {threads!r}")
+        # threads > 1: the hierarchy is split by the top set bits of its smallest level into
+        # that many independent ones over disjoint sets (_kernels, "Threads"); the counters are
+        # the same for every thread count. Levels with random, BRRIP or DRRIP replacement draw from one
+        # generator per level in trace order, so such hierarchies run on one thread.
+        self.threads = threads if all(policy_id(lv.policy) not in K.NOT_SET_LOCAL
+                                      for lv in config.levels) else 1
         self._thread_scratch = None
         self._instructions = 0
         self._records = 0
@@ -137,10 +143,11 @@ class Hierarchy:
     def _feed(self, recs: np.ndarray) -> None:
         s = self.state
         words = kernel_view(recs)
-        if self.threads > 1 and s.mode == K.NON_INCLUSIVE and s.nlev > 1:
-            instructions = K.run_records_threads(words, s.line_shift, s.as_tuple(), s.nlev,
-                                                 *s.event_buffers(), self.threads,
-                                                 *self._scratch())
+        if self.threads > 1:
+            fewest = min(lv.sets for lv in self.config.levels)
+            tshift = fewest.bit_length() - self.threads.bit_length()
+            instructions = K.run_records_threads(words, s.line_shift, tshift, s.as_tuple(),
+                                                 s.mode, s.nlev, *self._scratch())
         else:
             instructions = K.run_records(words, s.line_shift, s.as_tuple(), s.mode, s.nlev,
                                          *s.event_buffers())
@@ -148,13 +155,15 @@ class Hierarchy:
         self._instructions += int(instructions)
 
     def _scratch(self):
-        """Per-thread counters and per-event results for ``run_records_threads``."""
+        """Scratch for ``run_records_threads``: each thread's counters, victims, gathered
+        records and event buffers."""
         if self._thread_scratch is None:
-            s = self.state
-            cap = s.event_buffers()[0].shape[1]
-            self._thread_scratch = (np.zeros((self.threads, s.nlev + 1, K.NC), dtype=np.int64),
-                                    np.zeros(cap, dtype=np.uint8),
-                                    np.full(cap, K.EMPTY, dtype=np.uint64))
+            t, s = self.threads, self.state
+            ev = [b[None].repeat(t, axis=0) for b in s.event_buffers()]
+            self._thread_scratch = (
+                np.zeros((t, s.nlev + 1, K.NC), dtype=np.int64),
+                np.full((t, max(s.nlev, 8)), K.EMPTY, dtype=np.uint64),    # a host line each
+                np.zeros((t, K.PART_RECORDS + K.MAX_RECORD_LINES, 2), dtype=np.uint64), *ev)
         return self._thread_scratch
 
     def access(self, data) -> CacheStats:
