@@ -1,6 +1,7 @@
 """Roofline of the cache simulator: how close the full simulation runs to two lower bounds.
 
-    python benchmarks/roofline.py [--n 16777216] [--repeats 5] [--threads 1] [--out results/roofline.csv]
+    python benchmarks/roofline.py [--n 16777216] [--repeats 5] [--threads 1] [--ideas]
+                                  [--out results/roofline.csv]
 
 For the 1-level (32K/8) and 3-level (32K/8, 1M/16, 8M/16, LRU) hierarchies over the same
 uniformly random 8 B loads across 64 MiB, times side by side in one run (best of ``repeats``):
@@ -10,10 +11,15 @@ uniformly random 8 B loads across 64 MiB, times side by side in one run (best of
 (b) ``sets Lk``: reading the whole set (every way's tag) that each access maps to at level k, in
     the simulator's own state array after a warm-up, one level alone; ``sets all``: every
     level's set for each access, as the simulation must when every level misses;
-(c) ``simulate``: ``Hierarchy.run`` over the records (threads as given).
+(c) ``simulate``: ``Hierarchy.run`` over the records (threads as given);
+(d) with ``--ideas``, the bare kernels of ``kernel_ideas.py`` over the same line numbers:
+    simkit's carry shift with 64-bit and 32-bit tags, with the last level's batches
+    partitioned by set, and timestamp LRU; each must count the simulation's hits.
 
-The last column is the simulation's speed as a fraction of each bound. Prints a table and
-writes the rows as CSV (default ``results/roofline.csv``).
+Each row gives the best wall and process-CPU seconds (the CPU time is steadier on a shared
+machine; with threads it adds up every thread's) and the simulation's speed as a fraction of
+the row's (CPU time). Prints a table and writes the rows as CSV (default
+``results/roofline.csv``).
 """
 from __future__ import annotations
 
@@ -55,18 +61,20 @@ def _read_sets(words, line_shift, tags, geom, levels):
 
 
 def best_of(fn, repeats):
-    best = float("inf")
+    """(best wall seconds, best process-CPU seconds) of ``repeats`` calls."""
+    wall = cpu = float("inf")
     for _ in range(repeats):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+        wall = min(wall, time.perf_counter() - t)
+        cpu = min(cpu, time.process_time() - c)
+    return wall, cpu
 
 
 WORKLOADS = (("1-level", "single"), ("3-level", "reference-3level"))
 
 
-def roofline(n: int, repeats: int, threads: int = 1) -> list[dict]:
+def roofline(n: int, repeats: int, threads: int = 1, ideas: bool = False) -> list[dict]:
     from simkit.cache import Hierarchy, single
     from simkit.cache import _kernels as K
     from simkit.trace import synth
@@ -78,7 +86,7 @@ def roofline(n: int, repeats: int, threads: int = 1) -> list[dict]:
     rows = []
     for label, name in WORKLOADS:
         cfg = single("32KiB", 8) if name == "single" else name
-        h = Hierarchy(cfg, threads=threads) if threads != 1 else Hierarchy(cfg)
+        h = Hierarchy(cfg, threads=threads)
         s = h.state
         h.run(recs[: min(n, 1 << 22)])                   # warm state for the set reads
         ls = s.line_shift
@@ -96,12 +104,33 @@ def roofline(n: int, repeats: int, threads: int = 1) -> list[dict]:
         def simulate():
             h.reset()
             h.run(recs)
-        parts.append((f"simulate (threads={threads})", simulate))
+        sim_name = f"simulate (threads={threads})"
+        parts.append((sim_name, simulate))
+        checks = {}
+        if ideas:
+            import kernel_ideas as I
+
+            lines = words[:, 0] >> np.uint64(ls)
+            levels = [(lv.sets, lv.ways) for lv in s.config.levels]
+            for what, kind, dt in (("idea chain u64", 0, np.uint64),
+                                   ("idea chain u32 tags", 0, np.uint32),
+                                   ("idea chain part. last", 1, np.uint64),
+                                   ("idea age argmin", 2, np.uint64)):
+                go = I.runner(levels, lines, kind, dt)
+                I.runner(levels, lines[:1000], kind, dt)()
+                parts.append((what, go))
+                checks[what] = go
         times = {what: best_of(fn, repeats) for what, fn in parts}
-        sim = times[parts[-1][0]]
-        for what, t in times.items():
-            rows.append({"workload": label, "component": what, "seconds": t,
-                         "M_accesses_per_s": n / t / 1e6, "simulate_fraction": t / sim})
+        h.reset()
+        h.run(recs)
+        hits = [lv.hits for lv in h.stats.levels]
+        sim = times[sim_name][1]
+        for what, (wall, cpu) in times.items():
+            same = list(checks[what]()) == hits if what in checks else ""
+            rows.append({"workload": label, "component": what, "wall_s": wall, "cpu_s": cpu,
+                         "M_accesses_per_s_wall": n / wall / 1e6,
+                         "M_accesses_per_s_cpu": n / cpu / 1e6,
+                         "simulate_fraction": cpu and sim / cpu, "same_hits": same})
     return rows
 
 
@@ -110,17 +139,20 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1 << 24)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--ideas", action="store_true", help="also time kernel_ideas.py's kernels")
     ap.add_argument("--out", default=os.path.join("results", "roofline.csv"))
     args = ap.parse_args()
-    rows = roofline(args.n, args.repeats, args.threads)
+    rows = roofline(args.n, args.repeats, args.threads, args.ideas)
     load = open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else []
     print(f"{args.n} uniformly random 8 B loads over 64 MiB, best of {args.repeats}; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"load average {' '.join(load)}")
-    print(f"  {'workload':8s} {'component':24s} {'seconds':>8s} {'M acc/s':>9s} {'sim/bound':>9s}")
+    print(f"  {'workload':8s} {'component':24s} {'wall s':>7s} {'cpu s':>7s} {'M/s wall':>9s} "
+          f"{'M/s cpu':>8s} {'sim/row':>8s} same hits")
     for r in rows:
-        print(f"  {r['workload']:8s} {r['component']:24s} {r['seconds']:8.3f} "
-              f"{r['M_accesses_per_s']:9.1f} {r['simulate_fraction']:9.3f}")
+        print(f"  {r['workload']:8s} {r['component']:24s} {r['wall_s']:7.3f} {r['cpu_s']:7.3f} "
+              f"{r['M_accesses_per_s_wall']:9.1f} {r['M_accesses_per_s_cpu']:8.1f} "
+              f"{r['simulate_fraction']:8.3f} {r['same_hits']}")
     d = os.path.dirname(args.out)
     if d:
         os.makedirs(d, exist_ok=True)
