@@ -852,7 +852,8 @@ def run_records(words, line_shift, c, mode, nlev, ev_lines, ev_codes, side_lines
 # (T at most the smallest level's set count S) the lines whose bits log2(S)-k .. log2(S)-1 are
 # t map to sets with those bits t at every level, and so do their victims, write-backs and
 # back-invalidations (these are the top set bits of the smallest level, so each thread owns
-# whole blocks of consecutive sets and no two threads write one host cache line): the hierarchy splits exactly into T independent hierarchies over
+# whole blocks of consecutive sets and no two threads write one host cache line): the
+# hierarchy splits exactly into T independent hierarchies over
 # disjoint sets of the same arrays, each seeing its own lines in trace order. Each thread reads
 # the whole chunk, gathers its records a part at a time and runs ``run_records`` on them with
 # its own counters and scratch, with no barrier until the chunk ends; the counters add
@@ -911,7 +912,8 @@ def _gather(words, i, line_shift, tshift, tmask, t, out):
 def run_records_threads(words, line_shift, tshift, c, mode, nlev, part_cnt, part_vict,
                         part_words, ev_lines, ev_codes, side_lines, side_codes):
     """``run_records`` split over threads (``part_cnt.shape[0]``, a power of two): thread t
-    takes the lines with ``(line >> tshift) & (threads - 1) == t`` and gathers their records into ``part_words[t]`` a part at a time and simulates
+    takes the lines with ``(line >> tshift) & (threads - 1) == t``, gathers their records
+    into ``part_words[t]`` a part at a time and simulates
     them on its disjoint sets of the shared state, with its own counters (``part_cnt[t]``,
     added to ``c``'s and zeroed), victims and event buffers. Returns the instructions."""
     threads = part_cnt.shape[0]

@@ -121,8 +121,8 @@ class Hierarchy:
                              f"set count ({fewest}), got {threads!r}")
         # threads > 1: the hierarchy is split by the top set bits of its smallest level into
         # that many independent ones over disjoint sets (_kernels, "Threads"); the counters are
-        # the same for every thread count. Levels with random, BRRIP or DRRIP replacement draw from one
-        # generator per level in trace order, so such hierarchies run on one thread.
+        # the same for every thread count. Levels with random, BRRIP or DRRIP replacement draw
+        # from one generator per level in trace order, so such hierarchies run on one thread.
         self.threads = threads if all(policy_id(lv.policy) not in K.NOT_SET_LOCAL
                                       for lv in config.levels) else 1
         self._thread_scratch = None
