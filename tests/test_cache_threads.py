@@ -1,5 +1,5 @@
-"""A hierarchy split over threads by the low bits of the line: the counters must not depend on
-the thread count.
+"""A hierarchy split over threads by the top set bits of its smallest level: the counters must
+not depend on the thread count.
 
 Checked against the one-thread run (the level-at-a-time kernel) and, for a load stream,
 against pycachesim (an independent C implementation) on the same hierarchy."""
@@ -38,6 +38,9 @@ def run(cfg, recs, threads, chunk=1 << 16):
     return h, h.state.counters.copy(), [h.state.resident_lines(i) for i in range(len(cfg.levels))]
 
 
+ICOUNT = 3
+
+
 @pytest.mark.parametrize("name", sorted(HIERARCHIES))
 def test_thread_counts_give_identical_counters_and_contents(name):
     rng = np.random.default_rng(7)
@@ -48,14 +51,16 @@ def test_thread_counts_give_identical_counters_and_contents(name):
                      size=n, p=[0.5, 0.25, 0.15, 0.1])
     sizes = np.where(rng.random(n) < 0.05, 16, 8).astype(np.uint16)
     addrs = a["addr"] + np.where(sizes == 16, np.uint64(56), np.uint64(0))
-    recs = make_records(addrs, op=ops, size=sizes)
+    recs = make_records(addrs, op=ops, size=sizes, icount=ICOUNT)
     cfg = HIERARCHIES[name]
-    _, base_cnt, base_lines = run(cfg, recs, 1)
+    h1, base_cnt, base_lines = run(cfg, recs, 1)
+    assert h1.stats.instructions == ICOUNT * n              # a spanning record counts once
     assert base_cnt[:, :10].sum(axis=1).min() > 0          # every level saw hits or misses
     assert base_cnt[len(cfg.levels), 1] > 0                 # dirty lines reached memory
     for threads in (2, 4):
         h, cnt, lines = run(cfg, recs, threads)
         assert h.threads == (1 if name == "brrip" else threads)
+        assert h.stats.instructions == ICOUNT * n
         np.testing.assert_array_equal(cnt, base_cnt)
         for ours, theirs in zip(lines, base_lines):
             np.testing.assert_array_equal(ours, theirs)

@@ -99,7 +99,11 @@ class CacheState:
 
 
 class Hierarchy:
-    """A cache hierarchy simulated over traces."""
+    """A cache hierarchy simulated over traces.
+
+    ``threads``: split the simulation over that many threads (a power of two, at most the
+    smallest level's set count); the counters are the same for every count. Hierarchies with
+    random, BRRIP or DRRIP levels run on one thread (``self.threads`` says how many are used)."""
 
     def __init__(self, config: HierarchyConfig | CacheConfig | str | os.PathLike, *,
                  threads: int = 1):
