@@ -2,9 +2,11 @@
 
     python benchmarks/bench_cache_speed.py [--n 16777216] [--stream-records 268435456]
 
-Prints accesses/s for simkit (1 level; 3 levels) and pycachesim (3 levels) on the same
-uniformly random 8 B loads over 64 MiB, the ratio, the JIT start-up of a fresh process vs one
-that reuses numba's on-disk cache, and the peak memory of streaming a large trace from disk.
+Prints accesses/s for simkit and pycachesim on the same uniformly random 8 B loads over 64 MiB
+(1 level 32K/8; 3 levels 32K/8, 1M/16, 8M/16; 3 levels of non-power-of-two ways 48K/12,
+1.25M/20, 6M/12; all LRU), simkit also with ``--threads`` threads, the ratios, the load average,
+the JIT start-up of a fresh process vs one that reuses numba's on-disk cache, and the peak
+memory of streaming a large trace from disk.
 """
 from __future__ import annotations
 
@@ -25,6 +27,18 @@ def best_of(fn, repeats):
         fn()
         best = min(best, time.perf_counter() - t)
     return best
+
+
+def best_wall_cpu(fn, repeats):
+    """(best wall seconds, best process-CPU seconds): on a shared machine the CPU time of a
+    single-threaded run is the steadier figure; with threads it adds up every thread's."""
+    wall = cpu = float("inf")
+    for _ in range(repeats):
+        t, c = time.perf_counter(), time.process_time()
+        fn()
+        wall = min(wall, time.perf_counter() - t)
+        cpu = min(cpu, time.process_time() - c)
+    return wall, cpu
 
 
 def pycachesim_1level(addrs: list, length: int) -> None:
@@ -53,34 +67,42 @@ def pycachesim_3level(addrs: list, length: int, sets=(64, 1024, 8192),
     cachesim.CacheSimulator(l1, mem).load(addrs, length=length)
 
 
-def speed(n: int, repeats: int) -> list[dict]:
-    from simkit.cache import Hierarchy, single
+NPO2 = ((64, 1024, 8192), (12, 20, 12))       # 48 KiB/12, 1.25 MiB/20, 6 MiB/12
+
+
+def workloads():
+    """(label, simkit config, pycachesim runner taking (addrs, length))."""
+    from simkit.cache import CacheConfig, HierarchyConfig, single
+
+    npo2 = HierarchyConfig(levels=tuple(
+        CacheConfig(f"L{i + 1}", s * w * 64, w) for i, (s, w) in enumerate(zip(*NPO2))))
+    return (("1-level 32K/8", single("32KiB", 8), pycachesim_1level),
+            ("3-level 32K/8 1M/16 8M/16", "reference-3level", pycachesim_3level),
+            ("3-level 48K/12 1.25M/20 6M/12", npo2,
+             lambda addrs, length: pycachesim_3level(addrs, length, *NPO2)))
+
+
+def speed(n: int, repeats: int, threads: int = 1) -> list[dict]:
+    """One row per workload: (wall, CPU) seconds (best of ``repeats``) of pycachesim and of
+    simkit with one thread and, when ``threads`` > 1, with that many."""
+    from simkit.cache import Hierarchy
     from simkit.trace import synth
 
     recs = synth.uniform(n, 64 << 20, seed=0)
-    rows = []
-    for label, cfg in (("simkit 1-level 32KiB/8w LRU", single("32KiB", 8)),
-                       ("simkit 3-level (reference-3level)", "reference-3level")):
-        h = Hierarchy(cfg)
-        h.run(recs[:1000])
-
-        def go():
-            h.reset()
-            h.run(recs)
-        rows.append({"simulator": label, "seconds": best_of(go, repeats)})
     addrs = recs["addr"].tolist()
+    rows = []
+    for label, cfg, theirs in workloads():
+        row = {"workload": label,
+               "pycachesim_s": best_wall_cpu(lambda: theirs(addrs, 8), repeats)}
+        for t in sorted({1, threads}):
+            h = Hierarchy(cfg, threads=t) if t > 1 else Hierarchy(cfg)
+            h.run(recs[:1000])
 
-    def pcs1():
-        pycachesim_1level(addrs, 8)
-
-    def pcs3():
-        pycachesim_3level(addrs, 8)
-    rows.insert(1, {"simulator": "pycachesim 0.3.1 1-level load(list)",
-                    "seconds": best_of(pcs1, repeats)})
-    rows.append({"simulator": "pycachesim 0.3.1 3-level load(list)",
-                 "seconds": best_of(pcs3, repeats)})
-    for r in rows:
-        r["accesses_per_s_M"] = n / r["seconds"] / 1e6
+            def go():
+                h.reset()
+                h.run(recs)
+            row[f"simkit_{t}t_s"] = best_wall_cpu(go, repeats)
+        rows.append(row)
     return rows
 
 
@@ -147,17 +169,27 @@ def stream(records: int, run: str = "from simkit.cache import Hierarchy; "
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1 << 24)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1, help="also time simkit with this many")
+    ap.add_argument("--no-real", action="store_true", help="only the uniform workloads (no real traces, start-up or streaming)")
     ap.add_argument("--stream-records", type=int, default=0,
                     help="also stream a trace of this many records from disk (e.g. 268435456)")
     args = ap.parse_args()
-    rows = speed(args.n, args.repeats)
-    print(f"{args.n} uniformly random 8 B loads over 64 MiB, best of {args.repeats}:")
-    for r in rows:
-        print(f"  {r['simulator']:38s} {r['accesses_per_s_M']:7.1f} M accesses/s")
-    for levels, ours, theirs in (("1-level", rows[0], rows[1]), ("3-level", rows[2], rows[3])):
-        print(f"  {levels}: simkit / pycachesim = "
-              f"{ours['accesses_per_s_M'] / theirs['accesses_per_s_M']:.2f}x")
+    rows = speed(args.n, args.repeats, args.threads)
+    print(f"{args.n} uniformly random 8 B loads over 64 MiB, best of {args.repeats}, "
+          f"{os.cpu_count()} CPUs, load average {open('/proc/loadavg').read().split()[:3]}:")
+    for i, kind in enumerate(("wall", "CPU")):
+        print(f" M accesses/s by {kind} time (ratio to pycachesim):")
+        for r in rows:
+            theirs = r["pycachesim_s"][i]
+            line = f"  {r['workload']:30s} pycachesim {args.n / theirs / 1e6:6.1f}"
+            for k in r:
+                if k.startswith("simkit_"):
+                    t = k.split("_")[1]
+                    line += f"  simkit {t} {args.n / r[k][i] / 1e6:6.1f} ({theirs / r[k][i]:.2f}x)"
+            print(line)
+    if args.no_real:
+        return
     print("shipped real traces, 3 levels (reference-3level), all records as loads:")
     for r in real_traces(args.repeats):
         print(f"  {r['trace']:10s} {r['records']:>9d} records  simkit {r['simkit_M_per_s']:6.1f} M/s  "

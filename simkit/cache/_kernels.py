@@ -34,7 +34,7 @@ them): ``lookup``, ``touch``, ``fill``, ``place``, ``invalidate``, ``hier_access
 hierarchy over a chunk of trace records.
 """
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
 NOSLOT = EMPTY          # lookup() result for an absent line
@@ -844,4 +844,94 @@ def run_records(words, line_shift, c, mode, nlev, ev_lines, ev_codes, side_lines
             n = _level_events(c, lv, ev_lines[src], ev_codes[src], n, ev_lines[1 - src],
                               ev_codes[1 - src], nlev)
             src = 1 - src
+    return ic
+
+
+# ---------------------------------------------------------------------------------------------
+# Threads. Every level's set index is the low bits of the line number, so with T = 2^k threads
+# (T at most the smallest level's set count S) the lines whose bits log2(S)-k .. log2(S)-1 are
+# t map to sets with those bits t at every level, and so do their victims, write-backs and
+# back-invalidations (these are the top set bits of the smallest level, so each thread owns
+# whole blocks of consecutive sets and no two threads write one host cache line): the
+# hierarchy splits exactly into T independent hierarchies over
+# disjoint sets of the same arrays, each seeing its own lines in trace order. Each thread reads
+# the whole chunk, gathers its records a part at a time and runs ``run_records`` on them with
+# its own counters and scratch, with no barrier until the chunk ends; the counters add
+# up to those of one thread. Policies that draw from a per-level generator or keep a per-level
+# selector (random, BRRIP, DRRIP) are not set-local and are not split.
+
+
+PART_RECORDS = 1 << 16      # records a thread gathers at a time
+NOT_SET_LOCAL = (RANDOM, BRRIP, DRRIP)
+
+
+@njit(_nrt=False)
+def _gather(words, i, line_shift, tshift, tmask, t, out):
+    """Copy the records from ``i`` of thread ``t`` (``(line >> tshift) & tmask == t``) into
+    ``out``, until it is nearly full; a record spanning lines gives one single-byte record per
+    line of thread ``t``, the record's instructions kept on its first line's. Returns (next
+    record, records written)."""
+    ls = np.uint64(line_shift)
+    tsh = np.uint64(tshift)
+    tm = np.uint64(tmask)
+    ut = np.uint64(t)
+    n_rec = np.uint64(words.shape[0])
+    cap = np.uint64(out.shape[0] - MAX_RECORD_LINES)
+    r = np.uint64(i)
+    k = np.uint64(0)
+    while r < n_rec and k < cap:
+        a = words[r, 0]
+        meta = words[r, 1]
+        r += ONE
+        line = a >> ls
+        sz = (meta >> np.uint64(32)) & np.uint64(0xFFFF)
+        last = line
+        if sz > ONE:
+            last = (a + sz - ONE) >> ls
+        if last == line:
+            if ((line >> tsh) & tm) == ut:
+                out[k, 0] = a
+                out[k, 1] = meta
+                k += ONE
+            continue
+        piece = (meta & ~np.uint64(0xFFFF_FFFF_FFFF)) | (ONE << np.uint64(32))
+        first = meta & np.uint64(0xFFFFFFFF)
+        while True:
+            if ((line >> tsh) & tm) == ut:
+                out[k, 0] = line << ls
+                out[k, 1] = piece | first
+                k += ONE
+            first = ZERO
+            if line == last:
+                break
+            line += ONE
+    return np.int64(r), np.int64(k)
+
+
+@njit(cache=True, parallel=True)
+def run_records_threads(words, line_shift, tshift, c, mode, nlev, part_cnt, part_vict,
+                        part_words, ev_lines, ev_codes, side_lines, side_codes):
+    """``run_records`` split over threads (``part_cnt.shape[0]``, a power of two): thread t
+    takes the lines with ``(line >> tshift) & (threads - 1) == t``, gathers their records
+    into ``part_words[t]`` a part at a time and simulates
+    them on its disjoint sets of the shared state, with its own counters (``part_cnt[t]``,
+    added to ``c``'s and zeroed), victims and event buffers. Returns the instructions."""
+    threads = part_cnt.shape[0]
+    n_rec = words.shape[0]
+    ics = np.zeros(threads, dtype=np.uint64)
+    for t in prange(threads):
+        ct = (c[0], c[1], c[2], c[3], c[4], c[5], part_cnt[t], part_vict[t])
+        i = 0
+        while i < n_rec:
+            i, k = _gather(words, i, line_shift, tshift, threads - 1, t, part_words[t])
+            ics[t] += run_records(part_words[t, :k], line_shift, ct, mode, nlev, ev_lines[t],
+                                  ev_codes[t], side_lines[t], side_codes[t])
+    cnt = c[6]
+    ic = np.uint64(0)
+    for t in range(threads):
+        ic += ics[t]
+        for r in range(nlev + 1):
+            for j in range(NC):
+                cnt[r, j] += part_cnt[t, r, j]
+                part_cnt[t, r, j] = 0
     return ic

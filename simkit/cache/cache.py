@@ -99,9 +99,14 @@ class CacheState:
 
 
 class Hierarchy:
-    """A cache hierarchy simulated over traces."""
+    """A cache hierarchy simulated over traces.
 
-    def __init__(self, config: HierarchyConfig | CacheConfig | str | os.PathLike):
+    ``threads``: split the simulation over that many threads (a power of two, at most the
+    smallest level's set count); the counters are the same for every count. Hierarchies with
+    random, BRRIP or DRRIP levels run on one thread (``self.threads`` says how many are used)."""
+
+    def __init__(self, config: HierarchyConfig | CacheConfig | str | os.PathLike, *,
+                 threads: int = 1):
         if isinstance(config, CacheConfig):
             config = HierarchyConfig(levels=(config,))
         elif isinstance(config, (str, os.PathLike)):
@@ -113,6 +118,18 @@ class Hierarchy:
                             f"TOML path, got {type(config).__name__}")
         self.config = config
         self.state = CacheState(config)
+        fewest = min(lv.sets for lv in config.levels)
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1 or \
+                threads & (threads - 1) or threads > fewest:
+            raise ValueError(f"threads: must be a power of two from 1 to the smallest level's "
+                             f"set count ({fewest}), got {threads!r}")
+        # threads > 1: the hierarchy is split by the top set bits of its smallest level into
+        # that many independent ones over disjoint sets (_kernels, "Threads"); the counters are
+        # the same for every thread count. Levels with random, BRRIP or DRRIP replacement draw
+        # from one generator per level in trace order, so such hierarchies run on one thread.
+        self.threads = threads if all(policy_id(lv.policy) not in K.NOT_SET_LOCAL
+                                      for lv in config.levels) else 1
+        self._thread_scratch = None
         self._instructions = 0
         self._records = 0
         self._trace = ""
@@ -130,10 +147,28 @@ class Hierarchy:
     def _feed(self, recs: np.ndarray) -> None:
         s = self.state
         words = kernel_view(recs)
-        instructions = K.run_records(words, s.line_shift, s.as_tuple(), s.mode, s.nlev,
-                                     *s.event_buffers())
+        if self.threads > 1:
+            fewest = min(lv.sets for lv in self.config.levels)
+            tshift = fewest.bit_length() - self.threads.bit_length()
+            instructions = K.run_records_threads(words, s.line_shift, tshift, s.as_tuple(),
+                                                 s.mode, s.nlev, *self._scratch())
+        else:
+            instructions = K.run_records(words, s.line_shift, s.as_tuple(), s.mode, s.nlev,
+                                         *s.event_buffers())
         self._records += len(recs)
         self._instructions += int(instructions)
+
+    def _scratch(self):
+        """Scratch for ``run_records_threads``: each thread's counters, victims, gathered
+        records and event buffers."""
+        if self._thread_scratch is None:
+            t, s = self.threads, self.state
+            ev = [b[None].repeat(t, axis=0) for b in s.event_buffers()]
+            self._thread_scratch = (
+                np.zeros((t, s.nlev + 1, K.NC), dtype=np.int64),
+                np.full((t, max(s.nlev, 8)), K.EMPTY, dtype=np.uint64),    # a host line each
+                np.zeros((t, K.PART_RECORDS + K.MAX_RECORD_LINES, 2), dtype=np.uint64), *ev)
+        return self._thread_scratch
 
     def access(self, data) -> CacheStats:
         """Simulate an in-memory batch (records or byte addresses); returns the batch's stats."""
