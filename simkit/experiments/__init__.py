@@ -12,6 +12,7 @@ from simkit.experiments import (  # noqa: F401  (each registers its experiment)
     tlb_validation,
     victima,
     kv_paging,
+    kv_rate_sweep,
     allocators,
     flash,
 )

@@ -120,6 +120,7 @@ class Scheduler:
         self.swap_bytes = 0
         self.obs_alloc = [o.on_alloc for o in observers if hasattr(o, "on_alloc")]
         self.obs_release = [o.on_release for o in observers if hasattr(o, "on_release")]
+        self.slo = stats.slo
 
     # ---- arrivals ------------------------------------------------------------------------
     def add(self, req) -> None:
@@ -321,5 +322,11 @@ class Scheduler:
         self.mgr.free(s.rid)
         st = self.stats
         st.requests_finished += 1
-        st.e2e.add(t - s.arrival)
+        e2e = t - s.arrival
+        st.e2e.add(e2e)
+        st.norm_latency.add(e2e / s.output)
+        if self.slo is not None and self.slo.met(
+                s.first_s - s.arrival, (t - s.first_s) / (s.output - 1) if s.output > 1 else 0.0,
+                e2e / s.output):
+            st.requests_slo_met += 1
         return 1

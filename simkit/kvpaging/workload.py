@@ -15,6 +15,11 @@ Formats (``load_trace``):
     Vidur CSV                 num_prefill_tokens, num_decode_tokens, no times: Poisson arrivals
                               at ``rate`` requests/s from ``numpy.random.default_rng(seed)``.
 
+Length presets (``LENGTH_PRESETS``, ``preset_requests``): ShareGPT- and Alpaca-like requests as in
+PagedAttention's evaluation (section 6.1, Fig. 11: mean input / output tokens about 161 / 338 and
+19 / 58, REFERENCE.md 2.1 [S]) with Poisson arrivals. Only the means are the paper's; the shape
+(geometric, as ``synthetic_requests``) is simkit's assumption.
+
 Files may be ``.xz`` or ``.gz`` compressed. Traces without hashes give requests with none.
 Shipped names (``SHIPPED``: azure-conv, azure-code, mooncake-conv, vidur-arxiv) resolve to files
 in ``traces/llm-serving/``; a full-size copy of the Azure trace there is preferred to the
@@ -289,5 +294,24 @@ def synthetic_requests(n: int, *, rate: float = 10.0, prompt_mean: float = 1000.
                           "lengths": f"geometric, means {prompt_mean}/{output_mean}"})
 
 
-__all__ = ["MOONCAKE_BLOCK_TOKENS", "Request", "RequestSource", "SHIPPED", "load_trace",
-           "poisson_arrivals", "resolve_trace", "synthetic_requests"]
+#: name -> (mean prompt tokens, mean output tokens): PagedAttention Fig. 11 (REFERENCE 2.1 [S])
+LENGTH_PRESETS = {"sharegpt": (161.0, 338.0), "alpaca": (19.0, 58.0)}
+
+
+def preset_requests(name: str, n: int, *, rate: float, max_tokens: int,
+                    seed: int = 0) -> RequestSource:
+    """``n`` requests with a ``LENGTH_PRESETS`` workload's mean lengths (geometric, clipped to
+    ``max_tokens`` in all) at ``rate`` requests/s (Poisson)."""
+    if name not in LENGTH_PRESETS:
+        raise ValueError(f"workload: unknown length preset {name!r}; presets: "
+                         f"{', '.join(LENGTH_PRESETS)}")
+    p, o = LENGTH_PRESETS[name]
+    src = synthetic_requests(n, rate=rate, prompt_mean=p, output_mean=o, max_tokens=max_tokens,
+                             seed=seed)
+    src.name = f"{name}-like-{n}"
+    return src
+
+
+__all__ = ["LENGTH_PRESETS", "MOONCAKE_BLOCK_TOKENS", "Request", "RequestSource", "SHIPPED",
+           "load_trace", "poisson_arrivals", "preset_requests", "resolve_trace",
+           "synthetic_requests"]
