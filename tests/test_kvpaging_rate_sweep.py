@@ -132,3 +132,18 @@ def test_rate_sweep_small(tmp_path, monkeypatch):
     assert 1 < ex.footprint_ceiling("sharegpt", 150, 2048) < 2
     s = pd.read_csv(tmp_path / "kv-rate-sweep-summary.csv")
     assert s.check.str.contains("paged-16 knee rate / orca-oracle").any()
+
+
+@pytest.mark.parametrize("n", [3, 4, 10])
+@pytest.mark.parametrize("spaced", [False, True])
+def test_requests_that_never_fit_are_rejected(n, spaced):
+    """n consecutive requests whose prompt (60 tokens) exceeds the KV memory (48 tokens) but
+    not the context (64) are rejected one by one, each in a plan of its own when they arrive
+    apart (issue 15 item 7: four or more used to end in 'no progress'); a request that fits,
+    arriving after them, is served."""
+    gap = 0.001 if spaced else 0.0
+    reqs = [(i * gap, 60, 2) for i in range(n)] + [(n * gap + 0.001, 10, 3)]
+    for spec in ("paged-16", "orca-oracle"):
+        _, st = run(reqs, spec, capacity=48 * TINY.kv_bytes_per_token)
+        assert st.requests_rejected == n and st.requests_finished == 1, spec
+        assert st.output_tokens == 3

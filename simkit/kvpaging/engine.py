@@ -186,11 +186,16 @@ class ServingSimulator:
                         break
                     yield env.timeout(nxt.arrival_s - now)
                     continue
+                dropped = st.requests_rejected + st.requests_aborted
                 sc.schedule()
                 prefills, decodes = sc.prefills, sc.decodes
                 if not prefills and not decodes:
-                    # every running sequence was preempted, or the queue head was rejected:
-                    # the next plan admits; a run of empty plans would be a bug
+                    # every running sequence was preempted, or requests that can never fit
+                    # were rejected (progress: they left the queue); the next plan admits. A
+                    # run of empty plans that drop nothing would be a bug
+                    if st.requests_rejected + st.requests_aborted != dropped:
+                        empty = 0
+                        continue
                     empty += 1
                     if empty > 3:
                         raise RuntimeError(f"serving engine: no progress at t={now} (waiting "
