@@ -132,6 +132,7 @@ class ServingStats:
     requests_admitted: int = 0          # first admissions
     requests_finished: int = 0
     requests_rejected: int = 0          # prompt longer than the context, or never fits memory
+    requests_over_context: int = 0      # of the rejected: prompt of max context tokens or more
     requests_truncated: int = 0         # output cut so prompt + output <= max context
     requests_aborted: int = 0           # outgrew the whole KV memory while running alone
     requests_slo_met: int = 0           # finished within every bound of ``slo``
@@ -192,12 +193,17 @@ class ServingStats:
 
     @property
     def throughput_tokens_per_s(self) -> float:
+        """Output tokens per second (0 when none was emitted, e.g. every request rejected)."""
         d = self.duration_s
+        if not self.output_tokens:
+            return 0.0
         return self.output_tokens / d if d > 0 else float("nan")
 
     @property
     def throughput_requests_per_s(self) -> float:
         d = self.duration_s
+        if not self.requests_finished:
+            return 0.0
         return self.requests_finished / d if d > 0 else float("nan")
 
     @property
@@ -252,6 +258,7 @@ class ServingStats:
                "requests_admitted": self.requests_admitted,
                "requests_finished": self.requests_finished,
                "requests_rejected": self.requests_rejected,
+               "requests_over_context": self.requests_over_context,
                "requests_truncated": self.requests_truncated,
                "requests_aborted": self.requests_aborted,
                "prompt_tokens": self.prompt_tokens, "prefill_tokens": self.prefill_tokens,

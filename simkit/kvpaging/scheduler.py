@@ -129,6 +129,8 @@ class Scheduler:
         p, o = req.prompt, req.output
         if p >= self.max_context or p <= 0 or o <= 0:
             st.requests_rejected += 1
+            if p >= self.max_context:
+                st.requests_over_context += 1
             return
         if p + o > self.max_context:
             o = self.max_context - p
