@@ -79,10 +79,10 @@ def register(sub) -> None:
                    help="request trace: a file (Azure CSV, Mooncake JSONL, Vidur CSV) or a "
                         "shipped name: azure-conv, azure-code, mooncake-conv")
     q.add_argument("--model", required=True, help="model preset (see `simkit kv models`)")
-    q.add_argument("--gpu", required=True, help="GPU preset: H100-80GB, A100-80GB")
+    q.add_argument("--gpu", required=True, help="GPU preset: H100-80GB, A100-80GB, A100-40GB")
     q.add_argument("--manager", required=True,
-                   help="static, static-max-context, paged-B (paged-16), vattention-64KiB, "
-                        "-128KiB, -256KiB, -2MiB")
+                   help="static, static-max-context, orca-oracle, orca-pow2, orca-max, "
+                        "paged-B (paged-16), vattention-64KiB, -128KiB, -256KiB, -2MiB")
     q.add_argument("--calibration", type=Path, metavar="FILE",
                    help="cost-model calibration JSON (default: the shipped published-<gpu>.json)")
     q.add_argument("--max-requests", metavar="N", help="serve only the first N requests")
