@@ -6,6 +6,7 @@
                            --out FILE.skt[.xz|.gz]
     simkit kv run --trace T --model M --gpu G --manager paged-16|vattention-64KiB|static|...
                   [--calibration FILE.json] [--max-requests N] [--rate REQ_PER_S] [--seed S]
+                  [--time-scale FACTOR]
                   [--chunked-prefill] [--max-num-seqs N] [--max-num-batched-tokens N]
                   [--preemption recompute|swap] [--capacity BYTES]
                   [--out FILE] [--plot FILE.png] [--timeline FILE.csv]
@@ -18,6 +19,8 @@ from __future__ import annotations
 import dataclasses
 
 import argparse
+import math
+import sys
 import shlex
 from pathlib import Path
 
@@ -76,15 +79,19 @@ def register(sub) -> None:
                    help="request trace: a file (Azure CSV, Mooncake JSONL, Vidur CSV) or a "
                         "shipped name: azure-conv, azure-code, mooncake-conv")
     q.add_argument("--model", required=True, help="model preset (see `simkit kv models`)")
-    q.add_argument("--gpu", required=True, help="GPU preset: H100-80GB, A100-80GB")
+    q.add_argument("--gpu", required=True, help="GPU preset: H100-80GB, A100-80GB, A100-40GB")
     q.add_argument("--manager", required=True,
-                   help="static, static-max-context, paged-B (paged-16), vattention-64KiB, "
-                        "-128KiB, -256KiB, -2MiB")
+                   help="static, static-max-context, orca-oracle, orca-pow2, orca-max, "
+                        "paged-B (paged-16), vattention-64KiB, -128KiB, -256KiB, -2MiB")
     q.add_argument("--calibration", type=Path, metavar="FILE",
                    help="cost-model calibration JSON (default: the shipped published-<gpu>.json)")
     q.add_argument("--max-requests", metavar="N", help="serve only the first N requests")
     q.add_argument("--rate", metavar="REQ_PER_S",
-                   help="Poisson arrival rate for traces without timestamps (Vidur)")
+                   help="Poisson arrival rate for traces without timestamps (Vidur); an error "
+                        "for timestamped traces (use --time-scale)")
+    q.add_argument("--time-scale", metavar="FACTOR",
+                   help="multiply a timestamped trace's arrival times by FACTOR (Vidur's "
+                        "time_scale_factor: 0.5 replays it at twice the rate)")
     q.add_argument("--seed", default="0", metavar="S", help="seed for synthesized arrivals")
     q.add_argument("--chunked-prefill", action="store_true", help="split prompts into chunks")
     q.add_argument("--max-num-seqs", default="256", metavar="N")
@@ -292,8 +299,17 @@ def cmd_run(args) -> int:
             rate = float(args.rate)
         except ValueError:
             raise InputError(f"--rate: bad value {args.rate!r}") from None
-        if not rate > 0:
+        if not (rate > 0 and math.isfinite(rate)):
             raise InputError(f"--rate: must be > 0 requests/s, got {args.rate!r}")
+    time_scale = None
+    if args.time_scale is not None:
+        try:
+            time_scale = float(args.time_scale)
+        except ValueError:
+            raise InputError(f"--time-scale: bad value {args.time_scale!r}") from None
+        if not (time_scale > 0 and math.isfinite(time_scale)):
+            raise InputError(f"--time-scale: must be a finite number > 0, got "
+                             f"{args.time_scale!r}")
     try:
         model = get_model(args.model)
     except ValueError as exc:
@@ -323,7 +339,7 @@ def cmd_run(args) -> int:
         cal = load_calibration(args.calibration)
     else:
         cal = default_calibration(gpu.name)
-    requests = load_trace(args.trace, limit=limit, rate=rate, seed=seed)
+    requests = load_trace(args.trace, limit=limit, rate=rate, seed=seed, time_scale=time_scale)
     try:
         sim = ServingSimulator(model, gpu, args.manager, requests, config=cfg, calibration=cal,
                                capacity_bytes=capacity, progress=args.progress)
@@ -372,7 +388,17 @@ def cmd_run(args) -> int:
             e.abort()
         raise
     d = st.to_dict()
+    if st.requests_over_context or st.requests_truncated:
+        print(f"simkit: warning: {st.requests_over_context} of {st.requests_arrived} requests "
+              f"have prompts of {model.max_context} tokens (the context of {model.name}) or "
+              f"more and were rejected; {st.requests_truncated} outputs were cut to fit it "
+              f"(--max-context N serves longer requests)", file=sys.stderr)
     gib = 2.0 ** 30
+
+    def ms3(name):
+        vals = [d[f"{name}_p{q}_s"] for q in (50, 90, 99)]
+        return "n/a" if any(math.isnan(v) for v in vals) else " / ".join(
+            f"{v * 1e3:.2f}" for v in vals)
     mean_mem = st.mean_memory_bytes()
     rows = [
         ("trace", f"{requests.name} ({requests.info.get('arrivals', '')})"),
@@ -383,25 +409,31 @@ def cmd_run(args) -> int:
         ("requests arrived / finished / rejected / aborted",
          f"{st.requests_arrived} / {st.requests_finished} / {st.requests_rejected} / "
          f"{st.requests_aborted}"),
+        ("requests over the context (rejected) / outputs cut",
+         f"{st.requests_over_context} / {st.requests_truncated}"),
         ("simulated time (s)", f"{st.duration_s:.2f} (busy {st.busy_s:.2f})"),
         ("iterations", st.iterations),
         ("throughput (tokens/s, requests/s)",
          f"{st.throughput_tokens_per_s:.1f}, {st.throughput_requests_per_s:.3f}"),
-        ("TTFT p50 / p90 / p99 (ms)",
-         " / ".join(f"{d[f'ttft_p{q}_s'] * 1e3:.2f}" for q in (50, 90, 99))),
-        ("TBT p50 / p90 / p99 (ms)",
-         " / ".join(f"{d[f'tbt_p{q}_s'] * 1e3:.2f}" for q in (50, 90, 99))),
-        ("batch size mean / max", f"{st.mean_batch_seqs:.2f} / {st.batch_seqs_max}"),
+        ("TTFT p50 / p90 / p99 (ms)", ms3("ttft")),
+        ("TBT p50 / p90 / p99 (ms)", ms3("tbt")),
+        ("normalized latency mean / p50 / p99 (ms/token)",
+         "n/a" if not st.norm_latency.n else
+         f"{st.normalized_latency_s * 1e3:.2f} / {st.norm_latency.percentile(50) * 1e3:.2f} / "
+         f"{st.norm_latency.percentile(99) * 1e3:.2f}"),
+        ("batch size mean / max", "n/a" if not st.iterations else
+         f"{st.mean_batch_seqs:.2f} / {st.batch_seqs_max}"),
         ("preemptions (recompute / swap)",
          f"{st.preemptions} ({st.preemptions_recompute} / {st.preemptions_swap})"),
         ("prefix-cache hit rate", "n/a (no prefix hashes)" if not st.prompt_tokens_hashed
          else f"{st.prefix_hit_rate:.2%}"),
         ("mapping: ops / calls / time (s) / exposed (s)",
          f"{st.map_ops} / {st.map_calls} / {st.map_s:.3f} / {st.map_exposed_s:.3f}"),
-        ("mean KV GiB used / frag / reserved / cached / free",
+        ("mean KV GiB used / frag / reserved / cached / free", "n/a" if not st.busy_s else
          " / ".join(f"{mean_mem[p] / gib:.2f}" for p in
                     ("used", "internal_frag", "reserved", "cached", "free"))),
-        ("mean waste (frag + reserved) / allocated", f"{st.mean_waste_fraction:.2%}"),
+        ("mean waste (frag + reserved) / allocated", "n/a" if math.isnan(st.mean_waste_fraction)
+         else f"{st.mean_waste_fraction:.2%}"),
     ]
     print_frame(pd.DataFrame(rows, columns=["metric", "value"]).astype(str))
     for flag, path in (("--out", args.out), ("--timeline", args.timeline),

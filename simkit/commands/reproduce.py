@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 from simkit.atomic import write_via
+from simkit.units import count_type
 
 
 def register(sub) -> None:
@@ -23,7 +24,82 @@ def register(sub) -> None:
     p.add_argument("--outdir", type=Path, default=Path("results"))
     p.add_argument("--gallery", type=Path, default=None, metavar="DIR",
                    help="also copy every plot into DIR (the README gallery: docs/gallery)")
+    p.add_argument("--jobs", type=count_type(1), default=None, metavar="N",
+                   help="simulation experiments run N at a time in worker processes (default: "
+                        "the CPUs this process may use); the ones that measure this machine "
+                        "run first, alone, so nothing else perturbs their timings")
     p.set_defaults(func=handle)
+
+
+# Experiments that time this machine: run one at a time, before the others start.
+MEASURING = ("cpu-validation", "tlb-validation", "core-validation")
+
+
+def _worker_init() -> None:
+    """A worker process ends on SIGTERM through SystemExit, so its temporaries are removed."""
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
+def _run_one(name: str, quick: bool, outdir: Path):
+    """One experiment: (name, rows, paths, wall s, CPU s); in a worker process or here."""
+    from simkit import experiments
+
+    t, c = time.perf_counter(), time.process_time()
+    df, paths = experiments.run(name, quick=quick, outdir=outdir)
+    return name, len(df), [Path(p) for p in paths], time.perf_counter() - t, \
+        time.process_time() - c
+
+
+def _jobs(args) -> int:
+    import os
+
+    if args.jobs is not None:
+        return args.jobs
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _results(names, args, piped):
+    """Yield each experiment's result as it finishes: the measuring ones here, one at a time,
+    then the rest ``--jobs`` at a time in worker processes (in registration order of start)."""
+    quick = not args.full
+    serial = [n for n in names if n in MEASURING]
+    rest = [n for n in names if n not in MEASURING]
+    jobs = _jobs(args)
+    if jobs <= 1 or len(rest) <= 1:
+        serial, rest = names, []
+    for i, name in enumerate(serial, 1):
+        if piped:
+            print(f"[{i}/{len(names)}] {name}: running ({'full' if args.full else 'quick'})",
+                  flush=True)
+        yield _run_one(name, quick, args.outdir)
+    if not rest:
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(rest)), mp_context=ctx,
+                               initializer=_worker_init)
+    try:
+        futures = {}
+        for i, name in enumerate(rest, len(serial) + 1):
+            if piped:
+                print(f"[{i}/{len(names)}] {name}: started ({'full' if args.full else 'quick'},"
+                      f" {min(jobs, len(rest))} at a time)", flush=True)
+            futures[pool.submit(_run_one, name, quick, args.outdir)] = name
+        for fut in as_completed(futures):
+            yield fut.result()
+    except BaseException:
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            proc.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def handle(args) -> int:
@@ -46,15 +122,13 @@ def handle(args) -> int:
         raise InputError(f"--gallery {args.gallery}: exists and is not a directory")
     summaries = []
     piped = not sys.stdout.isatty()
-    for i, name in enumerate(names, 1):
-        if piped:
-            print(f"[{i}/{len(names)}] {name}: running ({'full' if args.full else 'quick'})",
-                  flush=True)
-        t, c = time.perf_counter(), time.process_time()
-        df, paths = experiments.run(name, quick=not args.full, outdir=args.outdir)
-        print(f"{name}: {len(df)} rows in {time.perf_counter() - t:.1f} s "
-              f"({time.process_time() - c:.1f} s CPU) -> "
+    done = {}
+    for name, rows, paths, wall, cpu in _results(names, args, piped):
+        print(f"{name}: {rows} rows in {wall:.1f} s ({cpu:.1f} s CPU) -> "
               + ", ".join(str(p) for p in paths), flush=True)
+        done[name] = paths
+    for name in names:                          # summaries in registration order
+        paths = done[name]
         for path in paths:                      # an experiment's summary table, if any
             if not path.name.endswith("-summary.csv"):
                 continue

@@ -13,6 +13,7 @@ from simkit.experiments import (  # noqa: F401  (each registers its experiment)
     core_validation,
     victima,
     kv_paging,
+    kv_rate_sweep,
     allocators,
     flash,
 )

@@ -7,14 +7,14 @@ from simkit.kvpaging.engine import ServingSimulator
 from simkit.kvpaging.gpus import GPUSpec, get_gpu, kv_capacity_bytes
 from simkit.kvpaging.managers import make_manager
 from simkit.kvpaging.managers.base import Admission, KVManager, MemoryUsage
-from simkit.kvpaging.metrics import ServingStats
+from simkit.kvpaging.metrics import SLO, ServingStats
 from simkit.kvpaging.models import MODELS, ModelShape, get_model
 from simkit.kvpaging.requests import load_requests
 from simkit.kvpaging.scheduler import SchedulerConfig
-from simkit.kvpaging.workload import load_trace, synthetic_requests
+from simkit.kvpaging.workload import load_trace, preset_requests, synthetic_requests
 
 __all__ = ["AddressMap", "Admission", "DecodeTrace", "DecodeTraceConfig", "DecodeTraceStats",
-           "GPUSpec", "KVManager", "MODELS", "MemoryUsage", "ModelShape", "SchedulerConfig",
+           "GPUSpec", "KVManager", "MODELS", "MemoryUsage", "ModelShape", "SLO", "SchedulerConfig",
            "ServingSimulator", "ServingStats", "address_map", "get_gpu", "get_model",
            "kv_capacity_bytes", "load_requests", "load_trace", "make_manager",
-           "synthetic_requests", "write_decode_trace"]
+           "preset_requests", "synthetic_requests", "write_decode_trace"]

@@ -26,6 +26,9 @@ Memory accounting: ``manager.usage()`` is sampled when the timeline is due (ever
 ``timeline_every`` iterations, thinned as the run grows); the time integrals in the stats
 weight each sample by the busy time since the previous one (exact with ``timeline_every=1``).
 
+Latency SLO: ``slo`` (``metrics.SLO``) makes the stats count the finished requests within its
+bounds (``goodput_requests_per_s``); normalized latency is always kept.
+
 Hooks: ``step_hook(sim)`` is called after every iteration is scheduled (before its time
 passes) — tests assert invariants there. ``observers`` get ``on_alloc(rid)`` /
 ``on_release(rid)`` from the scheduler, ``on_plan(sim)`` when an iteration is scheduled
@@ -43,7 +46,7 @@ import simpy
 from simkit.errors import InputError
 from simkit.kvpaging.costmodel import Calibration, CostModel, default_calibration, prefill_pairs
 from simkit.kvpaging.gpus import GPU_MEMORY_UTILIZATION, GPUSpec, kv_capacity_bytes
-from simkit.kvpaging.metrics import MemoryTimeline, ServingStats
+from simkit.kvpaging.metrics import SLO, MemoryTimeline, ServingStats
 from simkit.kvpaging.models import ModelShape
 from simkit.kvpaging.scheduler import Scheduler, SchedulerConfig
 
@@ -71,7 +74,7 @@ class ServingSimulator:
                  gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION,
                  manager_overrides: dict | None = None, timeline_every: int = 1,
                  timeline_max_samples: int = 4096, observers=(), step_hook=None,
-                 progress: bool | None = None):
+                 progress: bool | None = None, slo: SLO | None = None):
         self.model, self.gpu = model, gpu
         self.cfg = cfg = config if config is not None else SchedulerConfig()
         self.calibration = cal = (calibration if calibration is not None
@@ -102,7 +105,7 @@ class ServingSimulator:
         self.kernel = kernel_of(manager)
         self.cost = CostModel(model, cal, self.kernel)
         self.map_calls_per_op = int(getattr(manager, "map_calls_per_op", 0))
-        self.stats = ServingStats(capacity_bytes=capacity_bytes, params=self._params())
+        self.stats = ServingStats(capacity_bytes=capacity_bytes, params=self._params(), slo=slo)
         self.timeline = MemoryTimeline(timeline_every, timeline_max_samples)
         self.observers = list(observers)
         self._on_step = [o.on_step for o in self.observers if hasattr(o, "on_step")]
@@ -183,11 +186,16 @@ class ServingSimulator:
                         break
                     yield env.timeout(nxt.arrival_s - now)
                     continue
+                dropped = st.requests_rejected + st.requests_aborted
                 sc.schedule()
                 prefills, decodes = sc.prefills, sc.decodes
                 if not prefills and not decodes:
-                    # every running sequence was preempted, or the queue head was rejected:
-                    # the next plan admits; a run of empty plans would be a bug
+                    # every running sequence was preempted, or requests that can never fit
+                    # were rejected (progress: they left the queue); the next plan admits. A
+                    # run of empty plans that drop nothing would be a bug
+                    if st.requests_rejected + st.requests_aborted != dropped:
+                        empty = 0
+                        continue
                     empty += 1
                     if empty > 3:
                         raise RuntimeError(f"serving engine: no progress at t={now} (waiting "

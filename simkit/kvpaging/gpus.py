@@ -9,11 +9,13 @@ Numbers are from NVIDIA's datasheets (dense FP16/BF16 Tensor Core peak: the data
     A100-80GB (SXM4)  NVIDIA A100 Tensor Core GPU datasheet (2021): 80 GB HBM2e, 2,039 GB/s,
                       FP16 Tensor Core 624 TFLOPS with sparsity -> 312 dense,
                       PCIe Gen4 64 GB/s (both directions together)
+    A100-40GB (SXM4)  same datasheet, A100 40GB SXM column: 40 GB HBM2, 1,555 GB/s, FP16 312
+                      dense, PCIe Gen4 — the GPU of PagedAttention's OPT-13B runs (REFERENCE 2.1)
 
 ``memory_bytes`` is the total the driver reports for the "80 GB" parts (``cudaMemGetInfo`` /
 nvidia-smi: 81,559 MiB on H100 SXM5, 81,920 MiB on A100-SXM4-80GB) — the figure vLLM multiplies
-by ``gpu_memory_utilization``. These two driver totals are recollections, not datasheet numbers
-([U] in REFERENCE.md's terms); the GPU microbenchmark writes the measured total (NVML) into its
+by ``gpu_memory_utilization``; the A100-40GB's 40,960 MiB is its nominal 40 GiB. These driver
+totals are recollections, not datasheet numbers ([U] in REFERENCE.md's terms); the GPU microbenchmark writes the measured total (NVML) into its
 calibration file.
 
 KV capacity (vLLM's ``determine_num_available_blocks``, simplified)::
@@ -28,7 +30,8 @@ layer for that many tokens plus the fp32 logits of one token per sequence plus a
 non-PyTorch memory (CUDA context, cuBLAS workspace, CUDA graphs)::
 
     per token: residual + attention output (2 * hidden) + Q/K/V ((heads + 2 * kv_heads) * head_dim)
-               + gate, up and activation (3 * ffn), each dtype_bytes
+               + MLP intermediates (mlp_matrices * ffn: gate, up, activation; OPT: fc1, activation),
+               each dtype_bytes
     activation_reserve = max_num_batched_tokens * per_token + max_num_seqs * vocab * 4 + 1 GiB
 """
 from __future__ import annotations
@@ -69,6 +72,10 @@ GPUS: dict[str, GPUSpec] = {g.name.lower(): g for g in (
             peak_fp16_flops=312e12, pcie_bandwidth_bytes_per_s=32e9,
             source="NVIDIA A100 Tensor Core GPU datasheet (SXM4 80GB): 80 GB HBM2e, "
                    "2,039 GB/s, 624 TFLOPS FP16 with sparsity (312 dense), PCIe Gen4 64 GB/s"),
+    GPUSpec("A100-40GB", memory_bytes=40960 * MiB, hbm_bandwidth_bytes_per_s=1.555e12,
+            peak_fp16_flops=312e12, pcie_bandwidth_bytes_per_s=32e9,
+            source="NVIDIA A100 Tensor Core GPU datasheet (SXM4 40GB): 40 GB HBM2, "
+                   "1,555 GB/s, 624 TFLOPS FP16 with sparsity (312 dense), PCIe Gen4 64 GB/s"),
 )}
 
 
@@ -88,7 +95,7 @@ def activation_reserve_bytes(model: ModelShape, max_num_batched_tokens: int,
                              max_num_seqs: int) -> int:
     """The estimate of the module docstring."""
     per_token = (2 * model.hidden + (model.heads + 2 * model.kv_heads) * model.head_dim
-                 + 3 * model.ffn) * model.dtype_bytes
+                 + model.mlp_matrices * model.ffn) * model.dtype_bytes
     return (max_num_batched_tokens * per_token + max_num_seqs * model.vocab * 4
             + NON_TORCH_RESERVE_BYTES)
 

@@ -10,6 +10,13 @@ while there are at most ``EXACT_MAX`` of them, so small runs report exact percen
 (nearest rank: the smallest sample with at least q% of the samples at or below it) and big runs
 stay in constant memory.
 
+Normalized latency (PagedAttention section 6.1): a request's end-to-end latency divided by its
+output tokens (s/token); the stats keep its histogram (``norm_latency``), so the paper's metric
+(the mean over requests) and percentiles come out of one run. SLO goodput (DistServe's
+goodput): finished requests per second that met every bound of an ``SLO`` (time to first
+token, time per output token after the first, normalized latency); bounds left at infinity do
+not count.
+
 ``MemoryTimeline`` samples ``manager.usage()`` every ``every`` iterations into at most
 ``max_samples`` rows: when full, every other row is dropped and the interval doubles, so a run
 of any length keeps a bounded, evenly spaced series.
@@ -96,6 +103,26 @@ class LatencyHistogram:
 _MEM_PARTS = ("used", "internal_frag", "reserved", "cached", "free")
 
 
+@dataclass(frozen=True)
+class SLO:
+    """Latency bounds a request must meet to count towards goodput (seconds; inf: none).
+    ``tpot_s`` bounds the mean time per output token after the first of one request."""
+
+    ttft_s: float = math.inf
+    tpot_s: float = math.inf
+    normalized_latency_s: float = math.inf
+
+    def __post_init__(self):
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                raise ValueError(f"{f.name}: must be a number > 0 (inf: no bound), got {v!r}")
+
+    def met(self, ttft: float, tpot: float, normalized: float) -> bool:
+        return (ttft <= self.ttft_s and tpot <= self.tpot_s
+                and normalized <= self.normalized_latency_s)
+
+
 @dataclass
 class ServingStats:
     """Raw counters of one serving run (or a region of it)."""
@@ -105,8 +132,10 @@ class ServingStats:
     requests_admitted: int = 0          # first admissions
     requests_finished: int = 0
     requests_rejected: int = 0          # prompt longer than the context, or never fits memory
+    requests_over_context: int = 0      # of the rejected: prompt of max context tokens or more
     requests_truncated: int = 0         # output cut so prompt + output <= max context
     requests_aborted: int = 0           # outgrew the whole KV memory while running alone
+    requests_slo_met: int = 0           # finished within every bound of ``slo``
     prompt_tokens: int = 0              # of first admissions
     prompt_tokens_hashed: int = 0       # of first admissions that carried prefix hashes
     cached_prompt_tokens: int = 0       # prefix-cache hits at first admissions
@@ -138,13 +167,15 @@ class ServingStats:
     ttft: LatencyHistogram = field(default_factory=LatencyHistogram)
     tbt: LatencyHistogram = field(default_factory=LatencyHistogram)
     e2e: LatencyHistogram = field(default_factory=LatencyHistogram)
+    norm_latency: LatencyHistogram = field(default_factory=LatencyHistogram)   # e2e / output
+    slo: SLO | None = None              # the bounds of requests_slo_met (None: not counted)
     params: dict = field(default_factory=dict)
 
     # ---- arithmetic ------------------------------------------------------------------
     def __sub__(self, other: "ServingStats") -> "ServingStats":
         out = ServingStats(params=dict(self.params))
         keep = {"capacity_bytes", "batch_seqs_max", "mem_used_max_bytes", "start_s", "end_s",
-                "params"}
+                "params", "slo"}
         for f in fields(self):
             a, b = getattr(self, f.name), getattr(other, f.name)
             setattr(out, f.name, a if f.name in keep else a - b)
@@ -162,13 +193,36 @@ class ServingStats:
 
     @property
     def throughput_tokens_per_s(self) -> float:
+        """Output tokens per second (0 when none was emitted, e.g. every request rejected)."""
         d = self.duration_s
+        if not self.output_tokens:
+            return 0.0
         return self.output_tokens / d if d > 0 else float("nan")
 
     @property
     def throughput_requests_per_s(self) -> float:
         d = self.duration_s
+        if not self.requests_finished:
+            return 0.0
         return self.requests_finished / d if d > 0 else float("nan")
+
+    @property
+    def normalized_latency_s(self) -> float:
+        """PagedAttention's normalized latency: mean over finished requests of end-to-end
+        latency / output tokens (s/token)."""
+        return self.norm_latency.mean
+
+    @property
+    def goodput_requests_per_s(self) -> float:
+        """Finished requests per second that met ``slo`` (nan without an SLO)."""
+        d = self.duration_s
+        return self.requests_slo_met / d if self.slo is not None and d > 0 else float("nan")
+
+    @property
+    def slo_attainment(self) -> float:
+        """Share of finished requests that met ``slo``."""
+        return (self.requests_slo_met / self.requests_finished
+                if self.slo is not None and self.requests_finished else float("nan"))
 
     @property
     def mean_batch_seqs(self) -> float:
@@ -204,6 +258,7 @@ class ServingStats:
                "requests_admitted": self.requests_admitted,
                "requests_finished": self.requests_finished,
                "requests_rejected": self.requests_rejected,
+               "requests_over_context": self.requests_over_context,
                "requests_truncated": self.requests_truncated,
                "requests_aborted": self.requests_aborted,
                "prompt_tokens": self.prompt_tokens, "prefill_tokens": self.prefill_tokens,
@@ -211,10 +266,15 @@ class ServingStats:
                "duration_s": self.duration_s, "busy_s": self.busy_s,
                "throughput_tokens_per_s": self.throughput_tokens_per_s,
                "throughput_requests_per_s": self.throughput_requests_per_s}
-        for name, h in (("ttft", self.ttft), ("tbt", self.tbt), ("e2e", self.e2e)):
-            row[f"{name}_mean_s"] = h.mean
+        for name, h in (("ttft", self.ttft), ("tbt", self.tbt), ("e2e", self.e2e),
+                        ("normalized_latency", self.norm_latency)):
+            unit = "s_per_token" if name == "normalized_latency" else "s"
+            row[f"{name}_mean_{unit}"] = h.mean
             for q in PERCENTILES:
-                row[f"{name}_p{q}_s"] = h.percentile(q)
+                row[f"{name}_p{q}_{unit}"] = h.percentile(q)
+        row.update(requests_slo_met=self.requests_slo_met,
+                   goodput_requests_per_s=self.goodput_requests_per_s,
+                   slo_attainment=self.slo_attainment)
         row.update(mean_batch_seqs=self.mean_batch_seqs, max_batch_seqs=self.batch_seqs_max,
                    mean_batch_tokens=(self.batch_tokens_sum / self.iterations
                                       if self.iterations else float("nan")),
@@ -238,6 +298,9 @@ class ServingStats:
 
         row = self.to_dict()
         row.update({f"param_{k}": v for k, v in self.params.items()})
+        if self.slo is not None:
+            row.update({f"param_slo_{f.name}": getattr(self.slo, f.name)
+                        for f in fields(self.slo)})
         return pd.DataFrame([row])
 
 
@@ -272,5 +335,5 @@ class MemoryTimeline:
         return pd.DataFrame(self.rows, columns=list(TIMELINE_COLUMNS))
 
 
-__all__ = ["LatencyHistogram", "MemoryTimeline", "PERCENTILES", "ServingStats",
+__all__ = ["LatencyHistogram", "MemoryTimeline", "PERCENTILES", "SLO", "ServingStats",
            "TIMELINE_COLUMNS"]

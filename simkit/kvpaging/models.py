@@ -2,7 +2,9 @@
 
 A ``ModelShape`` is a decoder-only transformer of the Llama family (pre-norm RMSNorm, grouped-query
 attention with ``kv_heads`` K/V heads, gated SwiGLU MLP of three ``hidden x ffn`` matrices, no
-biases), which all the presets are. Per token and layer the KV cache holds one K and one V row of
+biases), or, with ``gated_mlp=False``, of the OPT family (multi-head attention, an MLP of two
+``hidden x ffn`` matrices; OPT's biases, LayerNorm shifts and learned positions, ~0.1% of its
+parameters, are left out). Per token and layer the KV cache holds one K and one V row of
 ``kv_heads * head_dim`` elements::
 
     kv_bytes_per_token = layers * 2 * kv_heads * head_dim * dtype_bytes
@@ -28,20 +30,22 @@ class ModelShape:
     dtype_bytes: int = 2            # fp16 / bf16
     max_context: int = 4096         # max_position_embeddings
     tied_embeddings: bool = False   # lm_head shares the embedding matrix
+    gated_mlp: bool = True          # SwiGLU (gate, up, down); False: OPT's fc1, fc2
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"name: must be a non-empty string, got {self.name!r}")
         for f in fields(self):
-            if f.name in ("name", "tied_embeddings"):
+            if f.name in ("name", "tied_embeddings", "gated_mlp"):
                 continue
             v = getattr(self, f.name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise ValueError(f"{f.name}: must be a positive integer, got {v!r}")
         if self.heads % self.kv_heads:
             raise ValueError(f"kv_heads: must divide heads ({self.heads}), got {self.kv_heads}")
-        if not isinstance(self.tied_embeddings, bool):
-            raise ValueError(f"tied_embeddings: must be a bool, got {self.tied_embeddings!r}")
+        for name in ("tied_embeddings", "gated_mlp"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}: must be a bool, got {getattr(self, name)!r}")
 
     # ---- KV cache ----------------------------------------------------------------------
     @property
@@ -59,6 +63,11 @@ class ModelShape:
         """K + V of one token over all layers."""
         return self.layers * self.kv_bytes_per_token_layer
 
+    @property
+    def mlp_matrices(self) -> int:
+        """``hidden x ffn`` matrices of one MLP: 3 gated (SwiGLU), 2 plain (OPT)."""
+        return 3 if self.gated_mlp else 2
+
     # ---- weights -----------------------------------------------------------------------
     @property
     def attn_in_params(self) -> int:
@@ -67,8 +76,9 @@ class ModelShape:
 
     @property
     def attn_out_mlp_params(self) -> int:
-        """O projection, post-attention RMSNorm and the gated MLP (read after attention)."""
-        return self.heads * self.head_dim * self.hidden + self.hidden + 3 * self.hidden * self.ffn
+        """O projection, post-attention norm and the MLP (read after attention)."""
+        return (self.heads * self.head_dim * self.hidden + self.hidden
+                + self.mlp_matrices * self.hidden * self.ffn)
 
     @property
     def layer_params(self) -> int:
@@ -104,6 +114,15 @@ MODELS: dict[str, ModelShape] = {m.name.lower(): m for m in (
                ffn=20480, vocab=64000, max_context=4096),
     ModelShape("SmolLM2-135M", layers=30, hidden=576, heads=9, kv_heads=3, head_dim=64,
                ffn=1536, vocab=49152, max_context=8192, tied_embeddings=True),
+    # PagedAttention's evaluation models (facebook/opt-*/config.json: hidden_size,
+    # num_attention_heads, num_hidden_layers, ffn_dim, vocab_size, max_position_embeddings
+    # 2048; lm_head tied to the embedding). OPT-13B: 800 KB of KV per token (REFERENCE 2.1).
+    ModelShape("OPT-13B", layers=40, hidden=5120, heads=40, kv_heads=40, head_dim=128,
+               ffn=20480, vocab=50272, max_context=2048, tied_embeddings=True, gated_mlp=False),
+    ModelShape("OPT-66B", layers=64, hidden=9216, heads=72, kv_heads=72, head_dim=128,
+               ffn=36864, vocab=50272, max_context=2048, tied_embeddings=True, gated_mlp=False),
+    ModelShape("OPT-175B", layers=96, hidden=12288, heads=96, kv_heads=96, head_dim=128,
+               ffn=49152, vocab=50272, max_context=2048, tied_embeddings=True, gated_mlp=False),
 )}
 
 

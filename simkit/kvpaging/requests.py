@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from simkit.errors import InputError
+from simkit.kvpaging.workload import token_count
 
 COLUMN_PAIRS = (("ContextTokens", "GeneratedTokens"),
                 ("num_prefill_tokens", "num_decode_tokens"))
@@ -48,10 +49,11 @@ def load_requests(path: str | os.PathLike, limit: int | None = None) -> np.ndarr
                 vals = []
                 for c, name in zip(cols, pair):
                     text = rec[c].strip() if c < len(rec) else ""
-                    if not text.isdigit():
+                    v = token_count(text)
+                    if v is None:
                         raise InputError(f"{path}: line {lineno}: {name} {text!r} is not a "
                                          f"non-negative integer")
-                    vals.append(int(text))
+                    vals.append(v)
                 rows.append((vals[0], vals[1]))
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a UTF-8 text CSV") from None

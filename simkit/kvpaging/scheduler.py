@@ -120,6 +120,7 @@ class Scheduler:
         self.swap_bytes = 0
         self.obs_alloc = [o.on_alloc for o in observers if hasattr(o, "on_alloc")]
         self.obs_release = [o.on_release for o in observers if hasattr(o, "on_release")]
+        self.slo = stats.slo
 
     # ---- arrivals ------------------------------------------------------------------------
     def add(self, req) -> None:
@@ -128,6 +129,8 @@ class Scheduler:
         p, o = req.prompt, req.output
         if p >= self.max_context or p <= 0 or o <= 0:
             st.requests_rejected += 1
+            if p >= self.max_context:
+                st.requests_over_context += 1
             return
         if p + o > self.max_context:
             o = self.max_context - p
@@ -321,5 +324,11 @@ class Scheduler:
         self.mgr.free(s.rid)
         st = self.stats
         st.requests_finished += 1
-        st.e2e.add(t - s.arrival)
+        e2e = t - s.arrival
+        st.e2e.add(e2e)
+        st.norm_latency.add(e2e / s.output)
+        if self.slo is not None and self.slo.met(
+                s.first_s - s.arrival, (t - s.first_s) / (s.output - 1) if s.output > 1 else 0.0,
+                e2e / s.output):
+            st.requests_slo_met += 1
         return 1

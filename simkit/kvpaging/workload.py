@@ -14,6 +14,20 @@ Formats (``load_trace``):
                               the source says so in ``hash_block_tokens`` = 512.
     Vidur CSV                 num_prefill_tokens, num_decode_tokens, no times: Poisson arrivals
                               at ``rate`` requests/s from ``numpy.random.default_rng(seed)``.
+    Vidur trace-replay CSV    Time (s), PromptTokenCount, CompletionTokenCount (vidur
+                              ``trace_replay_request_generator.py``; its Date filter is not
+                              applied: every row is served).
+
+Token counts are non-negative integers; integral floats (``7564.0``, as pandas writes integer
+columns that held a NaN) are accepted, other fractions are refused. Timestamped traces keep
+their arrival times: ``rate`` is refused for them (it applies only to traces without times);
+``time_scale`` multiplies their arrival times as Vidur's ``time_scale_factor`` does (0.5 =
+twice the arrival rate), and is refused for traces without times.
+
+Length presets (``LENGTH_PRESETS``, ``preset_requests``): ShareGPT- and Alpaca-like requests as in
+PagedAttention's evaluation (section 6.1, Fig. 11: mean input / output tokens about 161 / 338 and
+19 / 58, REFERENCE.md 2.1 [S]) with Poisson arrivals. Only the means are the paper's; the shape
+(geometric, as ``synthetic_requests``) is simkit's assumption.
 
 Files may be ``.xz`` or ``.gz`` compressed. Traces without hashes give requests with none.
 Shipped names (``SHIPPED``: azure-conv, azure-code, mooncake-conv, vidur-arxiv) resolve to files
@@ -25,6 +39,7 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,11 +138,30 @@ def _open_text(path: Path):
     return open(path, newline="", encoding="utf-8")
 
 
+def token_count(v) -> int | None:
+    """A token count from text or a JSON number: a non-negative integer, or a float with no
+    fractional part (``"7564.0"``); None for anything else."""
+    if isinstance(v, str):
+        v = v.strip()
+        if v.isdigit():
+            return int(v)
+        try:
+            v = float(v)
+        except ValueError:
+            return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    if isinstance(v, float) and not (v.is_integer() and v >= 0):
+        return None
+    return int(v) if v >= 0 else None
+
+
 def _int_field(path, lineno, name, text) -> int:
-    text = text.strip()
-    if not text.isdigit():
-        raise InputError(f"{path}: line {lineno}: {name} {text!r} is not a non-negative integer")
-    return int(text)
+    v = token_count(text)
+    if v is None:
+        raise InputError(f"{path}: line {lineno}: {name} {text.strip()!r} is not a non-negative "
+                         f"integer")
+    return v
 
 
 def _load_csv(path: Path, limit, rate, seed) -> RequestSource:
@@ -140,17 +174,24 @@ def _load_csv(path: Path, limit, rate, seed) -> RequestSource:
                 raise InputError(f"{path}: empty file (expected a CSV header)")
             if "ContextTokens" in header and "GeneratedTokens" in header:
                 cols = ("ContextTokens", "GeneratedTokens")
+            elif "PromptTokenCount" in header and "CompletionTokenCount" in header:
+                cols = ("PromptTokenCount", "CompletionTokenCount")
             elif "num_prefill_tokens" in header and "num_decode_tokens" in header:
                 cols = ("num_prefill_tokens", "num_decode_tokens")
             else:
                 raise InputError(f"{path}: no request-length columns: expected ContextTokens and "
-                                 f"GeneratedTokens (Azure) or num_prefill_tokens and "
-                                 f"num_decode_tokens (Vidur) (found: {', '.join(header)})")
+                                 f"GeneratedTokens (Azure), num_prefill_tokens and "
+                                 f"num_decode_tokens (Vidur) or PromptTokenCount and "
+                                 f"CompletionTokenCount (Vidur trace replay) "
+                                 f"(found: {', '.join(header)})")
             ip, io = header.index(cols[0]), header.index(cols[1])
-            it = header.index("TIMESTAMP") if "TIMESTAMP" in header else None
+            tcol = next((c for c in ("TIMESTAMP", "Time") if c in header), None)
+            it = header.index(tcol) if tcol else None
             if it is None and rate is None:
                 raise InputError(f"{path}: no TIMESTAMP column; give an arrival rate "
                                  f"(--rate REQ_PER_S) for Poisson arrivals")
+            if it is not None and rate is not None:
+                raise _timed_rate(path, tcol)
             for lineno, rec in enumerate(reader, start=2):
                 if limit is not None and len(prompt) >= limit:
                     break
@@ -161,7 +202,16 @@ def _load_csv(path: Path, limit, rate, seed) -> RequestSource:
                                      f"{len(header)}")
                 prompt.append(_int_field(path, lineno, cols[0], rec[ip]))
                 output.append(_int_field(path, lineno, cols[1], rec[io]))
-                if it is not None:
+                if it is not None and tcol == "Time":
+                    try:
+                        t = float(rec[it])
+                    except ValueError:
+                        t = math.nan
+                    if not (math.isfinite(t) and t >= 0):
+                        raise InputError(f"{path}: line {lineno}: Time {rec[it]!r} is not a "
+                                         f"number of seconds >= 0")
+                    arrival.append(t)
+                elif it is not None:
                     try:
                         t = _dt.datetime.fromisoformat(rec[it].strip())
                     except ValueError:
@@ -177,7 +227,7 @@ def _load_csv(path: Path, limit, rate, seed) -> RequestSource:
         raise InputError(f"{path}: bad CSV ({exc})") from None
     if not prompt:
         raise InputError(f"{path}: no requests")
-    info = {"arrivals": "trace TIMESTAMP" if arrival else f"Poisson {rate} req/s seed {seed}"}
+    info = {"arrivals": f"trace {tcol}" if arrival else f"Poisson {rate} req/s seed {seed}"}
     if not arrival:
         arrival = poisson_arrivals(len(prompt), rate, seed)
     return _from_arrays(path.name, arrival, prompt, output, info=info)
@@ -198,9 +248,11 @@ def _load_mooncake(path: Path, limit) -> RequestSource:
                     raise InputError(f"{path}: line {lineno}: not JSON ({exc.msg})") from None
                 for key in ("timestamp", "input_length", "output_length"):
                     v = d.get(key) if isinstance(d, dict) else None
-                    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 \
+                            or (key != "timestamp" and token_count(v) is None):
+                        what = "number" if key == "timestamp" else "integer"
                         raise InputError(f"{path}: line {lineno}: {key} {v!r} is not a "
-                                         f"non-negative number")
+                                         f"non-negative {what}")
                 h = d.get("hash_ids", [])
                 if not isinstance(h, list) or not all(isinstance(x, int) for x in h):
                     raise InputError(f"{path}: line {lineno}: hash_ids must be a list of "
@@ -238,16 +290,39 @@ def resolve_trace(spec: str | os.PathLike) -> Path:
     return path
 
 
+def _timed_rate(path, column) -> InputError:
+    return InputError(f"--rate: {path.name} has arrival times ({column}); --rate applies only to "
+                      f"traces without them; use --time-scale FACTOR to scale its arrival times "
+                      f"(Vidur's time_scale_factor: 0.5 = twice the rate)")
+
+
 def load_trace(spec: str | os.PathLike, *, limit: int | None = None, rate: float | None = None,
-               seed: int = 0) -> RequestSource:
+               seed: int = 0, time_scale: float | None = None) -> RequestSource:
     """Requests of a trace file or shipped trace name (module docstring)."""
     path = resolve_trace(spec)
     if limit is not None and limit <= 0:
         raise ValueError(f"limit: must be > 0, got {limit}")
+    if time_scale is not None and not (math.isfinite(time_scale) and time_scale > 0):
+        raise InputError(f"--time-scale: must be a finite number > 0, got {time_scale!r}")
     if path.name.lower().removesuffix(".xz").removesuffix(".gz").endswith((".jsonl", ".json")):
+        if rate is not None:
+            raise _timed_rate(path, "timestamp")
         src = _load_mooncake(path, limit)
     else:
         src = _load_csv(path, limit, rate, seed)
+    if time_scale is not None:
+        if src.info.get("arrivals", "").startswith("Poisson"):
+            raise InputError(f"--time-scale: {path.name} has no arrival times to scale; give "
+                             f"the Poisson rate with --rate")
+        if time_scale != 1.0:
+            factory = src._factory
+
+            def scaled():
+                for r in factory():
+                    yield Request(r.rid, r.arrival_s * time_scale, r.prompt, r.output,
+                                  r.prefix_hashes)
+            src._factory = scaled
+            src.info["arrivals"] += f" x {time_scale:g} (time scale)"
     src.info["path"] = str(path)
     return src
 
@@ -289,5 +364,24 @@ def synthetic_requests(n: int, *, rate: float = 10.0, prompt_mean: float = 1000.
                           "lengths": f"geometric, means {prompt_mean}/{output_mean}"})
 
 
-__all__ = ["MOONCAKE_BLOCK_TOKENS", "Request", "RequestSource", "SHIPPED", "load_trace",
-           "poisson_arrivals", "resolve_trace", "synthetic_requests"]
+#: name -> (mean prompt tokens, mean output tokens): PagedAttention Fig. 11 (REFERENCE 2.1 [S])
+LENGTH_PRESETS = {"sharegpt": (161.0, 338.0), "alpaca": (19.0, 58.0)}
+
+
+def preset_requests(name: str, n: int, *, rate: float, max_tokens: int,
+                    seed: int = 0) -> RequestSource:
+    """``n`` requests with a ``LENGTH_PRESETS`` workload's mean lengths (geometric, clipped to
+    ``max_tokens`` in all) at ``rate`` requests/s (Poisson)."""
+    if name not in LENGTH_PRESETS:
+        raise ValueError(f"workload: unknown length preset {name!r}; presets: "
+                         f"{', '.join(LENGTH_PRESETS)}")
+    p, o = LENGTH_PRESETS[name]
+    src = synthetic_requests(n, rate=rate, prompt_mean=p, output_mean=o, max_tokens=max_tokens,
+                             seed=seed)
+    src.name = f"{name}-like-{n}"
+    return src
+
+
+__all__ = ["LENGTH_PRESETS", "MOONCAKE_BLOCK_TOKENS", "Request", "RequestSource", "SHIPPED",
+           "load_trace", "poisson_arrivals", "preset_requests", "resolve_trace",
+           "synthetic_requests", "token_count"]

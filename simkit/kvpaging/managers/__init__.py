@@ -8,6 +8,9 @@ Specs (``SPECS`` lists examples; ``paged-B`` takes any block size B):
 
     static                 Orca/FasterTransformer: reserve max_tokens contiguous slots per request
     static-max-context     reserve the model's max context for every request
+    orca-oracle            PagedAttention's Orca baselines (REFERENCE 2.1): reserve exactly
+    orca-pow2              prompt + output (= static), that rounded up to a power of two, or
+    orca-max               the model's max context (= static-max-context)
     paged-B                PagedAttention, blocks of B tokens (vLLM default 16)
     vattention-64KiB       vAttention with 64KiB / 128KiB / 256KiB / 2MiB physical pages
     ...-128KiB, -256KiB, -2MiB
@@ -29,7 +32,8 @@ from simkit.units import parse_size
 VATTENTION_PAGES = ("64KiB", "128KiB", "256KiB", "2MiB")
 
 #: Spec strings the registry accepts (``paged-B`` for any positive B).
-SPECS = (("static", "static-max-context", "paged-16", "paged-32", "paged-B")
+SPECS = (("static", "static-max-context", "paged-16", "paged-32", "paged-B", "orca-oracle",
+          "orca-pow2", "orca-max")
          + tuple(f"vattention-{p}" for p in VATTENTION_PAGES))
 
 #: Specs the conformance tests run over.
@@ -48,9 +52,13 @@ def parse_spec(spec: str, model: ModelShape | None = None):
     s = spec.strip().lower()
     if s == "static":
         return StaticConfig()
-    if s == "static-max-context":
+    if s == "orca-oracle":
+        return StaticConfig()
+    if s == "orca-pow2":
+        return StaticConfig(round_pow2=True)
+    if s in ("static-max-context", "orca-max"):
         if model is None:
-            raise ValueError("manager: static-max-context needs a model (its max_context)")
+            raise ValueError(f"manager: {s} needs a model (its max_context)")
         return StaticConfig(reserve_tokens=model.max_context)
     m = re.fullmatch(r"paged-(\d+)", s)
     if m and int(m.group(1)) > 0:
