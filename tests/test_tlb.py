@@ -314,21 +314,21 @@ def test_simulated_tlb_steps_sit_on_this_machines_measured_knees():
         rates = [knee_misses(cfg, p, level) for p in window]
         steps = [window[i] for i in range(1, len(window)) if rates[i] > 0.5 and rates[i - 1] < 0.05]
         assert steps, (level, n, window, rates)
-        sim[level] = ladder.index(steps[0])
+        sim[level] = steps[0]
     # Real TLBs do not replace LRU (a cyclic chase just past capacity still hits in part) and
-    # also hold the chase's code, stack and page-table pages: the measured step may sit one
-    # ladder point either side of the simulated one. A loaded VM adds noise: up to 3 sweeps.
+    # also hold the chase's code, stack and page-table pages (seen here: the L1 DTLB step at
+    # 56 pages of a 64-entry TLB): the measured step (the first slow ladder point) must lie
+    # within 25% of the simulated one. A loaded VM adds noise: up to 3 sweeps.
     tries = []
     for _ in range(3):
         df = cpu.measure_cpu(quick=True, sweeps=("tlb",), page_kinds=("4k",), progress=False)
         after = [int(k.after) for _, k in cpu.knees(df).iterrows()]
         tries.append(after)
-        if all(any(abs(ladder.index(a) - sim[lv]) <= 1 for a in after if a in ladder)
-               for lv in sizes):
+        if all(any(abs(a - sim[lv]) <= 0.25 * sim[lv] for a in after) for lv in sizes):
             return
     pytest.fail(f"CPUID: L1 DTLB {sizes[1]}, L2 TLB {sizes[2]} entries; simulated steps at "
-                f"{ladder[sim[1]]} and {ladder[sim[2]]} pages; measured knees (after-points) in "
-                f"3 sweeps: {tries}")
+                f"{sim[1]} and {sim[2]} pages; measured knees (after-points) in 3 sweeps: "
+                f"{tries}")
 
 
 @pytest.mark.parametrize("kw,msg", [
