@@ -439,7 +439,7 @@ def test_cli_max_context_serves_long_mooncake_prompts(tmp_path, capsys):
     (("--model", "gpt-5"), "--model: unknown model"),
     (("--trace", "{d}/none.csv"), "no such file"),
     (("--trace", "{d}/vidur.csv"), "--rate"),
-    (("--rate", "-1"), "--rate: must be > 0"),
+    (("--rate", "-1"), "--rate: must be a finite number > 0"),
     (("--max-context", "0"), "--max-context: must be > 0"),
 ])
 def test_cli_errors(tmp_path, capsys, extra, message):

@@ -132,6 +132,19 @@ def _int(text: str, flag: str, size: bool = False) -> int:
         raise InputError(f"{flag}: bad value {text!r}") from None
 
 
+def _positive_float(text, flag: str, unit: str) -> float | None:
+    """None, or a finite number > 0 from ``text``; one-line errors naming ``flag``."""
+    if text is None:
+        return None
+    try:
+        x = float(text)
+    except ValueError:
+        raise InputError(f"{flag}: bad value {text!r}") from None
+    if not (x > 0 and math.isfinite(x)):
+        raise InputError(f"{flag}: must be a finite number > 0 {unit}, got {text!r}")
+    return x
+
+
 def _check_out(path: Path, requests: Path) -> None:
     if not path.name.lower().endswith(TRACE_SUFFIXES):
         raise InputError(f"--out {path}: output must end in {', '.join(TRACE_SUFFIXES)}")
@@ -293,23 +306,8 @@ def cmd_run(args) -> int:
         raise InputError("output files: the same path is given twice")
     limit = _positive(args.max_requests, "--max-requests")
     seed = _positive(args.seed, "--seed", zero=True)
-    rate = None
-    if args.rate is not None:
-        try:
-            rate = float(args.rate)
-        except ValueError:
-            raise InputError(f"--rate: bad value {args.rate!r}") from None
-        if not (rate > 0 and math.isfinite(rate)):
-            raise InputError(f"--rate: must be > 0 requests/s, got {args.rate!r}")
-    time_scale = None
-    if args.time_scale is not None:
-        try:
-            time_scale = float(args.time_scale)
-        except ValueError:
-            raise InputError(f"--time-scale: bad value {args.time_scale!r}") from None
-        if not (time_scale > 0 and math.isfinite(time_scale)):
-            raise InputError(f"--time-scale: must be a finite number > 0, got "
-                             f"{args.time_scale!r}")
+    rate = _positive_float(args.rate, "--rate", "requests/s")
+    time_scale = _positive_float(args.time_scale, "--time-scale", "(a factor)")
     try:
         model = get_model(args.model)
     except ValueError as exc:
