@@ -177,6 +177,35 @@ def test_model_probes_match_their_allocator(preset):
     assert row["metadata_distance_32"] == {"ptmalloc": 8, "mimalloc": -1, "hardened": 8}[preset]
 
 
+NEW_PROBES = ("overflow_16_next_free", "overflow_16_self_free", "double_free_fastbin_32",
+              "fastbin_dup_returned_32")
+
+
+def test_probes_tell_the_fastbin_dup_and_which_free_an_overflow_reaches():
+    """Expected by hand from glibc 2.36's rules (the tcache holds 7; fastbin free compares only
+    with the bin's top, so free p, q, p passes and p comes back twice; a freed 48-byte chunk
+    enters the tcache before any next-size check) and from the hardened designs' (a canary is
+    checked when its own block is freed, not its neighbour)."""
+    pt = probe_model("ptmalloc")
+    assert pt["double_free_32"] == "caught"                  # the tcache key catches this one
+    assert (pt["double_free_fastbin_32"], pt["fastbin_dup_returned_32"]) == ("no", "yes")
+    assert (pt["overflow_16_next_free"], pt["overflow_16_self_free"]) == ("caught", "no")
+    hd = probe_model("hardened")
+    assert (hd["double_free_fastbin_32"], hd["fastbin_dup_returned_32"]) == ("caught", "no")
+    assert (hd["overflow_16_next_free"], hd["overflow_16_self_free"]) == ("no", "caught")
+    assert hd["adjacency_32"] < 0.2 and pt["adjacency_32"] == 1.0
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not on PATH")
+def test_ptmalloc_model_probes_equal_real_glibc_on_the_new_probes():
+    from simkit.bench import malloc as bm
+
+    real, model = bm.probe_real("glibc"), probe_model("ptmalloc")
+    assert {k: real[k] for k in NEW_PROBES} == {k: model[k] for k in NEW_PROBES}
+    assert real["adjacency_32"] == model["adjacency_32"] == 1.0
+    assert real["metadata_distance_32"] != real["metadata_distance_32"]      # NaN: not measured
+
+
 def test_light_preset_drops_randomization_keeps_zeroing():
     row = probe_model("hardened-light")
     assert row["randomized"] == "no" and row["zero_on_free"] == "yes"

@@ -14,8 +14,19 @@ put beside its real counterpart's (the ``allocators`` experiment does):
   allocations (0: a fixed stride; randomized placement when > 1 bit);
 - ``zero_on_free``: a model has no memory contents; the design's flag is reported;
 - ``overflow_16_next_free``: 16 bytes written past a 32-byte request, then free of the next
-  block: "caught" when the bytes reach metadata the allocator checks (ptmalloc's next size
-  field; a canary), else "no"; ``metadata_distance_32`` = bytes of slack before metadata.
+  block: "caught" when the bytes reach in-band metadata that free checks (ptmalloc's size field
+  of the next chunk); a canary after the overflowed block is not looked at when its neighbour
+  is freed, so canary designs report "no" here, as real hardened_malloc does;
+- ``overflow_16_self_free``: the same overflow, then free of the overflowed block itself:
+  "caught" when a canary within the 16 bytes is checked at free, or the in-band next-chunk size
+  is (glibc's "free(): invalid next size", which a tcache-sized chunk never reaches: "no");
+- ``double_free_fastbin_32`` / ``fastbin_dup_returned_32``: 7 blocks freed first (glibc's
+  tcache is then full), then free p, q, p: is it detected, and does a later malloc return the
+  same block twice (glibc's fastbin check compares only with the bin's top, so it does);
+- ``adjacency_32``: the share of consecutive 32-byte allocations whose second block starts
+  within 64 bytes after the first (what an overflow into the next block needs);
+- ``metadata_distance_32`` = bytes of slack before metadata (-1: out of line; NaN for real
+  allocators: not observable from outside).
 """
 from __future__ import annotations
 
@@ -30,7 +41,8 @@ _CK = {0: "no", 1: "caught", 2: "crash", 3: "no"}
 PROPERTIES = ("double_free_32", "double_free_4096", "double_free_262144", "invalid_free",
               "reuse_32", "reuse_4096", "reuse_262144", "reuse_distance_32",
               "placement_entropy_bits", "randomized", "zero_on_free", "overflow_16_next_free",
-              "metadata_distance_32")
+              "overflow_16_self_free", "double_free_fastbin_32", "fastbin_dup_returned_32",
+              "adjacency_32", "metadata_distance_32")
 
 
 def delta_entropy(addresses) -> float:
@@ -79,9 +91,29 @@ def probe_model(config) -> dict:
     row["placement_entropy_bits"] = round(delta_entropy(addrs), 3) + 0.0
     row["randomized"] = "yes" if row["placement_entropy_bits"] > 1 else "no"
     row["zero_on_free"] = "yes" if getattr(m.cfg, "zero_on_free", False) else "no"
+    deltas = [b - a for a, b in zip(addrs, addrs[1:])]
+    row["adjacency_32"] = round(sum(0 < d <= 64 for d in deltas) / len(deltas), 4)
     m = AllocatorModel(config, strict=False)
     a = m.malloc(32)
     dist = m.eng.metadata_distance(a)
     row["metadata_distance_32"] = -1 if dist is None else int(dist)
-    row["overflow_16_next_free"] = "caught" if dist is not None and dist < 16 else "no"
+    near = dist is not None and dist < 16
+    inband = m.cfg.design == "ptmalloc"
+    canary = getattr(m.cfg, "canary_bytes", 0) > 0
+    row["overflow_16_next_free"] = "caught" if near and inband else "no"
+    # glibc puts a freed 48-byte chunk into the tcache before any next-size check
+    tcache = inband and getattr(m.cfg, "tcache_count", 0) > 0
+    row["overflow_16_self_free"] = "caught" if near and ((inband and not tcache) or canary) \
+        else "no"
+    m = AllocatorModel(config, strict=False)
+    p, q = m.malloc(32), m.malloc(32)
+    fill = [m.malloc(32) for _ in range(7)]
+    for t in fill:
+        m.free(t)
+    checks = [m.free(p), m.free(q), m.free(p)]
+    got = [m.address(m.malloc(32)) for _ in range(10)]
+    worst = max(checks, key=lambda c: {0: 0, 3: 0, 1: 2, 2: 1}[c])
+    row["double_free_fastbin_32"] = _CK[worst]
+    row["fastbin_dup_returned_32"] = "yes" if worst in (0, 3) and len(set(got)) < len(got) \
+        else "no"
     return row

@@ -78,8 +78,14 @@ def probe_real(name: str) -> dict:
     zs = [float(_probe(exe, lib, "zero_on_free", n)[1] or 0) for n in (64, 4096)]
     row["zero_on_free"] = "yes" if min(zs) > 0.99 else "no"
     row["overflow_16_next_free"] = _probe(exe, lib, "overflow", 16)[0]
+    row["overflow_16_self_free"] = _probe(exe, lib, "overflow_self", 16)[0]
+    res, out = _probe(exe, lib, "fastbin_dup", 32)
+    row["double_free_fastbin_32"] = res
+    row["fastbin_dup_returned_32"] = "yes" if out == "1" else "no"
+    res, out = _probe(exe, lib, "adjacency")
+    row["adjacency_32"] = float(out) if out else float("nan")
     row["randomized"] = "yes" if row["placement_entropy_bits"] > 1 else "no"
-    row["metadata_distance_32"] = -1                # not observable from outside the allocator
+    row["metadata_distance_32"] = float("nan")      # not observable from outside the allocator
     return row
 
 

@@ -5,7 +5,12 @@
  *   reuse_distance N p freed, then mallocs of N (kept) until p comes back: prints the count
  *   placement        256 mallocs of 32 B: prints the address deltas' Shannon entropy (bits)
  *   zero_on_free N   p filled with 0xAB, freed: prints the share of bytes 16.. now zero
- *   overflow K       a, b = malloc(32); write K bytes of 0x41 past a's 32; free(b); malloc */
+ *   overflow K       a, b = malloc(32); write K bytes of 0x41 past a's 32; free(b); malloc
+ *   overflow_self K  the same, then free(a) (the overflowed block itself); malloc
+ *   fastbin_dup N    7 blocks of N freed first (fills glibc's tcache), then free p, q, p; 10
+ *                    mallocs of N: prints 1 if one address came back twice (a duplicate)
+ *   adjacency        256 mallocs of 32: prints the share of consecutive pairs whose second
+ *                    block starts within 64 bytes after the first */
 #define _GNU_SOURCE
 #include <math.h>
 #include <stdint.h>
@@ -92,6 +97,40 @@ int main(int argc, char **argv) {
         sink = malloc(32);
         sink = malloc(32);
         printf("survived\n");
+        return 0;
+    }
+    if (!strcmp(what, "overflow_self")) {
+        char *a = malloc(32), *b = malloc(32);
+        sink = b;
+        memset(a + 32, 0x41, n);
+        free(a);
+        sink = malloc(32);
+        sink = malloc(32);
+        printf("survived\n");
+        return 0;
+    }
+    if (!strcmp(what, "fastbin_dup")) {
+        void *t[7], *got[10];
+        void *p = malloc(n), *q = malloc(n);
+        for (int i = 0; i < 7; i++) t[i] = malloc(n);
+        for (int i = 0; i < 7; i++) free(t[i]);
+        free(p);
+        free(q);
+        free(p);
+        for (int i = 0; i < 10; i++) got[i] = malloc(n);
+        int dup = 0;
+        for (int i = 0; i < 10; i++)
+            for (int j = 0; j < i; j++) dup |= got[i] == got[j];
+        printf("%d\n", dup);
+        return 0;
+    }
+    if (!strcmp(what, "adjacency")) {
+        enum { K = 256 };
+        uintptr_t a[K];
+        for (int i = 0; i < K; i++) a[i] = (uintptr_t)malloc(32);
+        int adj = 0;
+        for (int i = 1; i < K; i++) adj += a[i] > a[i - 1] && a[i] - a[i - 1] <= 64;
+        printf("%.4f\n", (double)adj / (K - 1));
         return 0;
     }
     return 2;
