@@ -27,10 +27,11 @@ import argparse
 import csv
 import os
 import platform
-import time
 
 import numpy as np
 from numba import njit
+
+from bench_cache_speed import best_wall_cpu as best_of   # a sibling script (sys.path[0])
 
 
 @njit(cache=True)
@@ -58,17 +59,6 @@ def _read_sets(words, line_shift, tags, geom, levels):
                 x |= tags[b + w]
             acc += x
     return acc
-
-
-def best_of(fn, repeats):
-    """(best wall seconds, best process-CPU seconds) of ``repeats`` calls."""
-    wall = cpu = float("inf")
-    for _ in range(repeats):
-        t, c = time.perf_counter(), time.process_time()
-        fn()
-        wall = min(wall, time.perf_counter() - t)
-        cpu = min(cpu, time.process_time() - c)
-    return wall, cpu
 
 
 WORKLOADS = (("1-level", "single"), ("3-level", "reference-3level"))
