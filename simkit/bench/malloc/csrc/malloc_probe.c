@@ -90,20 +90,11 @@ int main(int argc, char **argv) {
         printf("%.3f\n", n > 16 ? (double)z / (n - 16) : 0.0);
         return 0;
     }
-    if (!strcmp(what, "overflow")) {
-        char *a = malloc(32), *b = malloc(32);
-        memset(a + 32, 0x41, n);
-        free(b);
-        sink = malloc(32);
-        sink = malloc(32);
-        printf("survived\n");
-        return 0;
-    }
-    if (!strcmp(what, "overflow_self")) {
+    if (!strcmp(what, "overflow") || !strcmp(what, "overflow_self")) {
         char *a = malloc(32), *b = malloc(32);
         sink = b;
         memset(a + 32, 0x41, n);
-        free(a);
+        free(!strcmp(what, "overflow") ? b : a);    /* the neighbour, or the block itself */
         sink = malloc(32);
         sink = malloc(32);
         printf("survived\n");
