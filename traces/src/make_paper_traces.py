@@ -24,6 +24,7 @@ import hashlib
 import lzma
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -97,17 +98,21 @@ def build(prog: str, build_dir: Path, trace: bool) -> Path:
 
 
 def run_trace(exe: Path, args: list[str], out: Path, *, skip=0, window=None, period=None,
-              windows=1, ipr_milli=1000, name="") -> tuple[str, float]:
+              windows=1, ipr_milli=1000, name="") -> tuple[str, float, float]:
+    """Run the tracing build; (stdout, wall seconds, CPU seconds of the child)."""
     env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "SKT_OUT": str(out), "SKT_SKIP": str(skip),
            "SKT_WINDOWS": str(windows), "SKT_IPR_MILLI": str(ipr_milli), "SKT_NAME": name}
     if window is not None:
         env["SKT_WINDOW"] = str(window)
         env["SKT_PERIOD"] = str(period or window)
     t0 = time.perf_counter()
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     p = subprocess.run([str(exe), *args], env=env, capture_output=True, text=True)
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     if p.returncode != 0:
         raise SystemExit(f"{exe.name} {' '.join(args)} failed ({p.returncode}): {p.stderr}")
-    return p.stdout.strip(), time.perf_counter() - t0
+    return p.stdout.strip(), time.perf_counter() - t0, cpu
 
 
 def calibrate(w: dict, build_dir: Path, work: Path) -> dict:
@@ -150,7 +155,7 @@ def make(name: str, size: str, out_dir: Path, build_dir: Path, work: Path, *, wi
     skip, period = (w["skip"], w["period"]) if size == "paper" else (w["skip"] // 100,
                                                                      w["period"] // 100)
     exe = build(w["prog"], build_dir, True)
-    stdout, secs = run_trace(exe, args, raw, skip=skip, window=window,
+    stdout, secs, cpu = run_trace(exe, args, raw, skip=skip, window=window,
                              period=max(period, window), windows=windows,
                              ipr_milli=cal["ipr_milli"], name=name)
     dst = raw
@@ -163,7 +168,7 @@ def make(name: str, size: str, out_dir: Path, build_dir: Path, work: Path, *, wi
     meta = open_trace(dst).meta
     fp = int(meta.extra["mapped_bytes"])
     print(f"{name}: {meta.records} records, {fp / 2**30:.2f} GiB footprint, traced run "
-          f"{secs:.1f} s", file=sys.stderr)
+          f"{secs:.1f} s wall, {cpu:.1f} s CPU (load {os.getloadavg()[0]:.1f})", file=sys.stderr)
     gcc = subprocess.run(["gcc", "--version"], capture_output=True, text=True).stdout
     return {
         "file": dst.name,
@@ -191,6 +196,8 @@ def make(name: str, size: str, out_dir: Path, build_dir: Path, work: Path, *, wi
                                     f"records of the tracing build ({cal['valgrind']})",
         "dependent_records": int(meta.extra.get("dependent_records", 0)),
         "traced_run_seconds": round(secs, 1),
+        "traced_run_cpu_seconds": round(cpu, 1),
+        "load_average": round(os.getloadavg()[0], 1),
         "records": meta.records,
         "instructions": meta.instructions,
         "ops": meta.ops,
