@@ -149,6 +149,7 @@ def test_paper_regime_windows(tmp_path):
         assert d.footprint_mib == cat[name]["footprint_bytes"] / 2**20 >= 4000
         assert 0 < d.touched_mib < d.footprint_mib
         assert d.l2_tlb_mpki > 0
-    # gups: every update to a random page of 4 GiB; the STLB covers 6 MiB of it
+    # gups: every update to a random page of 4 GiB, which the STLB's 6 MiB does not cover:
+    # most measured records walk (some land in the preset's share of 2 MiB pages)
     g = df[(df.workload == "paper-gups") & (df.environment == "native")].set_index("config")
-    assert g.loc["victima-radix", "walks"] > 0.9 * 16_000          # 20,000 records - 20% warm-up
+    assert g.loc["victima-radix", "walks"] > 0.5 * 16_000          # 20,000 records - 20% warm-up
