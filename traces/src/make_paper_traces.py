@@ -228,6 +228,14 @@ def main(argv=None) -> int:
     for tool in ("gcc", "valgrind"):
         if shutil.which(tool) is None:
             parser.error(f"{tool} is needed and not installed")
+    if not args.ship:
+        from simkit.atomic import check_output_dir
+        from simkit.errors import InputError
+
+        try:
+            check_output_dir(args.out, "--out")
+        except InputError as exc:
+            parser.error(str(exc))
     out = TRACES if args.ship else args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     entries = {}
