@@ -161,7 +161,9 @@ def _core():
 def victima(quick: bool = True, outdir: Path = Path("results"), *, records: int | None = None,
             configs=None, workloads=None):
     """Victima vs radix, POM-TLB, big STLBs and an L3 TLB: walks, MPKI, reach, translation
-    cycles on real traces and large synthetic footprints (REFERENCE.md 1.5)."""
+    cycles (REFERENCE.md 1.5). Quick: the paper-regime windows (``PAPER_TRACES``, 200,000
+    records each) and ``l2-reuse-33MiB``; full: also the lackey captures, the page-granular LLM
+    decode traces and the synthetic large footprints. ``records`` caps each workload."""
     import pandas as pd
     from tqdm import tqdm
 
