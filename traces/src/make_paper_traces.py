@@ -53,19 +53,19 @@ WORKLOADS = {
         small=["bfs", "18", "12"], paper=["bfs", "26", "12"], calib=["bfs", "13", "12"],
         skip=100_000_000, period=100_000_000,
         description="GraphBIG-like BFS (top-down, queue) over an RMAT graph in CSR, 2^26 "
-                    "vertices, ~805M edges (~4.2 GiB)"),
+                    "vertices, ~805M edges (4.0 GiB mapped)"),
     "paper-pagerank": dict(
         prog="graph", kernel="kernel_pagerank",
         small=["pagerank", "18", "12", "1"], paper=["pagerank", "26", "12", "1"],
         calib=["pagerank", "13", "12", "1"], skip=100_000_000, period=100_000_000,
         description="GraphBIG-like push PageRank iteration over the same RMAT graph (2^26 "
-                    "vertices, ~805M edges, ~4.2 GiB)"),
+                    "vertices, ~805M edges, 4.0 GiB mapped)"),
     "paper-xsbench": dict(
         prog="xsbench", kernel="kernel",
         small=["68", "1000", "20000"], paper=["355", "8000", "1000000"],
         calib=["34", "200", "2000"], skip=10_000_000, period=10_000_000,
         description="XSBench-like cross-section lookups (unionized grid, 355 nuclides x 8000 "
-                    "points, index grid ~4.1 GiB)"),
+                    "points, 3.95 GiB mapped)"),
     "paper-gups": dict(
         prog="gups", kernel="kernel",
         small=["24"], paper=["29"], calib=["16"], skip=50_000_000, period=50_000_000,
@@ -107,7 +107,10 @@ def run_trace(exe: Path, args: list[str], out: Path, *, skip=0, window=None, per
         env["SKT_PERIOD"] = str(period or window)
     t0 = time.perf_counter()
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    p = subprocess.run([str(exe), *args], env=env, capture_output=True, text=True)
+    # run as ./NAME from the build directory: argv[0] goes into the trace's header, so a
+    # rerun from another temporary directory writes the same bytes
+    p = subprocess.run([f"./{exe.name}", *args], env=env, capture_output=True, text=True,
+                       cwd=exe.parent)
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     if p.returncode != 0:
