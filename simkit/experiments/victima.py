@@ -251,6 +251,19 @@ def _victima_figure(df, env: str):
     return fig
 
 
+def _ref_shares(d) -> dict:
+    """workload -> shares of page-table reads served by the L1D, L2, LLC and memory."""
+    cols = ["walk_refs_l1d", "walk_refs_l2", "walk_refs_llc", "walk_refs_memory"]
+    if not set(cols) <= set(d.columns):
+        return {}
+    out = {}
+    for _, r in d.iterrows():
+        tot = float(sum(r[c] for c in cols))
+        if tot > 0:
+            out[r.workload] = [float(r[c]) / tot for c in cols]
+    return out
+
+
 PAPER_TRANSLATION_SHARE = 0.30     # ~30% of cycles in translation (REFERENCE.md 1.5 [S])
 
 
@@ -318,7 +331,8 @@ def victima_summary(df):
             g = float((np.exp(np.log1p(sp).mean()) - 1) * 100) if len(sp) else np.nan
             row(env, f"Victima speedup over {ref} (geomean, workloads > 64 MiB)",
                 f"+{pv}% (geomean IPC, the paper's workloads)", pv,
-                f"{VICTIMA}: {fmt(sp, unit='%')}; geomean {g:+.1f}%", g,
+                f"{VICTIMA}: {fmt(sp, unit='%')}; geomean {g:+.1f}%; radix cycles stalled on "
+                f"translation: {fmt(pick(env, BASELINE, 'translation_stall_share'))}", g,
                 f"geomean > 0 and within 0.5x-2x of the paper's +{pv}%",
                 within(g, pv / 2, 2 * pv), True,
                 f"core model {CORE} (simkit.core: ROB/LQ/walker overlap, loads wait for "
@@ -474,7 +488,11 @@ def victima_summary(df):
         mw = float(wl.mean()) if len(wl) else np.nan
         row(env, "baseline mean walk latency near the paper's (137 c)",
             "mean page walk 137 cycles (max 608)", 137.0,
-            ", ".join(f"{k} {v:.0f} c" for k, v in wl.items()) or "n/a", mw,
+            (", ".join(f"{k} {v:.0f} c" for k, v in wl.items()) or "n/a")
+            + "; page-table reads served by L1D/L2/LLC/memory: " + "; ".join(
+                f"{k} " + "/".join(f"{x:.0%}" for x in r) for k, r in _ref_shares(
+                    df[(df.environment == env) & (df.config == BASELINE)
+                       & (df.footprint_mib * MiB > LARGE_FOOTPRINT)]).items()), mw,
             "mean over workloads > 64 MiB within 0.5x-2x of 137 c", within(mw / 137, 0.5, 2.0),
             True, "same metric (cycles per walk, PWC + PTE reads through the caches); walks "
             "whose PWC lookups hit and whose PTE lines the L1D or L2 hold cost tens of cycles "
