@@ -963,7 +963,9 @@ def slab_run(op, oid, old, size, align, start, cls_size, cls_slots, cls_bytes, s
                 obj_msz[k] = 0
                 _stouch(touched, S, D, a - R[R_HEADER], a + req + R[R_CANARY])
             else:
-                m = ((need + R[R_LARGE_ROUND] - 1) // R[R_LARGE_ROUND]) * R[R_LARGE_ROUND]
+                # canaries are a slab slot's (hardened_malloc puts none after large ones)
+                m = ((req + R[R_HEADER] + R[R_LARGE_ROUND] - 1) // R[R_LARGE_ROUND]) \
+                    * R[R_LARGE_ROUND]
                 pages = (req + R[R_HEADER] + PAGE - 1) // PAGE
                 best = -1
                 for j in range(R[R_LARGE_CACHE]):      # a cached freed mapping that fits

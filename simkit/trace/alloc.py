@@ -188,10 +188,16 @@ class IdMapper:
         self.n = 0
         self.events = 0
         self.free_null = 0
+        self.failed = {"malloc": 0, "realloc": 0}
+
+    HINTS = {"free of unknown address": "a block allocated before tracing began? ",
+             "realloc of unknown address": "a block allocated before tracing began? ",
+             "address already live": "a free not traced? "}
 
     def bad(self, line: int, reason: str, detail: str) -> None:
         if not self.lenient:
-            raise InputError(f"{self.where}:{line}: {detail}")
+            raise InputError(f"{self.where}:{line}: {detail} ({self.HINTS.get(reason, '')}"
+                             f"--lenient skips and counts such lines)")
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
     def _put(self, addr, size, time, oid, old, align, tid, op) -> None:
@@ -213,8 +219,9 @@ class IdMapper:
             return self.bad(line, "negative size", f"negative size {size}")
         if size >= 1 << 64:
             return self.bad(line, "size too large", f"size {size} does not fit in 64 bits")
-        if addr == 0:
-            return self.bad(line, "failed allocation", "allocation returned NULL")
+        if addr == 0:                          # a failed malloc: legal, counted, not replayed
+            self.failed["malloc"] += 1
+            return
         if addr in self.live:                  # the old object was freed unseen
             self.bad(line, "address already live",
                      f"allocation at {addr:#x}, which is live (no free seen)")
@@ -263,7 +270,12 @@ class IdMapper:
     def extra(self) -> dict:
         self.flush()
         return {"skipped": dict(self.skipped), "free_null": self.free_null,
-                "live_at_end": len(self.live)}
+                "failed": dict(self.failed), "live_at_end": len(self.live)}
+
+    def failed_realloc(self) -> None:
+        """realloc returned NULL: the old block stays live (as after a failed malloc, nothing
+        is replayed; both are counted in ``meta.extra["failed"]``)."""
+        self.failed["realloc"] += 1
 
 
 def _finish(path, meta: TraceMeta, fill) -> Path:
@@ -292,7 +304,8 @@ def import_mtrace(src, dst, *, lenient: bool = False, meta: TraceMeta | None = N
     """Import glibc mtrace text (``MALLOC_TRACE``): ``+ addr size``, ``- addr``, and
     ``< old`` / ``> new size`` pairs for realloc (glibc 2.36 ``malloc/mtrace-impl.c``). mtrace
     does not tell calloc or memalign from malloc: all are MALLOC. No timestamps (time = index),
-    no threads (tid 0)."""
+    no threads (tid 0). A failed malloc (``+ (nil) size``) and a failed realloc (``! old
+    size``) are legal output: both are skipped and counted (``meta.extra["failed"]``)."""
     from simkit.trace._sources import check_input_file
 
     src = Path(src)
@@ -331,7 +344,8 @@ def import_mtrace(src, dst, *, lenient: bool = False, meta: TraceMeta | None = N
                     continue
                 m.realloc(lineno, pending[1], a, int(s, 16))
                 pending = None
-            # '!' = failed realloc: the old block stays live; nothing to record
+            elif op == "!":
+                m.failed_realloc()             # the old block stays live
         if pending is not None:
             m.bad(pending[0], "malformed line", "truncated trace: '<' without its '>' line")
         return m
