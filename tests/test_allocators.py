@@ -468,3 +468,24 @@ def test_stats_subtract_a_warm_up_prefix(preset):
         warm - full
     with pytest.raises(ValueError, match="cannot subtract"):
         full - m.run(recs, name="other", max_events=n)
+
+
+def test_timeline_always_holds_the_peak():
+    """Samples every 10th event miss a 1 MiB block that lives for one event (event 5, freed at
+    6); the peak row is added. By hand: 5 blocks of 16 B and the tcache struct touch the heap's
+    first page; the 1 MiB block is mmapped with its 16 B header: 1 MiB + 16 -> 257 pages."""
+    recs = empty(100)
+    recs["op"], recs["id"], recs["size"], recs["old_id"] = AllocOp.MALLOC, np.arange(100), 16, \
+        0xFFFFFFFF
+    recs["size"][5] = 1 << 20
+    recs["op"][6], recs["id"][6] = AllocOp.FREE, 5
+    s = AllocatorModel("ptmalloc").run(recs, timeline_points=10)
+    tl = s.timeline
+    assert s.peak_footprint_bytes == 4096 * (1 + 257)
+    assert tl.rss_bytes.max() == s.peak_footprint_bytes
+    row = tl[tl.rss_bytes == s.peak_footprint_bytes].iloc[0]
+    assert (row.event, row.mmapped_bytes) == (5, 257 * 4096)
+    assert list(tl.event) == sorted(tl.event) and 5 not in set(range(0, 100, 10))
+    for preset in ("hardened", "mimalloc"):
+        s = AllocatorModel(preset).run(recs, timeline_points=10)
+        assert s.timeline.rss_bytes.max() == s.peak_footprint_bytes

@@ -49,7 +49,8 @@ GPP = PAGE // 16              # granules per page
 # scalar state S[...]
 (S_TOP, S_END, S_MMAP_THR, S_TRIM_THR, S_NMMAPS, S_MMAP_NEXT, S_LASTREM, S_HAVEFAST,
  S_LIVE, S_MMAPPED, S_RSS_PAGES, S_PEAK_FOOT, S_PEAK_LIVE, S_PEAK_HEAP, S_INIT, S_LASTCHECK,
- S_EVENTS, S_LIVE_CHUNK, S_PEAK_RSS_LIVE, S_NLIVE) = range(20)
+ S_EVENTS, S_LIVE_CHUNK, S_PEAK_RSS_LIVE, S_NLIVE, S_PEAK_EVENT, S_PEAK_MMAPPED,
+ S_PEAK_END) = range(23)
 NS = 24
 # parameters P[...]
 (P_TCACHE_COUNT, P_TCACHE_BINS, P_FAST_MAX, P_TOP_PAD, P_MMAP_MAX_THR, P_DYNAMIC, P_STRICT,
@@ -735,6 +736,9 @@ def _foot(S):
     if foot > S[S_PEAK_FOOT]:
         S[S_PEAK_FOOT] = foot
         S[S_PEAK_RSS_LIVE] = S[S_LIVE]
+        S[S_PEAK_EVENT] = S[S_EVENTS]           # the peak's timeline row (always plotted)
+        S[S_PEAK_MMAPPED] = S[S_MMAPPED]
+        S[S_PEAK_END] = S[S_END]
     if S[S_LIVE] > S[S_PEAK_LIVE]:
         S[S_PEAK_LIVE] = S[S_LIVE]
 

@@ -284,6 +284,14 @@ class AllocatorModel:
         counters["failed_allocations"] = self._failed_allocs
         tl = pd.DataFrame(T, columns=["event", "live_bytes", "heap_bytes", "mmapped_bytes",
                                       "rss_bytes"])
+        if len(tl) and int(S[K.S_PEAK_FOOT]) > int(tl.rss_bytes.max()):
+            # every Nth event misses the peak between two samples: add the peak's own row
+            heap = (int(S[K.S_PEAK_END]) - K.NB) * 16 if self.cfg.design == "ptmalloc" else 0
+            peak = pd.DataFrame([[int(S[K.S_PEAK_EVENT]), int(S[K.S_PEAK_RSS_LIVE]), heap,
+                                  int(S[K.S_PEAK_MMAPPED]), int(S[K.S_PEAK_FOOT])]],
+                                columns=tl.columns)
+            tl = pd.concat([tl, peak]).sort_values("event", kind="stable") \
+                .reset_index(drop=True)
         return AllocStats(
             allocator=self.cfg.name, config=self.cfg, trace=tname, events=events,
             counters=counters, peak_footprint_bytes=int(S[K.S_PEAK_FOOT]),
