@@ -489,3 +489,28 @@ def test_timeline_always_holds_the_peak():
     for preset in ("hardened", "mimalloc"):
         s = AllocatorModel(preset).run(recs, timeline_points=10)
         assert s.timeline.rss_bytes.max() == s.peak_footprint_bytes
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not on PATH")
+@pytest.mark.parametrize("trace", ["cc1", "mixed-1"])
+def test_rss_timeline_equals_real_glibc_sampled_during_replay(trace):
+    """The model's RSS after events 0, N, 2N, ... against glibc's VmRSS sampled by the
+    replayer at the same events (issue 17, item 6: reallocs growing in place must not count
+    bytes glibc never writes). A realloc-heavy random trace (over 1,000 in-place reallocs) and
+    cc1: every sample within one page."""
+    from simkit.bench.malloc import replay_rss
+    from simkit.trace.alloc import open_alloc_trace
+    from simkit.trace.alloc_catalog import find_alloc_trace
+
+    if trace == "cc1":
+        recs, every = open_alloc_trace(find_alloc_trace("cc1")).read(), 500
+    else:
+        recs, every = _mixed_trace(20000, 1), 50
+    real = replay_rss(recs, every)
+    s = AllocatorModel("ptmalloc").run(recs, sample_every=every)
+    tl = s.timeline.merge(real, on="event", suffixes=("_model", "_real"))
+    assert len(tl) == len(real) == len(recs) // every + (len(recs) % every > 0)
+    if trace != "cc1":
+        assert s.counters["realloc_in_place"] > 1000
+    assert (tl.rss_bytes_model - tl.rss_bytes_real).abs().max() <= 4096
+    assert tl.rss_bytes_real.max() > 1 << 20

@@ -214,7 +214,11 @@ class AllocatorModel:
 
     # ---- replay -----------------------------------------------------------------------------
     def run(self, trace, *, timeline_points: int = 400, max_events: int | None = None,
-            chunk_records: int = 1 << 20, name: str | None = None) -> AllocStats:
+            chunk_records: int = 1 << 20, name: str | None = None,
+            sample_every: int | None = None) -> AllocStats:
+        """Replay ``trace``; the timeline samples every ``total // timeline_points`` events
+        (or every ``sample_every``: events 0, N, 2N, ... as ``simkit.bench.malloc.replay_rss``
+        samples the real allocator), plus the peak's own row."""
         if isinstance(trace, (str, os.PathLike)):
             from simkit.trace.alloc_catalog import find_alloc_trace
             t = AllocTrace(find_alloc_trace(trace))
@@ -234,6 +238,10 @@ class AllocatorModel:
         if max_events is not None:
             total = min(total, max_events)
         sample = max(1, total // timeline_points) if timeline_points else 0
+        if sample_every is not None:
+            if sample_every < 1:
+                raise ValueError(f"sample_every: must be >= 1, got {sample_every}")
+            sample, timeline_points = sample_every, total // sample_every + 1
         self.reset(max(objects, 16), sample)
         T = np.zeros((timeline_points + 2 if timeline_points else 1, K.NT), np.int64)
         nt = 0
