@@ -514,3 +514,12 @@ def test_rss_timeline_equals_real_glibc_sampled_during_replay(trace):
         assert s.counters["realloc_in_place"] > 1000
     assert (tl.rss_bytes_model - tl.rss_bytes_real).abs().max() <= 4096
     assert tl.rss_bytes_real.max() > 1 << 20
+
+
+def test_presets_say_which_sjmalloc_properties_are_the_abstracts(capsys):
+    assert main(["alloc", "presets"]) == 0
+    out = capsys.readouterr().out
+    sj = out[out.index("sjmalloc:"):out.index("\nhardened:")]
+    assert "[abstract] out-of-band metadata, no in-band headers (header_bytes=0)" in sj
+    assert "[assumed] size classes" in sj and "[assumed] a bitmap per slab" in sj
+    assert PRESETS["sjmalloc"].header_bytes == 0        # the abstract's one design fact

@@ -162,6 +162,24 @@ PRESETS: dict[str, object] = {
 }
 DESIGNS = tuple(PRESETS)
 
+# Where the SJMalloc preset's properties come from: only the abstract is public (Bauroth 2024;
+# REFERENCE 4.1). "abstract": stated there; "assumed": ours, chosen after jemalloc.
+SJMALLOC_PROVENANCE = {
+    "out-of-band metadata, no in-band headers (header_bytes=0)": "abstract",
+    "about glibc's speed": "abstract (a target: our cost model is not validated; not checked)",
+    "about 5% memory overhead vs glibc": "abstract (a target the experiment compares with)",
+    "size classes (jemalloc-like: 8, 16..128 by 16, then 4 per doubling)": "assumed",
+    "slabs of 4 KiB growing to hold 8 slots, at most 64 KiB": "assumed",
+    "a bitmap per slab, lowest free slot first (slot_policy='lowest')": "assumed",
+    "slab descriptor 64 B, 1 bit per slot (slab_meta_bytes, slot_meta_bits)": "assumed",
+    "double and invalid frees detected from the bitmap": "assumed (follows from out-of-band "
+    "metadata with a bitmap, not stated)",
+    "one empty slab kept per class, the others purged": "assumed",
+    "no canaries, guard slabs, randomization, quarantine or zeroing": "assumed (the abstract "
+    "names none)",
+}
+PROVENANCE = {"sjmalloc": SJMALLOC_PROVENANCE}
+
 
 def get_config(spec) -> object:
     """A preset by name, or a config passed through."""
