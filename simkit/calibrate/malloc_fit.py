@@ -25,7 +25,7 @@ PAIRS = {"mimalloc": "mimalloc", "hardened": "hardened_malloc",
          "hardened-light": "hardened_malloc-light"}
 # the release/retention knobs: how many empty slabs a class keeps resident and how many freed
 # large mappings stay resident for reuse
-GRID = {"empty_slabs_kept": (0, 1, 4, 16, 64), "large_cache": (0, 4, 64, 1024)}
+GRID = {"empty_slabs_kept": (0, 1, 4, 16, 32, 64), "large_cache": (0, 4, 64, 1024)}
 SAMPLES = 400
 
 
@@ -97,7 +97,10 @@ def main(argv=None) -> int:
     traces = {n: open_alloc_trace(find_alloc_trace(n)).read()
               for n in list_alloc_traces().name}
     out = []
+    only = argv if argv else None
     for preset, real in PAIRS.items():
+        if only and preset not in only:
+            continue
         if library(real) is None:
             print(f"{preset}: skipped ({real} not installed; `make tools`)")
             continue
@@ -112,4 +115,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    import sys
+    raise SystemExit(main(sys.argv[1:]))
