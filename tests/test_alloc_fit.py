@@ -24,7 +24,7 @@ def test_leave_one_out_recovers_the_truth_and_never_sees_the_held_out_trace():
     the real timeline of each held-out trace is spoiled for the others' fits only through
     its own row."""
     truth = dataclasses.replace(get_config("hardened-light"), empty_slabs_kept=4)
-    traces = {f"s{i}": synthetic_alloc(4000, seed=i) for i in range(3)}
+    traces = {f"s{i}": synthetic_alloc(2000, seed=i) for i in range(3)}
     real = {t: F.model_timeline(truth, r) for t, r in traces.items()}
     grid = {"empty_slabs_kept": (0, 4), "large_cache": (0,)}
     errs = [F.timeline_error(F.model_timeline(c, r), real[t])
