@@ -55,9 +55,11 @@ def _run_one(name: str, quick: bool, outdir: Path, step: str, piped: bool, measu
     return name, len(df), paths, wall, cpu
 
 
-def _run_chain(chain, quick, outdir, piped, measured, steps, worker):
-    return [_run_one(n, quick, outdir, steps[n], piped, measured.get(n), f", worker {worker}")
-            for n in chain]
+def _run_chain(chain, quick, outdir, piped, measured, steps):
+    import os
+
+    return [_run_one(n, quick, outdir, steps[n], piped, measured.get(n),
+                     f", worker pid {os.getpid()}") for n in chain]
 
 
 def _jobs(args) -> int:
@@ -125,8 +127,8 @@ def _results(names, args, piped):
                                initializer=_worker_init)
     try:
         futures = [pool.submit(_run_chain, chain, quick, args.outdir, piped,
-                               {n: measured[n] for n in chain if n in measured}, steps, k)
-                   for k, chain in enumerate(tasks, 1)]
+                               {n: measured[n] for n in chain if n in measured}, steps)
+                   for chain in tasks]
         for fut in as_completed(futures):
             yield from fut.result()
     except BaseException:
