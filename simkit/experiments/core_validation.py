@@ -52,7 +52,7 @@ def measure(quick: bool = True):
                            progress=False)
 
 
-@experiment("core-validation", measure=measure, family="mmu", cost=10)
+@experiment("core-validation", measure=measure, family="mmu", cost=9)
 def core_validation(quick: bool = True, outdir: Path = Path("results"), measured=None):
     """Measured ns per dependent load (4 KiB pages) vs the model's prediction, per working set;
     summary: points within +-20% and the median error."""

@@ -17,7 +17,7 @@ def measure(quick: bool = True):
     return measure_cpu(quick=quick, sweeps=("cache",), page_kinds=("4k",))
 
 
-@experiment("cpu-validation", measure=measure, family="cache", cost=35)
+@experiment("cpu-validation", measure=measure, family="cache", cost=2)
 def cpu_validation(quick: bool = True, outdir: Path = Path("results"), measured=None):
     """Measured pointer-chase latency vs the simulated miss rates of the same address stream
     through this machine's cache geometry (preset ``zen3-vm``: Zen 3 with the ~4 MiB effective

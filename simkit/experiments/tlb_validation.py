@@ -16,7 +16,7 @@ def measure(quick: bool = True):
     return measure_cpu(quick=quick, sweeps=("tlb",), page_kinds=("4k",))
 
 
-@experiment("tlb-validation", measure=measure, family="mmu", cost=100)
+@experiment("tlb-validation", measure=measure, family="mmu", cost=106)
 def tlb_validation(quick: bool = True, outdir: Path = Path("results"), measured=None):
     """Measured TLB-reach chase (one line per 4 KiB page) vs the simulated L1/L2 TLB miss
     rates of the same address stream through this machine's MMU (preset ``zen3``)."""

@@ -140,7 +140,7 @@ def _add_reductions(df):
 CORE = "victima"
 
 
-@experiment("victima", family="mmu", cost=160)
+@experiment("victima", family="mmu", cost=70)
 def victima(quick: bool = True, outdir: Path = Path("results"), *, records: int | None = None,
             configs=None, workloads=None):
     """Victima vs radix, POM-TLB, big STLBs and an L3 TLB: walks, MPKI, reach, translation
