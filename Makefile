@@ -1,9 +1,10 @@
-# simkit: `make demo` (set up + quick reproduction with plots) and `make test` (set up + tests).
+# simkit: `make demo` (set up + quick reproduction with plots), `make readme` (the README's tables
+# from that run) and `make test` (set up + tests).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: setup tools demo gallery test bench clean
+.PHONY: setup tools demo gallery readme test bench clean
 
 setup: $(VENV)/.installed
 
@@ -42,6 +43,10 @@ demo: setup tools
 
 gallery: setup tools
 	$(PY) -m simkit reproduce all --quick --outdir results --gallery docs/gallery
+
+# the README's generated tables from the last run's results/summary.csv (after make demo)
+readme: setup
+	$(PY) -m simkit.experiments.readme --results results --readme README.md
 
 test: setup tools
 	$(PY) -m pytest -q

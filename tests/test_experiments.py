@@ -91,7 +91,7 @@ def test_every_experiment_has_its_script(tmp_path):
 @pytest.mark.parametrize("module", ["_base", "cache_miss_curve", "cpu_validation", "tlb_validation",
                                     "core_validation",
                                     "victima", "kv_paging", "kv_rate_sweep", "allocators", "flash",
-                                    "gpu_validation"])
+                                    "gpu_validation", "readme"])
 def test_each_experiment_module_imports_alone(module):
     """Each module of simkit.experiments imports in a fresh interpreter on its own (no circle:
     modules import only _base and the simulators, never the package or each other)."""
@@ -115,7 +115,7 @@ def test_script_and_reproduce_default_to_the_same_mode(monkeypatch, capsys):
 
     seen = []
 
-    def fake_run(name, quick=True, outdir=None):
+    def fake_run(name, quick=True, outdir=None, measured=None):
         seen.append((name, quick))
         return __import__("pandas").DataFrame({"x": [1]}), []
 
@@ -172,3 +172,19 @@ def test_core_validation_tracks_the_4k_chase(tmp_path):
         if rho >= 0.9 and med <= 0.5:
             return
     pytest.fail(f"(rank correlation, median |error|) of 3 runs: {seen}")
+
+
+def test_plan_chains_a_kernel_family_and_starts_the_costliest(monkeypatch):
+    """Experiments of one numba kernel family run one after another in one worker task (the
+    first compiles, the rest load the cache: never two cold compiles of a family at once);
+    tasks start costliest first."""
+    from simkit.commands.reproduce import plan
+
+    assert set(experiments.MEASURE) == {"cpu-validation", "tlb-validation", "core-validation"}
+    assert experiments.FAMILY["victima"] == experiments.FAMILY["tlb-validation"] == "mmu"
+    monkeypatch.setattr(experiments, "FAMILY",
+                        {"t": "mmu", "v": "mmu", "c": "cache", "m": "cache"})
+    monkeypatch.setattr(experiments, "COST",
+                        {"t": 100, "v": 70, "c": 50, "m": 2, "f": 72, "k": 9})
+    assert plan(["c", "m", "t", "k", "v", "f"]) == [["t", "v"], ["f"], ["c", "m"], ["k"]]
+    assert plan(["k", "f"]) == [["f"], ["k"]]
