@@ -213,6 +213,11 @@ def test_validation_figures():
                         "measured_ns_thp": lat * 0.9, "predicted_ns_4k": lat * 1.1,
                         "error": 0.1})
     assert_readable(core_figure(out))
+    tb = [8 << 20, 64 << 20, 512 << 20]
+    g = pd.DataFrame({"table_bytes": tb * 2, "page_kind": ["4k"] * 3 + ["thp"] * 3,
+                      "measured_ns": [9.99, 15.01, 19.99, 9.98, 14.02, 15.5],
+                      "predicted_ns": [10.0, 14.0, 21.2, 9.9, 10.3, 10.4], "error": 0.1})
+    assert_readable(core_figure(out, g))
 
 
 def test_victima_figures():

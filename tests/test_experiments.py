@@ -161,7 +161,14 @@ def test_core_validation_tracks_the_4k_chase(tmp_path):
     for i in range(3):
         df, paths = core_validation(quick=True, outdir=tmp_path / str(i))
         assert {p.name for p in paths} == {"core-validation.csv", "core-validation.png",
+                                           "core-validation-gups.csv",
                                            "core-validation-summary.csv"}
+        g = pd.read_csv(tmp_path / str(i) / "core-validation-gups.csv")
+        assert set(g.page_kind) == {"4k", "thp"} and (g.predicted_ns > 0).all()
+        # the model's GUPS with 4 KiB pages walks on nearly every update once the table's
+        # pages outnumber the L2 TLB's reach, and never within the L1 DTLB's
+        big = g[(g.page_kind == "4k")].sort_values("table_bytes")
+        assert big.sim_walks_per_access.iloc[-1] > 0.5
         assert (df.predicted_ns_4k > 0).all() and df.error.notna().all()
         assert df.sim_walks_per_access.iloc[-1] > df.sim_walks_per_access.iloc[0]
         rho = df.predicted_ns_4k.rank().corr(df.measured_ns_4k.rank())
