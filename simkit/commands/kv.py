@@ -5,7 +5,7 @@
                            [--kv-stride 64] [--max-context N] [--pool-blocks N] [--seed 0]
                            --out FILE.skt[.xz|.gz]
     simkit kv run --trace T --model M --gpu G --manager paged-16|vattention-64KiB|static|...
-                  [--calibration FILE.json] [--max-requests N] [--rate REQ_PER_S] [--seed S]
+                  [--calibration FILE.json] [--paged-kernel NAME] [--max-requests N] [--rate REQ_PER_S] [--seed S]
                   [--time-scale FACTOR]
                   [--chunked-prefill] [--max-num-seqs N] [--max-num-batched-tokens N]
                   [--preemption recompute|swap] [--capacity BYTES]
@@ -85,6 +85,10 @@ def register(sub) -> None:
                         "paged-B (paged-16), vattention-64KiB, -128KiB, -256KiB, -2MiB")
     q.add_argument("--calibration", type=Path, metavar="FILE",
                    help="cost-model calibration JSON (default: the shipped published-<gpu>.json)")
+    q.add_argument("--paged-kernel", metavar="NAME",
+                   help="paged attention kernel profile replacing the calibration's paged "
+                        "factors: vllm-2023 (the shipped default), vllm-vs-fa2, fa2-paged, "
+                        "flashinfer-paged, contiguous (sources: simkit/kvpaging/kernels.py)")
     q.add_argument("--max-requests", metavar="N", help="serve only the first N requests")
     q.add_argument("--rate", metavar="REQ_PER_S",
                    help="Poisson arrival rate for traces without timestamps (Vidur); an error "
@@ -337,6 +341,11 @@ def cmd_run(args) -> int:
         cal = load_calibration(args.calibration)
     else:
         cal = default_calibration(gpu.name)
+    if args.paged_kernel is not None:
+        try:
+            cal = cal.with_paged_kernel(args.paged_kernel)
+        except ValueError as exc:
+            raise InputError(f"--paged-kernel:{str(exc).partition(':')[2]}") from None
     requests = load_trace(args.trace, limit=limit, rate=rate, seed=seed, time_scale=time_scale)
     try:
         sim = ServingSimulator(model, gpu, args.manager, requests, config=cfg, calibration=cal,
@@ -401,7 +410,8 @@ def cmd_run(args) -> int:
     rows = [
         ("trace", f"{requests.name} ({requests.info.get('arrivals', '')})"),
         ("model / gpu / manager", f"{model.name} / {gpu.name} / {args.manager}"),
-        ("calibration", f"{cal.kind}: {cal.path or 'published-' + gpu.name.lower()}"),
+        ("calibration", f"{cal.kind}: {cal.path or 'published-' + gpu.name.lower()}, paged "
+                        f"kernel {cal.paged_kernel}"),
         ("KV capacity", f"{format_bytes(st.capacity_bytes)} "
                         f"({st.capacity_bytes // model.kv_bytes_per_token} tokens)"),
         ("requests arrived / finished / rejected / aborted",

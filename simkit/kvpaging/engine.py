@@ -10,8 +10,13 @@ is the cost model's iteration time (``costmodel.py``) plus, for vAttention, VMM 
 page-groups mapped synchronously (``grow``/``admit`` return them) cost ``map_calls_per_op``
 cuMemMap + cuMemSetAccess calls each, all on the critical path; groups the manager mapped in
 the background during the iteration (``counters()["background_map_groups"]``: overlap,
-eager allocation) are hidden behind compute and only the part longer than the iteration is
-added; unmap calls (``counters()["unmap_calls"]``: reclamation) are charged in full. Arrivals are pulled by the loop itself before each
+eager allocation) and the unmaps done for them (``background_unmap_calls``: reclamation
+feeding a background map) run on vAttention's background thread, hidden behind compute:
+only what the thread cannot finish in time is added: with ``lookahead_tokens`` = k it may
+run up to k - 1 iterations behind (a backlog carried from step to step, each step draining
+its own length; the work beyond k steps' worth stalls the step), so with k = 1 everything
+longer than the iteration is added. The other unmap calls are charged in full.
+Call costs are per page size (``Calibration.vmm_us``: the calibration's ``vmm_by_page``). Arrivals are pulled by the loop itself before each
 iteration (every request with arrival <= now joins ``waiting`` in trace order), and an idle
 engine sleeps until the next arrival, so ties are deterministic: a request arriving exactly at
 an iteration's end is seen by the next iteration. Requests are pulled lazily from the source;
@@ -103,7 +108,8 @@ class ServingSimulator:
             self.manager_spec = getattr(manager, "name", type(manager).__name__)
         self.manager = manager
         self.kernel = kernel_of(manager)
-        self.cost = CostModel(model, cal, self.kernel)
+        self.cost = CostModel(model, cal, self.kernel,
+                              page_bytes=getattr(manager, "page_bytes", None))
         self.map_calls_per_op = int(getattr(manager, "map_calls_per_op", 0))
         self.stats = ServingStats(capacity_bytes=capacity_bytes, params=self._params(), slo=slo)
         self.timeline = MemoryTimeline(timeline_every, timeline_max_samples)
@@ -121,7 +127,8 @@ class ServingSimulator:
         p = {"model": self.model.name, "gpu": self.gpu.name, "manager": self.manager_spec,
              "trace": getattr(self.requests, "name", ""),
              "calibration": self.calibration.path or f"published-{self.gpu.name.lower()}",
-             "calibration_kind": self.calibration.kind}
+             "calibration_kind": self.calibration.kind,
+             "paged_kernel": self.calibration.paged_kernel}
         p.update(asdict(self.cfg))
         p["max_num_batched_tokens"] = self.cfg.token_budget(self.model.max_context)
         return p
@@ -172,8 +179,13 @@ class ServingSimulator:
         map_s_per_call, unmap_s_per_call = cost.map_s_per_call, cost.unmap_s_per_call
         counters = getattr(self.manager, "counters", dict)
         c0 = counters() if calls_per_op else {}
-        prev = {"bg": c0.get("background_map_groups", 0), "unmap": c0.get("unmap_calls", 0)}
+        prev = {"bg": c0.get("background_map_groups", 0), "unmap": c0.get("unmap_calls", 0),
+                "bg_unmap": c0.get("background_unmap_calls", 0)}
         busy_since_sample = 0.0
+        backlog = 0.0
+        cfg_m = getattr(self.manager, "config", None)
+        bg_slack_steps = max(1, getattr(cfg_m, "lookahead_tokens", 1)) \
+            if getattr(cfg_m, "overlap", False) else 1
         empty = 0
         try:
             while True:
@@ -218,12 +230,19 @@ class ServingSimulator:
                     c = counters()
                     bg = (c.get("background_map_groups", 0) - prev["bg"]) * calls_per_op
                     unmaps = c.get("unmap_calls", 0) - prev["unmap"]
-                    prev["bg"], prev["unmap"] = (c.get("background_map_groups", 0),
-                                                 c.get("unmap_calls", 0))
+                    bg_unmaps = c.get("background_unmap_calls", 0) - prev["bg_unmap"]
+                    prev["bg"], prev["unmap"], prev["bg_unmap"] = (
+                        c.get("background_map_groups", 0), c.get("unmap_calls", 0),
+                        c.get("background_unmap_calls", 0))
                     calls = ops * calls_per_op
-                    sync_s = calls * map_s_per_call + unmaps * unmap_s_per_call
-                    bg_s = bg * map_s_per_call
-                    exposed = sync_s + max(0.0, bg_s - dt)
+                    sync_s = calls * map_s_per_call + (unmaps - bg_unmaps) * unmap_s_per_call
+                    bg_s = bg * map_s_per_call + bg_unmaps * unmap_s_per_call
+                    # the background thread works through its backlog during this iteration;
+                    # what it cannot finish within the lookahead's slack stalls the step
+                    work = backlog + bg_s
+                    exposed_bg = max(0.0, work - dt * bg_slack_steps)
+                    backlog = max(0.0, work - dt) - exposed_bg
+                    exposed = sync_s + exposed_bg
                     st.map_calls += calls + bg
                     st.unmap_calls += unmaps
                     st.map_s += sync_s + bg_s
