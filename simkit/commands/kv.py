@@ -12,6 +12,8 @@
                   [--out FILE] [--plot FILE.png] [--timeline FILE.csv]
                   [--export-kv-trace FILE.skt] [--export-alloc-trace FILE.skt]
                   [--export-steps N] [--export-from-iteration N]
+    simkit kv prefix-curve TRACE [--block 512] [--cache-blocks N,N,...|all] [--max-requests N]
+                           [--out FILE]
     simkit kv models
 """
 from __future__ import annotations
@@ -125,6 +127,25 @@ def register(sub) -> None:
                    help="progress bar (default: on a terminal, for long traces)")
     q.set_defaults(func=cmd_run)
 
+    q = ks.add_parser("prefix-curve", help="prefix-block reuse vs LRU cache size of a trace "
+                                           "with block hashes (Mooncake)",
+                      description="Replay a trace's chained prefix-block hashes (Mooncake "
+                                  "hash_ids) in arrival order through LRU caches of each size "
+                                  "and an unbounded one; print the share of prefix blocks and "
+                                  "of prompt tokens found in the cache.")
+    q.add_argument("trace", metavar="TRACE",
+                   help="Mooncake-style JSON lines (input_length, hash_ids), .jsonl or "
+                        ".jsonl.xz, or the shipped name mooncake-conv")
+    q.add_argument("--block", default="512", metavar="TOKENS",
+                   help="tokens one hash covers (Mooncake: 512); every request must have "
+                        "ceil(input_length / TOKENS) hashes")
+    q.add_argument("--cache-blocks", default=None, metavar="N,N,...",
+                   help="LRU cache sizes in blocks (default 1000,...,200000); an unbounded "
+                        "cache is always added")
+    q.add_argument("--max-requests", metavar="N", help="replay only the first N requests")
+    add_out_argument(q)
+    q.set_defaults(func=cmd_prefix_curve)
+
     q = ks.add_parser("models", help="list the model presets")
     q.set_defaults(func=cmd_models)
 
@@ -228,6 +249,43 @@ def cmd_decode_trace(args) -> int:
                      f"{st.blocks_allocated} / {st.blocks_freed} / {st.blocks_reused}"))
     print_frame(pd.DataFrame(rows, columns=["field", "value"]).astype(str))
     print(f"wrote {args.out}: {st.records} records")
+    return 0
+
+
+def cmd_prefix_curve(args) -> int:
+    from simkit.commands._output import emit
+    from simkit.kvpaging.prefix import load_hash_trace, prefix_hit_curve
+    from simkit.kvpaging.workload import resolve_trace
+
+    check_out_path(args.out)
+    block = _positive(args.block, "--block")
+    limit = _positive(args.max_requests, "--max-requests")
+    sizes = [1000, 2000, 5000, 10000, 20000, 50000, 100000, 200000]
+    if args.cache_blocks is not None:
+        parts = [t.strip() for t in args.cache_blocks.split(",")]
+        if not all(parts):
+            raise InputError(f"--cache-blocks: empty size in {args.cache_blocks!r}")
+        sizes = sorted({_positive(t, "--cache-blocks", zero=True) for t in parts})
+    path = resolve_trace(args.trace)
+    name = path.name.lower().removesuffix(".xz")
+    if not name.endswith(".jsonl"):
+        raise InputError(f"{path}: prefix-curve reads JSON lines with hash_ids (.jsonl or "
+                         f".jsonl.xz), got {path.name}")
+    try:
+        reqs = load_hash_trace(path)
+    except (EOFError, OSError, UnicodeDecodeError) as exc:       # lzma errors are OSError
+        raise InputError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from None
+    if limit is not None:
+        reqs = reqs[:limit]
+    for i, (length, ids) in enumerate(reqs, start=1):
+        if length < 0 or len(ids) != -(-length // block):
+            raise InputError(f"{path}: request {i}: {len(ids)} hashes for input_length "
+                             f"{length}, not ceil({length} / --block {block}) = "
+                             f"{-(-length // block)} (is --block the trace's hash size?)")
+    df = prefix_hit_curve(reqs, [*sizes, None], block_tokens=block)
+    df.insert(0, "trace", path.name)
+    df.insert(1, "requests", len(reqs))
+    emit(df, args)
     return 0
 
 

@@ -117,6 +117,11 @@ class ServingSimulator:
         self._on_step = [o.on_step for o in self.observers if hasattr(o, "on_step")]
         self._on_plan = [o.on_plan for o in self.observers if hasattr(o, "on_plan")]
         self.sched = Scheduler(manager, cfg, model.max_context, self.stats, self.observers)
+        self._logical_bytes = getattr(manager, "logical_bytes", None)
+        if cfg.width > 1 and self.kernel != "paged":
+            raise ValueError(f"manager: parallel sampling / beam search (width {cfg.width}) "
+                             f"need PagedAttention's shared blocks; {self.manager_spec} "
+                             f"would copy every sequence")
         self.step_hook = step_hook
         self.progress = progress
         self.env = simpy.Environment()
@@ -157,6 +162,10 @@ class ServingSimulator:
         st.mem_reserved_byte_s += u.reserved_bytes * dt_since
         st.mem_cached_byte_s += u.cached_bytes * dt_since
         st.mem_free_byte_s += u.free_bytes * dt_since
+        lb = self._logical_bytes
+        st.mem_unshared_byte_s += (lb() if lb is not None else
+                                   u.used_bytes + u.internal_frag_bytes + u.reserved_bytes
+                                   ) * dt_since
         if u.used_bytes > st.mem_used_max_bytes:
             st.mem_used_max_bytes = u.used_bytes
         self.timeline.add((self.iteration, self.env.now, len(sc.running), len(sc.waiting),
@@ -183,6 +192,7 @@ class ServingSimulator:
                 "bg_unmap": c0.get("background_unmap_calls", 0)}
         busy_since_sample = 0.0
         backlog = 0.0
+        width = sc.width
         cfg_m = getattr(self.manager, "config", None)
         bg_slack_steps = max(1, getattr(cfg_m, "lookahead_tokens", 1)) \
             if getattr(cfg_m, "overlap", False) else 1
@@ -219,11 +229,15 @@ class ServingSimulator:
                 ctx = 0
                 for s in decodes:
                     ctx += s.prompt + s.generated
+                seqs = len(prefills) + len(decodes)
+                if width > 1:                   # sequence groups: every member decodes
+                    tokens *= width
+                    ctx *= width
+                    seqs += (width - 1) * len(decodes)
                 pairs = 0
                 for s, n in prefills:
                     tokens += n
                     pairs += prefill_pairs(s.computed, n)
-                seqs = len(prefills) + len(decodes)
                 dt = cost.iteration_s(tokens, seqs, pairs, ctx, sc.swap_bytes)
                 ops = sc.map_ops
                 if calls_per_op:

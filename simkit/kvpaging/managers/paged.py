@@ -78,6 +78,7 @@ class PagedManager:
         self._n_alloc = 0                       # blocks with ref > 0
         self._filled = 0                        # filled slots of allocated blocks
         self._n_cached = 0                      # free blocks holding a hash
+        self._logical = 0                       # block-table entries, all sequences
         # counters (raw, cumulative)
         self.blocks_allocated = 0
         self.cow_copies = 0
@@ -178,6 +179,7 @@ class PagedManager:
                 self._hmap[key] = b
                 self._hash[b] = key
         self._seqs[seq] = [prompt_tokens, table]
+        self._logical += len(table)
         self.prefix_query_tokens += prompt_tokens
         cached = nhit * B
         self.prefix_hit_tokens += cached
@@ -223,6 +225,7 @@ class PagedManager:
             table.append(b)
             left -= add
         self._filled += tokens
+        self._logical += new - cow
         rec[0] = t + tokens
         return new
 
@@ -234,6 +237,7 @@ class PagedManager:
         for b in table:
             ref[b] += 1
         self._seqs[child] = [t, list(table)]
+        self._logical += len(table)
         return True
 
     def free(self, seq: int) -> None:
@@ -242,11 +246,13 @@ class PagedManager:
             self._swapped_blocks -= -(-t // self.block_tokens)
             return
         _, table = self._seqs.pop(seq)
+        self._logical -= len(table)
         self._release(table)
 
     def preempt(self, seq: int, mode: str = "recompute") -> int:
         _check_mode(mode)
         t, table = self._seqs.pop(seq)
+        self._logical -= len(table)
         self._release(table)
         if mode == "recompute":
             return 0
@@ -272,6 +278,7 @@ class PagedManager:
             fill[table[-1]] = t - (n - 1) * B
         self._filled += t
         self._seqs[seq] = [t, table]
+        self._logical += n
         return n * self.block_bytes
 
     def tokens(self, seq: int) -> int:
@@ -289,6 +296,11 @@ class PagedManager:
                            self._swapped_blocks * self.block_bytes)
 
     # ---- extras --------------------------------------------------------------------------
+    def logical_bytes(self) -> int:
+        """Blocks the sequences' tables hold, each counted once per sequence (what they would
+        take without sharing), in bytes."""
+        return self._logical * self.block_bytes
+
     @property
     def free_blocks(self) -> int:
         """Blocks an allocation can take now (free, cached or not)."""
@@ -346,5 +358,7 @@ class PagedManager:
             raise AssertionError("blocks with a hash != hash map entries")
         if self._n_cached != sum(1 for b in self._queue if self._hash[b] is not None):
             raise AssertionError("cached free block count")
+        if self._logical != sum(len(t) for _, t in self._seqs.values()):
+            raise AssertionError("logical block count")
         if self._swapped_blocks != sum(-(-t // B) for t in self._swapped.values()):
             raise AssertionError("swapped block count")
