@@ -9,6 +9,7 @@
                   [--time-scale FACTOR]
                   [--chunked-prefill] [--max-num-seqs N] [--max-num-batched-tokens N]
                   [--preemption recompute|swap] [--capacity BYTES]
+                  [--parallel-samples N | --beam-width K]
                   [--out FILE] [--plot FILE.png] [--timeline FILE.csv]
                   [--export-kv-trace FILE.skt] [--export-alloc-trace FILE.skt]
                   [--export-steps N] [--export-from-iteration N]
@@ -104,6 +105,10 @@ def register(sub) -> None:
     q.add_argument("--max-num-batched-tokens", default="0", metavar="N",
                    help="token budget per iteration (0: vLLM's default)")
     q.add_argument("--preemption", default="recompute", choices=("recompute", "swap"))
+    q.add_argument("--parallel-samples", default="1", metavar="N",
+                   help="N samples per request sharing the prompt's blocks (PagedAttention only)")
+    q.add_argument("--beam-width", default="1", metavar="K",
+                   help="beam search with K beams sharing blocks (PagedAttention only)")
     q.add_argument("--capacity", metavar="BYTES",
                    help="KV memory (default: GPU memory x 0.9 - weights - activations)")
     q.add_argument("--max-context", metavar="N",
@@ -386,7 +391,10 @@ def cmd_run(args) -> int:
                               max_num_batched_tokens=_positive(args.max_num_batched_tokens,
                                                                "--max-num-batched-tokens",
                                                                zero=True),
-                              chunked_prefill=args.chunked_prefill, preemption=args.preemption)
+                              chunked_prefill=args.chunked_prefill, preemption=args.preemption,
+                              parallel_samples=_positive(args.parallel_samples,
+                                                         "--parallel-samples"),
+                              beam_width=_positive(args.beam_width, "--beam-width"))
     except InputError:
         raise
     except ValueError as exc:
@@ -501,6 +509,9 @@ def cmd_run(args) -> int:
         ("mean waste (frag + reserved) / allocated", "n/a" if math.isnan(st.mean_waste_fraction)
          else f"{st.mean_waste_fraction:.2%}"),
     ]
+    if cfg.width > 1:
+        rows.append(("memory saved by sharing (parallel sampling / beam search)",
+                     f"{st.sharing_saving_fraction:.2%}"))
     print_frame(pd.DataFrame(rows, columns=["metric", "value"]).astype(str))
     for flag, path in (("--out", args.out), ("--timeline", args.timeline),
                        ("--plot", args.plot), ("--export-kv-trace", args.export_kv_trace),

@@ -158,6 +158,8 @@ class Scheduler:
         self.beam = config.beam_width > 1
         self.rng = random.Random(config.seed)
         self._next_id = -1          # member ids of forked sequences: negative, never a rid
+        # the manager's one-call decode growth, where plain decoding allows it
+        self._grow_each = getattr(manager, "grow_each", None) if self.width == 1 else None
 
     # ---- arrivals ------------------------------------------------------------------------
     def add(self, req) -> None:
@@ -234,6 +236,18 @@ class Scheduler:
         obs_alloc = self.obs_alloc
         grow = mgr.grow
         i = 0
+        grow_each = self._grow_each
+        if grow_each is not None and not obs_alloc and running and not running[0].prefilling:
+            # fast path: the leading decoding sequences grow in one manager call (the same
+            # grows, in the same order, as the loop below; a failure is left to the loop)
+            ids = [s.rid for s in running if not s.prefilling]
+            if len(ids) == len(running):            # all decoding (else: the loop below)
+                if budget < len(ids):
+                    del ids[budget:]
+                k, ops = grow_each(ids)
+                decodes.extend(running[:k])
+                budget -= k
+                i = k
         while i < len(running):
             s = running[i]
             if s.prefilling:
