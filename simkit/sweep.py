@@ -25,7 +25,7 @@ for one of its TLBs (``l2.entries``, ``l2.ways``), or ``caches.LEVEL.field``; ``
 ``preemption``, ``max_num_seqs``, ``seed``, ``max_context`` (the model's context, tokens),
 ``max_num_batched_tokens``, ``calibration`` (a calibration file, or ``"published"``),
 ``paged_kernel`` (a profile of ``simkit.kvpaging.kernels``), ``parallel_samples``,
-``beam_width``, and ``manager.FIELD`` for a field of the manager's config
+``beam_width``, ``tensor_parallel``, ``replicas``, ``router``, and ``manager.FIELD`` for a field of the manager's config
 (``manager.block_tokens``, ``manager.overlap``, ``manager.lookahead_tokens``, ...).
 
 Layout of the output directory::
@@ -216,7 +216,8 @@ def _tlb_config(params: dict):
 
 KV_KEYS = ("model", "gpu", "manager", "capacity_bytes", "rate", "chunked_prefill",
            "preemption", "max_num_seqs", "seed", "max_context", "max_num_batched_tokens",
-           "calibration", "paged_kernel", "parallel_samples", "beam_width")
+           "calibration", "paged_kernel", "parallel_samples", "beam_width", "tensor_parallel",
+           "replicas", "router")
 # plus "manager.<field>": a field of the manager's config (block_tokens, prefix_caching,
 # page_bytes, overlap, lookahead_tokens, deferred_reclaim, eager_alloc, fit, round_pow2, ...)
 
@@ -274,6 +275,16 @@ def _kv_config(params: dict):
         raise ValueError(f"calibration: {exc}") from None
     if "paged_kernel" in params:
         cal = cal.with_paged_kernel(params["paged_kernel"])
+    from simkit.kvpaging.cluster import ROUTERS
+    from simkit.kvpaging.models import tp_shard
+
+    tp_shard(model, params.get("tensor_parallel", 1))
+    reps = params.get("replicas", 1)
+    if isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:
+        raise ValueError(f"replicas: expected an integer >= 1, got {reps!r}")
+    if params.get("router", "round-robin") not in ROUTERS:
+        raise ValueError(f"router: expected one of {', '.join(ROUTERS)}, got "
+                         f"{params.get('router')!r}")
     return model, gpu, manager, sched, cap, cal, overrides
 
 
@@ -289,10 +300,16 @@ def _simulate(task: Task):
         model, gpu, manager, sched, cap, cal, overrides = _kv_config(params)
         src = load_trace(task.trace, limit=task.max_records, rate=params.get("rate"),
                          seed=int(params.get("seed", 0)))
-        sim = ServingSimulator(model, gpu, manager, src, config=sched, capacity_bytes=cap,
-                               calibration=cal, manager_overrides=overrides or None,
-                               progress=False)
-        return sim.run().to_frame()
+        kw = dict(config=sched, capacity_bytes=cap, calibration=cal,
+                  manager_overrides=overrides or None, progress=False,
+                  tensor_parallel=params.get("tensor_parallel", 1))
+        if params.get("replicas", 1) > 1:
+            from simkit.kvpaging.cluster import ServingCluster
+
+            return ServingCluster(model, gpu, manager, src, replicas=params["replicas"],
+                                  router=params.get("router", "round-robin"),
+                                  **kw).run().to_frame()
+        return ServingSimulator(model, gpu, manager, src, **kw).run().to_frame()
     from simkit.trace.catalog import find_trace
 
     trace = find_trace(task.trace)

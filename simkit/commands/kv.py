@@ -10,6 +10,7 @@
                   [--chunked-prefill] [--max-num-seqs N] [--max-num-batched-tokens N]
                   [--preemption recompute|swap] [--capacity BYTES]
                   [--parallel-samples N | --beam-width K]
+                  [--tensor-parallel TP] [--replicas N] [--router round-robin|least-loaded]
                   [--out FILE] [--plot FILE.png] [--timeline FILE.csv]
                   [--export-kv-trace FILE.skt] [--export-alloc-trace FILE.skt]
                   [--export-steps N] [--export-from-iteration N]
@@ -109,6 +110,13 @@ def register(sub) -> None:
                    help="N samples per request sharing the prompt's blocks (PagedAttention only)")
     q.add_argument("--beam-width", default="1", metavar="K",
                    help="beam search with K beams sharing blocks (PagedAttention only)")
+    q.add_argument("--tensor-parallel", default="1", metavar="TP",
+                   help="GPUs per replica: heads, KV heads and weights split TP ways, two "
+                        "all-reduces per layer over the calibration's interconnect bandwidth")
+    q.add_argument("--replicas", default="1", metavar="N",
+                   help="N replicas behind a router (each TP GPUs)")
+    q.add_argument("--router", default="round-robin", choices=("round-robin", "least-loaded"),
+                   help="how requests are spread over the replicas")
     q.add_argument("--capacity", metavar="BYTES",
                    help="KV memory (default: GPU memory x 0.9 - weights - activations)")
     q.add_argument("--max-context", metavar="N",
@@ -412,10 +420,27 @@ def cmd_run(args) -> int:
             cal = cal.with_paged_kernel(args.paged_kernel)
         except ValueError as exc:
             raise InputError(f"--paged-kernel:{str(exc).partition(':')[2]}") from None
+    tp = _positive(args.tensor_parallel, "--tensor-parallel")
+    replicas = _positive(args.replicas, "--replicas")
+    if replicas > 1:
+        for flag, v in (("--timeline", args.timeline), ("--plot", args.plot),
+                        ("--export-kv-trace", args.export_kv_trace),
+                        ("--export-alloc-trace", args.export_alloc_trace)):
+            if v is not None:
+                raise InputError(f"{flag}: follows one engine; not with --replicas {replicas}")
     requests = load_trace(args.trace, limit=limit, rate=rate, seed=seed, time_scale=time_scale)
     try:
-        sim = ServingSimulator(model, gpu, args.manager, requests, config=cfg, calibration=cal,
-                               capacity_bytes=capacity, progress=args.progress)
+        if replicas > 1:
+            from simkit.kvpaging.cluster import ServingCluster
+            cluster = ServingCluster(model, gpu, args.manager, requests, replicas=replicas,
+                                     router=args.router, config=cfg, calibration=cal,
+                                     capacity_bytes=capacity, tensor_parallel=tp)
+            sim = cluster.sims[0]
+        else:
+            cluster = None
+            sim = ServingSimulator(model, gpu, args.manager, requests, config=cfg,
+                                   calibration=cal, capacity_bytes=capacity,
+                                   progress=args.progress, tensor_parallel=tp)
     except InputError:
         raise
     except ValueError as exc:
@@ -424,6 +449,8 @@ def cmd_run(args) -> int:
             text = "--manager:" + text.partition(":")[2]
         elif text.startswith("gpu:"):
             text = "--gpu:" + text.partition(":")[2]
+        elif text.startswith("tensor_parallel:"):
+            text = "--tensor-parallel:" + text.partition(":")[2]
         raise InputError(text) from None
     argv = ["--trace", args.trace, "--model", args.model, "--gpu", args.gpu,
             "--manager", args.manager]
@@ -438,7 +465,7 @@ def cmd_run(args) -> int:
             exporters.append(AllocExporter(args.export_alloc_trace, sim, command=command))
         for e in exporters:
             sim.add_observer(e)
-        st = sim.run()
+        st = sim.run() if cluster is None else cluster.run()
     except BaseException:
         for e in exporters:
             e.abort()
@@ -475,11 +502,15 @@ def cmd_run(args) -> int:
     mean_mem = st.mean_memory_bytes()
     rows = [
         ("trace", f"{requests.name} ({requests.info.get('arrivals', '')})"),
-        ("model / gpu / manager", f"{model.name} / {gpu.name} / {args.manager}"),
+        ("model / gpu / manager", f"{model.name} / {gpu.name} / {args.manager}"
+                                  + (f" / TP {tp}" if tp > 1 else "")
+                                  + (f" / {replicas} replicas ({args.router})"
+                                     if replicas > 1 else "")),
         ("calibration", f"{cal.kind}: {cal.path or 'published-' + gpu.name.lower()}, paged "
                         f"kernel {cal.paged_kernel}"),
-        ("KV capacity", f"{format_bytes(st.capacity_bytes)} "
-                        f"({st.capacity_bytes // model.kv_bytes_per_token} tokens)"),
+        ("KV capacity", f"{format_bytes(sim.capacity_bytes)} "
+                        f"({sim.capacity_bytes // sim.model.kv_bytes_per_token} tokens)"
+                        + (f" per GPU, {tp * replicas} GPUs" if tp * replicas > 1 else "")),
         ("requests arrived / finished / rejected / aborted",
          f"{st.requests_arrived} / {st.requests_finished} / {st.requests_rejected} / "
          f"{st.requests_aborted}"),

@@ -8,6 +8,7 @@ prompts, or chunks of them) and decode tokens (one per running sequence)::
       + prefill_attention(pairs) * prefill_slowdown   causal attention over new tokens
       + decode_attention(ctx)    * decode_slowdown    reading every decode sequence's KV
       + swap bytes / PCIe bandwidth                   (swap preemption, when any)
+      + allreduce(tokens)                             tensor parallelism of degree tp > 1
       [+ map calls * map_us_per_call, by the engine, for vAttention's synchronous mapping]
 
     dense            = max(weight_bytes / (hbm_bw * weight_bandwidth_efficiency),
@@ -20,6 +21,12 @@ prompts, or chunks of them) and decode tokens (one per running sequence)::
                         at position s attends causally)
     decode_attention = ctx * kv_bytes_per_token / (hbm_bw * attention_bandwidth_efficiency)
                         ctx = tokens of KV read, summed over the decode sequences
+    allreduce = 2 * layers * (allreduce_latency + 2 (tp - 1) / tp * tokens * hidden * dtype_bytes
+                              / interconnect_bandwidth)
+                        Megatron-LM's two all-reduces per layer (after attention, after the
+                        MLP), ring algorithm: each GPU sends and receives 2 (tp-1)/tp of the
+                        activations. With tp > 1 the model is one GPU's shard
+                        (``models.tp_shard``): its weights, FLOPs and KV are 1/tp of the whole
 
 ``decode_slowdown``/``prefill_slowdown`` are 1 for contiguous KV (static reservation, and
 vAttention's ``vattention_decode_slowdown``: 64 KiB pages do not slow the kernels [P]) and the
@@ -40,6 +47,9 @@ Calibration file (JSON; ``published-<gpu>.json`` ship with simkit and say ``"kin
                                    "custom" (the default) takes the factors as written
      "map_us_per_call": >= 0,      one cuMemMap + cuMemSetAccess (one page, one K or V buffer)
      "unmap_us_per_call": >= 0,    one cuMemUnmap
+     "interconnect_bandwidth_bytes_per_s": >= 0, optional (0: tensor parallelism refused):
+                                   one GPU's NVLink bandwidth in one direction
+     "allreduce_latency_us": >= 0, optional: the fixed cost of one all-reduce
      "vmm_by_page": {"64KiB": {"map_us_per_call": .., "unmap_us_per_call": ..}, ...}
                                    optional per-page-size costs (vAttention's 64-256 KiB pages
                                    go through its patched UVM driver, one ioctl per page);
@@ -85,6 +95,7 @@ _NUMBERS = (("hbm_bandwidth_bytes_per_s", 0, None, False),
             ("vattention_decode_slowdown", 0, None, False),
             ("map_us_per_call", 0, None, True),
             ("unmap_us_per_call", 0, None, True))
+_OPTIONAL = (("interconnect_bandwidth_bytes_per_s", 0.0), ("allreduce_latency_us", 0.0))
 _CURVES = ("dense_us", "decode_attention_us")
 
 
@@ -126,6 +137,8 @@ class Calibration:
     unmap_us_per_call: float
     models: dict = field(default_factory=dict)     # model name (lower case) -> {curve: Curve}
     paged_kernel: str = CUSTOM
+    interconnect_bandwidth_bytes_per_s: float = 0.0
+    allreduce_latency_us: float = 0.0
     vmm_by_page: dict = field(default_factory=dict)  # page bytes -> (map us, unmap us) per call
     description: str = ""
     path: str = ""
@@ -170,6 +183,12 @@ class Calibration:
             if (v < lo if incl else v <= lo) or (hi is not None and v > hi):
                 rng = (f">= {lo}" if incl else f"> {lo}") + ("" if hi is None else f" and <= {hi}")
                 raise bad(name, f"must be {rng}, got {v!r}")
+            vals[name] = float(v)
+        for name, default in _OPTIONAL:
+            v = d.get(name, default)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+                    or v < 0:
+                raise bad(name, f"must be a number >= 0, got {v!r}")
             vals[name] = float(v)
         models = {}
         raw_models = d.get("models", {})
@@ -291,7 +310,7 @@ class CostModel:
     """
 
     def __init__(self, model: ModelShape, calibration: Calibration, kernel: str = "paged",
-                 page_bytes: int | None = None):
+                 page_bytes: int | None = None, tensor_parallel: int = 1):
         if kernel not in KERNELS:
             raise ValueError(f"kernel: must be one of {', '.join(KERNELS)}, got {kernel!r}")
         c = calibration
@@ -312,6 +331,16 @@ class CostModel:
         map_us, unmap_us = c.vmm_us(page_bytes)
         self.map_s_per_call = map_us * 1e-6
         self.unmap_s_per_call = unmap_us * 1e-6
+        tp = tensor_parallel
+        self.allreduce_fixed_s = self.allreduce_s_per_token = 0.0
+        if tp > 1:
+            bw = c.interconnect_bandwidth_bytes_per_s
+            if bw <= 0:
+                raise InputError(f"tensor_parallel: calibration {c.path or c.gpu} has no "
+                                 f"interconnect_bandwidth_bytes_per_s for the all-reduces")
+            self.allreduce_fixed_s = 2 * model.layers * c.allreduce_latency_us * 1e-6
+            self.allreduce_s_per_token = (2 * model.layers * 2 * (tp - 1) / tp * model.hidden
+                                          * model.dtype_bytes / bw)
         curves = c.models.get(model.name.lower(), {})
         self.dense_curve = curves.get("dense_us")
         self.decode_curve = curves.get("decode_attention_us")
@@ -338,6 +367,8 @@ class CostModel:
             t += base * self.decode_slowdown
         if swap_bytes:
             t += swap_bytes * self.s_per_swap_byte
+        if self.allreduce_fixed_s or self.allreduce_s_per_token:
+            t += self.allreduce_fixed_s + tokens * self.allreduce_s_per_token
         return t
 
     def map_s(self, calls: int) -> float:

@@ -23,6 +23,12 @@ an iteration's end is seen by the next iteration. Requests are pulled lazily fro
 nothing per request is kept after it finishes, so memory is bounded by the requests in flight
 (plus the bounded timeline and fixed histograms of ``metrics.py``).
 
+Tensor parallelism (``tensor_parallel`` = tp > 1): the engine simulates one GPU's shard of the
+model (``models.tp_shard``: heads, KV heads, MLP and vocabulary split tp ways), whose KV
+capacity, manager and cost model are per GPU; the tp GPUs run in lockstep, so one shard's
+timeline is the replica's, and the cost model adds the all-reduces (``costmodel.py``).
+Replicas behind a router: ``cluster.py``.
+
 KV capacity: ``gpus.kv_capacity_bytes`` (GPU memory x 0.9 - weights - activation reserve)
 unless ``capacity_bytes`` is given. The cost model's kernel follows the manager: static ->
 contiguous, PagedAttention -> paged (slowdown factors), vAttention -> vattention.
@@ -44,6 +50,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+from collections import deque
 from dataclasses import asdict
 
 import simpy
@@ -52,7 +59,7 @@ from simkit.errors import InputError
 from simkit.kvpaging.costmodel import Calibration, CostModel, default_calibration, prefill_pairs
 from simkit.kvpaging.gpus import GPU_MEMORY_UTILIZATION, GPUSpec, kv_capacity_bytes
 from simkit.kvpaging.metrics import SLO, MemoryTimeline, ServingStats
-from simkit.kvpaging.models import ModelShape
+from simkit.kvpaging.models import ModelShape, tp_shard
 from simkit.kvpaging.scheduler import Scheduler, SchedulerConfig
 
 PROGRESS_EVERY = 4096        # iterations between progress-bar updates
@@ -79,7 +86,14 @@ class ServingSimulator:
                  gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION,
                  manager_overrides: dict | None = None, timeline_every: int = 1,
                  timeline_max_samples: int = 4096, observers=(), step_hook=None,
-                 progress: bool | None = None, slo: SLO | None = None):
+                 progress: bool | None = None, slo: SLO | None = None,
+                 tensor_parallel: int = 1, env: simpy.Environment | None = None,
+                 inbox: bool = False):
+        if isinstance(tensor_parallel, bool) or not isinstance(tensor_parallel, int) \
+                or tensor_parallel < 1:
+            raise ValueError(f"tensor_parallel: must be an integer >= 1, got {tensor_parallel!r}")
+        self.full_model, self.tensor_parallel = model, tensor_parallel
+        model = tp_shard(model, tensor_parallel)
         self.model, self.gpu = model, gpu
         self.cfg = cfg = config if config is not None else SchedulerConfig()
         self.calibration = cal = (calibration if calibration is not None
@@ -109,7 +123,8 @@ class ServingSimulator:
         self.manager = manager
         self.kernel = kernel_of(manager)
         self.cost = CostModel(model, cal, self.kernel,
-                              page_bytes=getattr(manager, "page_bytes", None))
+                              page_bytes=getattr(manager, "page_bytes", None),
+                              tensor_parallel=tensor_parallel)
         self.map_calls_per_op = int(getattr(manager, "map_calls_per_op", 0))
         self.stats = ServingStats(capacity_bytes=capacity_bytes, params=self._params(), slo=slo)
         self.timeline = MemoryTimeline(timeline_every, timeline_max_samples)
@@ -124,12 +139,18 @@ class ServingSimulator:
                              f"would copy every sequence")
         self.step_hook = step_hook
         self.progress = progress
-        self.env = simpy.Environment()
+        self.env = env if env is not None else simpy.Environment()
+        # cluster mode (``cluster.py``): a router appends requests to ``inbox`` at their
+        # arrival and triggers ``wake``; ``routing_done`` says no more will come
+        self.inbox = deque() if inbox else None
+        self.wake = None
+        self.routing_done = False
         self.iteration = 0
         self.last_iteration_s = 0.0
 
     def _params(self) -> dict:
-        p = {"model": self.model.name, "gpu": self.gpu.name, "manager": self.manager_spec,
+        p = {"model": self.full_model.name, "gpu": self.gpu.name, "manager": self.manager_spec,
+             "tensor_parallel": self.tensor_parallel,
              "trace": getattr(self.requests, "name", ""),
              "calibration": self.calibration.path or f"published-{self.gpu.name.lower()}",
              "calibration_kind": self.calibration.kind,
@@ -175,7 +196,8 @@ class ServingSimulator:
 
     def _loop(self):
         env, st, sc, cost = self.env, self.stats, self.sched, self.cost
-        it = iter(self.requests)
+        inbox = self.inbox
+        it = iter(self.requests if inbox is None else ())
         nxt = next(it, None)
         if nxt is not None:
             st.start_s = st.end_s = nxt.arrival_s
@@ -200,10 +222,22 @@ class ServingSimulator:
         try:
             while True:
                 now = env.now
-                while nxt is not None and nxt.arrival_s <= now:
-                    sc.add(nxt)
-                    nxt = next(it, None)
+                if inbox is None:
+                    while nxt is not None and nxt.arrival_s <= now:
+                        sc.add(nxt)
+                        nxt = next(it, None)
+                else:
+                    while inbox:
+                        if not st.requests_arrived:
+                            st.start_s = st.end_s = now
+                        sc.add(inbox.popleft())
                 if sc.idle:
+                    if inbox is not None:
+                        if self.routing_done:
+                            break
+                        self.wake = env.event()
+                        yield self.wake
+                        continue
                     if nxt is None:
                         break
                     yield env.timeout(nxt.arrival_s - now)
