@@ -96,7 +96,7 @@ def _over_context(n, limit):
 
 def test_kv_sweep_keys(tmp_path):
     g = Grid.from_dict({
-        "name": "kvk", "simulator": "kv", "traces": ["azure-conv"], "max_records": 40,
+        "name": "kvk", "simulator": "kv", "traces": ["azure-conv"], "max_records": 20,
         "base": {"model": "Llama-3-8B", "gpu": "A100-80GB", "manager": "vattention-64KiB",
                  "paged_kernel": "fa2-paged", "calibration": "published",
                  "max_num_batched_tokens": 8192},
@@ -107,9 +107,9 @@ def test_kv_sweep_keys(tmp_path):
     assert (df.param_paged_kernel == "fa2-paged").all()
     assert (df.param_max_num_batched_tokens == 8192).all()
     short = df[df.grid_max_context == "1024"]
-    assert (short.requests_over_context == _over_context(40, 1024)).all()
+    assert (short.requests_over_context == _over_context(20, 1024)).all()
     assert (df[df.grid_max_context == "8192"].requests_over_context
-            == _over_context(40, 8192)).all()
+            == _over_context(20, 8192)).all()
     # a 64-token lookahead keeps more pages mapped ahead (reserved) than a 1-token one
     res = df.set_index(["grid_max_context", "grid_manager_lookahead_tokens"]).mean_reserved_bytes
     assert res[("8192", "64")] > res[("8192", "1")]

@@ -118,7 +118,7 @@ def test_replicas_raise_the_knee():
     gpu = get_gpu("A100-40GB")
 
     def norm(rate, replicas):
-        src = preset_requests("sharegpt", 400, rate=rate, max_tokens=m.max_context, seed=0)
+        src = preset_requests("sharegpt", 200, rate=rate, max_tokens=m.max_context, seed=0)
         return ServingCluster(m, gpu, "paged-16", src, replicas=replicas,
                               router="least-loaded").run().normalized_latency_s
 

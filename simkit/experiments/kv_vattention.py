@@ -39,7 +39,7 @@ from simkit.experiments._base import experiment, save_outputs, summary_rows, wri
 MODEL, GPU = "Llama-3-8B", "A100-80GB"
 PREFILL_CONTEXTS = {True: (4096, 32768, 131072), False: (2048, 4096, 8192, 16384, 32768,
                                                          65536, 131072)}
-DECODE_CONTEXTS = {True: (1024, 4096, 16384), False: (1024, 2048, 4096, 8192, 16384)}
+DECODE_CONTEXTS = {True: (1024, 16384), False: (1024, 2048, 4096, 8192, 16384)}
 PREFILL_BATCH = 2
 LOOKAHEAD_TOKENS = 10     # microsoft/vattention's lookahead of 10 steps (REFERENCE.md 2.2 [C])
 DECODE_BATCH = 16

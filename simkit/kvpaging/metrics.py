@@ -153,6 +153,7 @@ class ServingStats:
     preemptions_swap: int = 0
     swap_out_bytes: int = 0
     swap_in_bytes: int = 0
+    host_load_bytes: int = 0            # prefix blocks copied back from a host-memory tier
     map_ops: int = 0                    # blocks / page-groups newly allocated
     map_calls: int = 0                  # driver calls (cuMemMap + cuMemSetAccess pairs)
     unmap_calls: int = 0                # cuMemUnmap calls
@@ -292,6 +293,7 @@ class ServingStats:
                    preemptions_recompute=self.preemptions_recompute,
                    preemptions_swap=self.preemptions_swap,
                    swap_out_bytes=self.swap_out_bytes, swap_in_bytes=self.swap_in_bytes,
+                   host_load_bytes=self.host_load_bytes,
                    prefix_hit_rate=self.prefix_hit_rate,
                    cached_prompt_tokens=self.cached_prompt_tokens,
                    map_ops=self.map_ops, map_calls=self.map_calls, unmap_calls=self.unmap_calls, map_s=self.map_s,

@@ -321,6 +321,9 @@ class Scheduler:
                     continue
                 waiting.popleft()
                 cached = adm.cached_tokens
+                if adm.loaded_bytes:                 # prefix blocks copied from the host tier
+                    self.swap_bytes += adm.loaded_bytes
+                    st.host_load_bytes += adm.loaded_bytes
                 if not s.admitted:
                     s.admitted = True
                     st.requests_admitted += 1
