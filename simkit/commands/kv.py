@@ -10,7 +10,7 @@
                   [--chunked-prefill] [--max-num-seqs N] [--max-num-batched-tokens N]
                   [--preemption recompute|swap] [--capacity BYTES]
                   [--parallel-samples N | --beam-width K]
-                  [--tensor-parallel TP] [--replicas N] [--router round-robin|least-loaded]
+                  [--cpu-cache BYTES] [--tensor-parallel TP] [--replicas N] [--router round-robin|least-loaded]
                   [--out FILE] [--plot FILE.png] [--timeline FILE.csv]
                   [--export-kv-trace FILE.skt] [--export-alloc-trace FILE.skt]
                   [--export-steps N] [--export-from-iteration N]
@@ -110,6 +110,9 @@ def register(sub) -> None:
                    help="N samples per request sharing the prompt's blocks (PagedAttention only)")
     q.add_argument("--beam-width", default="1", metavar="K",
                    help="beam search with K beams sharing blocks (PagedAttention only)")
+    q.add_argument("--cpu-cache", metavar="BYTES",
+                   help="host-memory tier for prefix-cached (and swapped) blocks, paged "
+                        "managers (e.g. 256GiB); hits are copied back over PCIe")
     q.add_argument("--tensor-parallel", default="1", metavar="TP",
                    help="GPUs per replica: heads, KV heads and weights split TP ways, two "
                         "all-reduces per layer over the calibration's interconnect bandwidth")
@@ -421,6 +424,19 @@ def cmd_run(args) -> int:
         except ValueError as exc:
             raise InputError(f"--paged-kernel:{str(exc).partition(':')[2]}") from None
     tp = _positive(args.tensor_parallel, "--tensor-parallel")
+    overrides = {}
+    if args.cpu_cache is not None:
+        from simkit.kvpaging.managers import parse_spec
+        from simkit.kvpaging.managers.config import PagedConfig
+
+        try:
+            paged = isinstance(parse_spec(args.manager, model), PagedConfig)
+        except ValueError as exc:
+            raise InputError(f"--manager:{str(exc).partition(':')[2]}") from None
+        if not paged:
+            raise InputError(f"--cpu-cache: a host tier is modelled for paged managers, not "
+                             f"{args.manager}")
+        overrides["cpu_cache_bytes"] = _int(args.cpu_cache, "--cpu-cache", size=True)
     replicas = _positive(args.replicas, "--replicas")
     if replicas > 1:
         for flag, v in (("--timeline", args.timeline), ("--plot", args.plot),
@@ -434,13 +450,15 @@ def cmd_run(args) -> int:
             from simkit.kvpaging.cluster import ServingCluster
             cluster = ServingCluster(model, gpu, args.manager, requests, replicas=replicas,
                                      router=args.router, config=cfg, calibration=cal,
-                                     capacity_bytes=capacity, tensor_parallel=tp)
+                                     capacity_bytes=capacity, tensor_parallel=tp,
+                                     manager_overrides=overrides or None)
             sim = cluster.sims[0]
         else:
             cluster = None
             sim = ServingSimulator(model, gpu, args.manager, requests, config=cfg,
                                    calibration=cal, capacity_bytes=capacity,
-                                   progress=args.progress, tensor_parallel=tp)
+                                   progress=args.progress, tensor_parallel=tp,
+                                   manager_overrides=overrides or None)
     except InputError:
         raise
     except ValueError as exc:
@@ -531,7 +549,9 @@ def cmd_run(args) -> int:
         ("preemptions (recompute / swap)",
          f"{st.preemptions} ({st.preemptions_recompute} / {st.preemptions_swap})"),
         ("prefix-cache hit rate", "n/a (no prefix hashes)" if not st.prompt_tokens_hashed
-         else f"{st.prefix_hit_rate:.2%}"),
+         else f"{st.prefix_hit_rate:.2%}"
+         + (f" ({format_bytes(st.host_load_bytes)} loaded from the host tier)"
+            if args.cpu_cache is not None else "")),
         ("mapping: ops / calls / time (s) / exposed (s)",
          f"{st.map_ops} / {st.map_calls} / {st.map_s:.3f} / {st.map_exposed_s:.3f}"),
         ("mean KV GiB used / frag / reserved / cached / free", "n/a" if not st.busy_s else
