@@ -17,6 +17,7 @@ from simkit.kvpaging.workload import load_trace, preset_requests, synthetic_requ
 
 __all__ = ["AddressMap", "Admission", "DecodeTrace", "DecodeTraceConfig", "DecodeTraceStats",
            "GPUSpec", "KVManager", "MODELS", "MemoryUsage", "ModelShape", "PAGED_KERNELS", "SLO",
-           "SchedulerConfig", "ServingCluster", "ServingSimulator", "ServingStats", "address_map", "get_gpu", "get_model",
+           "SchedulerConfig", "ServingCluster", "ServingSimulator", "ServingStats", "address_map",
+           "get_gpu", "get_model",
            "kv_capacity_bytes", "load_requests", "load_trace", "make_manager",
            "preset_requests", "synthetic_requests", "tp_shard", "write_decode_trace"]

@@ -16,7 +16,8 @@ only what the thread cannot finish in time is added: with ``lookahead_tokens`` =
 run up to k - 1 iterations behind (a backlog carried from step to step, each step draining
 its own length; the work beyond k steps' worth stalls the step), so with k = 1 everything
 longer than the iteration is added. The other unmap calls are charged in full.
-Call costs are per page size (``Calibration.vmm_us``: the calibration's ``vmm_by_page``). Arrivals are pulled by the loop itself before each
+Call costs are per page size (``Calibration.vmm_us``: the calibration's ``vmm_by_page``).
+Arrivals are pulled by the loop itself before each
 iteration (every request with arrival <= now joins ``waiting`` in trace order), and an idle
 engine sleeps until the next arrival, so ties are deterministic: a request arriving exactly at
 an iteration's end is seen by the next iteration. Requests are pulled lazily from the source;
@@ -27,7 +28,10 @@ Tensor parallelism (``tensor_parallel`` = tp > 1): the engine simulates one GPU'
 model (``models.tp_shard``: heads, KV heads, MLP and vocabulary split tp ways), whose KV
 capacity, manager and cost model are per GPU; the tp GPUs run in lockstep, so one shard's
 timeline is the replica's, and the cost model adds the all-reduces (``costmodel.py``).
-Replicas behind a router: ``cluster.py``.
+Replicas behind a router: ``cluster.py``. Parallel sampling and beam search
+(``SchedulerConfig.parallel_samples`` / ``beam_width``): ``scheduler.py``; they need a manager
+that shares blocks (PagedAttention), and the stats' ``sharing_saving_fraction`` compares the
+memory held with what the block tables would take unshared (``PagedManager.logical_bytes``).
 
 KV capacity: ``gpus.kv_capacity_bytes`` (GPU memory x 0.9 - weights - activation reserve)
 unless ``capacity_bytes`` is given. The cost model's kernel follows the manager: static ->
