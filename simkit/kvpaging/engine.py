@@ -264,9 +264,7 @@ class ServingSimulator:
                     continue
                 empty = 0
                 tokens = len(decodes)
-                ctx = 0
-                for s in decodes:
-                    ctx += s.prompt + s.generated
+                ctx = sum([s.prompt + s.generated for s in decodes]) if decodes else 0
                 seqs = len(prefills) + len(decodes)
                 if width > 1:                   # sequence groups: every member decodes
                     tokens *= width
