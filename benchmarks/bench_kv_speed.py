@@ -13,6 +13,11 @@ Constant memory. ``--synthetic N`` runs N lazily generated requests (Poisson 20 
 lengths, means 200/20) through the same engine in a child process, with ``N/10`` first to
 show the peak RSS does not grow with N.
 
+ShareGPT-like. ``--sharegpt N`` (issue 15's target: >= 2,000 requests/s at N = 30,000): N
+requests of the paper's ShareGPT-like lengths (``preset_requests("sharegpt")``, means 161/338,
+Poisson 20 req/s, seed 0) through the same engine; wall and CPU seconds. Compare checkouts by
+running this file from each (``PYTHONPATH=<checkout>``) on the same machine, one after the other.
+
 Vidur (``microsoft/vidur``, MLSys 2024; REFERENCE.md 2.3) for comparison: the PyPI package
 ``vidur`` 0.0.26 installs here (into a separate virtual environment: its dependencies include
 wandb, streamlit, scikit-learn, kaleido), but its execution-time predictor
@@ -83,6 +88,24 @@ def synthetic_child(n: int) -> None:
                                             / 1024, 1)}))
 
 
+def sharegpt(n: int) -> dict:
+    from simkit.kvpaging.engine import ServingSimulator
+    from simkit.kvpaging.gpus import get_gpu
+    from simkit.kvpaging.models import get_model
+    from simkit.kvpaging.workload import preset_requests
+
+    src = preset_requests("sharegpt", n, rate=20.0, max_tokens=8192, seed=0)
+    list(src)                                   # lengths drawn before the clock starts
+    sim = ServingSimulator(get_model("llama-3-8b"), get_gpu("H100-80GB"), "paged-16", src,
+                           progress=False)
+    t, c = time.perf_counter(), time.process_time()
+    st = sim.run()
+    el, cpu = time.perf_counter() - t, time.process_time() - c
+    return {"requests": n, "run_s": round(el, 2), "cpu_s": round(cpu, 2),
+            "requests_per_s": round(n / el), "requests_per_cpu_s": round(n / cpu),
+            "iterations": st.iterations, "finished": st.requests_finished}
+
+
 def synthetic(n: int) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", str(n)], check=True,
                          capture_output=True, text=True, cwd=ROOT,
@@ -95,10 +118,19 @@ def main() -> None:
     ap.add_argument("--trace", type=Path, default=DEFAULT_TRACE)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--synthetic", type=int, default=1_000_000)
+    ap.add_argument("--sharegpt", type=int, default=0, metavar="N",
+                    help="only the ShareGPT-like run of N requests (e.g. 30000)")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         synthetic_child(args.child)
+        return
+    if args.sharegpt:
+        r = sharegpt(args.sharegpt)
+        print(f"ShareGPT-like, paged-16, Llama-3-8B/H100: {r['requests']} requests in "
+              f"{r['run_s']} s wall ({r['requests_per_s']} requests/s), {r['cpu_s']} s CPU "
+              f"({r['requests_per_cpu_s']} requests/CPU-s)")
+        print(json.dumps(r))
         return
     if args.trace.exists():
         r = azure(args.trace, args.repeats)

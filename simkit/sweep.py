@@ -22,7 +22,11 @@ LEVEL (``L2.size_bytes``), or a HierarchyConfig field (``inclusion``); ``tlb`` -
 (an MMUConfig preset), an MMUConfig field (``huge_page_fraction``, ``nested``), ``TLB.field``
 for one of its TLBs (``l2.entries``, ``l2.ways``), or ``caches.LEVEL.field``; ``kv`` --
 ``model``, ``gpu``, ``manager``, ``capacity_bytes``, ``rate``, ``chunked_prefill``,
-``preemption``, ``max_num_seqs``.
+``preemption``, ``max_num_seqs``, ``seed``, ``max_context`` (the model's context, tokens),
+``max_num_batched_tokens``, ``calibration`` (a calibration file, or ``"published"``),
+``paged_kernel`` (a profile of ``simkit.kvpaging.kernels``), ``parallel_samples``,
+``beam_width``, ``tensor_parallel``, ``replicas``, ``router``, and ``manager.FIELD`` for a field of the manager's config
+(``manager.block_tokens``, ``manager.overlap``, ``manager.lookahead_tokens``, ...).
 
 Layout of the output directory::
 
@@ -211,27 +215,77 @@ def _tlb_config(params: dict):
 
 
 KV_KEYS = ("model", "gpu", "manager", "capacity_bytes", "rate", "chunked_prefill",
-           "preemption", "max_num_seqs", "seed")
+           "preemption", "max_num_seqs", "seed", "max_context", "max_num_batched_tokens",
+           "calibration", "paged_kernel", "parallel_samples", "beam_width", "tensor_parallel",
+           "replicas", "router")
+# plus "manager.<field>": a field of the manager's config (block_tokens, prefix_caching,
+# page_bytes, overlap, lookahead_tokens, deferred_reclaim, eager_alloc, fit, round_pow2, ...)
 
 
 def _kv_config(params: dict):
+    """(model, gpu, manager spec, scheduler config, capacity, calibration, manager overrides)
+    of a kv grid point; ``ValueError`` naming the key for anything wrong."""
+    import dataclasses as dc
+
     from simkit.kvpaging import SchedulerConfig, get_gpu, get_model
+    from simkit.kvpaging.costmodel import default_calibration, load_calibration
     from simkit.kvpaging.managers import parse_spec
     from simkit.units import parse_size
 
-    bad = [k for k in params if k not in KV_KEYS]
+    bad = [k for k in params if k not in KV_KEYS and not k.startswith("manager.")]
     if bad:
-        raise ValueError(f"unknown kv key {bad[0]!r} (expected {', '.join(KV_KEYS)})")
+        raise ValueError(f"unknown kv key {bad[0]!r} (expected {', '.join(KV_KEYS)}, or "
+                         f"manager.<field>)")
     model = get_model(params.get("model", "Llama-3-8B"))
+    if "max_context" in params:
+        mc = params["max_context"]
+        if isinstance(mc, bool) or not isinstance(mc, int) or mc < 2:
+            raise ValueError(f"max_context: expected an integer >= 2, got {mc!r}")
+        model = dc.replace(model, max_context=mc)
     gpu = get_gpu(params.get("gpu", "A100-80GB"))
     manager = params.get("manager", "paged-16")
-    parse_spec(manager, model)
+    config = parse_spec(manager, model)
+    overrides = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("manager.")}
+    names = {f.name for f in dc.fields(config)}
+    for k, v in overrides.items():
+        if k not in names:
+            raise ValueError(f"manager.{k}: not a field of {type(config).__name__} (fields: "
+                             f"{', '.join(sorted(names))})")
+    if overrides:
+        try:
+            dc.replace(config, **overrides)
+        except ValueError as exc:
+            raise ValueError(f"manager.{exc}") from None
     sched = SchedulerConfig(chunked_prefill=bool(params.get("chunked_prefill", False)),
                             preemption=params.get("preemption", "recompute"),
-                            max_num_seqs=int(params.get("max_num_seqs", 256)))
+                            max_num_seqs=params.get("max_num_seqs", 256),
+                            max_num_batched_tokens=params.get("max_num_batched_tokens", 0),
+                            parallel_samples=params.get("parallel_samples", 1),
+                            beam_width=params.get("beam_width", 1),
+                            seed=params.get("seed", 0))
     cap = params.get("capacity_bytes")
     cap = parse_size(cap, "capacity_bytes") if cap is not None else None
-    return model, gpu, manager, sched, cap
+    calp = params.get("calibration", "published")
+    if not isinstance(calp, str) or not calp:
+        raise ValueError(f"calibration: expected a file path or 'published', got {calp!r}")
+    try:
+        cal = (default_calibration(gpu.name) if calp == "published"
+               else load_calibration(calp))
+    except InputError as exc:
+        raise ValueError(f"calibration: {exc}") from None
+    if "paged_kernel" in params:
+        cal = cal.with_paged_kernel(params["paged_kernel"])
+    from simkit.kvpaging.cluster import ROUTERS
+    from simkit.kvpaging.models import tp_shard
+
+    tp_shard(model, params.get("tensor_parallel", 1))
+    reps = params.get("replicas", 1)
+    if isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:
+        raise ValueError(f"replicas: expected an integer >= 1, got {reps!r}")
+    if params.get("router", "round-robin") not in ROUTERS:
+        raise ValueError(f"router: expected one of {', '.join(ROUTERS)}, got "
+                         f"{params.get('router')!r}")
+    return model, gpu, manager, sched, cap, cal, overrides
 
 
 _CONFIG: dict[str, Callable] = {"cache": _cache_config, "tlb": _tlb_config, "kv": _kv_config}
@@ -243,12 +297,19 @@ def _simulate(task: Task):
     if task.simulator == "kv":
         from simkit.kvpaging import ServingSimulator, load_trace
 
-        model, gpu, manager, sched, cap = _kv_config(params)
+        model, gpu, manager, sched, cap, cal, overrides = _kv_config(params)
         src = load_trace(task.trace, limit=task.max_records, rate=params.get("rate"),
                          seed=int(params.get("seed", 0)))
-        sim = ServingSimulator(model, gpu, manager, src, config=sched, capacity_bytes=cap,
-                               progress=False)
-        return sim.run().to_frame()
+        kw = dict(config=sched, capacity_bytes=cap, calibration=cal,
+                  manager_overrides=overrides or None, progress=False,
+                  tensor_parallel=params.get("tensor_parallel", 1))
+        if params.get("replicas", 1) > 1:
+            from simkit.kvpaging.cluster import ServingCluster
+
+            return ServingCluster(model, gpu, manager, src, replicas=params["replicas"],
+                                  router=params.get("router", "round-robin"),
+                                  **kw).run().to_frame()
+        return ServingSimulator(model, gpu, manager, src, **kw).run().to_frame()
     from simkit.trace.catalog import find_trace
 
     trace = find_trace(task.trace)

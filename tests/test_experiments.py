@@ -90,8 +90,8 @@ def test_every_experiment_has_its_script(tmp_path):
 
 @pytest.mark.parametrize("module", ["_base", "cache_miss_curve", "cpu_validation", "tlb_validation",
                                     "core_validation",
-                                    "victima", "kv_paging", "kv_rate_sweep", "allocators", "flash",
-                                    "gpu_validation", "readme"])
+                                    "victima", "kv_paging", "kv_rate_sweep", "kv_vattention",
+                                    "allocators", "flash", "gpu_validation", "readme"])
 def test_each_experiment_module_imports_alone(module):
     """Each module of simkit.experiments imports in a fresh interpreter on its own (no circle:
     modules import only _base and the simulators, never the package or each other)."""

@@ -26,6 +26,7 @@ def simple_calibration(**kw) -> Calibration:
     """Iteration time = 1 ms + 1 us per token (a measured-style dense curve), nothing else."""
     d = default_calibration("H100-80GB").to_dict()
     d.update(kind="measured", step_fixed_us=0.0, hbm_bandwidth_bytes_per_s=1e30,
+             paged_kernel="custom",
              peak_fp16_flops=1e30, paged_decode_slowdown=1.0,
              models={"tiny": {"dense_us": [[0, 1000], [1000, 2000]]}})
     d.update(kw)

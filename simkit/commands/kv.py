@@ -5,13 +5,19 @@
                            [--kv-stride 64] [--max-context N] [--pool-blocks N] [--seed 0]
                            --out FILE.skt[.xz|.gz]
     simkit kv run --trace T --model M --gpu G --manager paged-16|vattention-64KiB|static|...
-                  [--calibration FILE.json] [--max-requests N] [--rate REQ_PER_S] [--seed S]
+                  [--calibration FILE.json] [--paged-kernel NAME] [--max-requests N]
+                  [--rate REQ_PER_S] [--seed S]
                   [--time-scale FACTOR]
                   [--chunked-prefill] [--max-num-seqs N] [--max-num-batched-tokens N]
                   [--preemption recompute|swap] [--capacity BYTES]
+                  [--parallel-samples N | --beam-width K]
+                  [--cpu-cache BYTES] [--tensor-parallel TP] [--replicas N]
+                  [--router round-robin|least-loaded]
                   [--out FILE] [--plot FILE.png] [--timeline FILE.csv]
                   [--export-kv-trace FILE.skt] [--export-alloc-trace FILE.skt]
                   [--export-steps N] [--export-from-iteration N]
+    simkit kv prefix-curve TRACE [--block 512] [--cache-blocks N,N,...|all] [--max-requests N]
+                           [--out FILE]
     simkit kv models
 """
 from __future__ import annotations
@@ -85,6 +91,10 @@ def register(sub) -> None:
                         "paged-B (paged-16), vattention-64KiB, -128KiB, -256KiB, -2MiB")
     q.add_argument("--calibration", type=Path, metavar="FILE",
                    help="cost-model calibration JSON (default: the shipped published-<gpu>.json)")
+    q.add_argument("--paged-kernel", metavar="NAME",
+                   help="paged attention kernel profile replacing the calibration's paged "
+                        "factors: vllm-2023 (the shipped default), vllm-vs-fa2, fa2-paged, "
+                        "flashinfer-paged, contiguous (sources: simkit/kvpaging/kernels.py)")
     q.add_argument("--max-requests", metavar="N", help="serve only the first N requests")
     q.add_argument("--rate", metavar="REQ_PER_S",
                    help="Poisson arrival rate for traces without timestamps (Vidur); an error "
@@ -98,6 +108,20 @@ def register(sub) -> None:
     q.add_argument("--max-num-batched-tokens", default="0", metavar="N",
                    help="token budget per iteration (0: vLLM's default)")
     q.add_argument("--preemption", default="recompute", choices=("recompute", "swap"))
+    q.add_argument("--parallel-samples", default="1", metavar="N",
+                   help="N samples per request sharing the prompt's blocks (PagedAttention only)")
+    q.add_argument("--beam-width", default="1", metavar="K",
+                   help="beam search with K beams sharing blocks (PagedAttention only)")
+    q.add_argument("--cpu-cache", metavar="BYTES",
+                   help="host-memory tier for prefix-cached (and swapped) blocks, paged "
+                        "managers (e.g. 256GiB); hits are copied back over PCIe")
+    q.add_argument("--tensor-parallel", default="1", metavar="TP",
+                   help="GPUs per replica: heads, KV heads and weights split TP ways, two "
+                        "all-reduces per layer over the calibration's interconnect bandwidth")
+    q.add_argument("--replicas", default="1", metavar="N",
+                   help="N replicas behind a router (each TP GPUs)")
+    q.add_argument("--router", default="round-robin", choices=("round-robin", "least-loaded"),
+                   help="how requests are spread over the replicas")
     q.add_argument("--capacity", metavar="BYTES",
                    help="KV memory (default: GPU memory x 0.9 - weights - activations)")
     q.add_argument("--max-context", metavar="N",
@@ -120,6 +144,25 @@ def register(sub) -> None:
     q.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: on a terminal, for long traces)")
     q.set_defaults(func=cmd_run)
+
+    q = ks.add_parser("prefix-curve", help="prefix-block reuse vs LRU cache size of a trace "
+                                           "with block hashes (Mooncake)",
+                      description="Replay a trace's chained prefix-block hashes (Mooncake "
+                                  "hash_ids) in arrival order through LRU caches of each size "
+                                  "and an unbounded one; print the share of prefix blocks and "
+                                  "of prompt tokens found in the cache.")
+    q.add_argument("trace", metavar="TRACE",
+                   help="Mooncake-style JSON lines (input_length, hash_ids), .jsonl or "
+                        ".jsonl.xz, or the shipped name mooncake-conv")
+    q.add_argument("--block", default="512", metavar="TOKENS",
+                   help="tokens one hash covers (Mooncake: 512); every request must have "
+                        "ceil(input_length / TOKENS) hashes")
+    q.add_argument("--cache-blocks", default=None, metavar="N,N,...",
+                   help="LRU cache sizes in blocks (default 1000,...,200000); an unbounded "
+                        "cache is always added")
+    q.add_argument("--max-requests", metavar="N", help="replay only the first N requests")
+    add_out_argument(q)
+    q.set_defaults(func=cmd_prefix_curve)
 
     q = ks.add_parser("models", help="list the model presets")
     q.set_defaults(func=cmd_models)
@@ -227,6 +270,43 @@ def cmd_decode_trace(args) -> int:
     return 0
 
 
+def cmd_prefix_curve(args) -> int:
+    from simkit.commands._output import emit
+    from simkit.kvpaging.prefix import load_hash_trace, prefix_hit_curve
+    from simkit.kvpaging.workload import resolve_trace
+
+    check_out_path(args.out)
+    block = _positive(args.block, "--block")
+    limit = _positive(args.max_requests, "--max-requests")
+    sizes = [1000, 2000, 5000, 10000, 20000, 50000, 100000, 200000]
+    if args.cache_blocks is not None:
+        parts = [t.strip() for t in args.cache_blocks.split(",")]
+        if not all(parts):
+            raise InputError(f"--cache-blocks: empty size in {args.cache_blocks!r}")
+        sizes = sorted({_positive(t, "--cache-blocks", zero=True) for t in parts})
+    path = resolve_trace(args.trace)
+    name = path.name.lower().removesuffix(".xz")
+    if not name.endswith(".jsonl"):
+        raise InputError(f"{path}: prefix-curve reads JSON lines with hash_ids (.jsonl or "
+                         f".jsonl.xz), got {path.name}")
+    try:
+        reqs = load_hash_trace(path)
+    except (EOFError, OSError, UnicodeDecodeError) as exc:       # lzma errors are OSError
+        raise InputError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from None
+    if limit is not None:
+        reqs = reqs[:limit]
+    for i, (length, ids) in enumerate(reqs, start=1):
+        if length < 0 or len(ids) != -(-length // block):
+            raise InputError(f"{path}: request {i}: {len(ids)} hashes for input_length "
+                             f"{length}, not ceil({length} / --block {block}) = "
+                             f"{-(-length // block)} (is --block the trace's hash size?)")
+    df = prefix_hit_curve(reqs, [*sizes, None], block_tokens=block)
+    df.insert(0, "trace", path.name)
+    df.insert(1, "requests", len(reqs))
+    emit(df, args)
+    return 0
+
+
 def cmd_models(args) -> int:
     import pandas as pd
 
@@ -324,7 +404,10 @@ def cmd_run(args) -> int:
                               max_num_batched_tokens=_positive(args.max_num_batched_tokens,
                                                                "--max-num-batched-tokens",
                                                                zero=True),
-                              chunked_prefill=args.chunked_prefill, preemption=args.preemption)
+                              chunked_prefill=args.chunked_prefill, preemption=args.preemption,
+                              parallel_samples=_positive(args.parallel_samples,
+                                                         "--parallel-samples"),
+                              beam_width=_positive(args.beam_width, "--beam-width"))
     except InputError:
         raise
     except ValueError as exc:
@@ -337,10 +420,47 @@ def cmd_run(args) -> int:
         cal = load_calibration(args.calibration)
     else:
         cal = default_calibration(gpu.name)
+    if args.paged_kernel is not None:
+        try:
+            cal = cal.with_paged_kernel(args.paged_kernel)
+        except ValueError as exc:
+            raise InputError(f"--paged-kernel:{str(exc).partition(':')[2]}") from None
+    tp = _positive(args.tensor_parallel, "--tensor-parallel")
+    overrides = {}
+    if args.cpu_cache is not None:
+        from simkit.kvpaging.managers import parse_spec
+        from simkit.kvpaging.managers.config import PagedConfig
+
+        try:
+            paged = isinstance(parse_spec(args.manager, model), PagedConfig)
+        except ValueError as exc:
+            raise InputError(f"--manager:{str(exc).partition(':')[2]}") from None
+        if not paged:
+            raise InputError(f"--cpu-cache: a host tier is modelled for paged managers, not "
+                             f"{args.manager}")
+        overrides["cpu_cache_bytes"] = _int(args.cpu_cache, "--cpu-cache", size=True)
+    replicas = _positive(args.replicas, "--replicas")
+    if replicas > 1:
+        for flag, v in (("--timeline", args.timeline), ("--plot", args.plot),
+                        ("--export-kv-trace", args.export_kv_trace),
+                        ("--export-alloc-trace", args.export_alloc_trace)):
+            if v is not None:
+                raise InputError(f"{flag}: follows one engine; not with --replicas {replicas}")
     requests = load_trace(args.trace, limit=limit, rate=rate, seed=seed, time_scale=time_scale)
     try:
-        sim = ServingSimulator(model, gpu, args.manager, requests, config=cfg, calibration=cal,
-                               capacity_bytes=capacity, progress=args.progress)
+        if replicas > 1:
+            from simkit.kvpaging.cluster import ServingCluster
+            cluster = ServingCluster(model, gpu, args.manager, requests, replicas=replicas,
+                                     router=args.router, config=cfg, calibration=cal,
+                                     capacity_bytes=capacity, tensor_parallel=tp,
+                                     manager_overrides=overrides or None)
+            sim = cluster.sims[0]
+        else:
+            cluster = None
+            sim = ServingSimulator(model, gpu, args.manager, requests, config=cfg,
+                                   calibration=cal, capacity_bytes=capacity,
+                                   progress=args.progress, tensor_parallel=tp,
+                                   manager_overrides=overrides or None)
     except InputError:
         raise
     except ValueError as exc:
@@ -349,6 +469,8 @@ def cmd_run(args) -> int:
             text = "--manager:" + text.partition(":")[2]
         elif text.startswith("gpu:"):
             text = "--gpu:" + text.partition(":")[2]
+        elif text.startswith("tensor_parallel:"):
+            text = "--tensor-parallel:" + text.partition(":")[2]
         raise InputError(text) from None
     argv = ["--trace", args.trace, "--model", args.model, "--gpu", args.gpu,
             "--manager", args.manager]
@@ -363,7 +485,7 @@ def cmd_run(args) -> int:
             exporters.append(AllocExporter(args.export_alloc_trace, sim, command=command))
         for e in exporters:
             sim.add_observer(e)
-        st = sim.run()
+        st = sim.run() if cluster is None else cluster.run()
     except BaseException:
         for e in exporters:
             e.abort()
@@ -400,10 +522,15 @@ def cmd_run(args) -> int:
     mean_mem = st.mean_memory_bytes()
     rows = [
         ("trace", f"{requests.name} ({requests.info.get('arrivals', '')})"),
-        ("model / gpu / manager", f"{model.name} / {gpu.name} / {args.manager}"),
-        ("calibration", f"{cal.kind}: {cal.path or 'published-' + gpu.name.lower()}"),
-        ("KV capacity", f"{format_bytes(st.capacity_bytes)} "
-                        f"({st.capacity_bytes // model.kv_bytes_per_token} tokens)"),
+        ("model / gpu / manager", f"{model.name} / {gpu.name} / {args.manager}"
+                                  + (f" / TP {tp}" if tp > 1 else "")
+                                  + (f" / {replicas} replicas ({args.router})"
+                                     if replicas > 1 else "")),
+        ("calibration", f"{cal.kind}: {cal.path or 'published-' + gpu.name.lower()}, paged "
+                        f"kernel {cal.paged_kernel}"),
+        ("KV capacity", f"{format_bytes(sim.capacity_bytes)} "
+                        f"({sim.capacity_bytes // sim.model.kv_bytes_per_token} tokens)"
+                        + (f" per GPU, {tp * replicas} GPUs" if tp * replicas > 1 else "")),
         ("requests arrived / finished / rejected / aborted",
          f"{st.requests_arrived} / {st.requests_finished} / {st.requests_rejected} / "
          f"{st.requests_aborted}"),
@@ -424,7 +551,9 @@ def cmd_run(args) -> int:
         ("preemptions (recompute / swap)",
          f"{st.preemptions} ({st.preemptions_recompute} / {st.preemptions_swap})"),
         ("prefix-cache hit rate", "n/a (no prefix hashes)" if not st.prompt_tokens_hashed
-         else f"{st.prefix_hit_rate:.2%}"),
+         else f"{st.prefix_hit_rate:.2%}"
+         + (f" ({format_bytes(st.host_load_bytes)} loaded from the host tier)"
+            if args.cpu_cache is not None else "")),
         ("mapping: ops / calls / time (s) / exposed (s)",
          f"{st.map_ops} / {st.map_calls} / {st.map_s:.3f} / {st.map_exposed_s:.3f}"),
         ("mean KV GiB used / frag / reserved / cached / free", "n/a" if not st.busy_s else
@@ -433,6 +562,9 @@ def cmd_run(args) -> int:
         ("mean waste (frag + reserved) / allocated", "n/a" if math.isnan(st.mean_waste_fraction)
          else f"{st.mean_waste_fraction:.2%}"),
     ]
+    if cfg.width > 1:
+        rows.append(("memory saved by sharing (parallel sampling / beam search)",
+                     f"{st.sharing_saving_fraction:.2%}"))
     print_frame(pd.DataFrame(rows, columns=["metric", "value"]).astype(str))
     for flag, path in (("--out", args.out), ("--timeline", args.timeline),
                        ("--plot", args.plot), ("--export-kv-trace", args.export_kv_trace),

@@ -15,6 +15,7 @@ from simkit.experiments import (  # noqa: F401  (each registers its experiment)
     victima,
     kv_paging,
     kv_rate_sweep,
+    kv_vattention,
     allocators,
     flash,
 )

@@ -8,6 +8,7 @@ prompts, or chunks of them) and decode tokens (one per running sequence)::
       + prefill_attention(pairs) * prefill_slowdown   causal attention over new tokens
       + decode_attention(ctx)    * decode_slowdown    reading every decode sequence's KV
       + swap bytes / PCIe bandwidth                   (swap preemption, when any)
+      + allreduce(tokens)                             tensor parallelism of degree tp > 1
       [+ map calls * map_us_per_call, by the engine, for vAttention's synchronous mapping]
 
     dense            = max(weight_bytes / (hbm_bw * weight_bandwidth_efficiency),
@@ -20,6 +21,12 @@ prompts, or chunks of them) and decode tokens (one per running sequence)::
                         at position s attends causally)
     decode_attention = ctx * kv_bytes_per_token / (hbm_bw * attention_bandwidth_efficiency)
                         ctx = tokens of KV read, summed over the decode sequences
+    allreduce = 2 * layers * (allreduce_latency + 2 (tp - 1) / tp * tokens * hidden * dtype_bytes
+                              / interconnect_bandwidth)
+                        Megatron-LM's two all-reduces per layer (after attention, after the
+                        MLP), ring algorithm: each GPU sends and receives 2 (tp-1)/tp of the
+                        activations. With tp > 1 the model is one GPU's shard
+                        (``models.tp_shard``): its weights, FLOPs and KV are 1/tp of the whole
 
 ``decode_slowdown``/``prefill_slowdown`` are 1 for contiguous KV (static reservation, and
 vAttention's ``vattention_decode_slowdown``: 64 KiB pages do not slow the kernels [P]) and the
@@ -35,8 +42,18 @@ Calibration file (JSON; ``published-<gpu>.json`` ship with simkit and say ``"kin
      "flops_efficiency": 0..1, "step_fixed_us": >= 0,
      "paged_decode_slowdown": > 0, "paged_prefill_slowdown": > 0,
      "vattention_decode_slowdown": > 0,
+     "paged_kernel": "vllm-2023",  optional: a profile of ``kernels.py`` (then the two paged
+                                   factors may be left out, and must equal it when given);
+                                   "custom" (the default) takes the factors as written
      "map_us_per_call": >= 0,      one cuMemMap + cuMemSetAccess (one page, one K or V buffer)
      "unmap_us_per_call": >= 0,    one cuMemUnmap
+     "interconnect_bandwidth_bytes_per_s": >= 0, optional (0: tensor parallelism refused):
+                                   one GPU's NVLink bandwidth in one direction
+     "allreduce_latency_us": >= 0, optional: the fixed cost of one all-reduce
+     "vmm_by_page": {"64KiB": {"map_us_per_call": .., "unmap_us_per_call": ..}, ...}
+                                   optional per-page-size costs (vAttention's 64-256 KiB pages
+                                   go through its patched UVM driver, one ioctl per page);
+                                   a page size not listed costs map_us_per_call/unmap_us_per_call
      "models": {"<model name>": {"dense_us": [[tokens, us], ...],
                                  "decode_attention_us": [[context_tokens, us], ...]}},  optional
      "sources": {"<field>": "where the number comes from"}}
@@ -57,7 +74,9 @@ from pathlib import Path
 import numpy as np
 
 from simkit.errors import InputError
+from simkit.kvpaging.kernels import CUSTOM, PAGED_KERNELS, kernel_profile
 from simkit.kvpaging.models import ModelShape
+from simkit.units import format_bytes, parse_size
 
 CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
 FORMAT = "simkit-kv-calibration"
@@ -76,6 +95,7 @@ _NUMBERS = (("hbm_bandwidth_bytes_per_s", 0, None, False),
             ("vattention_decode_slowdown", 0, None, False),
             ("map_us_per_call", 0, None, True),
             ("unmap_us_per_call", 0, None, True))
+_OPTIONAL = (("interconnect_bandwidth_bytes_per_s", 0.0), ("allreduce_latency_us", 0.0))
 _CURVES = ("dense_us", "decode_attention_us")
 
 
@@ -116,6 +136,10 @@ class Calibration:
     map_us_per_call: float
     unmap_us_per_call: float
     models: dict = field(default_factory=dict)     # model name (lower case) -> {curve: Curve}
+    paged_kernel: str = CUSTOM
+    interconnect_bandwidth_bytes_per_s: float = 0.0
+    allreduce_latency_us: float = 0.0
+    vmm_by_page: dict = field(default_factory=dict)  # page bytes -> (map us, unmap us) per call
     description: str = ""
     path: str = ""
     sources: dict = field(default_factory=dict)
@@ -137,8 +161,20 @@ class Calibration:
         gpu = d.get("gpu")
         if not isinstance(gpu, str) or not gpu:
             raise bad("gpu", f"expected a GPU name, got {gpu!r}")
+        pk = d.get("paged_kernel", CUSTOM)
+        if pk != CUSTOM and pk not in PAGED_KERNELS:
+            raise bad("paged_kernel", f"unknown kernel {pk!r} (known: "
+                                      f"{', '.join(PAGED_KERNELS)}, {CUSTOM})")
+        prof = PAGED_KERNELS.get(pk)
         vals = {}
         for name, lo, hi, incl in _NUMBERS:
+            if prof is not None and name in ("paged_decode_slowdown", "paged_prefill_slowdown"):
+                want = getattr(prof, name.removeprefix("paged_"))
+                if name in d and d[name] != want:
+                    raise bad(name, f"{d[name]!r} differs from paged_kernel {pk!r} ({want}); "
+                                    f"leave it out or set paged_kernel to {CUSTOM!r}")
+                vals[name] = float(want)
+                continue
             if name not in d:
                 raise bad(name, "missing")
             v = d[name]
@@ -147,6 +183,12 @@ class Calibration:
             if (v < lo if incl else v <= lo) or (hi is not None and v > hi):
                 rng = (f">= {lo}" if incl else f"> {lo}") + ("" if hi is None else f" and <= {hi}")
                 raise bad(name, f"must be {rng}, got {v!r}")
+            vals[name] = float(v)
+        for name, default in _OPTIONAL:
+            v = d.get(name, default)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+                    or v < 0:
+                raise bad(name, f"must be a number >= 0, got {v!r}")
             vals[name] = float(v)
         models = {}
         raw_models = d.get("models", {})
@@ -170,23 +212,61 @@ class Calibration:
                     raise bad(fld, "x values must be strictly increasing")
                 parsed[cname] = Curve(tuple(xs), tuple(float(p[1]) for p in pts))
             models[mname.lower()] = parsed
+        vmm = {}
+        raw_vmm = d.get("vmm_by_page", {})
+        if not isinstance(raw_vmm, dict):
+            raise bad("vmm_by_page", "expected an object of page size -> call costs")
+        for page, costs in raw_vmm.items():
+            fld = f"vmm_by_page.{page}"
+            try:
+                pb = parse_size(page, fld)
+            except ValueError:
+                raise bad(fld, "not a page size (64KiB, 2MiB, ...)") from None
+            if not isinstance(costs, dict) or set(costs) != {"map_us_per_call",
+                                                              "unmap_us_per_call"}:
+                raise bad(fld, "expected {\"map_us_per_call\": us, \"unmap_us_per_call\": us}")
+            for k, v in costs.items():
+                if isinstance(v, bool) or not isinstance(v, (int, float)) \
+                        or not math.isfinite(v) or v < 0:
+                    raise bad(f"{fld}.{k}", f"must be a number >= 0, got {v!r}")
+            vmm[pb] = (float(costs["map_us_per_call"]), float(costs["unmap_us_per_call"]))
         sources = d.get("sources", {})
         if not isinstance(sources, dict):
             raise bad("sources", "expected an object of field -> source")
         desc = d.get("description", "")
         return cls(gpu=gpu, kind=kind, models=models, description=str(desc),
-                   sources=dict(sources), **vals)
+                   sources=dict(sources), paged_kernel=pk, vmm_by_page=vmm, **vals)
 
     def to_dict(self) -> dict:
         out = {"format": FORMAT, "version": 1, "kind": self.kind, "gpu": self.gpu,
                "description": self.description}
         for f in fields(self):
-            if f.name not in ("gpu", "kind", "models", "description", "path", "sources"):
+            if f.name not in ("gpu", "kind", "models", "description", "path", "sources",
+                              "vmm_by_page"):
                 out[f.name] = getattr(self, f.name)
+        out["vmm_by_page"] = {format_bytes(p): {"map_us_per_call": m, "unmap_us_per_call": u}
+                              for p, (m, u) in sorted(self.vmm_by_page.items())}
         out["models"] = {m: {c: [[x, y] for x, y in zip(cv.x, cv.us)] for c, cv in cs.items()}
                          for m, cs in self.models.items()}
         out["sources"] = dict(self.sources)
         return out
+
+    def with_paged_kernel(self, name: str) -> "Calibration":
+        """This calibration with the paged-kernel factors of profile ``name``
+        (``kernels.PAGED_KERNELS``); ``ValueError`` for an unknown name."""
+        import dataclasses
+
+        prof = kernel_profile(name)
+        src = dict(self.sources)
+        src["paged_decode_slowdown"] = src["paged_prefill_slowdown"] = \
+            f"paged_kernel {name}: {prof.source}"
+        return dataclasses.replace(self, paged_kernel=name, sources=src,
+                                   paged_decode_slowdown=prof.decode_slowdown,
+                                   paged_prefill_slowdown=prof.prefill_slowdown)
+
+    def vmm_us(self, page_bytes: int | None) -> tuple[float, float]:
+        """(map, unmap) microseconds per call for pages of ``page_bytes``."""
+        return self.vmm_by_page.get(page_bytes, (self.map_us_per_call, self.unmap_us_per_call))
 
 
 def load_calibration(path: str | os.PathLike) -> Calibration:
@@ -225,9 +305,12 @@ class CostModel:
     """Iteration times of ``model`` under a calibration (module docstring).
 
     ``kernel``: "contiguous" (static reservation), "paged" (PagedAttention) or "vattention".
+    ``page_bytes``: vAttention's page size, which picks the VMM call costs
+    (``Calibration.vmm_us``).
     """
 
-    def __init__(self, model: ModelShape, calibration: Calibration, kernel: str = "paged"):
+    def __init__(self, model: ModelShape, calibration: Calibration, kernel: str = "paged",
+                 page_bytes: int | None = None, tensor_parallel: int = 1):
         if kernel not in KERNELS:
             raise ValueError(f"kernel: must be one of {', '.join(KERNELS)}, got {kernel!r}")
         c = calibration
@@ -245,8 +328,19 @@ class CostModel:
                                 "vattention": c.vattention_decode_slowdown}[kernel]
         self.prefill_slowdown = c.paged_prefill_slowdown if kernel == "paged" else 1.0
         self.s_per_swap_byte = 1.0 / c.pcie_bandwidth_bytes_per_s
-        self.map_s_per_call = c.map_us_per_call * 1e-6
-        self.unmap_s_per_call = c.unmap_us_per_call * 1e-6
+        map_us, unmap_us = c.vmm_us(page_bytes)
+        self.map_s_per_call = map_us * 1e-6
+        self.unmap_s_per_call = unmap_us * 1e-6
+        tp = tensor_parallel
+        self.allreduce_fixed_s = self.allreduce_s_per_token = 0.0
+        if tp > 1:
+            bw = c.interconnect_bandwidth_bytes_per_s
+            if bw <= 0:
+                raise InputError(f"tensor_parallel: calibration {c.path or c.gpu} has no "
+                                 f"interconnect_bandwidth_bytes_per_s for the all-reduces")
+            self.allreduce_fixed_s = 2 * model.layers * c.allreduce_latency_us * 1e-6
+            self.allreduce_s_per_token = (2 * model.layers * 2 * (tp - 1) / tp * model.hidden
+                                          * model.dtype_bytes / bw)
         curves = c.models.get(model.name.lower(), {})
         self.dense_curve = curves.get("dense_us")
         self.decode_curve = curves.get("decode_attention_us")
@@ -273,6 +367,8 @@ class CostModel:
             t += base * self.decode_slowdown
         if swap_bytes:
             t += swap_bytes * self.s_per_swap_byte
+        if self.allreduce_fixed_s or self.allreduce_s_per_token:
+            t += self.allreduce_fixed_s + tokens * self.allreduce_s_per_token
         return t
 
     def map_s(self, calls: int) -> float:

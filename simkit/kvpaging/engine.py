@@ -10,13 +10,28 @@ is the cost model's iteration time (``costmodel.py``) plus, for vAttention, VMM 
 page-groups mapped synchronously (``grow``/``admit`` return them) cost ``map_calls_per_op``
 cuMemMap + cuMemSetAccess calls each, all on the critical path; groups the manager mapped in
 the background during the iteration (``counters()["background_map_groups"]``: overlap,
-eager allocation) are hidden behind compute and only the part longer than the iteration is
-added; unmap calls (``counters()["unmap_calls"]``: reclamation) are charged in full. Arrivals are pulled by the loop itself before each
+eager allocation) and the unmaps done for them (``background_unmap_calls``: reclamation
+feeding a background map) run on vAttention's background thread, hidden behind compute:
+only what the thread cannot finish in time is added: with ``lookahead_tokens`` = k it may
+run up to k - 1 iterations behind (a backlog carried from step to step, each step draining
+its own length; the work beyond k steps' worth stalls the step), so with k = 1 everything
+longer than the iteration is added. The other unmap calls are charged in full.
+Call costs are per page size (``Calibration.vmm_us``: the calibration's ``vmm_by_page``).
+Arrivals are pulled by the loop itself before each
 iteration (every request with arrival <= now joins ``waiting`` in trace order), and an idle
 engine sleeps until the next arrival, so ties are deterministic: a request arriving exactly at
 an iteration's end is seen by the next iteration. Requests are pulled lazily from the source;
 nothing per request is kept after it finishes, so memory is bounded by the requests in flight
 (plus the bounded timeline and fixed histograms of ``metrics.py``).
+
+Tensor parallelism (``tensor_parallel`` = tp > 1): the engine simulates one GPU's shard of the
+model (``models.tp_shard``: heads, KV heads, MLP and vocabulary split tp ways), whose KV
+capacity, manager and cost model are per GPU; the tp GPUs run in lockstep, so one shard's
+timeline is the replica's, and the cost model adds the all-reduces (``costmodel.py``).
+Replicas behind a router: ``cluster.py``. Parallel sampling and beam search
+(``SchedulerConfig.parallel_samples`` / ``beam_width``): ``scheduler.py``; they need a manager
+that shares blocks (PagedAttention), and the stats' ``sharing_saving_fraction`` compares the
+memory held with what the block tables would take unshared (``PagedManager.logical_bytes``).
 
 KV capacity: ``gpus.kv_capacity_bytes`` (GPU memory x 0.9 - weights - activation reserve)
 unless ``capacity_bytes`` is given. The cost model's kernel follows the manager: static ->
@@ -39,6 +54,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+from collections import deque
 from dataclasses import asdict
 
 import simpy
@@ -47,7 +63,7 @@ from simkit.errors import InputError
 from simkit.kvpaging.costmodel import Calibration, CostModel, default_calibration, prefill_pairs
 from simkit.kvpaging.gpus import GPU_MEMORY_UTILIZATION, GPUSpec, kv_capacity_bytes
 from simkit.kvpaging.metrics import SLO, MemoryTimeline, ServingStats
-from simkit.kvpaging.models import ModelShape
+from simkit.kvpaging.models import ModelShape, tp_shard
 from simkit.kvpaging.scheduler import Scheduler, SchedulerConfig
 
 PROGRESS_EVERY = 4096        # iterations between progress-bar updates
@@ -74,7 +90,14 @@ class ServingSimulator:
                  gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION,
                  manager_overrides: dict | None = None, timeline_every: int = 1,
                  timeline_max_samples: int = 4096, observers=(), step_hook=None,
-                 progress: bool | None = None, slo: SLO | None = None):
+                 progress: bool | None = None, slo: SLO | None = None,
+                 tensor_parallel: int = 1, env: simpy.Environment | None = None,
+                 inbox: bool = False):
+        if isinstance(tensor_parallel, bool) or not isinstance(tensor_parallel, int) \
+                or tensor_parallel < 1:
+            raise ValueError(f"tensor_parallel: must be an integer >= 1, got {tensor_parallel!r}")
+        self.full_model, self.tensor_parallel = model, tensor_parallel
+        model = tp_shard(model, tensor_parallel)
         self.model, self.gpu = model, gpu
         self.cfg = cfg = config if config is not None else SchedulerConfig()
         self.calibration = cal = (calibration if calibration is not None
@@ -103,7 +126,9 @@ class ServingSimulator:
             self.manager_spec = getattr(manager, "name", type(manager).__name__)
         self.manager = manager
         self.kernel = kernel_of(manager)
-        self.cost = CostModel(model, cal, self.kernel)
+        self.cost = CostModel(model, cal, self.kernel,
+                              page_bytes=getattr(manager, "page_bytes", None),
+                              tensor_parallel=tensor_parallel)
         self.map_calls_per_op = int(getattr(manager, "map_calls_per_op", 0))
         self.stats = ServingStats(capacity_bytes=capacity_bytes, params=self._params(), slo=slo)
         self.timeline = MemoryTimeline(timeline_every, timeline_max_samples)
@@ -111,17 +136,29 @@ class ServingSimulator:
         self._on_step = [o.on_step for o in self.observers if hasattr(o, "on_step")]
         self._on_plan = [o.on_plan for o in self.observers if hasattr(o, "on_plan")]
         self.sched = Scheduler(manager, cfg, model.max_context, self.stats, self.observers)
+        self._logical_bytes = getattr(manager, "logical_bytes", None)
+        if cfg.width > 1 and self.kernel != "paged":
+            raise ValueError(f"manager: parallel sampling / beam search (width {cfg.width}) "
+                             f"need PagedAttention's shared blocks; {self.manager_spec} "
+                             f"would copy every sequence")
         self.step_hook = step_hook
         self.progress = progress
-        self.env = simpy.Environment()
+        self.env = env if env is not None else simpy.Environment()
+        # cluster mode (``cluster.py``): a router appends requests to ``inbox`` at their
+        # arrival and triggers ``wake``; ``routing_done`` says no more will come
+        self.inbox = deque() if inbox else None
+        self.wake = None
+        self.routing_done = False
         self.iteration = 0
         self.last_iteration_s = 0.0
 
     def _params(self) -> dict:
-        p = {"model": self.model.name, "gpu": self.gpu.name, "manager": self.manager_spec,
+        p = {"model": self.full_model.name, "gpu": self.gpu.name, "manager": self.manager_spec,
+             "tensor_parallel": self.tensor_parallel,
              "trace": getattr(self.requests, "name", ""),
              "calibration": self.calibration.path or f"published-{self.gpu.name.lower()}",
-             "calibration_kind": self.calibration.kind}
+             "calibration_kind": self.calibration.kind,
+             "paged_kernel": self.calibration.paged_kernel}
         p.update(asdict(self.cfg))
         p["max_num_batched_tokens"] = self.cfg.token_budget(self.model.max_context)
         return p
@@ -150,6 +187,10 @@ class ServingSimulator:
         st.mem_reserved_byte_s += u.reserved_bytes * dt_since
         st.mem_cached_byte_s += u.cached_bytes * dt_since
         st.mem_free_byte_s += u.free_bytes * dt_since
+        lb = self._logical_bytes
+        st.mem_unshared_byte_s += (lb() if lb is not None else
+                                   u.used_bytes + u.internal_frag_bytes + u.reserved_bytes
+                                   ) * dt_since
         if u.used_bytes > st.mem_used_max_bytes:
             st.mem_used_max_bytes = u.used_bytes
         self.timeline.add((self.iteration, self.env.now, len(sc.running), len(sc.waiting),
@@ -159,7 +200,8 @@ class ServingSimulator:
 
     def _loop(self):
         env, st, sc, cost = self.env, self.stats, self.sched, self.cost
-        it = iter(self.requests)
+        inbox = self.inbox
+        it = iter(self.requests if inbox is None else ())
         nxt = next(it, None)
         if nxt is not None:
             st.start_s = st.end_s = nxt.arrival_s
@@ -172,16 +214,34 @@ class ServingSimulator:
         map_s_per_call, unmap_s_per_call = cost.map_s_per_call, cost.unmap_s_per_call
         counters = getattr(self.manager, "counters", dict)
         c0 = counters() if calls_per_op else {}
-        prev = {"bg": c0.get("background_map_groups", 0), "unmap": c0.get("unmap_calls", 0)}
+        prev = {"bg": c0.get("background_map_groups", 0), "unmap": c0.get("unmap_calls", 0),
+                "bg_unmap": c0.get("background_unmap_calls", 0)}
         busy_since_sample = 0.0
+        backlog = 0.0
+        width = sc.width
+        cfg_m = getattr(self.manager, "config", None)
+        bg_slack_steps = max(1, getattr(cfg_m, "lookahead_tokens", 1)) \
+            if getattr(cfg_m, "overlap", False) else 1
         empty = 0
         try:
             while True:
                 now = env.now
-                while nxt is not None and nxt.arrival_s <= now:
-                    sc.add(nxt)
-                    nxt = next(it, None)
+                if inbox is None:
+                    while nxt is not None and nxt.arrival_s <= now:
+                        sc.add(nxt)
+                        nxt = next(it, None)
+                else:
+                    while inbox:
+                        if not st.requests_arrived:
+                            st.start_s = st.end_s = now
+                        sc.add(inbox.popleft())
                 if sc.idle:
+                    if inbox is not None:
+                        if self.routing_done:
+                            break
+                        self.wake = env.event()
+                        yield self.wake
+                        continue
                     if nxt is None:
                         break
                     yield env.timeout(nxt.arrival_s - now)
@@ -204,26 +264,35 @@ class ServingSimulator:
                     continue
                 empty = 0
                 tokens = len(decodes)
-                ctx = 0
-                for s in decodes:
-                    ctx += s.prompt + s.generated
+                ctx = sum([s.prompt + s.generated for s in decodes]) if decodes else 0
+                seqs = len(prefills) + len(decodes)
+                if width > 1:                   # sequence groups: every member decodes
+                    tokens *= width
+                    ctx *= width
+                    seqs += (width - 1) * len(decodes)
                 pairs = 0
                 for s, n in prefills:
                     tokens += n
                     pairs += prefill_pairs(s.computed, n)
-                seqs = len(prefills) + len(decodes)
                 dt = cost.iteration_s(tokens, seqs, pairs, ctx, sc.swap_bytes)
                 ops = sc.map_ops
                 if calls_per_op:
                     c = counters()
                     bg = (c.get("background_map_groups", 0) - prev["bg"]) * calls_per_op
                     unmaps = c.get("unmap_calls", 0) - prev["unmap"]
-                    prev["bg"], prev["unmap"] = (c.get("background_map_groups", 0),
-                                                 c.get("unmap_calls", 0))
+                    bg_unmaps = c.get("background_unmap_calls", 0) - prev["bg_unmap"]
+                    prev["bg"], prev["unmap"], prev["bg_unmap"] = (
+                        c.get("background_map_groups", 0), c.get("unmap_calls", 0),
+                        c.get("background_unmap_calls", 0))
                     calls = ops * calls_per_op
-                    sync_s = calls * map_s_per_call + unmaps * unmap_s_per_call
-                    bg_s = bg * map_s_per_call
-                    exposed = sync_s + max(0.0, bg_s - dt)
+                    sync_s = calls * map_s_per_call + (unmaps - bg_unmaps) * unmap_s_per_call
+                    bg_s = bg * map_s_per_call + bg_unmaps * unmap_s_per_call
+                    # the background thread works through its backlog during this iteration;
+                    # what it cannot finish within the lookahead's slack stalls the step
+                    work = backlog + bg_s
+                    exposed_bg = max(0.0, work - dt * bg_slack_steps)
+                    backlog = max(0.0, work - dt) - exposed_bg
+                    exposed = sync_s + exposed_bg
                     st.map_calls += calls + bg
                     st.unmap_calls += unmaps
                     st.map_s += sync_s + bg_s

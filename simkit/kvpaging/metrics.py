@@ -153,6 +153,7 @@ class ServingStats:
     preemptions_swap: int = 0
     swap_out_bytes: int = 0
     swap_in_bytes: int = 0
+    host_load_bytes: int = 0            # prefix blocks copied back from a host-memory tier
     map_ops: int = 0                    # blocks / page-groups newly allocated
     map_calls: int = 0                  # driver calls (cuMemMap + cuMemSetAccess pairs)
     unmap_calls: int = 0                # cuMemUnmap calls
@@ -163,6 +164,7 @@ class ServingStats:
     mem_reserved_byte_s: float = 0.0
     mem_cached_byte_s: float = 0.0
     mem_free_byte_s: float = 0.0
+    mem_unshared_byte_s: float = 0.0    # what the block tables would hold without sharing
     mem_used_max_bytes: int = 0         # not subtractable (as batch_seqs_max)
     ttft: LatencyHistogram = field(default_factory=LatencyHistogram)
     tbt: LatencyHistogram = field(default_factory=LatencyHistogram)
@@ -253,6 +255,15 @@ class ServingStats:
         return ((self.mem_internal_frag_byte_s + self.mem_reserved_byte_s) / alloc
                 if alloc else float("nan"))
 
+    @property
+    def sharing_saving_fraction(self) -> float:
+        """Time-averaged share of KV memory saved by sharing blocks (parallel sampling, beam
+        search: PagedAttention Figs. 15 and 17): 1 - allocated / what the sequences' block
+        tables would take unshared. 0 when nothing is shared."""
+        alloc = self.mem_used_byte_s + self.mem_internal_frag_byte_s + self.mem_reserved_byte_s
+        return (1 - alloc / self.mem_unshared_byte_s if self.mem_unshared_byte_s
+                else float("nan"))
+
     def to_dict(self) -> dict:
         row = {"requests_arrived": self.requests_arrived,
                "requests_admitted": self.requests_admitted,
@@ -282,6 +293,7 @@ class ServingStats:
                    preemptions_recompute=self.preemptions_recompute,
                    preemptions_swap=self.preemptions_swap,
                    swap_out_bytes=self.swap_out_bytes, swap_in_bytes=self.swap_in_bytes,
+                   host_load_bytes=self.host_load_bytes,
                    prefix_hit_rate=self.prefix_hit_rate,
                    cached_prompt_tokens=self.cached_prompt_tokens,
                    map_ops=self.map_ops, map_calls=self.map_calls, unmap_calls=self.unmap_calls, map_s=self.map_s,
@@ -290,6 +302,7 @@ class ServingStats:
         for p, v in self.mean_memory_bytes().items():
             row[f"mean_{p}_bytes"] = v
         row["mean_waste_fraction"] = self.mean_waste_fraction
+        row["sharing_saving_fraction"] = self.sharing_saving_fraction
         return row
 
     def to_frame(self):

@@ -110,6 +110,8 @@ MODELS: dict[str, ModelShape] = {m.name.lower(): m for m in (
                ffn=11008, vocab=32000, max_context=4096),
     ModelShape("Yi-6B", layers=32, hidden=4096, heads=32, kv_heads=4, head_dim=128,
                ffn=11008, vocab=64000, max_context=4096),
+    ModelShape("Llama-3-70B", layers=80, hidden=8192, heads=64, kv_heads=8, head_dim=128,
+               ffn=28672, vocab=128256, max_context=8192),
     ModelShape("Yi-34B", layers=60, hidden=7168, heads=56, kv_heads=8, head_dim=128,
                ffn=20480, vocab=64000, max_context=4096),
     ModelShape("SmolLM2-135M", layers=30, hidden=576, heads=9, kv_heads=3, head_dim=64,
@@ -124,6 +126,28 @@ MODELS: dict[str, ModelShape] = {m.name.lower(): m for m in (
     ModelShape("OPT-175B", layers=96, hidden=12288, heads=96, kv_heads=96, head_dim=128,
                ffn=49152, vocab=50272, max_context=2048, tied_embeddings=True, gated_mlp=False),
 )}
+
+
+def tp_shard(model: ModelShape, tp: int) -> ModelShape:
+    """One GPU's share of ``model`` under tensor parallelism of degree ``tp`` (Megatron-LM /
+    vLLM): attention heads, KV heads and the MLP's ``ffn`` columns split ``tp`` ways, the
+    vocabulary (embedding, lm_head) split ``tp`` ways (padded up); KV heads fewer than ``tp``
+    are replicated (one per GPU, as vLLM does). Norms stay whole. ``tp`` = 1: ``model``."""
+    if isinstance(tp, bool) or not isinstance(tp, int) or tp < 1:
+        raise ValueError(f"tensor_parallel: must be an integer >= 1, got {tp!r}")
+    if tp == 1:
+        return model
+    if model.heads % tp or model.ffn % tp:
+        raise ValueError(f"tensor_parallel: {tp} does not divide {model.name}'s {model.heads} "
+                         f"heads and {model.ffn} ffn columns")
+    if model.kv_heads % tp and tp % model.kv_heads:
+        raise ValueError(f"tensor_parallel: {tp} neither divides nor is a multiple of "
+                         f"{model.name}'s {model.kv_heads} KV heads")
+    from dataclasses import replace
+
+    return replace(model, name=f"{model.name}/tp{tp}", heads=model.heads // tp,
+                   kv_heads=max(1, model.kv_heads // tp), ffn=model.ffn // tp,
+                   vocab=-(-model.vocab // tp))
 
 
 def get_model(name: str) -> ModelShape:

@@ -33,6 +33,20 @@ at the end of its iteration; each decode iteration writes the KV of the last emi
 when it finishes (vLLM never writes the last token's KV). Prefix-cache hits skip prefill work
 (at least one token is always computed, for its logits).
 
+Parallel sampling and beam search (``parallel_samples`` = n or ``beam_width`` = k > 1: every
+request is a sequence group of that width, as vLLM's ``SamplingParams(n=...)`` /
+``use_beam_search``). The prompt is prefilled once as one sequence; its prefill emits the
+group's first token of every member, and before the group's first decode the manager
+``fork``s the other members from it (PagedAttention: they share the prompt's blocks; the
+first to append to the shared partial last block copies it). Each decode iteration grows
+every member by one token (the group counts ``width`` tokens against the budget). Beam search
+then reselects the beams after every decode step: each new beam continues a parent beam drawn
+uniformly at random (``seed``; no logits exist in a trace), i.e. it is ``fork``ed from that
+parent and the old beams are freed, so beams coalesce onto shared prefixes as real beams do.
+A group is preempted whole (recompute only: it re-prefills prompt + generated once, then
+forks again). Groups need a manager whose ``fork`` never fails (PagedAttention: sharing needs
+no memory); the engine refuses others.
+
 Requests the engine can never serve are counted, not run: a prompt of max_context tokens or
 more is rejected (an output that would pass max_context is cut: ``requests_truncated``); a
 request that cannot be admitted into an empty engine is rejected; a sequence that must preempt
@@ -40,6 +54,7 @@ itself with nothing else running is aborted (it can never grow).
 """
 from __future__ import annotations
 
+import random
 from collections import deque
 from dataclasses import dataclass
 
@@ -57,9 +72,13 @@ class SchedulerConfig:
     max_num_batched_tokens: int = 0
     chunked_prefill: bool = False
     preemption: str = "recompute"
+    parallel_samples: int = 1
+    beam_width: int = 1
+    seed: int = 0
 
     def __post_init__(self):
-        for name, lo in (("max_num_seqs", 1), ("max_num_batched_tokens", 0)):
+        for name, lo in (("max_num_seqs", 1), ("max_num_batched_tokens", 0),
+                         ("parallel_samples", 1), ("beam_width", 1), ("seed", 0)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise ValueError(f"{name}: must be an integer >= {lo}, got {v!r}")
@@ -68,6 +87,17 @@ class SchedulerConfig:
         if self.preemption not in PREEMPTION_MODES:
             raise ValueError(f"preemption: must be one of {', '.join(PREEMPTION_MODES)}, got "
                              f"{self.preemption!r}")
+        if self.parallel_samples > 1 and self.beam_width > 1:
+            raise ValueError(f"beam_width: parallel_samples ({self.parallel_samples}) and "
+                             f"beam_width ({self.beam_width}) exclude each other")
+        if self.width > 1 and self.preemption != "recompute":
+            raise ValueError(f"preemption: sequence groups (width {self.width}) are preempted "
+                             f"by recompute only, got {self.preemption!r}")
+
+    @property
+    def width(self) -> int:
+        """Sequences per request (1: plain decoding)."""
+        return max(self.parallel_samples, self.beam_width)
 
     def token_budget(self, max_context: int) -> int:
         if self.max_num_batched_tokens:
@@ -82,9 +112,9 @@ class Seq:
     """One request's serving state."""
 
     __slots__ = ("rid", "arrival", "prompt", "output", "hashes", "generated", "computed",
-                 "target", "prefilling", "first_s", "last_s", "admitted")
+                 "target", "prefilling", "first_s", "last_s", "admitted", "width", "members")
 
-    def __init__(self, rid, arrival, prompt, output, hashes=()):
+    def __init__(self, rid, arrival, prompt, output, hashes=(), width=1):
         self.rid = rid
         self.arrival = arrival
         self.prompt = prompt
@@ -97,6 +127,8 @@ class Seq:
         self.first_s = None
         self.last_s = 0.0
         self.admitted = False
+        self.width = width          # sequences in the group
+        self.members = [rid]        # the manager's ids of the group's live sequences
 
 
 class Scheduler:
@@ -121,6 +153,13 @@ class Scheduler:
         self.obs_alloc = [o.on_alloc for o in observers if hasattr(o, "on_alloc")]
         self.obs_release = [o.on_release for o in observers if hasattr(o, "on_release")]
         self.slo = stats.slo
+        self.width = config.width
+        self.max_groups = max(1, config.max_num_seqs // config.width)   # max_num_seqs counts
+        self.beam = config.beam_width > 1
+        self.rng = random.Random(config.seed)
+        self._next_id = -1          # member ids of forked sequences: negative, never a rid
+        # the manager's one-call decode growth, where plain decoding allows it
+        self._grow_each = getattr(manager, "grow_each", None) if self.width == 1 else None
 
     # ---- arrivals ------------------------------------------------------------------------
     def add(self, req) -> None:
@@ -135,7 +174,7 @@ class Scheduler:
         if p + o > self.max_context:
             o = self.max_context - p
             st.requests_truncated += 1
-        self.waiting.append(Seq(req.rid, req.arrival_s, p, o, req.prefix_hashes))
+        self.waiting.append(Seq(req.rid, req.arrival_s, p, o, req.prefix_hashes, self.width))
 
     @property
     def idle(self) -> bool:
@@ -147,7 +186,12 @@ class Scheduler:
         for f in self.obs_release:
             f(s.rid)
         if self.cfg.preemption == "recompute":
-            mgr.preempt(s.rid, "recompute")
+            if s.width > 1:
+                for m in s.members:
+                    mgr.preempt(m, "recompute")
+                s.members = [s.rid]
+            else:
+                mgr.preempt(s.rid, "recompute")
             st.preemptions_recompute += 1
             s.prefilling = True
             s.target = s.prompt + s.generated
@@ -192,6 +236,18 @@ class Scheduler:
         obs_alloc = self.obs_alloc
         grow = mgr.grow
         i = 0
+        grow_each = self._grow_each
+        if grow_each is not None and not obs_alloc and running and not running[0].prefilling:
+            # fast path: the leading decoding sequences grow in one manager call (the same
+            # grows, in the same order, as the loop below; a failure is left to the loop)
+            ids = [s.rid for s in running if not s.prefilling]
+            if len(ids) == len(running):            # all decoding (else: the loop below)
+                if budget < len(ids):
+                    del ids[budget:]
+                k, ops = grow_each(ids)
+                decodes.extend(running[:k])
+                budget -= k
+                i = k
         while i < len(running):
             s = running[i]
             if s.prefilling:
@@ -200,6 +256,16 @@ class Scheduler:
                 continue
             if budget <= 0:
                 break
+            if s.width > 1:
+                r, p = self._grow_group(s, running)
+                preempted = preempted or p
+                if r is None:
+                    break
+                ops += r
+                decodes.append(s)
+                budget -= s.width
+                i += 1
+                continue
             r = grow(s.rid, 1)
             while r is None:
                 v = running.pop()
@@ -220,7 +286,7 @@ class Scheduler:
             budget -= 1
             i += 1
         if self.swapped and not preempted:
-            while self.swapped and len(running) < cfg.max_num_seqs and budget > 0:
+            while self.swapped and len(running) < self.max_groups and budget > 0:
                 s = self.swapped[0]
                 b = mgr.swap_in(s.rid)
                 if b is None:
@@ -244,7 +310,7 @@ class Scheduler:
                 budget -= 1
         if not self.swapped and not preempted:
             waiting = self.waiting
-            while waiting and len(running) < cfg.max_num_seqs and budget > 0:
+            while waiting and len(running) < self.max_groups and budget > 0:
                 s = waiting[0]
                 adm = mgr.admit(s.rid, s.target, s.prompt + s.output, s.hashes)
                 if adm is None:
@@ -255,6 +321,9 @@ class Scheduler:
                     continue
                 waiting.popleft()
                 cached = adm.cached_tokens
+                if adm.loaded_bytes:                 # prefix blocks copied from the host tier
+                    self.swap_bytes += adm.loaded_bytes
+                    st.host_load_bytes += adm.loaded_bytes
                 if not s.admitted:
                     s.admitted = True
                     st.requests_admitted += 1
@@ -275,6 +344,59 @@ class Scheduler:
                     break
         self.map_ops = ops
 
+    def _new_id(self) -> int:
+        i = self._next_id
+        self._next_id -= 1
+        return i
+
+    def _grow_group(self, s: Seq, running: list) -> tuple[int | None, bool]:
+        """Fork the members a group still lacks, then one token for each member. A member
+        that cannot grow preempts the newest running group and the growth resumes where it
+        stopped. Returns (map operations, or None when ``s`` itself was preempted — aborted
+        if nothing else ran —, whether anything was preempted)."""
+        mgr = self.mgr
+        if len(s.members) < s.width:
+            for _ in range(s.width - len(s.members)):
+                c = self._new_id()
+                if not mgr.fork(s.members[0], c):
+                    raise RuntimeError("serving engine: fork failed; sequence groups need a "
+                                       "manager that shares blocks (PagedAttention)")
+                s.members.append(c)
+        ops = 0
+        preempted = False
+        j = 0
+        members = s.members
+        while j < len(members):
+            r = mgr.grow(members[j], 1)
+            if r is None:
+                v = running.pop()
+                self._preempt(v)
+                preempted = True
+                if v is s:
+                    if not running:
+                        self._abort(s)
+                    return None, True
+                continue
+            ops += r
+            j += 1
+        for f in self.obs_alloc:
+            f(s.rid)
+        return ops, preempted
+
+    def _reselect_beams(self, s: Seq) -> None:
+        """Beam search: each of the k new beams continues a parent drawn uniformly among the
+        k old ones (forked from it); the old beams are freed."""
+        mgr, rng, old = self.mgr, self.rng, s.members
+        k = len(old)
+        new = []
+        for _ in range(k):
+            c = self._new_id()
+            mgr.fork(old[int(rng.random() * k)], c)
+            new.append(c)
+        for m in old:
+            mgr.free(m)
+        s.members = new
+
     def complete(self, t0: float, t1: float) -> int:
         """The iteration [t0, t1] ended: emit tokens, finish requests. Returns the number
         finished."""
@@ -285,7 +407,7 @@ class Scheduler:
             st.prefill_tokens += n
             if s.computed >= s.target:
                 s.prefilling = False
-                st.output_tokens += 1
+                st.output_tokens += s.width
                 finished += self._emit(s, t1)
         same = 0
         tbt = st.tbt
@@ -300,7 +422,14 @@ class Scheduler:
                 finished += self._emit(s, t1)
         if same:
             tbt.add(t1 - t0, same)
-        st.output_tokens += len(self.decodes)
+        if self.width > 1:
+            st.output_tokens += self.width * len(self.decodes)
+            if self.beam:
+                for s in self.decodes:
+                    if s.generated < s.output:
+                        self._reselect_beams(s)
+        else:
+            st.output_tokens += len(self.decodes)
         if finished:
             self.running = [s for s in self.running if s.generated < s.output]
         return finished
@@ -321,7 +450,11 @@ class Scheduler:
     def _finish(self, s: Seq, t: float) -> int:
         for f in self.obs_release:
             f(s.rid)
-        self.mgr.free(s.rid)
+        if s.width > 1:
+            for m in s.members:
+                self.mgr.free(m)
+        else:
+            self.mgr.free(s.rid)
         st = self.stats
         st.requests_finished += 1
         e2e = t - s.arrival

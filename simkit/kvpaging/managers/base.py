@@ -51,11 +51,13 @@ from typing import Protocol, Sequence
 
 @dataclass(frozen=True)
 class Admission:
-    """What ``admit`` did: tokens found in the prefix cache (need no prefill), and mapping
-    operations (new blocks / page-groups mapped)."""
+    """What ``admit`` did: tokens found in the prefix cache (need no prefill), mapping
+    operations (new blocks / page-groups mapped), and bytes of cached prefix copied back from
+    a host-memory tier (over PCIe, before the prefill)."""
 
     cached_tokens: int = 0
     map_ops: int = 0
+    loaded_bytes: int = 0
 
 
 @dataclass(frozen=True)

@@ -65,13 +65,20 @@ class PagedConfig:
     tokens covered by one of the caller's ``prefix_hashes`` (0: ``block_tokens``); must be a
     multiple of ``block_tokens`` (Mooncake's hashes cover 512 tokens: each is split into
     ``512 / block_tokens`` derived block hashes).
+    ``cpu_cache_bytes``: a host-memory tier (0: none) holding prefix-cached blocks evicted from
+    the GPU (an LRU of hashes, inclusive: a block loaded back stays in it) and sharing its room
+    with swapped-out sequences, which come first; a prompt's prefix continues into it where the
+    GPU's hash map ends, and those blocks are copied back over PCIe instead of recomputed.
     """
 
     block_tokens: int = 16
     prefix_caching: bool = True
     hash_block_tokens: int = 0
+    cpu_cache_bytes: int = 0
 
     def __post_init__(self):
+        _set(self, "cpu_cache_bytes", parse_size(self.cpu_cache_bytes, "cpu_cache_bytes"))
+        _int(self, "cpu_cache_bytes", 0)
         _int(self, "block_tokens", 1)
         _int(self, "hash_block_tokens", 0)
         _bool(self, "prefix_caching")

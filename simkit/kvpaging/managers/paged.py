@@ -29,6 +29,11 @@ Following vLLM v1 (``vllm/v1/core/block_pool.py``, ``kv_cache_manager.py``; REFE
 - freed blocks go to the tail of the free queue (a sequence's blocks in reverse order, so its
   tail is evicted first); allocation pops the head and drops its hash; a hit on a free cached
   block unlinks it from the queue and bumps its ref count;
+- with ``cpu_cache_bytes``, a host-memory tier: a cached block evicted from the GPU (popped
+  from the free queue) leaves its hash in a host LRU; ``admit`` continues the prefix match
+  there after the GPU's hash map ends and loads those blocks into fresh GPU blocks
+  (``Admission.loaded_bytes``, copied over PCIe by the engine) instead of recomputing them.
+  Swapped-out sequences take the tier's room first (cached hashes are dropped, LRU first);
 - preemption by recompute frees the blocks (hashed ones stay cached); by swap copies the
   sequence's blocks to host memory (``swapped_bytes``) and frees them; ``swap_in`` allocates
   fresh blocks (sharing and prefix hits are not restored).
@@ -78,12 +83,18 @@ class PagedManager:
         self._n_alloc = 0                       # blocks with ref > 0
         self._filled = 0                        # filled slots of allocated blocks
         self._n_cached = 0                      # free blocks holding a hash
+        self._logical = 0                       # block-table entries, all sequences
+        self._host_blocks = config.cpu_cache_bytes // self.block_bytes if n else 0
+        self._host: OrderedDict = OrderedDict()  # host tier: hashes of cached blocks, LRU first
         # counters (raw, cumulative)
         self.blocks_allocated = 0
         self.cow_copies = 0
         self.cached_evictions = 0
         self.prefix_query_tokens = 0
         self.prefix_hit_tokens = 0
+        self.host_hit_tokens = 0                # of prefix_hit_tokens: loaded from the host
+        self.host_offload_blocks = 0            # cached blocks copied to the host on eviction
+        self.host_evictions = 0                 # dropped from the host tier
 
     # ---- block pool ----------------------------------------------------------------------
     def _pop(self) -> int:
@@ -94,6 +105,8 @@ class PagedManager:
             self._hash[b] = None
             self._n_cached -= 1
             self.cached_evictions += 1
+            if self._host_blocks:
+                self._host_put(h)
         self._ref[b] = 1
         self._n_alloc += 1
         self.blocks_allocated += 1
@@ -110,6 +123,23 @@ class PagedManager:
                 queue[b] = None
                 if hsh[b] is not None:
                     self._n_cached += 1
+
+    def _host_put(self, h) -> None:
+        """A cached block leaves the GPU: its copy enters the host tier (LRU)."""
+        host = self._host
+        if h in host:
+            host.move_to_end(h)
+        else:
+            host[h] = None
+            self.host_offload_blocks += 1
+        self._host_trim()
+
+    def _host_trim(self) -> None:
+        room = self._host_blocks - self._swapped_blocks
+        host = self._host
+        while host and len(host) > max(room, 0):
+            host.popitem(last=False)
+            self.host_evictions += 1
 
     def _keys(self, prefix_hashes: Sequence[int], nfull: int) -> list:
         k = self._per_hash
@@ -152,10 +182,20 @@ class PagedManager:
                     seen.add(b)
         ref = self._ref
         nhit = len(hits)
+        nhost = 0
+        if self._host and keys:
+            host = self._host
+            for key in keys[nhit:max(prompt_tokens - 1, 0) // B]:
+                if key not in host or key in self._hmap:
+                    break
+                nhost += 1
         revived = sum(1 for b in hits if ref[b] == 0)
         new = nblk - nhit
         if new > len(self._queue) - revived:
             return None
+        if nhost:
+            for key in keys[nhit:nhit + nhost]:
+                self._host.move_to_end(key)
         fill = self._fill
         for b in hits:
             if ref[b] == 0:
@@ -178,10 +218,12 @@ class PagedManager:
                 self._hmap[key] = b
                 self._hash[b] = key
         self._seqs[seq] = [prompt_tokens, table]
+        self._logical += len(table)
         self.prefix_query_tokens += prompt_tokens
-        cached = nhit * B
+        cached = (nhit + nhost) * B
         self.prefix_hit_tokens += cached
-        return Admission(cached, new)
+        self.host_hit_tokens += nhost * B
+        return Admission(cached, new, nhost * self.block_bytes)
 
     def grow(self, seq: int, tokens: int = 1) -> int | None:
         rec = self._seqs[seq]
@@ -223,8 +265,34 @@ class PagedManager:
             table.append(b)
             left -= add
         self._filled += tokens
+        self._logical += new - cow
         rec[0] = t + tokens
         return new
+
+    def grow_each(self, seqs: list) -> tuple[int, int]:
+        """``grow(seq, 1)`` for each of ``seqs`` in order, stopping at the first that cannot
+        grow (it is left unchanged). Returns (sequences grown, blocks allocated). The engine's
+        decode fast path: one call per iteration instead of one per sequence."""
+        recs, ref, fill, B = self._seqs, self._ref, self._fill, self.block_tokens
+        n = fast = ops = 0
+        for sid in seqs:
+            rec = recs[sid]
+            t = rec[0]
+            if t % B:
+                last = rec[1][-1]
+                if ref[last] == 1:
+                    rec[0] = t + 1
+                    fill[last] += 1
+                    fast += 1
+                    n += 1
+                    continue
+            r = self.grow(sid, 1)
+            if r is None:
+                break
+            ops += r
+            n += 1
+        self._filled += fast
+        return n, ops
 
     def fork(self, parent: int, child: int) -> bool:
         if child in self._seqs or child in self._swapped:
@@ -234,6 +302,7 @@ class PagedManager:
         for b in table:
             ref[b] += 1
         self._seqs[child] = [t, list(table)]
+        self._logical += len(table)
         return True
 
     def free(self, seq: int) -> None:
@@ -242,16 +311,20 @@ class PagedManager:
             self._swapped_blocks -= -(-t // self.block_tokens)
             return
         _, table = self._seqs.pop(seq)
+        self._logical -= len(table)
         self._release(table)
 
     def preempt(self, seq: int, mode: str = "recompute") -> int:
         _check_mode(mode)
         t, table = self._seqs.pop(seq)
+        self._logical -= len(table)
         self._release(table)
         if mode == "recompute":
             return 0
         self._swapped[seq] = t
         self._swapped_blocks += len(table)
+        if self._host:
+            self._host_trim()
         return len(table) * self.block_bytes
 
     def swap_in(self, seq: int) -> int | None:
@@ -272,6 +345,7 @@ class PagedManager:
             fill[table[-1]] = t - (n - 1) * B
         self._filled += t
         self._seqs[seq] = [t, table]
+        self._logical += n
         return n * self.block_bytes
 
     def tokens(self, seq: int) -> int:
@@ -289,6 +363,11 @@ class PagedManager:
                            self._swapped_blocks * self.block_bytes)
 
     # ---- extras --------------------------------------------------------------------------
+    def logical_bytes(self) -> int:
+        """Blocks the sequences' tables hold, each counted once per sequence (what they would
+        take without sharing), in bytes."""
+        return self._logical * self.block_bytes
+
     @property
     def free_blocks(self) -> int:
         """Blocks an allocation can take now (free, cached or not)."""
@@ -307,7 +386,10 @@ class PagedManager:
         return {"blocks_allocated": self.blocks_allocated, "cow_copies": self.cow_copies,
                 "cached_evictions": self.cached_evictions,
                 "prefix_query_tokens": self.prefix_query_tokens,
-                "prefix_hit_tokens": self.prefix_hit_tokens}
+                "prefix_hit_tokens": self.prefix_hit_tokens,
+                "host_hit_tokens": self.host_hit_tokens,
+                "host_offload_blocks": self.host_offload_blocks,
+                "host_evictions": self.host_evictions}
 
     def check(self) -> None:
         """Recompute ref counts, fills and totals from the block tables; AssertionError on any
@@ -346,5 +428,9 @@ class PagedManager:
             raise AssertionError("blocks with a hash != hash map entries")
         if self._n_cached != sum(1 for b in self._queue if self._hash[b] is not None):
             raise AssertionError("cached free block count")
+        if len(self._host) > max(self._host_blocks - self._swapped_blocks, 0):
+            raise AssertionError("host tier over its room")
+        if self._logical != sum(len(t) for _, t in self._seqs.values()):
+            raise AssertionError("logical block count")
         if self._swapped_blocks != sum(-(-t // B) for t in self._swapped.values()):
             raise AssertionError("swapped block count")

@@ -28,6 +28,9 @@ Optimizations (config switches, paper section 6):
   most). When memory is short, idle slots' groups are unmapped (reclaimed) on demand, the
   slots holding the most groups first, then running requests' groups beyond their current
   need (over-committed pages count as free). Without it, ``free`` unmaps at once.
+  Unmap calls made for background work (a reclamation feeding a lookahead or eager map; with
+  ``overlap``, the unmaps of ``free``) are counted in ``background_unmap_calls`` as well as
+  ``unmap_calls``: the engine hides them behind compute like background maps.
 - ``eager_alloc``: a new request's prompt pages are mapped at admission, ahead of its prefill
   iteration, so ``Admission.map_ops`` is 0 (counted in ``background_map_groups``); without it
   they are mapped synchronously before prefill and reported.
@@ -87,6 +90,8 @@ class VAttentionManager:
         self.sync_map_groups = 0
         self.background_map_groups = 0
         self.reclaimed_groups = 0
+        self.background_unmap_calls = 0
+        self._in_bg = False        # the verb running now is the background thread's work
 
     # ---- helpers -------------------------------------------------------------------------
     def need(self, tokens: int) -> int:
@@ -132,6 +137,8 @@ class VAttentionManager:
         self._m[slot] -= groups
         self._mapped -= groups
         self.unmap_calls += groups * self.buffers
+        if self._in_bg:
+            self.background_unmap_calls += groups * self.buffers
 
     def _take(self, slot: int, groups: int, trim: bool) -> None:
         """Map ``groups`` more groups into ``slot`` (already checked to be available):
@@ -180,7 +187,9 @@ class VAttentionManager:
         if want > 0:
             want = min(want, self.total_groups - self._mapped + self._idle_mapped)
             if want > 0:
+                self._in_bg = True
                 self._take(rec[1], want, trim=False)
+                self._in_bg = False
                 self.background_map_groups += want
 
     def _start(self, seq: int, tokens: int, sync: bool) -> int | None:
@@ -199,7 +208,9 @@ class VAttentionManager:
                 self._idle_add(slot)
             return None
         if g:
+            self._in_bg = not sync
             self._take(slot, g, trim=True)
+            self._in_bg = False
         rec = [tokens, slot, n, self._cap(n)]
         self._seqs[seq] = rec
         self._need += n
@@ -218,7 +229,9 @@ class VAttentionManager:
         self._need -= n
         self._tokens -= t
         if not self.config.deferred_reclaim and self._m[slot]:
+            self._in_bg = self.config.overlap
             self._unmap(slot, self._m[slot])
+            self._in_bg = False
         self._idle_add(slot)
         return rec
 
@@ -333,7 +346,8 @@ class VAttentionManager:
         return {"map_calls": self.map_calls, "unmap_calls": self.unmap_calls,
                 "sync_map_groups": self.sync_map_groups,
                 "background_map_groups": self.background_map_groups,
-                "reclaimed_groups": self.reclaimed_groups}
+                "reclaimed_groups": self.reclaimed_groups,
+                "background_unmap_calls": self.background_unmap_calls}
 
     def check(self) -> None:
         """Recompute totals from the slots; AssertionError on any inconsistency (tests)."""
