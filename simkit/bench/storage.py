@@ -12,8 +12,16 @@ Method:
   file's pages with ``posix_fadvise(DONTNEED)`` before every point (after ``fsync``).
 - **Reads.** Each of ``threads`` workers of a ``ThreadPoolExecutor`` calls ``os.preadv`` (the GIL
   is released while it waits) at uniformly random aligned offsets until the point's time is
-  up; throughput is all bytes over the wall time; per-read latency median and p99 are kept.
+  up; throughput is all bytes over the wall time; per-read latency median, p99, mean and
+  standard deviation are kept, and a robust deviation (interquartile range / 1.349) that the
+  calibration keeps as ``latency_sd_s``: a burst waits for its slowest worker, and on a shared
+  virtual disk rare multi-millisecond stalls make the plain deviation several times the
+  median).
   A sequential 1 MiB single-thread pass gives the ceiling (``mode == "sequential"``).
+- **Burst overhead.** Per thread count, the mean time to hand every worker an empty task and
+  wait for all (``burst_overhead``): the fixed cost of issuing a burst of reads together, kept
+  in the calibration (``burst_overhead_s``); on a loaded machine it is the wake-up latency of
+  the workers.
 - **A VM's virtual disk is not flash**: guest ``O_DIRECT`` does not bypass the host's cache. The
   machine description says whether a hypervisor is present and what the disk reports itself as.
 
@@ -177,7 +185,9 @@ def _random_point(reader: Reader, chunk: int, threads: int, seconds: float,
     return {"mode": "random", "chunk_bytes": chunk, "threads": threads, "reads": reads,
             "bytes": reads * chunk, "seconds": wall, "bytes_per_s": reads * chunk / wall,
             "iops": reads / wall, "lat_us_median": 1e6 * float(np.median(lat)),
-            "lat_us_p99": 1e6 * float(np.quantile(lat, 0.99))}
+            "lat_us_p99": 1e6 * float(np.quantile(lat, 0.99)),
+            "lat_us_mean": 1e6 * float(np.mean(lat)), "lat_us_std": 1e6 * float(np.std(lat)),
+            "lat_us_iqr_sd": 1e6 * float(np.subtract(*np.quantile(lat, [0.75, 0.25]))) / 1.349}
 
 
 def _sequential_point(reader: Reader, seconds: float) -> dict:
@@ -206,6 +216,20 @@ def _sequential_point(reader: Reader, seconds: float) -> dict:
             "lat_us_p99": 1e6 * float(np.quantile(lat, 0.99)) if n else np.nan}
 
 
+def _noop() -> int:
+    return 0
+
+
+def burst_overhead(pool: ThreadPoolExecutor, threads: int, rounds: int = 200) -> float:
+    """Mean seconds to hand ``threads`` workers a task each and wait for all (no I/O): the
+    fixed cost of one burst of reads issued together."""
+    start = time.perf_counter()
+    for _ in range(rounds):
+        for f in [pool.submit(_noop) for _ in range(threads)]:
+            f.result()
+    return (time.perf_counter() - start) / rounds
+
+
 def measure_storage(path: Path, file_bytes: int = 1 << 30, chunks=CHUNKS_QUICK,
                     threads=THREADS_QUICK, seconds: float = 0.5, direct: bool = True,
                     seed: int = 0, progress=None):
@@ -226,6 +250,7 @@ def measure_storage(path: Path, file_bytes: int = 1 << 30, chunks=CHUNKS_QUICK,
                 rows.append(_random_point(reader, int(c), int(t), seconds, rng, pool))
                 if progress:
                     progress(rows[-1])
+        overhead = {int(t): burst_overhead(pool, int(t)) for t in threads}
         rows.append(_sequential_point(reader, max(seconds, 0.2)))
         if progress:
             progress(rows[-1])
@@ -237,7 +262,7 @@ def measure_storage(path: Path, file_bytes: int = 1 << 30, chunks=CHUNKS_QUICK,
     dev = device_info(path)
     df.attrs.update({"machine": machine, "device": dev, "direct": direct_used, "note": note,
                      "alignment": align, "path": str(path),
-                     "disk_note": _disk_note(machine, dev)})
+                     "disk_note": _disk_note(machine, dev), "burst_overhead_s": overhead})
     return df
 
 
@@ -264,8 +289,12 @@ def calibration(df) -> dict:
                             + df.attrs.get("disk_note", "")).strip(),
             "machine": machine,
             "sequential_bytes_per_s": seq_bps,
+            "burst_overhead_s": {str(k): float(v) for k, v in
+                                 (df.attrs.get("burst_overhead_s") or {}).items()},
             "points": [{"chunk_bytes": int(r.chunk_bytes), "threads": int(r.threads),
-                        "bytes_per_s": float(r.bytes_per_s)} for r in rnd.itertuples()],
+                        "bytes_per_s": float(r.bytes_per_s),
+                        "latency_sd_s": 1e-6 * float(getattr(r, "lat_us_iqr_sd", 0.0))}
+                       for r in rnd.itertuples()],
             "sources": {"points": "measured by simkit bench storage on this machine",
                         "note": df.attrs.get("note", "")}}
 

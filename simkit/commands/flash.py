@@ -64,6 +64,8 @@ def register(sub) -> None:
     r.add_argument("--storage", default="published-m1max",
                    help="storage calibration: shipped name or JSON from `simkit bench storage`")
     r.add_argument("--threads", type=count_type(1), default=32, help="parallel reads (default 32)")
+    r.add_argument("--io-bursts", choices=("layer", "token"), default="layer",
+                   help="reads issued per layer, after its predictor (default), or per token")
     r.add_argument("--memory-management", choices=("preallocated", "reallocate"),
                    default="preallocated")
     r.add_argument("--compute", default="paper-m1max-cpu",
@@ -184,14 +186,16 @@ def run(args: argparse.Namespace) -> int:
     cfgs = [FlashConfig(model=model.name, policy=p, window_tokens=args.window,
                         predictor=args.predictor, storage=args.storage, threads=args.threads,
                         memory_management=args.memory_management, compute=args.compute,
-                        context_tokens=args.context)
+                        context_tokens=args.context, io_bursts=args.io_bursts)
             for p in policies(args.policy)]
     cfg = cfgs[-1]                              # the most complete policy asked for
-    counts = FlashSimulator(cfg).storage.thread_counts()
-    if args.threads not in counts:
-        raise InputError(f"--threads: {args.threads} is not a thread count of storage "
-                         f"calibration {args.storage!r} (it has {', '.join(map(str, counts))}); "
-                         "measure others with `simkit bench storage`")
+    from simkit.flash.storage import load_calibration
+    counts = load_calibration(args.storage).thread_counts()
+    if not counts[0] <= args.threads <= counts[-1]:
+        raise InputError(f"--threads: {args.threads} is outside the queue depths of storage "
+                         f"calibration {args.storage!r} ({', '.join(map(str, counts))}; depths "
+                         "between them are interpolated); measure others with "
+                         "`simkit bench storage`")
     for name in ("fn_rate", "fp_rate", "stay_on"):
         v = getattr(args, name)
         if v is not None and not 0.0 <= v < 1.0:

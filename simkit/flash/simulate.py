@@ -4,7 +4,10 @@ DRAM neuron cache does.
 Per token (REFERENCE.md 3.1)::
 
     T = T_io + T_mem + T_compute                   (latency.py: the terms and their overlap)
-    T_io  = dense_bytes / sequential + sparse_bytes / throughput(chunk, threads)
+    T_io  = dense_bytes / sequential + sparse reads in bursts (storage.burst_seconds): one
+            burst per layer (``io_bursts="layer"``, default: a layer's reads start after its
+            predictor has run) or one per token (``"token"``: the paper's Table 2 arithmetic,
+            bytes / throughput when bursts are long)
     T_mem = rows copied by cache management * neuron_bytes / copy_bytes_per_s
     T_compute = (FFN computed + attention + head + predictor weights) / weights_per_s
 
@@ -37,6 +40,7 @@ from simkit.flash.models import FlashModel, get_model
 from simkit.flash.policies import Policy, parse_policy
 from simkit.flash.storage import StorageCalibration, load_calibration
 
+IO_BURSTS = ("layer", "token")
 PREDICTORS = ("oracle", "trace")     # trace: the trace's predicted sets (low-rank, error model)
 MM_MODES = {"preallocated": K.MM_PREALLOCATED, "reallocate": K.MM_REALLOCATE}
 NOMINAL_DENSE_READ = 1 << 20         # dense loads are counted as 1 MiB reads
@@ -59,6 +63,7 @@ class FlashConfig:
     chunk_tokens: int = 256
     compute: str | ComputeProfile = "paper-m1max-cpu"
     context_tokens: int = 256                  # KV cache read per token (prompt + generated)
+    io_bursts: str = "layer"                   # "layer": per-layer bursts; "token": one burst
 
     def __post_init__(self) -> None:
         get_model(self.model)
@@ -91,6 +96,8 @@ class FlashConfig:
                 or self.context_tokens < 0:
             raise ValueError(f"context_tokens: must be an integer >= 0, got "
                              f"{self.context_tokens!r}")
+        if self.io_bursts not in IO_BURSTS:
+            raise ValueError(f"io_bursts: must be one of {IO_BURSTS}, got {self.io_bursts!r}")
         if not isinstance(self.chunk_tokens, int) or self.chunk_tokens < 1:
             raise ValueError(f"chunk_tokens: must be an integer >= 1, got {self.chunk_tokens!r}")
 
@@ -150,6 +157,7 @@ class FlashStats:
     per_layer_counts: np.ndarray       # (L, 3) needed, loaded, copied
     peak_rows: np.ndarray              # (L,) most cache rows ever in use
     static_neurons: int                # per layer
+    layer_loads: np.ndarray = field(repr=False, default=None)   # (T, L) loaded per layer
     storage: StorageCalibration = field(repr=False, default=None)
     profile: ComputeProfile = field(repr=False, default=None)
 
@@ -209,8 +217,7 @@ class FlashStats:
                               if self.policy.predictor else 0)
         df["dense_reads"] = -(-dense // NOMINAL_DENSE_READ)
         df["chunk_bytes"] = self.chunk_bytes if self.policy.predictor else NOMINAL_DENSE_READ
-        tput = st.throughput(self.chunk_bytes, self.config.threads)
-        df["io_s"] = sparse / tput + dense / st.sequential_bytes_per_s
+        df["io_s"] = self.sparse_io_seconds() + dense / st.sequential_bytes_per_s
         df["copied_bytes"] = df.copied_rows * m.neuron_bytes
         add_latency(df, self, self.profile, self.config.context_tokens)
         df["cache_bytes"] = df.cache_rows * m.neuron_bytes
@@ -222,6 +229,15 @@ class FlashStats:
         df["cached_fraction"] = df.cache_rows / (m.layers * m.ffn)
         df["needed_fraction"] = df.needed_neurons / (m.layers * m.ffn)
         return df
+
+    def sparse_io_seconds(self) -> np.ndarray:
+        """Seconds of the sparse reads per token: one burst per layer or per token."""
+        if not self.policy.predictor:
+            return np.zeros(self.n_tokens)
+        st, q, c = self.storage, self.config.threads, self.chunk_bytes
+        if self.config.io_bursts == "layer":
+            return st.burst_seconds(self.layer_loads * self.reads_per_neuron, c, q).sum(axis=1)
+        return st.burst_seconds(self.tokens[:, 1] * self.reads_per_neuron, c, q)
 
     def per_layer(self):
         """One row per layer: needed, loaded and copied rows summed over the tokens, and the
@@ -240,7 +256,7 @@ class FlashStats:
         and peaks stay those of the whole run."""
         return FlashStats(self.config, self.trace_name, self.tokens[start:stop],
                           self.per_layer_counts, self.peak_rows, self.static_neurons,
-                          self.storage, self.profile)
+                          self.layer_loads[start:stop], self.storage, self.profile)
 
     def __sub__(self, other: "FlashStats") -> "FlashStats":
         """The tokens after ``other``, a run of a prefix of the same trace with the same config
@@ -253,7 +269,8 @@ class FlashStats:
             raise ValueError("cannot subtract: the other run is not a prefix of this one")
         return FlashStats(self.config, self.trace_name, self.tokens[n:],
                           self.per_layer_counts - other.per_layer_counts, self.peak_rows,
-                          self.static_neurons, self.storage, self.profile)
+                          self.static_neurons, self.layer_loads[n:], self.storage,
+                          self.profile)
 
     # ---- totals ------------------------------------------------------------------------
     def summary(self) -> dict:
@@ -309,6 +326,7 @@ class FlashSimulator:
         if config is not None and kwargs:
             raise ValueError("FlashSimulator: pass a FlashConfig or keyword fields, not both")
         self.storage = load_calibration(self.config.storage)
+        self.storage._check_depth(self.config.threads)
         prof = get_profile(self.config.compute)
         if self.config.copy_bytes_per_s is not None:
             prof = replace(prof, copy_bytes_per_s=self.config.copy_bytes_per_s,
@@ -326,6 +344,7 @@ class FlashSimulator:
         tok = np.zeros((T, len(TOK_COLUMNS)), np.int64)
         lay = np.zeros((L, 3), np.int64)
         peak = np.zeros(L, np.int64)
+        tl = np.zeros((T, L), np.int32)
         if pol.predictor:
             ptr, idx = trace.sets("predicted" if cfg.predictor == "trace" else "active")
             last = np.full((L, N), K.NEVER, np.int64)
@@ -337,8 +356,9 @@ class FlashSimulator:
                 t1 = min(T, t0 + cfg.chunk_tokens)
                 p = ptr[t0 * L:t1 * L + 1]
                 K.window_run(p - p[0], idx[p[0]:p[-1]], L, t0, cfg.window, sc, mm, last, rows,
-                             count, peak, tok[t0:t1], lay)
-        return FlashStats(cfg, trace.name, tok, lay, peak, static, self.storage, self.profile)
+                             count, peak, tok[t0:t1], lay, tl[t0:t1])
+        return FlashStats(cfg, trace.name, tok, lay, peak, static, tl, self.storage,
+                          self.profile)
 
 
 def config_fields() -> list[str]:

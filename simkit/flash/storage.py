@@ -1,21 +1,41 @@
-"""Flash read cost: throughput as a function of chunk size and parallel reads, from a
-calibration table.
+"""Flash read cost: per-request time over chunk size and queue depth, from a calibration table.
 
-    T_io = sum over chunk sizes c of  bytes(c) / throughput(c, threads)     (REFERENCE.md 3.1)
+Each calibration point (chunk ``c``, ``q`` reads in flight, throughput ``X``) gives, by Little's
+law, the time one request takes at that depth::
 
-``throughput(c, t)`` interpolates the table's points linearly in log2(chunk) among the points
-measured with the thread count nearest to ``t`` (in log2); below the smallest chunk the table's
-read rate (IOPS) is kept, so throughput falls in proportion to the chunk; above the largest it
-stays at the largest point's value, never above the sequential figure. Whole-matrix (dense)
-loads use ``sequential_bytes_per_s``.
+    t(c, q) = q * c / X                              per-request time (latency + transfer)
 
-Calibration file (JSON; ``published-m1max.json`` ships with simkit and says ``"kind":
-"published"``; ``simkit bench storage --calibration`` writes ``"kind": "measured"`` files)::
+Between a depth's points ``t`` is interpolated linearly in ``c`` (so every point is reproduced
+exactly); above the largest chunk it is extended by the depth's fitted line
+``t = latency + c / stream_bytes_per_s`` (weighted least squares on all that depth's points,
+``fit()``), so large reads approach the sequential figure; below the smallest chunk the
+smallest point's time is kept (same IOPS). Between depths ``t`` is interpolated linearly in
+log2(q); a depth outside the table is refused (``ValueError``). Then::
 
-    {"format": "simkit-flash-storage", "version": 1, "kind": "published" | "measured",
+    throughput(c, q)       = min(q * c / t(c, q), sequential)
+    burst_seconds(n, c, q) = max(w t(c, q') + sd(c, q') sqrt(2 w ln q'), n c / sequential)
+                             q' = min(q, n), w = ceil(n / q') waves; the second term is the
+                             wait for the slowest of q' workers (normal approximation; sd is
+                             the deviation of one read's time, where the table gives it);
+                             q' below the table's smallest depth uses that depth's times;
+                             plus the table's fixed cost of a burst at q' workers
+                             (``burst_overhead_s``, measured by ``simkit bench storage``)
+    T_io (one token)       = sum over bursts                                    (REFERENCE 3.1)
+
+A burst is the reads issued together: one per token (``io_bursts="token"``, the paper's
+bytes / throughput when bursts are long) or one per layer (``"layer"``: a layer's reads start
+after its predictor has run). Whole-matrix (dense) loads use ``sequential_bytes_per_s``.
+
+Calibration file (JSON; shipped presets in ``calibration/`` say ``"kind": "published"``,
+``"derived"`` or ``"assumed"``; ``simkit bench storage --calibration`` writes ``"kind":
+"measured"`` files)::
+
+    {"format": "simkit-flash-storage", "version": 1, "kind": "published" | "measured" | ...,
      "description": "...", "machine": {...} | null,
      "sequential_bytes_per_s": ...,
-     "points": [{"chunk_bytes": 8192, "threads": 32, "bytes_per_s": 1.25e9}, ...],
+     "points": [{"chunk_bytes": 8192, "threads": 32, "bytes_per_s": 1.25e9,
+                 "latency_sd_s": 4e-5 (optional: deviation of one read's time)}, ...],
+     "burst_overhead_s": {"32": 2e-5} (optional),
      "sources": {"<what>": "where the number comes from"}}
 
 A bad file is an ``InputError`` naming the file and the field.
@@ -33,7 +53,7 @@ from simkit.errors import InputError
 
 CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
 FORMAT = "simkit-flash-storage"
-KINDS = ("published", "measured")
+KINDS = ("published", "measured", "derived", "assumed")
 
 
 @dataclass(frozen=True)
@@ -47,6 +67,8 @@ class StorageCalibration:
     machine: dict | None = None
     sources: dict = field(default_factory=dict)
     path: str = ""
+    latency_sd_s: tuple = ()      # per point: standard deviation of one read's time (or empty)
+    burst_overhead_s: dict = field(default_factory=dict)   # threads -> fixed cost of a burst
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -58,6 +80,13 @@ class StorageCalibration:
         if n == 0 or len(self.threads) != n or len(self.bytes_per_s) != n:
             raise ValueError("points: need at least one point, each with chunk_bytes, threads "
                              "and bytes_per_s")
+        if self.latency_sd_s and (len(self.latency_sd_s) != n
+                                  or any(not v >= 0 for v in self.latency_sd_s)):
+            raise ValueError("points.latency_sd_s: one value >= 0 per point, or none")
+        for k, v in self.burst_overhead_s.items():
+            if not (int(k) >= 1 and v >= 0):
+                raise ValueError(f"burst_overhead_s: threads >= 1 -> seconds >= 0, got "
+                                 f"{k!r}: {v!r}")
         for name in ("chunk_bytes", "threads", "bytes_per_s"):
             bad = [v for v in getattr(self, name) if not (v > 0)]
             if bad:
@@ -67,27 +96,121 @@ class StorageCalibration:
     def thread_counts(self) -> list[int]:
         return sorted(set(int(t) for t in self.threads))
 
-    def throughput(self, chunk_bytes: float, threads: int) -> float:
-        """Bytes per second for random reads of ``chunk_bytes`` with ``threads`` in flight."""
-        if chunk_bytes <= 0:
+    def _depth(self, q: int):
+        """(chunks, per-request seconds, fitted slope s/B) of depth ``q`` (a table depth)."""
+        cache = self.__dict__.setdefault("_depths", {})
+        if q not in cache:
+            sd = self.latency_sd_s or (0.0,) * len(self.threads)
+            pts = sorted((c, q * c / b, s) for c, th, b, s in zip(
+                self.chunk_bytes, self.threads, self.bytes_per_s, sd) if th == q)
+            c = np.array([p[0] for p in pts], float)
+            t = np.array([p[1] for p in pts], float)
+            self.__dict__.setdefault("_sds", {})[q] = np.array([p[2] for p in pts], float)
+            floor = q / self.sequential_bytes_per_s        # q streams share the ceiling
+            if len(c) >= 2 and np.ptp(c) > 0:
+                slope, _ = np.polyfit(c, t, 1, w=1.0 / t)  # relative residuals
+            else:
+                slope = floor
+            cache[q] = (c, t, max(float(slope), 1e-15))
+        return cache[q]
+
+    def fit(self) -> "object":
+        """The fitted line per depth as a DataFrame: threads, latency_s (intercept),
+        stream_bytes_per_s (1 / slope), points, max relative error of the line on them."""
+        import pandas as pd
+        rows = []
+        for q in self.thread_counts():
+            c, t, slope = self._depth(q)
+            lat = float(np.average(t - slope * c, weights=1.0 / t ** 2))
+            err = float(np.max(np.abs((lat + slope * c) / t - 1))) if len(c) else np.nan
+            rows.append({"threads": q, "latency_s": lat, "stream_bytes_per_s": 1.0 / slope,
+                         "points": len(c), "max_rel_error": err})
+        return pd.DataFrame(rows)
+
+    def _check_depth(self, threads) -> None:
+        counts = self.thread_counts()
+        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) \
+                or not counts[0] <= threads <= counts[-1]:
+            raise ValueError(f"threads: {threads!r} is outside the storage table's queue "
+                             f"depths {counts[0]}..{counts[-1]} ({self.path or self.kind})")
+
+    def request_seconds(self, chunk_bytes: float, threads: int) -> float:
+        """Time one read of ``chunk_bytes`` takes with ``threads`` reads in flight."""
+        if not chunk_bytes > 0:
             raise ValueError(f"chunk_bytes: must be > 0, got {chunk_bytes!r}")
         counts = self.thread_counts()
-        t = min(counts, key=lambda c: (abs(math.log2(c) - math.log2(max(threads, 1))), -c))
-        pts = sorted((c, b) for c, th, b in zip(self.chunk_bytes, self.threads,
-                                                 self.bytes_per_s) if th == t)
-        cs = np.log2([p[0] for p in pts])
-        bs = np.array([p[1] for p in pts], dtype=float)
-        x = math.log2(chunk_bytes)
-        if x <= cs[0]:
-            v = bs[0] * chunk_bytes / pts[0][0]          # same IOPS as the smallest point
-        elif x >= cs[-1]:
-            v = bs[-1]
+        q = int(min(max(threads, counts[0]), counts[-1]))
+        if q in counts:
+            return self._at_depth(chunk_bytes, q)
+        i = int(np.searchsorted(counts, q))
+        lo, hi = counts[i - 1], counts[i]
+        f = (math.log2(q) - math.log2(lo)) / (math.log2(hi) - math.log2(lo))
+        return (1 - f) * self._at_depth(chunk_bytes, lo) + f * self._at_depth(chunk_bytes, hi)
+
+    def request_sd(self, chunk_bytes: float, threads: int) -> float:
+        """Standard deviation of one read's time (interpolated like ``request_seconds``,
+        kept constant outside the table's chunks); 0 when the table has none."""
+        if not self.latency_sd_s:
+            return 0.0
+        counts = self.thread_counts()
+        q = int(min(max(threads, counts[0]), counts[-1]))
+
+        def at(d):
+            c = self._depth(d)[0]
+            return float(np.interp(chunk_bytes, c, self.__dict__["_sds"][d]))
+        if q in counts:
+            return at(q)
+        i = int(np.searchsorted(counts, q))
+        lo, hi = counts[i - 1], counts[i]
+        f = (math.log2(q) - math.log2(lo)) / (math.log2(hi) - math.log2(lo))
+        return (1 - f) * at(lo) + f * at(hi)
+
+    def overhead_seconds(self, threads: int) -> float:
+        """Fixed cost of one burst with ``threads`` workers (interpolated in log2 of the
+        count; 0 when the table has none)."""
+        if not self.burst_overhead_s:
+            return 0.0
+        ks = sorted((int(k), float(v)) for k, v in self.burst_overhead_s.items())
+        return float(np.interp(math.log2(threads), [math.log2(k) for k, _ in ks],
+                               [v for _, v in ks]))
+
+    def _at_depth(self, x: float, q: int) -> float:
+        c, t, slope = self._depth(q)
+        if x <= c[0]:
+            v = t[0]
+        elif x >= c[-1]:
+            v = t[-1] + (x - c[-1]) * slope
         else:
-            v = float(np.interp(x, cs, bs))
-        return min(v, self.sequential_bytes_per_s)
+            v = float(np.interp(x, c, t))
+        return max(v, q * x / self.sequential_bytes_per_s)
+
+    def throughput(self, chunk_bytes: float, threads: int) -> float:
+        """Bytes per second of a long run of random ``chunk_bytes`` reads, ``threads`` in
+        flight."""
+        self._check_depth(threads)
+        return threads * chunk_bytes / self.request_seconds(chunk_bytes, threads)
 
     def read_seconds(self, nbytes: float, chunk_bytes: float, threads: int) -> float:
+        """Steady-state time of ``nbytes`` (bytes / throughput)."""
         return nbytes / self.throughput(chunk_bytes, threads) if nbytes else 0.0
+
+    def burst_seconds(self, reads, chunk_bytes: float, threads: int):
+        """Time of bursts of ``reads`` reads (scalar or array) of ``chunk_bytes``, issued
+        together with at most ``threads`` in flight: whole waves of per-request time, plus the
+        wait for the slowest worker (each of q' workers sums ``waves`` reads of deviation sd:
+        sd * sqrt(waves) * sqrt(2 ln q'), the normal approximation of the largest of q'
+        sums), never faster than the sequential figure. Vectorised over ``reads``."""
+        self._check_depth(threads)
+        n = np.asarray(reads, dtype=np.int64)
+        out = np.zeros(n.shape, float)
+        for q in np.unique(np.minimum(n[n > 0], threads)):
+            sel = (n > 0) & (np.minimum(n, threads) == q)
+            waves = -(-n[sel] // q)
+            tail = self.request_sd(chunk_bytes, int(q)) * np.sqrt(waves * 2 * math.log(q))
+            out[sel] = np.maximum(waves * self.request_seconds(chunk_bytes, int(q)) + tail,
+                                  n[sel] * chunk_bytes / self.sequential_bytes_per_s) \
+                + self.overhead_seconds(int(q))
+        return out if out.ndim else float(out)
 
     def sequential_seconds(self, nbytes: float) -> float:
         return nbytes / self.sequential_bytes_per_s
@@ -97,8 +220,14 @@ class StorageCalibration:
         return {"format": FORMAT, "version": 1, "kind": self.kind,
                 "description": self.description, "machine": self.machine,
                 "sequential_bytes_per_s": self.sequential_bytes_per_s,
-                "points": [{"chunk_bytes": int(c), "threads": int(t), "bytes_per_s": float(b)}
-                           for c, t, b in zip(self.chunk_bytes, self.threads, self.bytes_per_s)],
+                "points": [dict({"chunk_bytes": int(c), "threads": int(t),
+                                 "bytes_per_s": float(b)},
+                                **({"latency_sd_s": self.latency_sd_s[i]}
+                                   if self.latency_sd_s else {}))
+                           for i, (c, t, b) in enumerate(zip(self.chunk_bytes, self.threads,
+                                                             self.bytes_per_s))],
+                "burst_overhead_s": {str(k): float(v)
+                                     for k, v in self.burst_overhead_s.items()},
                 "sources": dict(self.sources)}
 
 
@@ -113,12 +242,15 @@ def from_dict(doc: dict, where: str = "calibration") -> StorageCalibration:
         c = tuple(float(p["chunk_bytes"]) for p in pts)
         t = tuple(int(p["threads"]) for p in pts)
         b = tuple(float(p["bytes_per_s"]) for p in pts)
+        sd = tuple(float(p.get("latency_sd_s", 0.0)) for p in pts)
         return StorageCalibration(kind=doc.get("kind", "measured"),
                                   sequential_bytes_per_s=float(doc["sequential_bytes_per_s"]),
                                   chunk_bytes=c, threads=t, bytes_per_s=b,
                                   description=str(doc.get("description", "")),
                                   machine=doc.get("machine"), sources=doc.get("sources") or {},
-                                  path=where)
+                                  path=where, latency_sd_s=sd if any(sd) else (),
+                                  burst_overhead_s={int(k): float(v) for k, v in (
+                                      doc.get("burst_overhead_s") or {}).items()})
     except (KeyError, TypeError) as exc:
         raise InputError(f"{where}: missing or bad field {exc}") from None
     except ValueError as exc:
