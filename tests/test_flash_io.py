@@ -109,3 +109,27 @@ def test_layer_bursts_after_the_predictor(bursts):
         want = 200 * US
         np.testing.assert_allclose(df.time_s, df.mem_s + np.maximum(df.io_s, df.compute_s))
     np.testing.assert_allclose(df.io_s, want)
+
+
+def test_slowest_worker_and_burst_overhead():
+    """A burst waits for the slowest of its q' workers (each sums w reads of deviation sd:
+    sd sqrt(w) sqrt(2 ln q')) and pays the table's fixed cost of handing out the work."""
+    base = two_depth_table()
+    st = StorageCalibration("measured", 1e9, base.chunk_bytes, base.threads, base.bytes_per_s,
+                            latency_sd_s=(10 * US, 10 * US, 40 * US, 40 * US),
+                            burst_overhead_s={1: 5 * US, 4: 25 * US})
+    # 9 reads, 4 workers: 3 waves of 200 us + 40 us sqrt(3 x 2 ln 4) + 25 us
+    want = 600 * US + 40 * US * math.sqrt(3 * 2 * math.log(4)) + 25 * US
+    assert st.burst_seconds(9, 4096, 4) == pytest.approx(want)
+    # one read: no slowest-worker wait (ln 1 = 0); depth 1's overhead
+    assert st.burst_seconds(1, 4096, 4) == pytest.approx(105 * US)
+    # depth 2: deviation and overhead halfway in log2 between depths 1 and 4
+    assert st.request_sd(4096, 2) == pytest.approx(25 * US)
+    assert st.overhead_seconds(2) == pytest.approx(15 * US)
+    # round trip through the file format
+    from simkit.flash.storage import from_dict
+    back = from_dict(st.to_dict())
+    assert back.burst_seconds(9, 4096, 4) == pytest.approx(want)
+    with pytest.raises(ValueError, match="latency_sd_s"):
+        StorageCalibration("measured", 1e9, base.chunk_bytes, base.threads, base.bytes_per_s,
+                           latency_sd_s=(1.0,))
