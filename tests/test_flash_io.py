@@ -111,25 +111,28 @@ def test_layer_bursts_after_the_predictor(bursts):
     np.testing.assert_allclose(df.io_s, want)
 
 
-def test_slowest_worker_and_burst_overhead():
-    """A burst waits for the slowest of its q' workers (each sums w reads of deviation sd:
-    sd sqrt(w) sqrt(2 ln q')) and pays the table's fixed cost of handing out the work."""
+def test_slowest_read_and_burst_overhead():
+    """A burst waits for its slowest read (the 1 - 1/(n+1) quantile above the median, from the
+    table's p99 - median by log interpolation, held at p99 from 99 reads on) and pays the
+    table's fixed cost of handing out the work."""
     base = two_depth_table()
     st = StorageCalibration("measured", 1e9, base.chunk_bytes, base.threads, base.bytes_per_s,
-                            latency_sd_s=(10 * US, 10 * US, 40 * US, 40 * US),
+                            latency_tail_s=(100 * US, 100 * US, 400 * US, 400 * US),
                             burst_overhead_s={1: 5 * US, 4: 25 * US})
-    # 9 reads, 4 workers: 3 waves of 200 us + 40 us sqrt(3 x 2 ln 4) + 25 us
-    want = 600 * US + 40 * US * math.sqrt(3 * 2 * math.log(4)) + 25 * US
+    # 9 reads, 4 workers: 3 waves of 200 us + 400 us x log(5) / log(50) + 25 us
+    want = 600 * US + 400 * US * math.log(5) / math.log(50) + 25 * US
     assert st.burst_seconds(9, 4096, 4) == pytest.approx(want)
-    # one read: no slowest-worker wait (ln 1 = 0); depth 1's overhead
+    # 400 reads: 100 waves, the tail held at p99 - median
+    assert st.burst_seconds(400, 4096, 4) == pytest.approx((20000 + 400 + 25) * US)
+    # one read: its own time, no wait for another (log(1) = 0); depth 1's overhead
     assert st.burst_seconds(1, 4096, 4) == pytest.approx(105 * US)
-    # depth 2: deviation and overhead halfway in log2 between depths 1 and 4
-    assert st.request_sd(4096, 2) == pytest.approx(25 * US)
+    # depth 2: tail and overhead halfway in log2 between depths 1 and 4
+    assert st.request_tail(4096, 2) == pytest.approx(250 * US)
     assert st.overhead_seconds(2) == pytest.approx(15 * US)
     # round trip through the file format
     from simkit.flash.storage import from_dict
     back = from_dict(st.to_dict())
     assert back.burst_seconds(9, 4096, 4) == pytest.approx(want)
-    with pytest.raises(ValueError, match="latency_sd_s"):
+    with pytest.raises(ValueError, match="latency_tail_s"):
         StorageCalibration("measured", 1e9, base.chunk_bytes, base.threads, base.bytes_per_s,
-                           latency_sd_s=(1.0,))
+                           latency_tail_s=(1.0,))

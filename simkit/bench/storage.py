@@ -12,11 +12,9 @@ Method:
   file's pages with ``posix_fadvise(DONTNEED)`` before every point (after ``fsync``).
 - **Reads.** Each of ``threads`` workers of a ``ThreadPoolExecutor`` calls ``os.preadv`` (the GIL
   is released while it waits) at uniformly random aligned offsets until the point's time is
-  up; throughput is all bytes over the wall time; per-read latency median, p99, mean and
-  standard deviation are kept, and a robust deviation (interquartile range / 1.349) that the
-  calibration keeps as ``latency_sd_s``: a burst waits for its slowest worker, and on a shared
-  virtual disk rare multi-millisecond stalls make the plain deviation several times the
-  median).
+  up; throughput is all bytes over the wall time; per-read latency median, p99 and mean are
+  kept, and the calibration keeps p99 - median as ``latency_tail_s``: a burst waits for its
+  slowest read, and on a shared virtual disk rare multi-millisecond stalls set it.
   A sequential 1 MiB single-thread pass gives the ceiling (``mode == "sequential"``).
 - **Burst overhead.** Per thread count, the mean time to hand every worker an empty task and
   wait for all (``burst_overhead``): the fixed cost of issuing a burst of reads together, kept
@@ -186,8 +184,7 @@ def _random_point(reader: Reader, chunk: int, threads: int, seconds: float,
             "bytes": reads * chunk, "seconds": wall, "bytes_per_s": reads * chunk / wall,
             "iops": reads / wall, "lat_us_median": 1e6 * float(np.median(lat)),
             "lat_us_p99": 1e6 * float(np.quantile(lat, 0.99)),
-            "lat_us_mean": 1e6 * float(np.mean(lat)), "lat_us_std": 1e6 * float(np.std(lat)),
-            "lat_us_iqr_sd": 1e6 * float(np.subtract(*np.quantile(lat, [0.75, 0.25]))) / 1.349}
+            "lat_us_mean": 1e6 * float(np.mean(lat))}
 
 
 def _sequential_point(reader: Reader, seconds: float) -> dict:
@@ -293,7 +290,8 @@ def calibration(df) -> dict:
                                  (df.attrs.get("burst_overhead_s") or {}).items()},
             "points": [{"chunk_bytes": int(r.chunk_bytes), "threads": int(r.threads),
                         "bytes_per_s": float(r.bytes_per_s),
-                        "latency_sd_s": 1e-6 * float(getattr(r, "lat_us_iqr_sd", 0.0))}
+                        "latency_tail_s": 1e-6 * max(float(r.lat_us_p99 - r.lat_us_median),
+                                                     0.0)}
                        for r in rnd.itertuples()],
             "sources": {"points": "measured by simkit bench storage on this machine",
                         "note": df.attrs.get("note", "")}}

@@ -149,7 +149,10 @@ def _run_storage(args: argparse.Namespace, tmp: Path) -> int:
     return 0
 
 
-def validation_model():
-    """SmolLM2-135M's 30 x 1536 neurons with 7B-scale rows (d_model 4096, fp16)."""
+def validation_model(matrices: int = 2, d_model: int = 4096):
+    """SmolLM2-135M's 30 x 1536 neurons with 7B-scale rows (fp16; d_model 4096: bundled chunks
+    of 16 KiB with 2 matrices, 24 KiB with 3, unbundled 8 KiB)."""
     from simkit.flash.models import FlashModel
-    return FlashModel("smollm2-135m@4096", 30, 4096, 1536, 2, 32, 32, 49152, 2, True)
+    name = "smollm2-135m@4096" if (matrices, d_model) == (2, 4096) else \
+        f"smollm2-135m@{d_model}x{matrices}"
+    return FlashModel(name, 30, d_model, 1536, matrices, 32, 32, 49152, 2, True)

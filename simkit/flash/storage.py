@@ -13,10 +13,11 @@ smallest point's time is kept (same IOPS). Between depths ``t`` is interpolated 
 log2(q); a depth outside the table is refused (``ValueError``). Then::
 
     throughput(c, q)       = min(q * c / t(c, q), sequential)
-    burst_seconds(n, c, q) = max(w t(c, q') + sd(c, q') sqrt(2 w ln q'), n c / sequential)
-                             q' = min(q, n), w = ceil(n / q') waves; the second term is the
-                             wait for the slowest of q' workers (normal approximation; sd is
-                             the deviation of one read's time, where the table gives it);
+    burst_seconds(n, c, q) = max(w t(c, q') + tail(n), n c / sequential)
+                             q' = min(q, n), w = ceil(n / q') waves; tail(n) is the wait for
+                             the slowest of the n reads: its 1 - 1/(n+1) quantile above the
+                             median, from the table's p99 - median (``latency_tail_s``) by
+                             log interpolation, held at p99 from 99 reads on;
                              q' below the table's smallest depth uses that depth's times;
                              plus the table's fixed cost of a burst at q' workers
                              (``burst_overhead_s``, measured by ``simkit bench storage``)
@@ -34,7 +35,7 @@ Calibration file (JSON; shipped presets in ``calibration/`` say ``"kind": "publi
      "description": "...", "machine": {...} | null,
      "sequential_bytes_per_s": ...,
      "points": [{"chunk_bytes": 8192, "threads": 32, "bytes_per_s": 1.25e9,
-                 "latency_sd_s": 4e-5 (optional: deviation of one read's time)}, ...],
+                 "latency_tail_s": 4e-4 (optional: p99 - median of one read's time)}, ...],
      "burst_overhead_s": {"32": 2e-5} (optional),
      "sources": {"<what>": "where the number comes from"}}
 
@@ -67,7 +68,7 @@ class StorageCalibration:
     machine: dict | None = None
     sources: dict = field(default_factory=dict)
     path: str = ""
-    latency_sd_s: tuple = ()      # per point: standard deviation of one read's time (or empty)
+    latency_tail_s: tuple = ()    # per point: one read's p99 time minus its median (or empty)
     burst_overhead_s: dict = field(default_factory=dict)   # threads -> fixed cost of a burst
 
     def __post_init__(self) -> None:
@@ -80,9 +81,9 @@ class StorageCalibration:
         if n == 0 or len(self.threads) != n or len(self.bytes_per_s) != n:
             raise ValueError("points: need at least one point, each with chunk_bytes, threads "
                              "and bytes_per_s")
-        if self.latency_sd_s and (len(self.latency_sd_s) != n
-                                  or any(not v >= 0 for v in self.latency_sd_s)):
-            raise ValueError("points.latency_sd_s: one value >= 0 per point, or none")
+        if self.latency_tail_s and (len(self.latency_tail_s) != n
+                                  or any(not v >= 0 for v in self.latency_tail_s)):
+            raise ValueError("points.latency_tail_s: one value >= 0 per point, or none")
         for k, v in self.burst_overhead_s.items():
             if not (int(k) >= 1 and v >= 0):
                 raise ValueError(f"burst_overhead_s: threads >= 1 -> seconds >= 0, got "
@@ -100,7 +101,7 @@ class StorageCalibration:
         """(chunks, per-request seconds, fitted slope s/B) of depth ``q`` (a table depth)."""
         cache = self.__dict__.setdefault("_depths", {})
         if q not in cache:
-            sd = self.latency_sd_s or (0.0,) * len(self.threads)
+            sd = self.latency_tail_s or (0.0,) * len(self.threads)
             pts = sorted((c, q * c / b, s) for c, th, b, s in zip(
                 self.chunk_bytes, self.threads, self.bytes_per_s, sd) if th == q)
             c = np.array([p[0] for p in pts], float)
@@ -147,10 +148,10 @@ class StorageCalibration:
         f = (math.log2(q) - math.log2(lo)) / (math.log2(hi) - math.log2(lo))
         return (1 - f) * self._at_depth(chunk_bytes, lo) + f * self._at_depth(chunk_bytes, hi)
 
-    def request_sd(self, chunk_bytes: float, threads: int) -> float:
-        """Standard deviation of one read's time (interpolated like ``request_seconds``,
-        kept constant outside the table's chunks); 0 when the table has none."""
-        if not self.latency_sd_s:
+    def request_tail(self, chunk_bytes: float, threads: int) -> float:
+        """One read's p99 time minus its median (interpolated like ``request_seconds``, kept
+        constant outside the table's chunks); 0 when the table has none."""
+        if not self.latency_tail_s:
             return 0.0
         counts = self.thread_counts()
         q = int(min(max(threads, counts[0]), counts[-1]))
@@ -197,16 +198,18 @@ class StorageCalibration:
     def burst_seconds(self, reads, chunk_bytes: float, threads: int):
         """Time of bursts of ``reads`` reads (scalar or array) of ``chunk_bytes``, issued
         together with at most ``threads`` in flight: whole waves of per-request time, plus the
-        wait for the slowest worker (each of q' workers sums ``waves`` reads of deviation sd:
-        sd * sqrt(waves) * sqrt(2 ln q'), the normal approximation of the largest of q'
-        sums), never faster than the sequential figure. Vectorised over ``reads``."""
+        wait for the slowest of the n reads (its 1 - 1/(n+1) quantile above the median: the
+        table's p99 - median scaled by log(0.5 (n+1)) / log(50), held at p99 from 99 reads
+        on), never faster than the sequential figure, plus the fixed cost of a burst.
+        Vectorised over ``reads``."""
         self._check_depth(threads)
         n = np.asarray(reads, dtype=np.int64)
         out = np.zeros(n.shape, float)
         for q in np.unique(np.minimum(n[n > 0], threads)):
             sel = (n > 0) & (np.minimum(n, threads) == q)
             waves = -(-n[sel] // q)
-            tail = self.request_sd(chunk_bytes, int(q)) * np.sqrt(waves * 2 * math.log(q))
+            tail = self.request_tail(chunk_bytes, int(q)) * np.minimum(
+                1.0, np.log(0.5 * (n[sel] + 1)) / math.log(50))
             out[sel] = np.maximum(waves * self.request_seconds(chunk_bytes, int(q)) + tail,
                                   n[sel] * chunk_bytes / self.sequential_bytes_per_s) \
                 + self.overhead_seconds(int(q))
@@ -222,8 +225,8 @@ class StorageCalibration:
                 "sequential_bytes_per_s": self.sequential_bytes_per_s,
                 "points": [dict({"chunk_bytes": int(c), "threads": int(t),
                                  "bytes_per_s": float(b)},
-                                **({"latency_sd_s": self.latency_sd_s[i]}
-                                   if self.latency_sd_s else {}))
+                                **({"latency_tail_s": self.latency_tail_s[i]}
+                                   if self.latency_tail_s else {}))
                            for i, (c, t, b) in enumerate(zip(self.chunk_bytes, self.threads,
                                                              self.bytes_per_s))],
                 "burst_overhead_s": {str(k): float(v)
@@ -242,13 +245,13 @@ def from_dict(doc: dict, where: str = "calibration") -> StorageCalibration:
         c = tuple(float(p["chunk_bytes"]) for p in pts)
         t = tuple(int(p["threads"]) for p in pts)
         b = tuple(float(p["bytes_per_s"]) for p in pts)
-        sd = tuple(float(p.get("latency_sd_s", 0.0)) for p in pts)
+        sd = tuple(float(p.get("latency_tail_s", 0.0)) for p in pts)
         return StorageCalibration(kind=doc.get("kind", "measured"),
                                   sequential_bytes_per_s=float(doc["sequential_bytes_per_s"]),
                                   chunk_bytes=c, threads=t, bytes_per_s=b,
                                   description=str(doc.get("description", "")),
                                   machine=doc.get("machine"), sources=doc.get("sources") or {},
-                                  path=where, latency_sd_s=sd if any(sd) else (),
+                                  path=where, latency_tail_s=sd if any(sd) else (),
                                   burst_overhead_s={int(k): float(v) for k, v in (
                                       doc.get("burst_overhead_s") or {}).items()})
     except (KeyError, TypeError) as exc:
