@@ -29,8 +29,8 @@ def test_request_time_over_chunk_and_depth():
     assert st.throughput(65536, 4) == pytest.approx(4 * 65536 / (800 * US))
     # linear in the chunk between points: 16 KiB at depth 1 = 100 + 300 * 12288 / 61440 us
     assert st.request_seconds(16384, 1) == pytest.approx(160 * US)
-    # depth 2 halfway (in log2) between depths 1 and 4... log2(2)/log2(4) = 1/2
-    assert st.request_seconds(4096, 2) == pytest.approx(150 * US)
+    # depth 2 halfway in log2 between depths 1 and 4, geometric in time: sqrt(100 x 200) us
+    assert st.request_seconds(4096, 2) == pytest.approx(math.sqrt(100 * 200) * US)
     # above the largest chunk: the fitted line (two points: slope 300 us / 61440 B at depth 1)
     assert st.request_seconds(1 << 20, 1) == pytest.approx((400 + 300 * 983040 / 61440) * US)
     # never faster than the sequential figure: depth 4, 1 MiB: line 800 + 9600 us; the floor
@@ -57,9 +57,10 @@ def test_bursts_are_whole_waves():
     st = two_depth_table()
     # 9 reads of 4 KiB, 4 in flight: 3 waves of 200 us
     assert st.burst_seconds(9, 4096, 4) == pytest.approx(600 * US)
-    # 3 reads with 4 threads: one wave at depth 3 (log2(3)/2 of the way from 100 to 200 us)
+    # 3 reads with 4 threads: one wave at depth 3 (log2(3)/2 of the way from 100 to 200 us,
+    # geometric)
     f = math.log2(3) / 2
-    assert st.burst_seconds(3, 4096, 4) == pytest.approx((100 * (1 - f) + 200 * f) * US)
+    assert st.burst_seconds(3, 4096, 4) == pytest.approx(100 ** (1 - f) * 200 ** f * US)
     assert st.burst_seconds(0, 4096, 4) == 0.0
     # vectorised, and never faster than the sequential figure: on a 1 MB/s device a request at
     # depth 4 takes 4 x 4096 B / 1 MB/s, three waves of them
@@ -101,7 +102,7 @@ def test_layer_bursts_after_the_predictor(bursts):
     f = math.log2(3) / 2
     if bursts == "layer":
         # layer 0: 3 reads of 4 KiB at depth 3; layer 1: 1 read at depth 1 (100 us)
-        want = (100 * (1 - f) + 200 * f) * US + 100 * US
+        want = 100 ** (1 - f) * 200 ** f * US + 100 * US
         # the predictor dependency leaves nothing to overlap: a plain sum
         np.testing.assert_allclose(df.time_s, df.io_s + df.mem_s + df.compute_s)
     else:

@@ -53,7 +53,8 @@ def register(what) -> None:
     p.add_argument("--seed", type=count_type(0), default=0)
     add_out_argument(p)
     p.add_argument("--calibration", type=Path, metavar="FILE.json",
-                   help="write the measured calibration (for simkit flash run --storage)")
+                   help="write the measured calibration (for simkit flash run --storage); "
+                        "'host' keeps it as this machine's (simkit flash run --storage host)")
     p.add_argument("--plot", type=Path, metavar="FILE.png", help="throughput vs chunk figure")
     p.add_argument("--validate", action="store_true",
                    help="also execute the simulator's read schedule on a real file "
@@ -87,6 +88,10 @@ def run_storage(args: argparse.Namespace) -> int:
 
 def _run_storage(args: argparse.Namespace, tmp: Path) -> int:
     check_out_path(args.out)
+    if args.calibration is not None and str(args.calibration) == "host":
+        from simkit.flash.storage import host_calibration_path
+        args.calibration = host_calibration_path()
+        args.calibration.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     check_out_path(args.calibration, "--calibration", (".json",))
     check_out_path(args.plot, "--plot", PLOT_SUFFIXES)
     check_out_path(args.validate_out, "--validate-out", (".csv", ".json", ".parquet"))

@@ -3,7 +3,9 @@
     simkit flash run --model M --policy P[+P...] --activations A
                      [--sparsity 0.9] [--selection magnitude|gate]
                      [--predictor trace|oracle] [--window K] [--tokens N]
-                     [--storage published-m1max|FILE.json] [--threads 32]
+                     [--storage published-m1max|m2ultra-assumed|rtx4090-linux-derived|
+                                generic-nvme-assumed|host|pcie-rtx4090|pcie:FILE|FILE.json]
+                     [--threads 32] [--io-bursts layer|token]
                      [--memory-management preallocated|reallocate] [--seed S]
                      [--compute paper-m1max-cpu|paper-rtx4090-gpu|host] [--context N]
                      [--fn-rate R --fp-rate R [--error-stay S]] [--stay-on S] [--skew S]
@@ -62,7 +64,11 @@ def register(sub) -> None:
     r.add_argument("--tokens", type=count_type(1), default=None, help="simulate the first N tokens "
                    "(synthetic: generate N; default 256)")
     r.add_argument("--storage", default="published-m1max",
-                   help="storage calibration: shipped name or JSON from `simkit bench storage`")
+                   help="storage calibration: published-m1max, m2ultra-assumed, "
+                        "rtx4090-linux-derived, generic-nvme-assumed, host (measured by "
+                        "`simkit bench storage --calibration host`), pcie-rtx4090 or "
+                        "pcie:KV-CALIBRATION.json (GPU variant: neurons in host memory over "
+                        "PCIe), or a JSON file from `simkit bench storage`")
     r.add_argument("--threads", type=count_type(1), default=32, help="parallel reads (default 32)")
     r.add_argument("--io-bursts", choices=("layer", "token"), default="layer",
                    help="reads issued per layer, after its predictor (default), or per token")

@@ -9,8 +9,9 @@ Between a depth's points ``t`` is interpolated linearly in ``c`` (so every point
 exactly); above the largest chunk it is extended by the depth's fitted line
 ``t = latency + c / stream_bytes_per_s`` (weighted least squares on all that depth's points,
 ``fit()``), so large reads approach the sequential figure; below the smallest chunk the
-smallest point's time is kept (same IOPS). Between depths ``t`` is interpolated linearly in
-log2(q); a depth outside the table is refused (``ValueError``). Then::
+smallest point's time is kept (same IOPS). Between depths ``log t`` is interpolated linearly
+in log2(q) (a saturated device's per-request time grows in proportion to the depth); a depth
+outside the table is refused (``ValueError``). Then::
 
     throughput(c, q)       = min(q * c / t(c, q), sequential)
     burst_seconds(n, c, q) = max(w t(c, q') + tail(n), n c / sequential)
@@ -146,7 +147,7 @@ class StorageCalibration:
         i = int(np.searchsorted(counts, q))
         lo, hi = counts[i - 1], counts[i]
         f = (math.log2(q) - math.log2(lo)) / (math.log2(hi) - math.log2(lo))
-        return (1 - f) * self._at_depth(chunk_bytes, lo) + f * self._at_depth(chunk_bytes, hi)
+        return self._at_depth(chunk_bytes, lo) ** (1 - f) * self._at_depth(chunk_bytes, hi) ** f
 
     def request_tail(self, chunk_bytes: float, threads: int) -> float:
         """One read's p99 time minus its median (interpolated like ``request_seconds``, kept
@@ -260,16 +261,89 @@ def from_dict(doc: dict, where: str = "calibration") -> StorageCalibration:
         raise InputError(f"{where}: {exc}") from None
 
 
+# ---- presets that are not files ---------------------------------------------------------------
+PCIE_RTX4090_BYTES_PER_S = 31.5e9     # PCIe 4.0 x16, one direction: 16 GT/s x 16 x 128/130 [P]
+PCIE_ROW_LATENCY_S = 5e-6             # ASSUMED: one host-to-device copy's fixed cost
+PCIE_CHUNKS = tuple(4096 << k for k in range(9))
+
+
+def pcie_calibration(bytes_per_s: float = PCIE_RTX4090_BYTES_PER_S,
+                     latency_s: float = PCIE_ROW_LATENCY_S, kind: str = "published",
+                     source: str = "PCIe 4.0 x16 specification (RTX 4090): 31.5 GB/s per "
+                                   "direction [P]") -> StorageCalibration:
+    """GPU variant: FFN neurons kept in pinned host memory and copied to the GPU over PCIe.
+    One copy per row (or bundle), ``q`` in flight sharing the link::
+
+        t(c, q) = latency_s + q * c / bytes_per_s      (points at q = 1 and 32, 4 KiB..1 MiB)
+    """
+    pts = [(c, q, q * c / (latency_s + q * c / bytes_per_s)) for q in (1, 32)
+           for c in PCIE_CHUNKS]
+    return StorageCalibration(
+        kind, bytes_per_s, tuple(p[0] for p in pts), tuple(p[1] for p in pts),
+        tuple(p[2] for p in pts),
+        description=f"GPU variant: neurons copied from pinned host memory over PCIe at "
+                    f"{bytes_per_s / 1e9:.1f} GB/s ({kind}), {latency_s * 1e6:.0f} us per copy "
+                    "(assumed)",
+        sources={"sequential_bytes_per_s": source,
+                 "latency_s": "ASSUMED: fixed cost of one cudaMemcpyAsync-sized copy"},
+        path=f"pcie ({kind})")
+
+
+def pcie_from_kv_calibration(path) -> StorageCalibration:
+    """The GPU variant with the pinned host-to-device bandwidth of a ``simkit-kv-calibration``
+    file (``simkit bench gpu`` writes one; its sources say whether it was measured)."""
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text())
+        bw = float(doc["pcie_bandwidth_bytes_per_s"])
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{p}: cannot read JSON ({exc})") from None
+    except (KeyError, TypeError, ValueError):
+        raise InputError(f"{p}: no numeric \"pcie_bandwidth_bytes_per_s\" (a "
+                         "simkit-kv-calibration file from `simkit bench gpu`)") from None
+    if not bw > 0:
+        raise InputError(f"{p}: pcie_bandwidth_bytes_per_s must be > 0, got {bw!r}")
+    src = str((doc.get("sources") or {}).get("pcie_bandwidth_bytes_per_s", ""))
+    kind = "measured" if src.startswith("measured") else "published"
+    return pcie_calibration(bw, kind=kind, source=f"{p}: {src or 'no source given'}")
+
+
+def host_calibration_path() -> Path:
+    """Where ``simkit bench storage --calibration host`` keeps this machine's calibration:
+    ``$XDG_CACHE_HOME/simkit/flash-storage-host.json`` (default ``~/.cache``)."""
+    import os
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "simkit" / "flash-storage-host.json"
+
+
+def preset_names() -> list[str]:
+    return sorted(x.stem for x in CALIBRATION_DIR.glob("*.json")) + ["host", "pcie-rtx4090",
+                                                                     "pcie:KV-CALIBRATION.json"]
+
+
 def load_calibration(name_or_path: str | Path = "published-m1max") -> StorageCalibration:
-    """A shipped calibration by name (``published-m1max``) or a JSON file written by
-    ``simkit bench storage --calibration``."""
+    """A shipped calibration by name (``published-m1max``, ``m2ultra-assumed``,
+    ``rtx4090-linux-derived``, ``generic-nvme-assumed``), ``host`` (what ``simkit bench
+    storage --calibration host`` measured here), ``pcie-rtx4090`` / ``pcie:FILE.json`` (the
+    GPU variant over PCIe, ``pcie_calibration``), or a JSON file written by ``simkit bench
+    storage --calibration``."""
     if isinstance(name_or_path, StorageCalibration):
         return name_or_path
+    if name_or_path == "pcie-rtx4090":
+        return pcie_calibration()
+    if isinstance(name_or_path, str) and name_or_path.startswith("pcie:"):
+        return pcie_from_kv_calibration(name_or_path[5:])
+    if name_or_path == "host":
+        hp = host_calibration_path()
+        if not hp.is_file():
+            raise InputError(f"host: no storage calibration of this machine at {hp}; measure "
+                             "one with `simkit bench storage --calibration host`")
+        name_or_path = hp
     p = Path(name_or_path)
     if not p.suffix and (CALIBRATION_DIR / f"{p}.json").is_file():
         p = CALIBRATION_DIR / f"{p}.json"
     if not p.is_file():
-        shipped = ", ".join(sorted(x.stem for x in CALIBRATION_DIR.glob("*.json")))
+        shipped = ", ".join(preset_names())
         raise InputError(f"{name_or_path}: no such calibration file (shipped: {shipped})")
     try:
         doc = json.loads(p.read_text())
