@@ -225,6 +225,7 @@ class FlashStats:
         # window) occupy a transient buffer on top
         df["dram_bytes"] = self.resident_bytes + df.cache_bytes
         df["transient_bytes"] = 0 if self.config.window else sparse
+        df["kv_bytes"] = m.kv_bytes(self.config.context_tokens)
         df["loaded_fraction"] = df.loaded_neurons / (m.layers * m.ffn)
         df["cached_fraction"] = df.cache_rows / (m.layers * m.ffn)
         df["needed_fraction"] = df.needed_neurons / (m.layers * m.ffn)
@@ -302,7 +303,12 @@ class FlashStats:
             "dram_bytes_max": float(d.dram_bytes.max()),
             "transient_bytes_max": float(d.transient_bytes.max()),
             "prealloc_cache_bytes": int(self.peak_rows.sum()) * m.neuron_bytes,
+            "kv_cache_bytes": m.kv_bytes(self.config.context_tokens),
         }
+        # what must fit in DRAM: resident weights, the preallocated neuron-cache matrices (or
+        # the per-token buffer without a window) and the KV cache at context_tokens
+        out["dram_need_bytes"] = (self.resident_bytes + out["prealloc_cache_bytes"]
+                                  + out["transient_bytes_max"] + out["kv_cache_bytes"])
         return out
 
     def to_frame(self):
