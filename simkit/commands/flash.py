@@ -1,6 +1,6 @@
 """`simkit flash`: LLM inference with FFN weights on flash ("LLM in a flash").
 
-    simkit flash run --model M --policy P[+P...] --activations A
+    simkit flash run --model M [--bits 4|8|16|32] --policy P[+P...] --activations A
                      [--sparsity 0.9] [--selection magnitude|gate]
                      [--predictor trace|oracle] [--window K] [--tokens N]
                      [--storage published-m1max|m2ultra-assumed|rtx4090-linux-derived|
@@ -44,6 +44,9 @@ def register(sub) -> None:
                       description="Per token: bytes and reads from flash, I/O and "
                                   "memory-management time, DRAM footprint.")
     r.add_argument("--model", required=True, help="model preset (see `simkit flash models`)")
+    r.add_argument("--bits", type=int, choices=(4, 8, 16, 32), default=None,
+                   help="weight precision (default: the preset's; 4 = 4-bit, scales not "
+                        "counted)")
     r.add_argument("--policy", required=True,
                    help="preset (naive, hybrid, predictor-only, windowing, bundling: every "
                         "technique) or components joined by '+': hybrid, predictor, windowing, "
@@ -189,7 +192,10 @@ def run(args: argparse.Namespace) -> int:
     from simkit.flash import FlashConfig, FlashSimulator, get_model
 
     model = get_model(args.model)
-    cfgs = [FlashConfig(model=model.name, policy=p, window_tokens=args.window,
+    if args.bits is not None:
+        from simkit.flash.models import quantized
+        model = quantized(model, args.bits)
+    cfgs = [FlashConfig(model=model, policy=p, window_tokens=args.window,
                         predictor=args.predictor, storage=args.storage, threads=args.threads,
                         memory_management=args.memory_management, compute=args.compute,
                         context_tokens=args.context, io_bursts=args.io_bursts)
