@@ -658,8 +658,8 @@ def flash_summary(df, cal):
             f"runs {r.error_pct_min:+.0f}..{r.error_pct_max:+.0f}%)",
             r.error_pct, abs(r.error_pct) <= 20,
             "a schedule the calibration did not see (its grid: 4/16/64 KiB and 1 MiB at 1, 4, 8 "
-            "threads, measured just before; 8 threads here); this machine's disk is a virtual disk, not flash, "
-            "shared with other jobs")
+            "threads, measured just before; 8 threads here); this machine's disk is a virtual "
+            "disk, not flash, shared with other jobs")
     fit = df[df.part == "storage_fit"]
     for r in fit.itertuples():
         row(f"this disk at {int(r.threads)} threads: per-request latency and per-stream rate "
