@@ -200,36 +200,45 @@ class FlashStats:
     # ---- per token ---------------------------------------------------------------------
     def per_token(self):
         import pandas as pd
+        return pd.DataFrame(self._columns())
 
+    def _columns(self) -> dict:
+        """The per-token columns as numpy arrays (``per_token`` wraps them in a DataFrame;
+        ``summary`` reduces them directly)."""
         m, st = self.model, self.storage
-        df = pd.DataFrame(self.tokens, columns=list(TOK_COLUMNS))
-        df.insert(0, "token", np.arange(len(df)))
+        n = len(self.tokens)
+        d = {"token": np.arange(n)}
+        for i, name in enumerate(TOK_COLUMNS):
+            d[name] = self.tokens[:, i]
         if not self.policy.predictor:            # dense: every FFN neuron is needed
-            df["needed_neurons"] = m.layers * m.ffn
-            df["static_hits"] = m.layers * self.static_neurons
-            df["loaded_neurons"] = m.layers * (m.ffn - self.static_neurons)
-        sparse = df.loaded_neurons * m.neuron_bytes if self.policy.predictor else 0 * df.token
+            d["needed_neurons"] = np.full(n, m.layers * m.ffn, np.int64)
+            d["static_hits"] = np.full(n, m.layers * self.static_neurons, np.int64)
+            d["loaded_neurons"] = np.full(n, m.layers * (m.ffn - self.static_neurons), np.int64)
+        sparse = (d["loaded_neurons"] * m.neuron_bytes if self.policy.predictor
+                  else np.zeros(n, np.int64))
         dense = self.dense_bytes_per_token
-        df["flash_bytes"] = sparse + dense
-        df["sparse_bytes"] = sparse
-        df["dense_bytes"] = dense
-        df["sparse_reads"] = (df.loaded_neurons * self.reads_per_neuron
-                              if self.policy.predictor else 0)
-        df["dense_reads"] = -(-dense // NOMINAL_DENSE_READ)
-        df["chunk_bytes"] = self.chunk_bytes if self.policy.predictor else NOMINAL_DENSE_READ
-        df["io_s"] = self.sparse_io_seconds() + dense / st.sequential_bytes_per_s
-        df["copied_bytes"] = df.copied_rows * m.neuron_bytes
-        add_latency(df, self, self.profile, self.config.context_tokens)
-        df["cache_bytes"] = df.cache_rows * m.neuron_bytes
+        full = np.ones(n, np.int64)
+        d["flash_bytes"] = sparse + dense
+        d["sparse_bytes"] = sparse
+        d["dense_bytes"] = dense * full
+        d["sparse_reads"] = (d["loaded_neurons"] * self.reads_per_neuron
+                             if self.policy.predictor else 0 * full)
+        d["dense_reads"] = -(-dense // NOMINAL_DENSE_READ) * full
+        d["chunk_bytes"] = (self.chunk_bytes if self.policy.predictor
+                            else NOMINAL_DENSE_READ) * full
+        d["io_s"] = self.sparse_io_seconds() + dense / st.sequential_bytes_per_s
+        d["copied_bytes"] = d["copied_rows"] * m.neuron_bytes
+        add_latency(d, self, self.profile, self.config.context_tokens)
+        d["cache_bytes"] = d["cache_rows"] * m.neuron_bytes
         # kept across tokens (Table 2's DRAM column); neurons read for one token only (no
         # window) occupy a transient buffer on top
-        df["dram_bytes"] = self.resident_bytes + df.cache_bytes
-        df["transient_bytes"] = 0 if self.config.window else sparse
-        df["kv_bytes"] = m.kv_bytes(self.config.context_tokens)
-        df["loaded_fraction"] = df.loaded_neurons / (m.layers * m.ffn)
-        df["cached_fraction"] = df.cache_rows / (m.layers * m.ffn)
-        df["needed_fraction"] = df.needed_neurons / (m.layers * m.ffn)
-        return df
+        d["dram_bytes"] = self.resident_bytes + d["cache_bytes"]
+        d["transient_bytes"] = 0 * full if self.config.window else sparse
+        d["kv_bytes"] = m.kv_bytes(self.config.context_tokens) * full
+        d["loaded_fraction"] = d["loaded_neurons"] / (m.layers * m.ffn)
+        d["cached_fraction"] = d["cache_rows"] / (m.layers * m.ffn)
+        d["needed_fraction"] = d["needed_neurons"] / (m.layers * m.ffn)
+        return d
 
     def sparse_io_seconds(self) -> np.ndarray:
         """Seconds of the sparse reads per token: one burst per layer or per token."""
@@ -275,33 +284,40 @@ class FlashStats:
 
     # ---- totals ------------------------------------------------------------------------
     def summary(self) -> dict:
-        d = self.per_token()
+        from types import SimpleNamespace
+        d = SimpleNamespace(**self._columns())
+
+        def mean(a):
+            return float(np.mean(a)) if len(a) else float("nan")
+
+        def top(a):
+            return float(np.max(a)) if len(a) else float("nan")
         m = self.model
         out = {
             "trace": self.trace_name, "tokens": self.n_tokens,
-            "needed_fraction": float(d.needed_fraction.mean()),
-            "loaded_fraction": float(d.loaded_fraction.mean()),
-            "cached_fraction": float(d.cached_fraction.mean()),
-            "flash_bytes_per_token": float(d.flash_bytes.mean()),
-            "flash_bytes_total": float(d.flash_bytes.sum()),
-            "reads_per_token": float((d.sparse_reads + d.dense_reads).mean()),
-            "chunk_bytes": int(d.chunk_bytes.iloc[0]) if len(d) else 0,
+            "needed_fraction": mean(d.needed_fraction),
+            "loaded_fraction": mean(d.loaded_fraction),
+            "cached_fraction": mean(d.cached_fraction),
+            "flash_bytes_per_token": mean(d.flash_bytes),
+            "flash_bytes_total": float(np.sum(d.flash_bytes)),
+            "reads_per_token": mean(d.sparse_reads + d.dense_reads),
+            "chunk_bytes": int(d.chunk_bytes[0]) if self.n_tokens else 0,
             "throughput_bytes_per_s": (self.storage.throughput(self.chunk_bytes,
                                                                self.config.threads)
                                        if self.policy.predictor
                                        else self.storage.sequential_bytes_per_s),
-            "io_ms_per_token": 1e3 * float(d.io_s.mean()),
-            "mem_ms_per_token": 1e3 * float(d.mem_s.mean()),
-            "compute_ms_per_token": 1e3 * float(d.compute_s.mean()),
-            "ffn_ms_per_token": 1e3 * float(d.ffn_s.mean()),
-            "attn_ms_per_token": 1e3 * float(d.attn_s.mean()),
-            "predictor_ms_per_token": 1e3 * float(d.predictor_s.mean()),
-            "time_ms_per_token": 1e3 * float(d.time_s.mean()),
-            "copied_bytes_per_token": float(d.copied_bytes.mean()),
+            "io_ms_per_token": 1e3 * mean(d.io_s),
+            "mem_ms_per_token": 1e3 * mean(d.mem_s),
+            "compute_ms_per_token": 1e3 * mean(d.compute_s),
+            "ffn_ms_per_token": 1e3 * mean(d.ffn_s),
+            "attn_ms_per_token": 1e3 * mean(d.attn_s),
+            "predictor_ms_per_token": 1e3 * mean(d.predictor_s),
+            "time_ms_per_token": 1e3 * mean(d.time_s),
+            "copied_bytes_per_token": mean(d.copied_bytes),
             "resident_bytes": self.resident_bytes,
-            "dram_bytes_mean": float(d.dram_bytes.mean()),
-            "dram_bytes_max": float(d.dram_bytes.max()),
-            "transient_bytes_max": float(d.transient_bytes.max()),
+            "dram_bytes_mean": mean(d.dram_bytes),
+            "dram_bytes_max": top(d.dram_bytes),
+            "transient_bytes_max": top(d.transient_bytes),
             "prealloc_cache_bytes": int(self.peak_rows.sum()) * m.neuron_bytes,
             "kv_cache_bytes": m.kv_bytes(self.config.context_tokens),
         }
