@@ -16,10 +16,10 @@ Method:
   kept, and the calibration keeps p99 - median as ``latency_tail_s``: a burst waits for its
   slowest read, and on a shared virtual disk rare multi-millisecond stalls set it.
   A sequential 1 MiB single-thread pass gives the ceiling (``mode == "sequential"``).
-- **Burst overhead.** Per thread count, the mean time to hand every worker an empty task and
-  wait for all (``burst_overhead``): the fixed cost of issuing a burst of reads together, kept
-  in the calibration (``burst_overhead_s``); on a loaded machine it is the wake-up latency of
-  the workers.
+- **Burst overhead.** Per thread count, the mean time of one wave of reads of the smallest
+  chunk issued together and waited for, minus the per-request time of the long run at that
+  point and the slowest read's wait (``burst_overhead``): the fixed cost of a burst, kept in the calibration
+  (``burst_overhead_s``): the workers' wake-up and, on a virtual disk, the host's ramp-up.
 - **A VM's virtual disk is not flash**: guest ``O_DIRECT`` does not bypass the host's cache. The
   machine description says whether a hypervisor is present and what the disk reports itself as.
 
@@ -213,18 +213,26 @@ def _sequential_point(reader: Reader, seconds: float) -> dict:
             "lat_us_p99": 1e6 * float(np.quantile(lat, 0.99)) if n else np.nan}
 
 
-def _noop() -> int:
-    return 0
-
-
-def burst_overhead(pool: ThreadPoolExecutor, threads: int, rounds: int = 200) -> float:
-    """Mean seconds to hand ``threads`` workers a task each and wait for all (no I/O): the
-    fixed cost of one burst of reads issued together."""
-    start = time.perf_counter()
+def burst_overhead(reader: "Reader", pool: ThreadPoolExecutor, chunk: int, threads: int,
+                   point: dict, rng: np.random.Generator, rounds: int = 40) -> float:
+    """Fixed cost of a burst: the mean time of one wave (``threads`` reads of ``chunk`` issued
+    together, waited for) minus the per-request time of a long run at that point
+    (``threads * chunk / bytes_per_s``) and the slowest read's wait, at least 0. It holds the workers' wake-up and, on a
+    virtual disk, the host's ramp-up when an idle queue is filled again."""
+    slots = (reader.size - chunk) // reader.align
+    total = 0.0
     for _ in range(rounds):
-        for f in [pool.submit(_noop) for _ in range(threads)]:
+        offs = rng.integers(0, slots + 1, threads) * reader.align
+        start = time.perf_counter()
+        for f in [pool.submit(read_chunks, reader.fd, [o], chunk, None) for o in offs]:
             f.result()
-    return (time.perf_counter() - start) / rounds
+        total += time.perf_counter() - start
+    steady = threads * chunk / point["bytes_per_s"]
+    # the wave also waited for its slowest read, which the cost model adds apart
+    # (simkit.flash.storage.burst_seconds): p99 - median scaled to ``threads`` reads
+    tail = 1e-6 * max(point["lat_us_p99"] - point["lat_us_median"], 0.0) * min(
+        1.0, np.log(0.5 * (threads + 1)) / np.log(50))
+    return max(total / rounds - steady - tail, 0.0)
 
 
 def measure_storage(path: Path, file_bytes: int = 1 << 30, chunks=CHUNKS_QUICK,
@@ -247,7 +255,9 @@ def measure_storage(path: Path, file_bytes: int = 1 << 30, chunks=CHUNKS_QUICK,
                 rows.append(_random_point(reader, int(c), int(t), seconds, rng, pool))
                 if progress:
                     progress(rows[-1])
-        overhead = {int(t): burst_overhead(pool, int(t)) for t in threads}
+        c0 = int(min(chunks))
+        overhead = {int(r["threads"]): burst_overhead(reader, pool, c0, int(r["threads"]), r, rng)
+                    for r in rows if r["chunk_bytes"] == c0}
         rows.append(_sequential_point(reader, max(seconds, 0.2)))
         if progress:
             progress(rows[-1])

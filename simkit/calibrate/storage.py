@@ -72,7 +72,9 @@ def validate_schedule(trace, model, policy: str, storage, path: Path, window: in
     n_tok = len(sched) if tokens is None else min(tokens, len(sched))
     pol = cfg.policy_obj
     need = model.layers * model.ffn * model.neuron_bytes
-    path = make_file(Path(path), need)
+    path = Path(path)
+    if not (path.is_file() and path.stat().st_size >= need):   # a larger file serves as well
+        path = make_file(path, need)
     stats = FlashSimulator(cfg).run(trace)
     pred = stats.sparse_io_seconds()
     rows = []
@@ -83,7 +85,7 @@ def validate_schedule(trace, model, policy: str, storage, path: Path, window: in
                              f"alignment {reader.align} B; pick a model whose rows are")
         for rep in range(repeats):
             for t in range(n_tok):
-                layer, neuron = sched[t]
+                layer = sched[t][0]
                 off, chunk = schedule_offsets(sched[t], model, pol.bundling)
                 if io_bursts == "layer":
                     per = model.ffn_matrices if not pol.bundling else 1
