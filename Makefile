@@ -1,9 +1,10 @@
-# simkit: `make demo` (set up + quick reproduction with plots) and `make test` (set up + tests).
+# simkit: `make demo` (set up + quick reproduction with plots), `make readme` (the README's tables
+# from that run) and `make test` (set up + tests).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: setup tools demo gallery test bench clean
+.PHONY: setup tools demo gallery readme test bench clean
 
 setup: $(VENV)/.installed
 
@@ -22,12 +23,17 @@ tools:
 	    else echo "note: valgrind/gcc missing and not installable here (trace capture tests will skip)"; fi; }
 	@# the real allocators for `simkit bench malloc` (Debian 12 packages; Scudo from clang-rt)
 	@ls /usr/lib/*/libjemalloc.so.2 /usr/lib/*/libmimalloc.so.2 /usr/lib/*/libtcmalloc_minimal.so.4 \
-	    /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.scudo_standalone-*.so >/dev/null 2>&1 || \
+	    /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.scudo_standalone-*.so \
+	    /usr/lib/libefence.so.0 >/dev/null 2>&1 || \
 	  { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	      apt-get update -qq && apt-get install -y -qq libjemalloc2 libmimalloc2.0 \
-	        libtcmalloc-minimal4 libclang-rt-14-dev >/dev/null || \
+	        libtcmalloc-minimal4 libclang-rt-14-dev electric-fence >/dev/null || \
 	        echo "note: allocator packages not installable here (their tests will skip)"; \
-	    else echo "note: jemalloc/mimalloc/tcmalloc/scudo missing (their tests will skip)"; fi; }
+	    else echo "note: jemalloc/mimalloc/tcmalloc/scudo/efence missing (their tests will skip)"; fi; }
+	@# GrapheneOS hardened_malloc (not packaged): built from source at a pinned commit, from a
+	@# clone or $$SIMKIT_HARDENED_MALLOC_SRC; one line and on when neither is reachable
+	@PYTHONPATH=$(CURDIR) $$( [ -x $(PY) ] && echo $(PY) || echo $(PYTHON) ) \
+	  -m simkit.bench.malloc.hardened || echo "note: hardened_malloc not built"
 	@# memray for Python allocation capture (best effort: its test skips without it)
 	@[ ! -x $(VENV)/bin/pip ] || $(VENV)/bin/python -c "import memray" 2>/dev/null || \
 	  $(VENV)/bin/pip install -q memray >/dev/null 2>&1 || echo "note: memray not installable"
@@ -37,6 +43,10 @@ demo: setup tools
 
 gallery: setup tools
 	$(PY) -m simkit reproduce all --quick --outdir results --gallery docs/gallery
+
+# the README's generated tables from the last run's results/summary.csv (after make demo)
+readme: setup
+	$(PY) -m simkit.experiments.readme --results results --readme README.md
 
 test: setup tools
 	$(PY) -m pytest -q

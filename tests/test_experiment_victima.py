@@ -132,3 +132,24 @@ def test_summary_reports_a_virtualized_environment_apart(tiny):
     virt = s[s.environment == "virtualized"]
     assert len(virt) == 9
     assert 28.7 in set(virt.paper_value)
+
+
+def test_paper_regime_windows(tmp_path):
+    """The shipped paper-regime windows: the footprint is what the program maps (4+ GiB, from
+    the catalog), the window touches less, and instructions are the catalog's per record."""
+    from simkit.trace.catalog import load_catalog
+
+    cat = load_catalog()
+    df, _ = victima(outdir=tmp_path, records=20_000, configs=["victima-radix", "victima-paper"],
+                    workloads=["paper-gups", "paper-bfs"])
+    for name in ("paper-gups", "paper-bfs"):
+        d = df[(df.workload == name) & (df.environment == "native")
+               & (df.config == "victima-radix")].iloc[0]
+        assert d.workload_kind == "paper-regime program"
+        assert d.footprint_mib == cat[name]["footprint_bytes"] / 2**20 >= 4000
+        assert 0 < d.touched_mib < d.footprint_mib
+        assert d.l2_tlb_mpki > 0
+    # gups: every update to a random page of 4 GiB, which the STLB's 6 MiB does not cover:
+    # most measured records walk (some land in the preset's share of 2 MiB pages)
+    g = df[(df.workload == "paper-gups") & (df.environment == "native")].set_index("config")
+    assert g.loc["victima-radix", "walks"] > 0.5 * 16_000          # 20,000 records - 20% warm-up

@@ -91,7 +91,7 @@ def test_every_experiment_has_its_script(tmp_path):
 @pytest.mark.parametrize("module", ["_base", "cache_miss_curve", "cpu_validation", "tlb_validation",
                                     "core_validation",
                                     "victima", "kv_paging", "kv_rate_sweep", "allocators", "flash",
-                                    "gpu_validation"])
+                                    "gpu_validation", "readme"])
 def test_each_experiment_module_imports_alone(module):
     """Each module of simkit.experiments imports in a fresh interpreter on its own (no circle:
     modules import only _base and the simulators, never the package or each other)."""
@@ -115,7 +115,7 @@ def test_script_and_reproduce_default_to_the_same_mode(monkeypatch, capsys):
 
     seen = []
 
-    def fake_run(name, quick=True, outdir=None):
+    def fake_run(name, quick=True, outdir=None, measured=None):
         seen.append((name, quick))
         return __import__("pandas").DataFrame({"x": [1]}), []
 
@@ -161,7 +161,14 @@ def test_core_validation_tracks_the_4k_chase(tmp_path):
     for i in range(3):
         df, paths = core_validation(quick=True, outdir=tmp_path / str(i))
         assert {p.name for p in paths} == {"core-validation.csv", "core-validation.png",
+                                           "core-validation-gups.csv",
                                            "core-validation-summary.csv"}
+        g = pd.read_csv(tmp_path / str(i) / "core-validation-gups.csv")
+        assert set(g.page_kind) == {"4k", "thp"} and (g.predicted_ns > 0).all()
+        # the model's GUPS with 4 KiB pages walks on nearly every update once the table's
+        # pages outnumber the L2 TLB's reach, and never within the L1 DTLB's
+        big = g[(g.page_kind == "4k")].sort_values("table_bytes")
+        assert big.sim_walks_per_access.iloc[-1] > 0.5
         assert (df.predicted_ns_4k > 0).all() and df.error.notna().all()
         assert df.sim_walks_per_access.iloc[-1] > df.sim_walks_per_access.iloc[0]
         rho = df.predicted_ns_4k.rank().corr(df.measured_ns_4k.rank())
@@ -172,3 +179,19 @@ def test_core_validation_tracks_the_4k_chase(tmp_path):
         if rho >= 0.9 and med <= 0.5:
             return
     pytest.fail(f"(rank correlation, median |error|) of 3 runs: {seen}")
+
+
+def test_plan_chains_a_kernel_family_and_starts_the_costliest(monkeypatch):
+    """Experiments of one numba kernel family run one after another in one worker task (the
+    first compiles, the rest load the cache: never two cold compiles of a family at once);
+    tasks start costliest first."""
+    from simkit.commands.reproduce import plan
+
+    assert set(experiments.MEASURE) == {"cpu-validation", "tlb-validation", "core-validation"}
+    assert experiments.FAMILY["victima"] == experiments.FAMILY["tlb-validation"] == "mmu"
+    monkeypatch.setattr(experiments, "FAMILY",
+                        {"t": "mmu", "v": "mmu", "c": "cache", "m": "cache"})
+    monkeypatch.setattr(experiments, "COST",
+                        {"t": 100, "v": 70, "c": 50, "m": 2, "f": 72, "k": 9})
+    assert plan(["c", "m", "t", "k", "v", "f"]) == [["t", "v"], ["f"], ["c", "m"], ["k"]]
+    assert plan(["k", "f"]) == [["f"], ["k"]]

@@ -125,3 +125,70 @@ def test_skip_and_max_records(tmp_path):
     meta, r = load(import_champsim(src, tmp_path / "b.skt", max_records=3))
     assert [a for a, *_ in rows(r)] == [0x401000, 0x1000, 0x2000]
     assert (meta.records, meta.instructions) == (3, 1)
+
+
+# --- export (simkit -> ChampSim), unpacked with the test's own struct layout -------------------
+
+def _unpack_all(path):
+    import struct
+
+    from champsim_writer import INSTR
+    raw = lzma.open(path).read() if str(path).endswith(".xz") else open(path, "rb").read()
+    return [INSTR.unpack_from(raw, o) for o in range(0, len(raw), 64)]
+
+
+def test_export_groups_data_records_under_their_ifetch(tmp_path):
+    from simkit.trace.champsim import export_champsim
+    from simkit.trace.format import Op, make_records
+
+    r = make_records([0x401000, 0x1000, 0x2000, 0x401004, 0x401008, 0x3000, 0x3000, 0x4000],
+                     op=Op.LOAD, size=8, icount=0)
+    r["op"] = [Op.IFETCH, Op.LOAD, Op.MODIFY, Op.IFETCH, Op.IFETCH, Op.STORE, Op.LOAD, Op.LOAD]
+    r["flags"][6] = 1                                       # 0x3000's load depends on a load
+    c = export_champsim(r, tmp_path / "t.champsim.xz")
+    assert c == {"instructions": 3, "records": 8, "dropped_operands": 0}
+    got = _unpack_all(tmp_path / "t.champsim.xz")
+    # (ip, is_branch, taken, dst regs 2, src regs 4, dst mem 2, src mem 4)
+    assert got[0] == (0x401000, 0, 0, 1, 0, 0, 0, 0, 0, 0x2000, 0, 0x1000, 0x2000, 0, 0)
+    assert got[1] == (0x401004, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    assert got[2] == (0x401008, 0, 0, 1, 0, 1, 0, 0, 0, 0x3000, 0, 0x3000, 0x4000, 0, 0)
+
+
+def test_export_data_only_trace_adds_the_instructions_between(tmp_path):
+    from simkit.trace.champsim import DEP_REGISTER, FILLER_IP, export_champsim
+    from simkit.trace.format import Op, make_records
+
+    r = make_records([0x1000, 0x2000], op=Op.STORE, size=8, icount=3)
+    c = export_champsim(r, tmp_path / "d.champsim")
+    got = _unpack_all(tmp_path / "d.champsim")
+    assert c["instructions"] == 6 and len(got) == 6
+    assert [g[0] for g in got] == [FILLER_IP + 4 * i for i in range(6)]
+    assert [g[9] for g in got] == [0, 0, 0x1000, 0, 0, 0x2000]       # destination_memory[0]
+    assert all(g[3] == 0 for g in got) and DEP_REGISTER == 1          # stores write no register
+
+
+def test_export_then_import_keeps_every_access(tmp_path):
+    from simkit.trace.champsim import export_champsim
+    from simkit.trace.format import Op
+
+    rng = np.random.default_rng(3)
+    n = 5000
+    r = np.zeros(n, dtype=open_trace.__globals__["ACCESS_DTYPE"])
+    r["op"] = rng.choice([Op.IFETCH, Op.IFETCH, Op.LOAD, Op.STORE], n)
+    r["op"][0] = Op.IFETCH
+    r["addr"] = rng.integers(1, 1 << 40, n)
+    r["size"] = 8
+    r["icount"] = (r["op"] == Op.IFETCH).astype(np.uint32)
+    # at most 4 loads and 2 stores per instruction, else they are dropped (counted)
+    export_champsim(r, tmp_path / "x.champsim.xz")
+    import_champsim(tmp_path / "x.champsim.xz", tmp_path / "x.skt")
+    _, back = load(tmp_path / "x.skt")
+    want = []                                # per instruction: ifetch, loads, then stores
+    for i in np.flatnonzero(r["op"] == Op.IFETCH):
+        j = i + 1
+        while j < n and r["op"][j] != Op.IFETCH:
+            j += 1
+        grp = r[i:j]
+        want += [int(grp["addr"][0])] + [int(a) for a in grp["addr"][grp["op"] == Op.LOAD][:4]] \
+            + [int(a) for a in grp["addr"][grp["op"] == Op.STORE][:2]]
+    assert back["addr"].tolist() == want

@@ -49,7 +49,8 @@ GPP = PAGE // 16              # granules per page
 # scalar state S[...]
 (S_TOP, S_END, S_MMAP_THR, S_TRIM_THR, S_NMMAPS, S_MMAP_NEXT, S_LASTREM, S_HAVEFAST,
  S_LIVE, S_MMAPPED, S_RSS_PAGES, S_PEAK_FOOT, S_PEAK_LIVE, S_PEAK_HEAP, S_INIT, S_LASTCHECK,
- S_EVENTS, S_LIVE_CHUNK, S_PEAK_RSS_LIVE, S_NLIVE) = range(20)
+ S_EVENTS, S_LIVE_CHUNK, S_PEAK_RSS_LIVE, S_NLIVE, S_PEAK_EVENT, S_PEAK_MMAPPED,
+ S_PEAK_END) = range(23)
 NS = 24
 # parameters P[...]
 (P_TCACHE_COUNT, P_TCACHE_BINS, P_FAST_MAX, P_TOP_PAD, P_MMAP_MAX_THR, P_DYNAMIC, P_STRICT,
@@ -735,6 +736,9 @@ def _foot(S):
     if foot > S[S_PEAK_FOOT]:
         S[S_PEAK_FOOT] = foot
         S[S_PEAK_RSS_LIVE] = S[S_LIVE]
+        S[S_PEAK_EVENT] = S[S_EVENTS]           # the peak's timeline row (always plotted)
+        S[S_PEAK_MMAPPED] = S[S_MMAPPED]
+        S[S_PEAK_END] = S[S_END]
     if S[S_LIVE] > S[S_PEAK_LIVE]:
         S[S_PEAK_LIVE] = S[S_LIVE]
 
@@ -963,7 +967,9 @@ def slab_run(op, oid, old, size, align, start, cls_size, cls_slots, cls_bytes, s
                 obj_msz[k] = 0
                 _stouch(touched, S, D, a - R[R_HEADER], a + req + R[R_CANARY])
             else:
-                m = ((need + R[R_LARGE_ROUND] - 1) // R[R_LARGE_ROUND]) * R[R_LARGE_ROUND]
+                # canaries are a slab slot's (hardened_malloc puts none after large ones)
+                m = ((req + R[R_HEADER] + R[R_LARGE_ROUND] - 1) // R[R_LARGE_ROUND]) \
+                    * R[R_LARGE_ROUND]
                 pages = (req + R[R_HEADER] + PAGE - 1) // PAGE
                 best = -1
                 for j in range(R[R_LARGE_CACHE]):      # a cached freed mapping that fits

@@ -214,7 +214,11 @@ class AllocatorModel:
 
     # ---- replay -----------------------------------------------------------------------------
     def run(self, trace, *, timeline_points: int = 400, max_events: int | None = None,
-            chunk_records: int = 1 << 20, name: str | None = None) -> AllocStats:
+            chunk_records: int = 1 << 20, name: str | None = None,
+            sample_every: int | None = None) -> AllocStats:
+        """Replay ``trace``; the timeline samples every ``total // timeline_points`` events
+        (or every ``sample_every``: events 0, N, 2N, ... as ``simkit.bench.malloc.replay_rss``
+        samples the real allocator), plus the peak's own row."""
         if isinstance(trace, (str, os.PathLike)):
             from simkit.trace.alloc_catalog import find_alloc_trace
             t = AllocTrace(find_alloc_trace(trace))
@@ -234,6 +238,10 @@ class AllocatorModel:
         if max_events is not None:
             total = min(total, max_events)
         sample = max(1, total // timeline_points) if timeline_points else 0
+        if sample_every is not None:
+            if sample_every < 1:
+                raise ValueError(f"sample_every: must be >= 1, got {sample_every}")
+            sample, timeline_points = sample_every, total // sample_every + 1
         self.reset(max(objects, 16), sample)
         T = np.zeros((timeline_points + 2 if timeline_points else 1, K.NT), np.int64)
         nt = 0
@@ -284,6 +292,14 @@ class AllocatorModel:
         counters["failed_allocations"] = self._failed_allocs
         tl = pd.DataFrame(T, columns=["event", "live_bytes", "heap_bytes", "mmapped_bytes",
                                       "rss_bytes"])
+        if len(tl) and int(S[K.S_PEAK_FOOT]) > int(tl.rss_bytes.max()):
+            # every Nth event misses the peak between two samples: add the peak's own row
+            heap = (int(S[K.S_PEAK_END]) - K.NB) * 16 if self.cfg.design == "ptmalloc" else 0
+            peak = pd.DataFrame([[int(S[K.S_PEAK_EVENT]), int(S[K.S_PEAK_RSS_LIVE]), heap,
+                                  int(S[K.S_PEAK_MMAPPED]), int(S[K.S_PEAK_FOOT])]],
+                                columns=tl.columns)
+            tl = pd.concat([tl, peak]).sort_values("event", kind="stable") \
+                .reset_index(drop=True)
         return AllocStats(
             allocator=self.cfg.name, config=self.cfg, trace=tname, events=events,
             counters=counters, peak_footprint_bytes=int(S[K.S_PEAK_FOOT]),

@@ -218,20 +218,29 @@ def _rrip_insert_value(c, lv, sidx, line):
 def _lru_access(tags, b, ways, line, d, holes):
     """One access of ``line`` in the ordered (MRU-first) set at slot ``b``, as one carry shift:
     the line goes to the front with dirty bit ``d`` added, the ways before it shift down one,
-    up to its old place (a hit), the first hole (only when ``holes``: a set can have
-    invalidated ways in inclusive/exclusive hierarchies; elsewhere empty ways are all at the
-    tail and carry through), or the end. Returns (hit, displaced word or EMPTY). Inlined into
+    up to its old place (a hit), the first hole (a miss, only when ``holes``: a set can have
+    invalidated ways in inclusive/exclusive hierarchies, anywhere in its order, so a hit is
+    looked for past them first; elsewhere empty ways are all at the tail and carry through),
+    or the end. Returns (hit, displaced word or EMPTY). Inlined into
     its callers at numba IR level, so the hot loops make no call."""
     carry = (line << ONE) | d
     key = (line << ONE) | ONE                        # t | 1 == key: t holds line (either
-    for w in range(ways):                            # dirty bit); measured a few % faster
-        t = tags[b + w]                              # than comparing t >> 1
+    stop_at_hole = holes                             # dirty bit); measured a few % faster
+    if holes:                                        # than comparing t >> 1
+        # an invalidation can leave a hole above the line (back-invalidation of a more
+        # recent line): look for the line first; only a miss stops at the first hole
+        for w in range(ways):
+            if (tags[b + w] | ONE) == key:
+                stop_at_hole = False
+                break
+    for w in range(ways):
+        t = tags[b + w]
         tags[b + w] = carry
         if (t | ONE) == key:
             if (t & ONE) != ZERO:
                 tags[b] = t | d                      # keep the line's dirty bit
             return True, EMPTY
-        if holes and t == EMPTY:
+        if stop_at_hole and t == EMPTY:
             return False, EMPTY
         carry = t
     return False, carry

@@ -77,15 +77,18 @@ class LevelStats:
 
 
 class CacheStats:
-    """Counters of one run of a hierarchy over (part of) a trace."""
+    """Counters of one run of a hierarchy over (part of) a trace; ``core``: the timing
+    (``simkit.core.CoreStats``) when a core model rode along, else None."""
 
-    def __init__(self, names, counters, instructions, records, config=None, trace=""):
+    def __init__(self, names, counters, instructions, records, config=None, trace="",
+                 core=None):
         self.names = tuple(names)
         self.counters = np.asarray(counters, dtype=np.int64).copy()
         self.instructions = int(instructions)
         self.records = int(records)
         self.config = config
         self.trace = trace
+        self.core = core          # CoreStats when a core model times the run (simkit.core)
 
     @property
     def levels(self) -> list[LevelStats]:
@@ -115,7 +118,9 @@ class CacheStats:
             raise ValueError("cannot subtract stats of different hierarchies")
         return CacheStats(self.names, self.counters - other.counters,
                           self.instructions - other.instructions, self.records - other.records,
-                          self.config, self.trace)
+                          self.config, self.trace,
+                          self.core - other.core if self.core is not None and
+                          other.core is not None else self.core)
 
     def __eq__(self, other) -> bool:
         return (isinstance(other, CacheStats) and self.names == other.names
@@ -149,5 +154,7 @@ class CacheStats:
                 for k, v in self.config.levels[i].to_dict().items():
                     if k != "name":
                         row[f"param_{k}"] = v
+            if self.core is not None:
+                row.update(self.core.row())
             rows.append(row)
         return pd.DataFrame(rows)

@@ -81,6 +81,11 @@ def cmd_run(args) -> int:
         tls.append(s.timeline.assign(allocator=s.allocator))
     df = pd.DataFrame(rows)
     emit(df, args, columns=TABLE)
+    if any(c.name == "sjmalloc" for c in configs):
+        print("note: sjmalloc = the abstract's out-of-band metadata (no in-band headers); its "
+              "size classes, slabs, bitmap and slot policy are our assumptions "
+              "(`simkit alloc presets` lists which is which); cost_ns_per_op is the unvalidated "
+              "cost estimate")
     tl = pd.concat(tls, ignore_index=True)
     if args.timeline is not None:
         write_frame(tl, args.timeline)
@@ -115,11 +120,14 @@ def cmd_presets(args) -> int:
     import dataclasses
 
     from simkit.allocators import PRESETS
+    from simkit.allocators.config import PROVENANCE
 
     for name, cfg in PRESETS.items():
         fields = ", ".join(f"{f.name}={getattr(cfg, f.name)!r}" for f in dataclasses.fields(cfg)
                            if f.name not in ("name", "size_classes"))
         print(f"{name}: {fields}")
+        for prop, src in PROVENANCE.get(name, {}).items():
+            print(f"  [{src}] {prop}")
     return 0
 
 

@@ -32,7 +32,9 @@ def register(what) -> None:
                    help="allocation trace (catalog name or .skat file); repeatable "
                         "(default: every shipped trace; --quick: cc1 and python-json)")
     p.add_argument("--allocator", action="append", metavar="NAME",
-                   help="glibc, jemalloc, mimalloc, tcmalloc, scudo; repeatable (default: all)")
+                   help="glibc, jemalloc, mimalloc, tcmalloc, scudo (the default set), "
+                        "hardened_malloc, hardened_malloc-light (built by `make tools`), "
+                        "efence; repeatable")
     p.add_argument("--runs", type=count_type(1), default=None, help="runs per allocator (default 5; "
                                                           "quick 3)")
     p.add_argument("--quick", action="store_true", help="two small traces, 3 runs")
@@ -113,7 +115,8 @@ def run_malloc(args) -> int:
     if args.security:
         from simkit.experiments.allocators import security_table
         t = security_table()
-        print("\nsecurity probes (models, then real allocators vs REFERENCE 4.6):")
+        print("\nsecurity probes (models, then real allocators vs their measured/documented "
+              "properties; n/m: not modelled, see docs/allocators.md):")
         print_frame(t)
         if args.security_out is not None:
             write_frame(t, args.security_out)

@@ -7,6 +7,7 @@ from simkit.units import count_type
 
 SHOW = ["trace", "level", "accesses", "hits", "misses", "miss_rate", "mpki", "evictions",
         "writebacks", "param_size_bytes", "param_ways", "param_policy"]
+CORE_SHOW = ["cycles", "ipc", "ns_per_access"]
 
 
 def _config(args):
@@ -40,6 +41,14 @@ def register(sub) -> None:
     r.add_argument("--ways", type=count_type(1), default=8)
     r.add_argument("--line", type=count_type(1), default=64)
     r.add_argument("--policy", default="lru")
+    r.add_argument("--core", default=None, metavar="PRESET",
+                   help="also time the run with an out-of-order core model (simkit.core: "
+                        "victima, victima-2walkers, zen3): cycles, IPC, ns per access, with "
+                        "each level's latency_cycles (translation free; for its cost use "
+                        "simkit tlb run --core)")
+    r.add_argument("--dependence", choices=("independent", "chain", "flag"), default=None,
+                   help="with --core: how accesses depend on earlier loads (default: the "
+                        "preset's, independent)")
     add_out_argument(r)
     r.set_defaults(func=handle_run)
 
@@ -73,9 +82,21 @@ def handle_run(args) -> int:
 
     check_out_path(args.out)
     cfg = _config(args)
+    if args.dependence is not None and args.core is None:
+        raise InputError("--dependence: needs --core PRESET (it sets how the core overlaps loads)")
     trace = _open(args)
-    stats = Hierarchy(cfg).run(trace, warmup_records=args.warmup, max_records=args.max_records)
-    emit(stats.to_frame(), args, SHOW)
+    if args.core is not None:
+        from simkit.core import CoreConfig
+        from simkit.core.timed_caches import TimedHierarchy
+
+        core = CoreConfig.preset(args.core)
+        if args.dependence is not None:
+            core = core.replace(dependence=args.dependence)
+        sim = TimedHierarchy(cfg, core)
+    else:
+        sim = Hierarchy(cfg)
+    stats = sim.run(trace, warmup_records=args.warmup, max_records=args.max_records)
+    emit(stats.to_frame(), args, SHOW + (CORE_SHOW if args.core is not None else []))
     return 0
 
 

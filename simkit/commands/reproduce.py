@@ -25,14 +25,10 @@ def register(sub) -> None:
     p.add_argument("--gallery", type=Path, default=None, metavar="DIR",
                    help="also copy every plot into DIR (the README gallery: docs/gallery)")
     p.add_argument("--jobs", type=count_type(1), default=None, metavar="N",
-                   help="simulation experiments run N at a time in worker processes (default: "
-                        "the CPUs this process may use); the ones that measure this machine "
-                        "run first, alone, so nothing else perturbs their timings")
+                   help="experiments run N at a time in worker processes (default: the CPUs "
+                        "this process may use); what they measure on this machine is measured "
+                        "first, alone, so nothing else perturbs the timings")
     p.set_defaults(func=handle)
-
-
-# Experiments that time this machine: run one at a time, before the others start.
-MEASURING = ("cpu-validation", "tlb-validation", "core-validation")
 
 
 def _worker_init() -> None:
@@ -42,14 +38,28 @@ def _worker_init() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
-def _run_one(name: str, quick: bool, outdir: Path):
-    """One experiment: (name, rows, paths, wall s, CPU s); in a worker process or here."""
+def _run_one(name: str, quick: bool, outdir: Path, step: str, piped: bool, measured=None,
+             where: str = ""):
+    """One experiment, here or in a worker process: (name, rows, paths, wall s, CPU s). Says
+    when it starts (piped) and when it ends, one flushed line each, from where it runs."""
     from simkit import experiments
 
+    if piped:
+        print(f"{step} {name}: running ({'quick' if quick else 'full'}{where})", flush=True)
     t, c = time.perf_counter(), time.process_time()
-    df, paths = experiments.run(name, quick=quick, outdir=outdir)
-    return name, len(df), [Path(p) for p in paths], time.perf_counter() - t, \
-        time.process_time() - c
+    df, paths = experiments.run(name, quick=quick, outdir=outdir, measured=measured)
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    paths = [Path(p) for p in paths]
+    print(f"{name}: {len(df)} rows in {wall:.1f} s ({cpu:.1f} s CPU) -> "
+          + ", ".join(str(p) for p in paths), flush=True)
+    return name, len(df), paths, wall, cpu
+
+
+def _run_chain(chain, quick, outdir, piped, measured, steps):
+    import os
+
+    return [_run_one(n, quick, outdir, steps[n], piped, measured.get(n),
+                     f", worker pid {os.getpid()}") for n in chain]
 
 
 def _jobs(args) -> int:
@@ -63,43 +73,99 @@ def _jobs(args) -> int:
         return os.cpu_count() or 1
 
 
+def plan(names) -> list[list[str]]:
+    """The worker tasks: experiments of one kernel family (``FAMILY``) chained in registration
+    order in one task (the first pays the cold compile, the rest load numba's cache), every
+    other experiment a task of its own; costliest task first (``COST``), so the long ones start
+    at once and the short ones fill in."""
+    from simkit.experiments import COST, FAMILY
+
+    chains: dict[str, list[str]] = {}
+    tasks = []
+    for n in names:
+        if n in FAMILY:
+            if FAMILY[n] not in chains:
+                chains[FAMILY[n]] = []
+                tasks.append(chains[FAMILY[n]])
+            chains[FAMILY[n]].append(n)
+        else:
+            tasks.append([n])
+    return sorted(tasks, key=lambda t: -sum(COST.get(n, 0.0) for n in t))
+
+
 def _results(names, args, piped):
-    """Yield each experiment's result as it finishes: the measuring ones here, one at a time,
-    then the rest ``--jobs`` at a time in worker processes (in registration order of start)."""
+    """Yield each experiment's result as it finishes. One worker (``--jobs 1``, or one
+    experiment): one after another, here. Several: first what the experiments measure on this
+    machine (``MEASURE``), here, one at a time, nothing else running; then every experiment's
+    simulation and plots in ``--jobs`` worker processes (``plan``)."""
+    from simkit.experiments import MEASURE
+
     quick = not args.full
-    serial = [n for n in names if n in MEASURING]
-    rest = [n for n in names if n not in MEASURING]
+    mode = "quick" if quick else "full"
     jobs = _jobs(args)
-    if jobs <= 1 or len(rest) <= 1:
-        serial, rest = names, []
-    for i, name in enumerate(serial, 1):
-        if piped:
-            print(f"[{i}/{len(names)}] {name}: running ({'full' if args.full else 'quick'})",
-                  flush=True)
-        yield _run_one(name, quick, args.outdir)
-    if not rest:
+    steps = {n: f"[{i}/{len(names)}]" for i, n in enumerate(names, 1)}
+    if jobs <= 1 or len(names) <= 1:
+        for name in names:
+            yield _run_one(name, quick, args.outdir, steps[name], piped)
         return
+    measured = {}
+    for name in names:
+        if name in MEASURE:
+            if piped:
+                print(f"{steps[name]} {name}: measuring this machine ({mode}, alone)",
+                      flush=True)
+            t, c = time.perf_counter(), time.process_time()
+            measured[name] = MEASURE[name](quick)
+            print(f"{name}: measured in {time.perf_counter() - t:.1f} s "
+                  f"({time.process_time() - c:.1f} s CPU)", flush=True)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
+    tasks = plan(names)
     ctx = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=min(jobs, len(rest)), mp_context=ctx,
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=ctx,
                                initializer=_worker_init)
     try:
-        futures = {}
-        for i, name in enumerate(rest, len(serial) + 1):
-            if piped:
-                print(f"[{i}/{len(names)}] {name}: started ({'full' if args.full else 'quick'},"
-                      f" {min(jobs, len(rest))} at a time)", flush=True)
-            futures[pool.submit(_run_one, name, quick, args.outdir)] = name
+        futures = [pool.submit(_run_chain, chain, quick, args.outdir, piped,
+                               {n: measured[n] for n in chain if n in measured}, steps)
+                   for chain in tasks]
         for fut in as_completed(futures):
-            yield fut.result()
+            yield from fut.result()
     except BaseException:
         for proc in list(getattr(pool, "_processes", {}).values()):
             proc.terminate()
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _now_and_load():
+    import datetime as dt
+    import os
+
+    return (dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            round(os.getloadavg()[0], 2))
+
+
+def _write_run(args, names, started, steps, wall) -> Path:
+    """``summary-run.json`` beside ``summary.csv``: which run made it (mode, dates, load,
+    machine, simkit version, each step's time), for ``python -m simkit.experiments.readme``."""
+    import json
+
+    import simkit
+    from simkit.bench.cpu.machine import describe_machine
+
+    m = describe_machine()
+    end = _now_and_load()
+    run = {"mode": "full" if args.full else "quick", "jobs": _jobs(args),
+           "date_utc_start": started[0], "date_utc_end": end[0],
+           "loadavg_start": started[1], "loadavg_end": end[1], "wall_s": round(wall, 1),
+           "simkit_version": simkit.__version__, "cpu_model": m.get("cpu_model"),
+           "usable_cpus": m.get("usable_cpus"), "hypervisor": m.get("hypervisor"),
+           "memory_bytes": m.get("memory_bytes"), "experiments": list(names), "steps": steps}
+    out = args.outdir / "summary-run.json"
+    write_via(out, lambda tmp: Path(tmp).write_text(json.dumps(run, indent=1) + "\n"))
+    return out
 
 
 def handle(args) -> int:
@@ -122,11 +188,12 @@ def handle(args) -> int:
         raise InputError(f"--gallery {args.gallery}: exists and is not a directory")
     summaries = []
     piped = not sys.stdout.isatty()
-    done = {}
+    done, steps = {}, {}
+    started = _now_and_load()
+    t0 = time.perf_counter()
     for name, rows, paths, wall, cpu in _results(names, args, piped):
-        print(f"{name}: {rows} rows in {wall:.1f} s ({cpu:.1f} s CPU) -> "
-              + ", ".join(str(p) for p in paths), flush=True)
         done[name] = paths
+        steps[name] = {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "rows": rows}
     for name in names:                          # summaries in registration order
         paths = done[name]
         for path in paths:                      # an experiment's summary table, if any
@@ -153,6 +220,7 @@ def handle(args) -> int:
                                  if c in allsum]
         out = args.outdir / "summary.csv"
         write_via(out, lambda tmp: allsum[cols].to_csv(tmp, index=False))
+        _write_run(args, names, started, steps, time.perf_counter() - t0)
         held = int(allsum.holds.sum()) if "holds" in allsum else 0
         print(f"\nsummary: {held} of {len(allsum)} checks against the papers hold -> {out}")
         brief = [c for c in ("experiment", "check", "paper_value", "ours_value", "ratio",

@@ -60,6 +60,10 @@ def _report(dst: Path) -> None:
     skipped = t.meta.extra.get("skipped") or {}
     if skipped:
         print("skipped (not replayed): " + ", ".join(f"{k} {v}" for k, v in skipped.items()))
+    failed = {k: v for k, v in (t.meta.extra.get("failed") or {}).items() if v}
+    if failed:
+        print("failed allocations (returned NULL; not replayed): "
+              + ", ".join(f"{k} {v}" for k, v in failed.items()))
     ignored = t.meta.extra.get("ignored") or {}
     if ignored:
         print("not allocations (counted only): "

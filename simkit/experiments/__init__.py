@@ -5,7 +5,8 @@ shared output helpers; each module above it registers one experiment (or a famil
 only ``_base`` and the simulators. The list below is the registration order (``reproduce all``).
 ``gpu_validation`` holds the GPU validation tables built by ``simkit bench gpu``.
 """
-from simkit.experiments._base import REGISTRY, experiment, run, script_main, summary_rows
+from simkit.experiments._base import (COST, FAMILY, MEASURE, REGISTRY, experiment, run,
+                                      script_main, summary_rows)
 from simkit.experiments import (  # noqa: F401  (each registers its experiment)
     cache_miss_curve,
     cpu_validation,
@@ -18,4 +19,5 @@ from simkit.experiments import (  # noqa: F401  (each registers its experiment)
     flash,
 )
 
-__all__ = ["REGISTRY", "experiment", "run", "script_main", "summary_rows"]
+__all__ = ["COST", "FAMILY", "MEASURE", "REGISTRY", "experiment", "run", "script_main",
+           "summary_rows"]

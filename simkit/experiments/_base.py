@@ -15,11 +15,27 @@ import numpy as np
 from simkit.atomic import write_via
 
 REGISTRY: dict[str, Callable] = {}
+# name -> fn(quick) returning what the experiment measures on this machine (timings that must
+# run alone); the experiment takes it as ``measured=`` (or measures itself when not given).
+MEASURE: dict[str, Callable] = {}
+# name -> the family of numba kernels whose cold compile the experiment pays first ("mmu",
+# "cache"): ``simkit reproduce`` runs a family's experiments one after another in one worker,
+# so the first compiles and caches and the others load the cache (never two compiles at once).
+FAMILY: dict[str, str] = {}
+# name -> CPU seconds of a cold quick run (the development VM, 2026-12-07, numba compile included):
+# only orders the work.
+COST: dict[str, float] = {}
 
 
-def experiment(name: str):
+def experiment(name: str, *, measure: Callable | None = None, family: str | None = None,
+               cost: float = 10.0):
     def deco(fn):
         REGISTRY[name] = fn
+        COST[name] = float(cost)
+        if measure is not None:
+            MEASURE[name] = measure
+        if family is not None:
+            FAMILY[name] = family
         return fn
     return deco
 
@@ -77,10 +93,13 @@ def measured_vs_simulated(x, latency_ns, curves, xlabel, ylabel_sim, title):
     return fig
 
 
-def run(name: str, quick: bool = True, outdir: Path = Path("results")):
+def run(name: str, quick: bool = True, outdir: Path = Path("results"), measured=None):
+    """Run one experiment; ``measured``: its ``MEASURE`` step's result, taken earlier."""
     if name not in REGISTRY:
         raise ValueError(f"experiment: unknown {name!r}; choose from {', '.join(REGISTRY)}")
-    return REGISTRY[name](quick=quick, outdir=Path(outdir))
+    if measured is None:
+        return REGISTRY[name](quick=quick, outdir=Path(outdir))
+    return REGISTRY[name](quick=quick, outdir=Path(outdir), measured=measured)
 
 
 def script_main(name: str, argv: list[str] | None = None) -> int:

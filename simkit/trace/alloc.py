@@ -184,37 +184,42 @@ class IdMapper:
         self.live: dict[int, int] = {}
         self.next_id = 0
         self.skipped: dict[str, int] = {}
-        self.buf = empty(chunk)
-        self.n = 0
+        self.rows: list[tuple] = []
+        self.chunk = chunk
         self.events = 0
         self.free_null = 0
+        self.failed = {"malloc": 0, "realloc": 0}
+
+    HINTS = {"free of unknown address": "a block allocated before tracing began? ",
+             "realloc of unknown address": "a block allocated before tracing began? ",
+             "address already live": "a free not traced? "}
 
     def bad(self, line: int, reason: str, detail: str) -> None:
         if not self.lenient:
-            raise InputError(f"{self.where}:{line}: {detail}")
+            raise InputError(f"{self.where}:{line}: {detail} ({self.HINTS.get(reason, '')}"
+                             f"--lenient skips and counts such lines)")
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
     def _put(self, addr, size, time, oid, old, align, tid, op) -> None:
-        r = self.buf[self.n]
-        r["addr"], r["size"], r["time"], r["id"] = addr, size, time, oid
-        r["old_id"], r["align"], r["tid"], r["op"] = old, align, tid, op
-        self.n += 1
+        # tuples in ALLOC_DTYPE's field order: far cheaper than setting a record's fields
+        self.rows.append((addr, size, time, oid, old, align, tid, op, 0))
         self.events += 1
-        if self.n == len(self.buf):
+        if len(self.rows) == self.chunk:
             self.flush()
 
     def flush(self) -> None:
-        if self.n:
-            self.w.write(self.buf[:self.n].copy())
-            self.n = 0
+        if self.rows:
+            self.w.write(np.array(self.rows, dtype=ALLOC_DTYPE))
+            self.rows = []
 
     def alloc(self, line, addr, size, time=None, tid=0, op=AllocOp.MALLOC, align=0) -> None:
         if size < 0:
             return self.bad(line, "negative size", f"negative size {size}")
         if size >= 1 << 64:
             return self.bad(line, "size too large", f"size {size} does not fit in 64 bits")
-        if addr == 0:
-            return self.bad(line, "failed allocation", "allocation returned NULL")
+        if addr == 0:                          # a failed malloc: legal, counted, not replayed
+            self.failed["malloc"] += 1
+            return
         if addr in self.live:                  # the old object was freed unseen
             self.bad(line, "address already live",
                      f"allocation at {addr:#x}, which is live (no free seen)")
@@ -263,7 +268,12 @@ class IdMapper:
     def extra(self) -> dict:
         self.flush()
         return {"skipped": dict(self.skipped), "free_null": self.free_null,
-                "live_at_end": len(self.live)}
+                "failed": dict(self.failed), "live_at_end": len(self.live)}
+
+    def failed_realloc(self) -> None:
+        """realloc returned NULL: the old block stays live (as after a failed malloc, nothing
+        is replayed; both are counted in ``meta.extra["failed"]``)."""
+        self.failed["realloc"] += 1
 
 
 def _finish(path, meta: TraceMeta, fill) -> Path:
@@ -284,6 +294,16 @@ def _finish(path, meta: TraceMeta, fill) -> Path:
 _MTRACE = re.compile(r"^(?:@ \S+ )?([+\-<>!]) (0x[0-9a-fA-F]+|\(nil\))(?: (0x[0-9a-fA-F]+))?\s*$")
 
 
+_OPS = frozenset("+-<>!")
+_HEXDIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def _hex(tok: str) -> bool:
+    """``0x`` and hex digits, or ``(nil)`` (what the regular expression accepts)."""
+    return tok == "(nil)" or (tok[:2] == "0x" and len(tok) > 2
+                              and _HEXDIGITS.issuperset(tok[2:]))
+
+
 def _mtrace_int(text: str) -> int:
     return 0 if text == "(nil)" else int(text, 16)
 
@@ -292,7 +312,8 @@ def import_mtrace(src, dst, *, lenient: bool = False, meta: TraceMeta | None = N
     """Import glibc mtrace text (``MALLOC_TRACE``): ``+ addr size``, ``- addr``, and
     ``< old`` / ``> new size`` pairs for realloc (glibc 2.36 ``malloc/mtrace-impl.c``). mtrace
     does not tell calloc or memalign from malloc: all are MALLOC. No timestamps (time = index),
-    no threads (tid 0)."""
+    no threads (tid 0). A failed malloc (``+ (nil) size``) and a failed realloc (``! old
+    size``) are legal output: both are skipped and counted (``meta.extra["failed"]``)."""
     from simkit.trace._sources import check_input_file
 
     src = Path(src)
@@ -308,11 +329,21 @@ def import_mtrace(src, dst, *, lenient: bool = False, meta: TraceMeta | None = N
             lineno += 1
             if not line or line.startswith("= "):
                 continue
-            mt = _MTRACE.match(line)
-            if mt is None:
-                m.bad(lineno, "malformed line", f"malformed mtrace line {line[:60]!r}")
-                continue
-            op, a, s = mt.group(1), _mtrace_int(mt.group(2)), mt.group(3)
+            # fast path: split on spaces (the regular expression only for what it rejects)
+            parts = line.split()
+            if parts and parts[0] == "@":
+                del parts[:2]
+            n = len(parts)
+            if 2 <= n <= 3 and parts[0] in _OPS and _hex(parts[1]) and (n == 2 or
+                                                                        _hex(parts[2])):
+                op, s = parts[0], parts[2] if n == 3 else None
+                a = 0 if parts[1] == "(nil)" else int(parts[1], 16)
+            else:
+                mt = _MTRACE.match(line)
+                if mt is None:
+                    m.bad(lineno, "malformed line", f"malformed mtrace line {line[:60]!r}")
+                    continue
+                op, a, s = mt.group(1), _mtrace_int(mt.group(2)), mt.group(3)
             if op == "+":
                 if s is None:
                     m.bad(lineno, "malformed line", "truncated line: '+' without a size")
@@ -331,7 +362,8 @@ def import_mtrace(src, dst, *, lenient: bool = False, meta: TraceMeta | None = N
                     continue
                 m.realloc(lineno, pending[1], a, int(s, 16))
                 pending = None
-            # '!' = failed realloc: the old block stays live; nothing to record
+            elif op == "!":
+                m.failed_realloc()             # the old block stays live
         if pending is not None:
             m.bad(pending[0], "malformed line", "truncated trace: '<' without its '>' line")
         return m

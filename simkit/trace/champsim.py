@@ -163,3 +163,116 @@ def import_champsim(src, dst: str | os.PathLike, *, include_ifetch: bool = True,
                            "stopped_at_max_records": reader.stopped_early,
                            "ifetch_size": IFETCH_SIZE, "data_size": DATA_SIZE})
     return Path(dst)
+
+
+# ---------------------------------------------------------------------------------------------
+# Export: simkit records -> ChampSim input_instr, so the same trace can be run by ChampSim (an
+# external oracle for the cache hierarchy and the core model; tests/test_champsim_oracle.py).
+
+DEP_REGISTER = 1          # every load writes it; a record flagged dependent (flags bit 0) reads it
+FILLER_IP = 0x400000      # non-memory instructions of data-only traces: 16 ips, always L1I hits
+
+
+def _instructions_with_ifetch(recs: np.ndarray) -> tuple[np.ndarray, int]:
+    """Instructions of records that hold IFETCHes, every instruction complete (a chunk starts at
+    an IFETCH and ends before one); returns (instructions, memory operands that did not fit)."""
+    op = recs["op"]
+    is_if = op == Op.IFETCH
+    inst = np.cumsum(is_if) - 1
+    out = np.zeros(int(is_if.sum()), dtype=CHAMPSIM_DTYPE)
+    out["ip"] = recs["addr"][is_if]
+    dropped = 0
+    for mask, field, slots in ((np.isin(op, (Op.LOAD, Op.MODIFY)), "source_memory", 4),
+                               (np.isin(op, (Op.STORE, Op.MODIFY)), "destination_memory", 2)):
+        idx = np.flatnonzero(mask)
+        if not len(idx):
+            continue
+        who = inst[idx]
+        first = np.searchsorted(who, who, side="left")     # who is sorted: rank in its group
+        rank = np.arange(len(idx)) - first
+        fits = rank < slots
+        dropped += int((~fits).sum())
+        out[field][who[fits], rank[fits]] = recs["addr"][idx[fits]]
+    loads = np.isin(op, (Op.LOAD, Op.MODIFY))
+    if loads.any():
+        li = inst[loads]
+        out["destination_registers"][li, 0] = DEP_REGISTER
+        dep = loads & ((recs["flags"] & 1) != 0)
+        out["source_registers"][inst[dep], 0] = DEP_REGISTER
+    return out, dropped
+
+
+def _instructions_data_only(recs: np.ndarray) -> np.ndarray:
+    """Each record: icount - 1 non-memory instructions, then the one that accesses memory."""
+    k = np.maximum(recs["icount"].astype(np.int64), 1)
+    n = int(k.sum())
+    out = np.zeros(n, dtype=CHAMPSIM_DTYPE)
+    mem = np.cumsum(k) - 1                                   # each record's instruction
+    out["ip"] = FILLER_IP + 4 * (np.arange(n) % 16)
+    op = recs["op"]
+    load = np.isin(op, (Op.LOAD, Op.MODIFY))
+    store = np.isin(op, (Op.STORE, Op.MODIFY))
+    out["source_memory"][mem[load], 0] = recs["addr"][load]
+    out["destination_memory"][mem[store], 0] = recs["addr"][store]
+    out["destination_registers"][mem[load], 0] = DEP_REGISTER
+    dep = load & ((recs["flags"] & 1) != 0)
+    out["source_registers"][mem[dep], 0] = DEP_REGISTER
+    return out
+
+
+def export_champsim(src, dst: str | os.PathLike, *, max_records: int | None = None) -> dict:
+    """Write the simkit trace ``src`` (path, ``Trace`` or records) as a ChampSim trace at
+    ``dst`` (xz-compressed when it ends in ``.xz``, as ChampSim reads it).
+
+    A trace with IFETCH records keeps its instructions: each IFETCH starts one, its loads fill
+    ``source_memory`` (at most 4) and its stores ``destination_memory`` (at most 2; a MODIFY is
+    both); operands beyond those are dropped and counted. A data-only trace gets ``icount - 1``
+    non-memory instructions before each access. Dependence: every load writes register
+    ``DEP_REGISTER`` and a record flagged dependent (bit 0) reads it, so ChampSim's core waits
+    for the previous load as ``simkit.core``'s ``dependence="flag"`` does. Branches and other
+    registers are not recorded. Returns counts: instructions, records, dropped operands."""
+    import lzma
+
+    from simkit.atomic import write_via
+    from simkit.trace.stream import open_source
+
+    _, total, chunks = open_source(src, 1 << 18, max_records)
+    counts = {"instructions": 0, "records": 0, "dropped_operands": 0}
+
+    def write(tmp):
+        opener = lzma.open if str(dst).endswith(".xz") else open
+        kw = {"preset": 1} if opener is lzma.open else {}
+        carry = None
+        with opener(tmp, "wb", **kw) as f:
+            has_ifetch = None
+            for chunk in chunks:
+                chunk = np.asarray(chunk)[:total - counts["records"]]
+                if not len(chunk):
+                    break
+                counts["records"] += len(chunk)
+                if has_ifetch is None:
+                    has_ifetch = bool((chunk["op"] == Op.IFETCH).any())
+                if not has_ifetch:
+                    ins = _instructions_data_only(chunk)
+                else:
+                    if carry is not None:
+                        chunk = np.concatenate([carry, chunk])
+                    starts = np.flatnonzero(chunk["op"] == Op.IFETCH)
+                    if not len(starts):
+                        carry = chunk
+                        continue
+                    chunk = chunk[starts[0]:]                  # data before any IFETCH: none
+                    cut = starts[-1] - starts[0]
+                    carry, chunk = chunk[cut:].copy(), chunk[:cut]
+                    ins, dropped = _instructions_with_ifetch(chunk)
+                    counts["dropped_operands"] += dropped
+                counts["instructions"] += len(ins)
+                f.write(ins.tobytes())
+            if carry is not None and len(carry):
+                ins, dropped = _instructions_with_ifetch(carry)
+                counts["dropped_operands"] += dropped
+                counts["instructions"] += len(ins)
+                f.write(ins.tobytes())
+
+    write_via(Path(dst), write)
+    return counts

@@ -55,6 +55,8 @@ def toml_value(v) -> str:
         return "true" if v else "false"
     if isinstance(v, int):
         return str(v)
+    if isinstance(v, float):
+        return repr(v)
     if isinstance(v, dict):
         return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
     return json.dumps(str(v))        # a JSON string is a valid TOML basic string
@@ -62,7 +64,8 @@ def toml_value(v) -> str:
 
 def write_catalog(entries: dict[str, dict], path: Path) -> None:
     lines = ["# Real traces shipped with simkit; regenerate with: python traces/src/make_traces.py",
-             "# (the lackey captures) and python traces/src/make_llm_traces.py (the LLM decode traces).",
+             "# (the lackey captures), python traces/src/make_llm_traces.py (the LLM decode traces)",
+             "# and python traces/src/make_paper_traces.py --size paper --ship (the paper-* windows).",
              "# Read with simkit.trace.catalog (list_traces, find_trace) or `simkit trace list`.",
              ""]
     for name, entry in entries.items():

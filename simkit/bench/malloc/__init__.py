@@ -11,8 +11,8 @@ from __future__ import annotations
 from simkit.bench.malloc.libraries import (ALLOCATORS, LIBRARIES, PACKAGES, available, library,
                                            missing_reason)
 from simkit.bench.malloc.probe import PROBE_SIZES, REFERENCE_TABLE, compare_reference, probe_real
-from simkit.bench.malloc.replay import bench_malloc, replay_addresses, replay_once
+from simkit.bench.malloc.replay import bench_malloc, replay_addresses, replay_once, replay_rss
 
 __all__ = ["ALLOCATORS", "LIBRARIES", "PACKAGES", "PROBE_SIZES", "REFERENCE_TABLE", "available",
            "bench_malloc", "compare_reference", "library", "missing_reason", "probe_real",
-           "replay_addresses", "replay_once"]
+           "replay_addresses", "replay_once", "replay_rss"]

@@ -54,12 +54,13 @@ def cache_dir() -> Path:
     return Path(_PRIVATE_TMP.name)
 
 
-def build(name: str) -> Path:
-    """Compile ``csrc/<name>.c`` (cached by source hash); returns the executable."""
+def build(name: str, csrc: Path = CSRC) -> Path:
+    """Compile ``<csrc>/<name>.c`` (default: this package's ``csrc``; cached by source hash);
+    returns the executable."""
     gcc = shutil.which("gcc")
     if gcc is None:
         raise InputError("gcc is not on PATH; install it with `apt-get install -y gcc`")
-    src = CSRC / f"{name}.c"
+    src = Path(csrc) / f"{name}.c"
     digest = hashlib.sha256(src.read_bytes()).hexdigest()[:12]
     exe = cache_dir() / f"{name}-{digest}"
     if not _private(exe, want_dir=False):

@@ -1,5 +1,11 @@
 """The real allocators ``simkit bench malloc`` knows: where each one's shared library is on
 Debian/Ubuntu-style systems, which package provides it, and the environment that preloads it.
+
+``efence`` is Debian's electric-fence (a guard page after every block). ``hardened_malloc``
+and ``hardened_malloc-light`` are not packaged: ``make tools`` builds them from source at a
+pinned commit (``simkit.bench.malloc.hardened``) into this user's cache; the environment
+variables ``SIMKIT_HARDENED_MALLOC`` / ``SIMKIT_HARDENED_MALLOC_LIGHT`` name a built library
+instead.
 """
 from __future__ import annotations
 
@@ -16,10 +22,17 @@ LIBRARIES = {
     "mimalloc": ("libmimalloc.so.2", "libmimalloc.so.2.0"),
     "tcmalloc": ("libtcmalloc_minimal.so.4",),
     "scudo": ("/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.scudo_standalone-x86_64.so",),
+    "efence": ("libefence.so.0",),
+    "hardened_malloc": ("$SIMKIT_HARDENED_MALLOC", "@hardened_malloc"),
+    "hardened_malloc-light": ("$SIMKIT_HARDENED_MALLOC_LIGHT", "@hardened_malloc-light"),
 }
 PACKAGES = {"jemalloc": "libjemalloc2", "mimalloc": "libmimalloc2.0",
-            "tcmalloc": "libtcmalloc-minimal4", "scudo": "libclang-rt-14-dev"}
-ALLOCATORS = tuple(LIBRARIES)
+            "tcmalloc": "libtcmalloc-minimal4", "scudo": "libclang-rt-14-dev",
+            "efence": "electric-fence"}
+# replayed by default (``simkit bench malloc`` without --allocator); the others are probed by
+# the security table and replayed when named (electric-fence maps pages per block: too slow
+# and too big for whole traces)
+ALLOCATORS = ("glibc", "jemalloc", "mimalloc", "tcmalloc", "scudo")
 
 
 def library(name: str) -> str | None:
@@ -29,6 +42,17 @@ def library(name: str) -> str | None:
     if LIBRARIES[name] is None:
         return ""
     for pat in LIBRARIES[name]:
+        if pat.startswith("$"):
+            v = os.environ.get(pat[1:])
+            if v and Path(v).is_file():
+                return v
+            continue
+        if pat.startswith("@"):
+            from simkit.bench.malloc.hardened import built_library
+            p = built_library(pat[1:])
+            if p is not None:
+                return str(p)
+            continue
         if pat.startswith("/"):
             hits = sorted(glob.glob(pat))
             if hits:
@@ -52,6 +76,10 @@ def available() -> dict[str, str]:
 
 
 def missing_reason(name: str) -> str:
+    if name.startswith("hardened_malloc"):
+        return (f"{name} not built (`make tools` builds it from source when "
+                f"github.com/GrapheneOS/hardened_malloc or $SIMKIT_HARDENED_MALLOC_SRC is "
+                f"reachable)")
     return f"{name} not installed (apt-get install -y {PACKAGES.get(name, '')}; `make tools`)"
 
 

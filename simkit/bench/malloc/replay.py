@@ -110,5 +110,30 @@ def replay_addresses(records: np.ndarray, allocator: str = "glibc") -> np.ndarra
         return np.fromfile(out, np.uint64)[:len(records)]
 
 
+def replay_rss(records: np.ndarray, every: int, allocator: str = "glibc"):
+    """Replay ``records`` once in a fresh process, sampling the real RSS after event 0, every,
+    2 every, ...: a DataFrame of ``event`` and ``rss_bytes`` (VmRSS minus VmRSS before the
+    replay: the heap's resident growth, as the models' ``rss_bytes``)."""
+    import pandas as pd
+
+    lib = library(allocator)
+    if lib is None:
+        raise InputError(missing_reason(allocator))
+    exe = build("malloc_replay")
+    with tempfile.TemporaryDirectory(prefix="simkit-rss-") as tmp:
+        data = write_replay_input(records, Path(tmp) / "t.bin")
+        out = Path(tmp) / "rss.bin"
+        r = subprocess.run([str(exe), str(data), "-", str(out), str(int(every))],
+                           env=preload_env(lib), capture_output=True, text=True, timeout=300)
+        if r.returncode != 0:
+            raise InputError(f"replayer failed (status {r.returncode}): {r.stderr.strip()[-200:]}")
+        a = np.fromfile(out, np.uint64).reshape(-1, 2)
+    end = int(np.flatnonzero(a[:, 0] == np.iinfo(np.uint64).max)[0])
+    start_kib = int(a[end, 1])
+    s = a[:end]
+    return pd.DataFrame({"event": s[:, 0].astype(np.int64),
+                         "rss_bytes": (s[:, 1].astype(np.int64) - start_kib) * 1024})
+
+
 __all__ = ["ALLOCATORS", "LIBRARIES", "available", "bench_malloc", "library", "missing_reason",
-           "replay_addresses", "replay_once", "write_replay_input"]
+           "replay_addresses", "replay_once", "replay_rss", "write_replay_input"]

@@ -5,7 +5,10 @@
  * allocator under test sees only the trace's requests.
  * Output, one line: elapsed_ns events start_rss_kb hwm_kb end_rss_kb
  * With a second argument OUT, the address each event returned (0 for free) is written to OUT
- * as n uint64 values (for checking a model's placement against the real allocator). */
+ * as n uint64 values (for checking a model's placement against the real allocator); "-" for
+ * none. With a third and fourth, RSS.out EVERY: after every EVERY-th event (0, EVERY, ...)
+ * the event index and VmRSS (KiB, from /proc/self/statm) are written to RSS.out as uint64
+ * pairs, ending with a (UINT64_MAX, start RSS) pair. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdint.h>
@@ -64,9 +67,22 @@ static void touch(unsigned char *p, uint64_t n) {
     p[n - 1] = 1;
 }
 
+static long statm_kb(void) {
+    char buf[256];
+    int fd = open("/proc/self/statm", O_RDONLY);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    buf[n] = 0;
+    long size, resident;
+    if (sscanf(buf, "%ld %ld", &size, &resident) != 2) return -1;
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
 int main(int argc, char **argv) {
-    if (argc != 2 && argc != 3) {
-        fprintf(stderr, "usage: %s TRACE.bin [ADDRS.out]\n", argv[0]);
+    if (argc != 2 && argc != 3 && argc != 5) {
+        fprintf(stderr, "usage: %s TRACE.bin [ADDRS.out|- [RSS.out EVERY]]\n", argv[0]);
         return 2;
     }
     int fd = open(argv[1], O_RDONLY);
@@ -86,11 +102,21 @@ int main(int argc, char **argv) {
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     if (ptr == MAP_FAILED) { perror("mmap"); return 2; }
     uint64_t *addrs = NULL;
-    if (argc == 3) {
+    if (argc >= 3 && strcmp(argv[2], "-") != 0) {
         int ofd = open(argv[2], O_RDWR | O_CREAT | O_TRUNC, 0644);
         if (ofd < 0 || ftruncate(ofd, (n + 1) * 8)) { perror(argv[2]); return 2; }
         addrs = mmap(NULL, (n + 1) * 8, PROT_READ | PROT_WRITE, MAP_SHARED, ofd, 0);
         if (addrs == MAP_FAILED) { perror("mmap"); return 2; }
+    }
+    uint64_t *rss = NULL, every = 0, nrss = 0;
+    if (argc == 5) {
+        every = strtoull(argv[4], NULL, 10);
+        if (every == 0) { fprintf(stderr, "EVERY must be positive\n"); return 2; }
+        uint64_t cap = 2 * (n / every + 2);
+        int rfd = open(argv[3], O_RDWR | O_CREAT | O_TRUNC, 0644);
+        if (rfd < 0 || ftruncate(rfd, cap * 8)) { perror(argv[3]); return 2; }
+        rss = mmap(NULL, cap * 8, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, rfd, 0);
+        if (rss == MAP_FAILED) { perror("mmap"); return 2; }
     }
     prefault_libraries();
     long start_rss = status_kb("VmRSS:");
@@ -112,6 +138,15 @@ int main(int argc, char **argv) {
             ptr[id[i]] = p; touch(p, size[i]); break;
         }
         if (addrs) addrs[i] = op[i] == 3 ? 0 : (uint64_t)(uintptr_t)ptr[id[i]];
+        if (rss && i % every == 0) {
+            rss[2 * nrss] = i;
+            rss[2 * nrss + 1] = (uint64_t)statm_kb();
+            nrss++;
+        }
+    }
+    if (rss) {
+        rss[2 * nrss] = UINT64_MAX;
+        rss[2 * nrss + 1] = (uint64_t)start_rss;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     long hwm = status_kb("VmHWM:"), end_rss = status_kb("VmRSS:");
