@@ -19,7 +19,7 @@ from simkit.flash.storage import from_dict
 def sweep(tmp_path_factory):
     path = tmp_path_factory.mktemp("st") / "f.bin"
     return S.measure_storage(path, 16 << 20, chunks=(4096, 65536), threads=(1, 4),
-                             seconds=0.05)
+                             seconds=0.1)
 
 
 def test_sweep_structure_and_sane_numbers(sweep):
@@ -56,20 +56,39 @@ def test_schedule_offsets_layouts():
 
 
 def test_validation_on_a_real_file(tmp_path, sweep):
-    m = FlashModel("tiny", 2, 2048, 512, 2, 1, 1, 10, 2)   # 2 x 512 neurons, 8 MiB file
-    tr = with_error_model(synthetic_trace(2, 512, 12, 0.05, 0.6, seed=1), 0.05, 0.07, 0.6)
-    cfg = FlashConfig(model=m, policy="all", window_tokens=3, threads=4)
+    """Issue 16 item 7: schedules the calibration did not see (per-layer bursts, an 8 KiB
+    bundled chunk between the grid's 4 and 64 KiB), repeated, with the spread reported."""
+    m = FlashModel("tiny", 4, 2048, 512, 2, 1, 1, 10, 2)   # 4 x 512 neurons, 16 MiB file
+    tr = with_error_model(synthetic_trace(4, 512, 12, 0.05, 0.6, seed=1), 0.05, 0.07, 0.6)
+    cal = from_dict(S.calibration(sweep))
+    cfg = FlashConfig(model=m, policy="all", window_tokens=3, threads=4, storage=cal)
     sched = read_schedule(cfg, tr, m)
     stats = FlashSimulator(cfg).run(tr)
     assert [len(s[0]) for s in sched] == stats.tokens[:, 1].tolist()
-    cal = from_dict(S.calibration(sweep))
-    for policy in ("all", "windowing"):
+    # the schedule's per-layer bursts are the simulator's
+    assert [np.bincount(s[0], minlength=4).tolist() for s in sched] == \
+        stats.layer_loads.tolist()
+    out = {}
+    for policy, bursts in (("all", "layer"), ("all", "token"), ("windowing", "layer")):
         per_tok, summ = validate_schedule(tr, m, policy, cal, tmp_path / "ffn.bin", window=3,
-                                          threads=4)
-        assert len(per_tok) == 12 and summ["reads"] == per_tok.reads.sum() > 0
+                                          threads=4, io_bursts=bursts, repeats=3)
+        out[policy, bursts] = summ
+        assert len(per_tok) == 3 * 12 and summ["reads"] == per_tok.reads.sum() / 3 > 0
         assert summ["chunk_bytes"] == (8192 if policy == "all" else 4096)
-        assert summ["measured_s"] > 0 and summ["predicted_s"] > 0
-        assert np.isfinite(summ["error_pct"])
+        want = [1] * 12 if bursts == "token" else [len(set(s[0].tolist())) for s in sched]
+        if policy == "all":
+            assert per_tok.bursts.tolist() == want * 3
+        assert summ["error_pct_min"] <= summ["error_pct"] <= summ["error_pct_max"]
+        assert summ["measured_s_min"] <= summ["measured_s"] <= summ["measured_s_max"]
+        # what holds on every run of this shared VM's virtual disk, calibrated for 0.1 s a
+        # point (the experiment holds larger schedules to the +-20% bar and reports the
+        # spread): the prediction within a factor 3 of the measurement
+        assert 1 / 3 < 1 + summ["error_pct"] / 100 < 3, summ
+    # the same bytes in per-layer bursts cost more than in one burst per token, predicted
+    # (whole waves, one burst overhead per layer) and measured
+    lay, tok = out["all", "layer"], out["all", "token"]
+    assert lay["bytes"] == tok["bytes"]
+    assert lay["predicted_s"] > tok["predicted_s"]
 
 
 def test_cli_bad_input(tmp_path, capsys):
@@ -88,11 +107,20 @@ def test_flash_run_reads_a_measured_calibration(tmp_path, sweep, capsys):
     out = tmp_path / "s.csv"
     assert main(["flash", "run", "--model", "smollm2-135m", "--policy", "bundling",
                  "--activations", "smollm2-135m", "--tokens", "8", "--threads", "4", "--storage", str(cal),
-                 "--out", str(out)]) == 0
+                 "--io-bursts", "token", "--out", str(out), "--per-token",
+                 str(tmp_path / "t.csv")]) == 0
     s = pd.read_csv(out).iloc[0]
-    tput = from_dict(S.calibration(sweep)).throughput(3456, 4)   # bundled SmolLM2 neuron
+    c = from_dict(S.calibration(sweep))
+    tput = c.throughput(3456, 4)   # bundled SmolLM2 neuron
     assert s.throughput_bytes_per_s == pytest.approx(tput)
-    assert s.io_ms_per_token == pytest.approx(1e3 * s.flash_bytes_per_token / tput)
+    # one burst per token: whole waves of 4 reads, the slowest read's wait, the overhead
+    n = pd.read_csv(tmp_path / "t.csv").loaded_neurons.to_numpy()
+    w = -(-n // 4)
+    tail = c.request_tail(3456, 4) * np.minimum(1, np.log(0.5 * (n + 1)) / np.log(50))
+    io = np.maximum(w * c.request_seconds(3456, 4) + tail,
+                    n * 3456 / c.sequential_bytes_per_s) + c.overhead_seconds(4)
+    assert s.io_ms_per_token == pytest.approx(1e3 * io.mean())
+    assert s.io_ms_per_token >= 1e3 * s.flash_bytes_per_token / tput
 
 
 def test_cli_leaves_no_files_behind(tmp_path, monkeypatch, capsys):

@@ -37,10 +37,11 @@ def test_latency_terms_by_hand():
     np.testing.assert_allclose(d.compute_s, (ffn + attn + head + pred) / 1e9)
     np.testing.assert_allclose(d.mem_s, np.array([0, 0, 1, 1]) * TINY.neuron_bytes / 2e9)
     np.testing.assert_allclose(d.time_s, d.io_s + d.mem_s + d.compute_s)
-    # overlapped: I/O hides behind compute (or the reverse), memory management does not
+    # overlapped (one burst per token only: per-layer bursts wait for the predictor): I/O
+    # hides behind compute (or the reverse), memory management does not
     s2 = FlashSimulator(FlashConfig(model=TINY, policy="all", window_tokens=2,
                                     compute=replace(prof, overlap_io=True),
-                                    context_tokens=10)).run(_tiny_trace())
+                                    context_tokens=10, io_bursts="token")).run(_tiny_trace())
     d2 = s2.per_token()
     np.testing.assert_allclose(d2.time_s, d2.mem_s + np.maximum(d2.io_s, d2.compute_s))
 
@@ -89,7 +90,8 @@ def test_cli_refuses_a_thread_count_outside_the_table(capsys):
                "synthetic", "--tokens", "2", "--threads", "4"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1
-    assert err.startswith("simkit: error: --threads: 4 is not a thread count") and "32" in err
+    assert err.startswith("simkit: error: --threads: 4 is outside the queue depths") \
+        and "32" in err
 
 
 def test_published_points_are_labelled():

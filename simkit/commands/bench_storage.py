@@ -53,7 +53,8 @@ def register(what) -> None:
     p.add_argument("--seed", type=count_type(0), default=0)
     add_out_argument(p)
     p.add_argument("--calibration", type=Path, metavar="FILE.json",
-                   help="write the measured calibration (for simkit flash run --storage)")
+                   help="write the measured calibration (for simkit flash run --storage); "
+                        "'host' keeps it as this machine's (simkit flash run --storage host)")
     p.add_argument("--plot", type=Path, metavar="FILE.png", help="throughput vs chunk figure")
     p.add_argument("--validate", action="store_true",
                    help="also execute the simulator's read schedule on a real file "
@@ -87,6 +88,10 @@ def run_storage(args: argparse.Namespace) -> int:
 
 def _run_storage(args: argparse.Namespace, tmp: Path) -> int:
     check_out_path(args.out)
+    if args.calibration is not None and str(args.calibration) == "host":
+        from simkit.flash.storage import host_calibration_path
+        args.calibration = host_calibration_path()
+        args.calibration.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     check_out_path(args.calibration, "--calibration", (".json",))
     check_out_path(args.plot, "--plot", PLOT_SUFFIXES)
     check_out_path(args.validate_out, "--validate-out", (".csv", ".json", ".parquet"))
@@ -149,7 +154,10 @@ def _run_storage(args: argparse.Namespace, tmp: Path) -> int:
     return 0
 
 
-def validation_model():
-    """SmolLM2-135M's 30 x 1536 neurons with 7B-scale rows (d_model 4096, fp16)."""
+def validation_model(matrices: int = 2, d_model: int = 4096):
+    """SmolLM2-135M's 30 x 1536 neurons with 7B-scale rows (fp16; d_model 4096: bundled chunks
+    of 16 KiB with 2 matrices, 24 KiB with 3, unbundled 8 KiB)."""
     from simkit.flash.models import FlashModel
-    return FlashModel("smollm2-135m@4096", 30, 4096, 1536, 2, 32, 32, 49152, 2, True)
+    name = "smollm2-135m@4096" if (matrices, d_model) == (2, 4096) else \
+        f"smollm2-135m@{d_model}x{matrices}"
+    return FlashModel(name, 30, d_model, 1536, matrices, 32, 32, 49152, 2, True)

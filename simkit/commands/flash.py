@@ -1,9 +1,11 @@
 """`simkit flash`: LLM inference with FFN weights on flash ("LLM in a flash").
 
-    simkit flash run --model M --policy P[+P...] --activations A
+    simkit flash run --model M [--bits 4|8|16|32] --policy P[+P...] --activations A
                      [--sparsity 0.9] [--selection magnitude|gate]
                      [--predictor trace|oracle] [--window K] [--tokens N]
-                     [--storage published-m1max|FILE.json] [--threads 32]
+                     [--storage published-m1max|m2ultra-assumed|rtx4090-linux-derived|
+                                generic-nvme-assumed|host|pcie-rtx4090|pcie:FILE|FILE.json]
+                     [--threads 32] [--io-bursts layer|token]
                      [--memory-management preallocated|reallocate] [--seed S]
                      [--compute paper-m1max-cpu|paper-rtx4090-gpu|host] [--context N]
                      [--fn-rate R --fp-rate R [--error-stay S]] [--stay-on S] [--skew S]
@@ -42,6 +44,9 @@ def register(sub) -> None:
                       description="Per token: bytes and reads from flash, I/O and "
                                   "memory-management time, DRAM footprint.")
     r.add_argument("--model", required=True, help="model preset (see `simkit flash models`)")
+    r.add_argument("--bits", type=int, choices=(4, 8, 16, 32), default=None,
+                   help="weight precision (default: the preset's; 4 = 4-bit, scales not "
+                        "counted)")
     r.add_argument("--policy", required=True,
                    help="preset (naive, hybrid, predictor-only, windowing, bundling: every "
                         "technique) or components joined by '+': hybrid, predictor, windowing, "
@@ -62,8 +67,14 @@ def register(sub) -> None:
     r.add_argument("--tokens", type=count_type(1), default=None, help="simulate the first N tokens "
                    "(synthetic: generate N; default 256)")
     r.add_argument("--storage", default="published-m1max",
-                   help="storage calibration: shipped name or JSON from `simkit bench storage`")
+                   help="storage calibration: published-m1max, m2ultra-assumed, "
+                        "rtx4090-linux-derived, generic-nvme-assumed, host (measured by "
+                        "`simkit bench storage --calibration host`), pcie-rtx4090 or "
+                        "pcie:KV-CALIBRATION.json (GPU variant: neurons in host memory over "
+                        "PCIe), or a JSON file from `simkit bench storage`")
     r.add_argument("--threads", type=count_type(1), default=32, help="parallel reads (default 32)")
+    r.add_argument("--io-bursts", choices=("layer", "token"), default="layer",
+                   help="reads issued per layer, after its predictor (default), or per token")
     r.add_argument("--memory-management", choices=("preallocated", "reallocate"),
                    default="preallocated")
     r.add_argument("--compute", default="paper-m1max-cpu",
@@ -181,17 +192,22 @@ def run(args: argparse.Namespace) -> int:
     from simkit.flash import FlashConfig, FlashSimulator, get_model
 
     model = get_model(args.model)
-    cfgs = [FlashConfig(model=model.name, policy=p, window_tokens=args.window,
+    if args.bits is not None:
+        from simkit.flash.models import quantized
+        model = quantized(model, args.bits)
+    cfgs = [FlashConfig(model=model, policy=p, window_tokens=args.window,
                         predictor=args.predictor, storage=args.storage, threads=args.threads,
                         memory_management=args.memory_management, compute=args.compute,
-                        context_tokens=args.context)
+                        context_tokens=args.context, io_bursts=args.io_bursts)
             for p in policies(args.policy)]
     cfg = cfgs[-1]                              # the most complete policy asked for
-    counts = FlashSimulator(cfg).storage.thread_counts()
-    if args.threads not in counts:
-        raise InputError(f"--threads: {args.threads} is not a thread count of storage "
-                         f"calibration {args.storage!r} (it has {', '.join(map(str, counts))}); "
-                         "measure others with `simkit bench storage`")
+    from simkit.flash.storage import load_calibration
+    counts = load_calibration(args.storage).thread_counts()
+    if not counts[0] <= args.threads <= counts[-1]:
+        raise InputError(f"--threads: {args.threads} is outside the queue depths of storage "
+                         f"calibration {args.storage!r} ({', '.join(map(str, counts))}; depths "
+                         "between them are interpolated); measure others with "
+                         "`simkit bench storage`")
     for name in ("fn_rate", "fp_rate", "stay_on"):
         v = getattr(args, name)
         if v is not None and not 0.0 <= v < 1.0:

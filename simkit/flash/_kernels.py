@@ -192,7 +192,7 @@ def confusion(t_ptr, t_idx, p_ptr, p_idx):
 
 @njit(cache=True)
 def window_run(indptr, indices, layers, t0, window, static_count, mm_mode,
-               last_seen, rows, count, peak, out_tok, out_layer):
+               last_seen, rows, count, peak, out_tok, out_layer, out_tl):
     """Feed one chunk of tokens (rows of ``layers`` sets) through the neuron cache.
 
     State (kept by the caller between chunks): ``last_seen`` (layers, neurons) int64, token of
@@ -202,6 +202,7 @@ def window_run(indptr, indices, layers, t0, window, static_count, mm_mode,
     ``out_tok`` (tokens, 7) int64 per token, summed over layers: needed, loaded, window hits,
     static hits, deleted rows, rows copied by memory management, cache rows after the token.
     ``out_layer`` (layers, 3): needed, loaded, rows copied.
+    ``out_tl`` (tokens, layers) int32: neurons loaded per token and layer (the layer's burst).
     """
     tokens = (len(indptr) - 1) // layers
     newbuf = np.empty(last_seen.shape[1], np.int32)
@@ -253,6 +254,7 @@ def window_run(indptr, indices, layers, t0, window, static_count, mm_mode,
                 out_tok[tt, 6] += c
             out_tok[tt, 0] += needed
             out_tok[tt, 1] += nnew
+            out_tl[tt, l] = nnew
             out_tok[tt, 2] += hits
             out_tok[tt, 3] += shits
             out_tok[tt, 4] += deleted

@@ -88,6 +88,35 @@ class ActivationTrace:
             return ptr[:cut + 1].copy(), idx[:ptr[cut]].copy()
         return replace(self, tokens=tokens, active=sl(self.active), predicted=sl(self.predicted))
 
+    def hot_first(self, on: "ActivationTrace | None" = None,
+                  which: str = "predicted") -> "ActivationTrace":
+        """The same sets with each layer's neurons renumbered hottest first (PowerInfer's
+        hot/cold split): id 0 is the neuron most often in ``which`` sets of ``on`` (default
+        this trace; pass another, e.g. a calibration prefix, to keep the choice out of
+        sample). With ``FlashConfig(static_ffn_fraction=f)`` the ``f`` hottest stay resident.
+        Ties keep the original order."""
+        ref = self if on is None else on
+        if (ref.layers, ref.neurons) != (self.layers, self.neurons):
+            raise ValueError(f"on: trace {ref.name!r} has {ref.layers} x {ref.neurons}; this "
+                             f"one {self.layers} x {self.neurons}")
+        rates = ref.rates(which if which != "predicted" or ref.predicted is not None
+                          else "active")
+        order = np.argsort(-rates, axis=1, kind="stable")
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.arange(self.neurons)[None, :], axis=1)
+        rank32 = rank.astype(np.int32)
+
+        def relabel(s):
+            if s is None:
+                return None
+            ptr, idx = s
+            layer = np.repeat(np.tile(np.arange(self.layers), self.tokens), np.diff(ptr))
+            new = rank32[layer, idx]
+            row = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
+            return ptr.copy(), new[np.lexsort((new, row))]     # each row kept sorted
+        return replace(self, name=f"{self.name}:hot-first", active=relabel(self.active),
+                       predicted=relabel(self.predicted))
+
     # ---- statistics --------------------------------------------------------------------
     def active_fraction_per_layer(self, which: str = "active") -> np.ndarray:
         ptr, _ = self.sets(which)

@@ -14,7 +14,9 @@ Per token, with ``p`` = a ``ComputeProfile``::
                   1024 in the last 4 layers, REFERENCE 3.3) / p.weights_per_s
     compute_s   = ffn_s + attn_s + head_s + predictor_s
     time_s      = io_s + mem_s + compute_s, or mem_s + max(io_s, compute_s) with
-                  ``p.overlap_io`` (Table 3's totals are the plain sums: 105 + 58 + 506 = 669)
+                  ``p.overlap_io`` and one burst per token (Table 3's totals are the plain
+                  sums: 105 + 58 + 506 = 669); with per-layer bursts nothing overlaps: a
+                  layer's reads wait for its predictor, which waits for the layer before
 
 Batch-1 decoding touches every weight once per token, so compute is priced per weight (a
 multiply-add), the same for any dtype: ``weights_per_s`` is an effective matrix-vector rate.
@@ -190,24 +192,26 @@ def measure_ffn_slice(rows: int, d_model: int = 4096, repeats: int = 3, seed: in
 
 # ---- the model -------------------------------------------------------------------------
 def add_latency(df, stats, profile: ComputeProfile, context_tokens: int = 256):
-    """Per-token frame ``df`` (``FlashStats.per_token()``) with the latency columns."""
+    """Per-token columns ``df`` (a DataFrame or a dict of arrays, ``FlashStats``'s) with the
+    latency columns added."""
     m = stats.model
     pol = stats.policy
+    n = len(df["io_s"])
     if not pol.predictor:
-        ffn_w = m.ffn_params
+        ffn_w = np.full(n, float(m.ffn_params))
     elif stats.config.window:
-        ffn_w = (df.cache_rows + df.static_hits) * m.ffn_matrices * m.d_model
+        ffn_w = (df["cache_rows"] + df["static_hits"]) * m.ffn_matrices * m.d_model
     else:
-        ffn_w = df.needed_neurons * m.ffn_matrices * m.d_model
+        ffn_w = df["needed_neurons"] * m.ffn_matrices * m.d_model
     w = profile.weights_per_s
-    df["mem_s"] = df.copied_bytes / profile.copy_bytes_per_s
+    df["mem_s"] = df["copied_bytes"] / profile.copy_bytes_per_s
     df["ffn_s"] = ffn_w / w
-    df["attn_s"] = attention_weights(m, context_tokens) / w
-    df["head_s"] = head_weights(m) / w
-    df["predictor_s"] = (predictor_weights(m) / w) if pol.predictor else 0.0
-    df["compute_s"] = df.ffn_s + df.attn_s + df.head_s + df.predictor_s
-    if profile.overlap_io:
-        df["time_s"] = df.mem_s + np.maximum(df.io_s, df.compute_s)
+    df["attn_s"] = np.full(n, attention_weights(m, context_tokens) / w)
+    df["head_s"] = np.full(n, head_weights(m) / w)
+    df["predictor_s"] = np.full(n, (predictor_weights(m) / w) if pol.predictor else 0.0)
+    df["compute_s"] = df["ffn_s"] + df["attn_s"] + df["head_s"] + df["predictor_s"]
+    if profile.overlap_io and stats.config.io_bursts == "token":
+        df["time_s"] = df["mem_s"] + np.maximum(df["io_s"], df["compute_s"])
     else:
-        df["time_s"] = df.io_s + df.mem_s + df.compute_s
+        df["time_s"] = df["io_s"] + df["mem_s"] + df["compute_s"]
     return df

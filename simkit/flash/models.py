@@ -19,7 +19,8 @@ by the paper (its bundled chunk is 35.5 KiB).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import math
+from dataclasses import dataclass, fields, replace
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class FlashModel:
             raise ValueError(f"name: must be a non-empty string, got {self.name!r}")
         for f in fields(self):
             if f.name in ("name", "tied_embeddings", "ffn_bias", "activation"):
+                continue
+            if f.name == "dtype_bytes" and self.dtype_bytes == 0.5:      # 4-bit weights
                 continue
             v = getattr(self, f.name)
             lo = 0 if f.name == "position_embeddings" else 1
@@ -88,27 +91,35 @@ class FlashModel:
         return self.resident_params + self.ffn_params
 
     # ---- bytes ---------------------------------------------------------------------------
+    def _bytes(self, weights: int) -> int:
+        return int(math.ceil(weights * self.dtype_bytes))
+
     @property
     def neuron_bytes(self) -> int:
         """All matrices of one FFN neuron (one bundled chunk)."""
-        return self.ffn_matrices * self.d_model * self.dtype_bytes
+        return self._bytes(self.ffn_matrices * self.d_model)
 
     @property
     def vector_bytes(self) -> int:
         """One row or column of one FFN matrix (one unbundled chunk)."""
-        return self.d_model * self.dtype_bytes
+        return self._bytes(self.d_model)
 
     @property
     def ffn_bytes(self) -> int:
-        return self.ffn_params * self.dtype_bytes
+        return self._bytes(self.ffn_params)
 
     @property
     def resident_bytes(self) -> int:
-        return self.resident_params * self.dtype_bytes
+        return self._bytes(self.resident_params)
 
     @property
     def total_bytes(self) -> int:
-        return self.total_params * self.dtype_bytes
+        return self._bytes(self.total_params)
+
+    def kv_bytes(self, context_tokens: int, kv_dtype_bytes: int = 2) -> int:
+        """K and V of ``context_tokens`` tokens, all layers (fp16 by default, whatever the
+        weights' precision)."""
+        return 2 * self.layers * self.kv_heads * self.head_dim * context_tokens * kv_dtype_bytes
 
     @property
     def ffn_share(self) -> float:
@@ -132,6 +143,17 @@ MODELS: dict[str, FlashModel] = {
     "smollm2-135m": FlashModel("smollm2-135m", 30, 576, 1536, 3, 9, 3, 49152, 2, True, 0, False,
                                "swiglu"),
 }
+
+
+def quantized(model: str | FlashModel, bits: int) -> FlashModel:
+    """The model with ``bits``-bit weights (4, 8 or 16; 32 is fp32): every byte count scales,
+    chunks included (OPT-6.7B at 4 bits: a bundled neuron is 4 KiB). Group scales and zero
+    points (about 0.5 bit per weight for 32-weight groups) are not counted."""
+    m = get_model(model)
+    if bits not in (4, 8, 16, 32):
+        raise ValueError(f"bits: must be 4, 8, 16 or 32, got {bits!r}")
+    return replace(m, name=f"{m.name}-{bits}bit" if 8 * m.dtype_bytes != bits else m.name,
+                   dtype_bytes=0.5 if bits == 4 else bits // 8)
 
 
 def get_model(name: str | FlashModel) -> FlashModel:

@@ -197,14 +197,16 @@ def opt_parameters(persistence=None, error_stay: float | None = None,
     return rows
 
 
-def table2(trace: ActivationTrace, window: int = PAPER_WINDOW, storage="published-m1max"):
-    """The ladder, one row per step, beside the paper's."""
+def table2(trace: ActivationTrace, window: int = PAPER_WINDOW, storage="published-m1max",
+           io_bursts: str = "token"):
+    """The ladder, one row per step, beside the paper's. ``io_bursts="token"`` is the paper's
+    arithmetic (bytes / throughput); ``"layer"`` prices each layer's reads as its own burst."""
     import pandas as pd
 
     rows = []
     for (preset, dram, loaded, gbps, ms) in TABLE2:
         s = FlashSimulator(FlashConfig(model="opt-6.7b", policy=preset, window_tokens=window,
-                                       storage=storage)).run(trace)
+                                       storage=storage, io_bursts=io_bursts)).run(trace)
         f = s.to_frame()
         f["step"] = preset
         f["paper_dram_gb"] = dram

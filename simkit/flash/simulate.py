@@ -4,7 +4,10 @@ DRAM neuron cache does.
 Per token (REFERENCE.md 3.1)::
 
     T = T_io + T_mem + T_compute                   (latency.py: the terms and their overlap)
-    T_io  = dense_bytes / sequential + sparse_bytes / throughput(chunk, threads)
+    T_io  = dense_bytes / sequential + sparse reads in bursts (storage.burst_seconds): one
+            burst per layer (``io_bursts="layer"``, default: a layer's reads start after its
+            predictor has run) or one per token (``"token"``: the paper's Table 2 arithmetic,
+            bytes / throughput when bursts are long)
     T_mem = rows copied by cache management * neuron_bytes / copy_bytes_per_s
     T_compute = (FFN computed + attention + head + predictor weights) / weights_per_s
 
@@ -37,6 +40,7 @@ from simkit.flash.models import FlashModel, get_model
 from simkit.flash.policies import Policy, parse_policy
 from simkit.flash.storage import StorageCalibration, load_calibration
 
+IO_BURSTS = ("layer", "token")
 PREDICTORS = ("oracle", "trace")     # trace: the trace's predicted sets (low-rank, error model)
 MM_MODES = {"preallocated": K.MM_PREALLOCATED, "reallocate": K.MM_REALLOCATE}
 NOMINAL_DENSE_READ = 1 << 20         # dense loads are counted as 1 MiB reads
@@ -59,6 +63,7 @@ class FlashConfig:
     chunk_tokens: int = 256
     compute: str | ComputeProfile = "paper-m1max-cpu"
     context_tokens: int = 256                  # KV cache read per token (prompt + generated)
+    io_bursts: str = "layer"                   # "layer": per-layer bursts; "token": one burst
 
     def __post_init__(self) -> None:
         get_model(self.model)
@@ -91,6 +96,8 @@ class FlashConfig:
                 or self.context_tokens < 0:
             raise ValueError(f"context_tokens: must be an integer >= 0, got "
                              f"{self.context_tokens!r}")
+        if self.io_bursts not in IO_BURSTS:
+            raise ValueError(f"io_bursts: must be one of {IO_BURSTS}, got {self.io_bursts!r}")
         if not isinstance(self.chunk_tokens, int) or self.chunk_tokens < 1:
             raise ValueError(f"chunk_tokens: must be an integer >= 1, got {self.chunk_tokens!r}")
 
@@ -150,6 +157,7 @@ class FlashStats:
     per_layer_counts: np.ndarray       # (L, 3) needed, loaded, copied
     peak_rows: np.ndarray              # (L,) most cache rows ever in use
     static_neurons: int                # per layer
+    layer_loads: np.ndarray = field(repr=False, default=None)   # (T, L) loaded per layer
     storage: StorageCalibration = field(repr=False, default=None)
     profile: ComputeProfile = field(repr=False, default=None)
 
@@ -192,36 +200,54 @@ class FlashStats:
     # ---- per token ---------------------------------------------------------------------
     def per_token(self):
         import pandas as pd
+        return pd.DataFrame(self._columns())
 
+    def _columns(self) -> dict:
+        """The per-token columns as numpy arrays (``per_token`` wraps them in a DataFrame;
+        ``summary`` reduces them directly)."""
         m, st = self.model, self.storage
-        df = pd.DataFrame(self.tokens, columns=list(TOK_COLUMNS))
-        df.insert(0, "token", np.arange(len(df)))
+        n = len(self.tokens)
+        d = {"token": np.arange(n)}
+        for i, name in enumerate(TOK_COLUMNS):
+            d[name] = self.tokens[:, i]
         if not self.policy.predictor:            # dense: every FFN neuron is needed
-            df["needed_neurons"] = m.layers * m.ffn
-            df["static_hits"] = m.layers * self.static_neurons
-            df["loaded_neurons"] = m.layers * (m.ffn - self.static_neurons)
-        sparse = df.loaded_neurons * m.neuron_bytes if self.policy.predictor else 0 * df.token
+            d["needed_neurons"] = np.full(n, m.layers * m.ffn, np.int64)
+            d["static_hits"] = np.full(n, m.layers * self.static_neurons, np.int64)
+            d["loaded_neurons"] = np.full(n, m.layers * (m.ffn - self.static_neurons), np.int64)
+        sparse = (d["loaded_neurons"] * m.neuron_bytes if self.policy.predictor
+                  else np.zeros(n, np.int64))
         dense = self.dense_bytes_per_token
-        df["flash_bytes"] = sparse + dense
-        df["sparse_bytes"] = sparse
-        df["dense_bytes"] = dense
-        df["sparse_reads"] = (df.loaded_neurons * self.reads_per_neuron
-                              if self.policy.predictor else 0)
-        df["dense_reads"] = -(-dense // NOMINAL_DENSE_READ)
-        df["chunk_bytes"] = self.chunk_bytes if self.policy.predictor else NOMINAL_DENSE_READ
-        tput = st.throughput(self.chunk_bytes, self.config.threads)
-        df["io_s"] = sparse / tput + dense / st.sequential_bytes_per_s
-        df["copied_bytes"] = df.copied_rows * m.neuron_bytes
-        add_latency(df, self, self.profile, self.config.context_tokens)
-        df["cache_bytes"] = df.cache_rows * m.neuron_bytes
+        full = np.ones(n, np.int64)
+        d["flash_bytes"] = sparse + dense
+        d["sparse_bytes"] = sparse
+        d["dense_bytes"] = dense * full
+        d["sparse_reads"] = (d["loaded_neurons"] * self.reads_per_neuron
+                             if self.policy.predictor else 0 * full)
+        d["dense_reads"] = -(-dense // NOMINAL_DENSE_READ) * full
+        d["chunk_bytes"] = (self.chunk_bytes if self.policy.predictor
+                            else NOMINAL_DENSE_READ) * full
+        d["io_s"] = self.sparse_io_seconds() + dense / st.sequential_bytes_per_s
+        d["copied_bytes"] = d["copied_rows"] * m.neuron_bytes
+        add_latency(d, self, self.profile, self.config.context_tokens)
+        d["cache_bytes"] = d["cache_rows"] * m.neuron_bytes
         # kept across tokens (Table 2's DRAM column); neurons read for one token only (no
         # window) occupy a transient buffer on top
-        df["dram_bytes"] = self.resident_bytes + df.cache_bytes
-        df["transient_bytes"] = 0 if self.config.window else sparse
-        df["loaded_fraction"] = df.loaded_neurons / (m.layers * m.ffn)
-        df["cached_fraction"] = df.cache_rows / (m.layers * m.ffn)
-        df["needed_fraction"] = df.needed_neurons / (m.layers * m.ffn)
-        return df
+        d["dram_bytes"] = self.resident_bytes + d["cache_bytes"]
+        d["transient_bytes"] = 0 * full if self.config.window else sparse
+        d["kv_bytes"] = m.kv_bytes(self.config.context_tokens) * full
+        d["loaded_fraction"] = d["loaded_neurons"] / (m.layers * m.ffn)
+        d["cached_fraction"] = d["cache_rows"] / (m.layers * m.ffn)
+        d["needed_fraction"] = d["needed_neurons"] / (m.layers * m.ffn)
+        return d
+
+    def sparse_io_seconds(self) -> np.ndarray:
+        """Seconds of the sparse reads per token: one burst per layer or per token."""
+        if not self.policy.predictor:
+            return np.zeros(self.n_tokens)
+        st, q, c = self.storage, self.config.threads, self.chunk_bytes
+        if self.config.io_bursts == "layer":
+            return st.burst_seconds(self.layer_loads * self.reads_per_neuron, c, q).sum(axis=1)
+        return st.burst_seconds(self.tokens[:, 1] * self.reads_per_neuron, c, q)
 
     def per_layer(self):
         """One row per layer: needed, loaded and copied rows summed over the tokens, and the
@@ -240,7 +266,7 @@ class FlashStats:
         and peaks stay those of the whole run."""
         return FlashStats(self.config, self.trace_name, self.tokens[start:stop],
                           self.per_layer_counts, self.peak_rows, self.static_neurons,
-                          self.storage, self.profile)
+                          self.layer_loads[start:stop], self.storage, self.profile)
 
     def __sub__(self, other: "FlashStats") -> "FlashStats":
         """The tokens after ``other``, a run of a prefix of the same trace with the same config
@@ -253,39 +279,52 @@ class FlashStats:
             raise ValueError("cannot subtract: the other run is not a prefix of this one")
         return FlashStats(self.config, self.trace_name, self.tokens[n:],
                           self.per_layer_counts - other.per_layer_counts, self.peak_rows,
-                          self.static_neurons, self.storage, self.profile)
+                          self.static_neurons, self.layer_loads[n:], self.storage,
+                          self.profile)
 
     # ---- totals ------------------------------------------------------------------------
     def summary(self) -> dict:
-        d = self.per_token()
+        from types import SimpleNamespace
+        d = SimpleNamespace(**self._columns())
+
+        def mean(a):
+            return float(np.mean(a)) if len(a) else float("nan")
+
+        def top(a):
+            return float(np.max(a)) if len(a) else float("nan")
         m = self.model
         out = {
             "trace": self.trace_name, "tokens": self.n_tokens,
-            "needed_fraction": float(d.needed_fraction.mean()),
-            "loaded_fraction": float(d.loaded_fraction.mean()),
-            "cached_fraction": float(d.cached_fraction.mean()),
-            "flash_bytes_per_token": float(d.flash_bytes.mean()),
-            "flash_bytes_total": float(d.flash_bytes.sum()),
-            "reads_per_token": float((d.sparse_reads + d.dense_reads).mean()),
-            "chunk_bytes": int(d.chunk_bytes.iloc[0]) if len(d) else 0,
+            "needed_fraction": mean(d.needed_fraction),
+            "loaded_fraction": mean(d.loaded_fraction),
+            "cached_fraction": mean(d.cached_fraction),
+            "flash_bytes_per_token": mean(d.flash_bytes),
+            "flash_bytes_total": float(np.sum(d.flash_bytes)),
+            "reads_per_token": mean(d.sparse_reads + d.dense_reads),
+            "chunk_bytes": int(d.chunk_bytes[0]) if self.n_tokens else 0,
             "throughput_bytes_per_s": (self.storage.throughput(self.chunk_bytes,
                                                                self.config.threads)
                                        if self.policy.predictor
                                        else self.storage.sequential_bytes_per_s),
-            "io_ms_per_token": 1e3 * float(d.io_s.mean()),
-            "mem_ms_per_token": 1e3 * float(d.mem_s.mean()),
-            "compute_ms_per_token": 1e3 * float(d.compute_s.mean()),
-            "ffn_ms_per_token": 1e3 * float(d.ffn_s.mean()),
-            "attn_ms_per_token": 1e3 * float(d.attn_s.mean()),
-            "predictor_ms_per_token": 1e3 * float(d.predictor_s.mean()),
-            "time_ms_per_token": 1e3 * float(d.time_s.mean()),
-            "copied_bytes_per_token": float(d.copied_bytes.mean()),
+            "io_ms_per_token": 1e3 * mean(d.io_s),
+            "mem_ms_per_token": 1e3 * mean(d.mem_s),
+            "compute_ms_per_token": 1e3 * mean(d.compute_s),
+            "ffn_ms_per_token": 1e3 * mean(d.ffn_s),
+            "attn_ms_per_token": 1e3 * mean(d.attn_s),
+            "predictor_ms_per_token": 1e3 * mean(d.predictor_s),
+            "time_ms_per_token": 1e3 * mean(d.time_s),
+            "copied_bytes_per_token": mean(d.copied_bytes),
             "resident_bytes": self.resident_bytes,
-            "dram_bytes_mean": float(d.dram_bytes.mean()),
-            "dram_bytes_max": float(d.dram_bytes.max()),
-            "transient_bytes_max": float(d.transient_bytes.max()),
+            "dram_bytes_mean": mean(d.dram_bytes),
+            "dram_bytes_max": top(d.dram_bytes),
+            "transient_bytes_max": top(d.transient_bytes),
             "prealloc_cache_bytes": int(self.peak_rows.sum()) * m.neuron_bytes,
+            "kv_cache_bytes": m.kv_bytes(self.config.context_tokens),
         }
+        # what must fit in DRAM: resident weights, the preallocated neuron-cache matrices (or
+        # the per-token buffer without a window) and the KV cache at context_tokens
+        out["dram_need_bytes"] = (self.resident_bytes + out["prealloc_cache_bytes"]
+                                  + out["transient_bytes_max"] + out["kv_cache_bytes"])
         return out
 
     def to_frame(self):
@@ -309,6 +348,7 @@ class FlashSimulator:
         if config is not None and kwargs:
             raise ValueError("FlashSimulator: pass a FlashConfig or keyword fields, not both")
         self.storage = load_calibration(self.config.storage)
+        self.storage._check_depth(self.config.threads)
         prof = get_profile(self.config.compute)
         if self.config.copy_bytes_per_s is not None:
             prof = replace(prof, copy_bytes_per_s=self.config.copy_bytes_per_s,
@@ -326,6 +366,7 @@ class FlashSimulator:
         tok = np.zeros((T, len(TOK_COLUMNS)), np.int64)
         lay = np.zeros((L, 3), np.int64)
         peak = np.zeros(L, np.int64)
+        tl = np.zeros((T, L), np.int32)
         if pol.predictor:
             ptr, idx = trace.sets("predicted" if cfg.predictor == "trace" else "active")
             last = np.full((L, N), K.NEVER, np.int64)
@@ -337,8 +378,9 @@ class FlashSimulator:
                 t1 = min(T, t0 + cfg.chunk_tokens)
                 p = ptr[t0 * L:t1 * L + 1]
                 K.window_run(p - p[0], idx[p[0]:p[-1]], L, t0, cfg.window, sc, mm, last, rows,
-                             count, peak, tok[t0:t1], lay)
-        return FlashStats(cfg, trace.name, tok, lay, peak, static, self.storage, self.profile)
+                             count, peak, tok[t0:t1], lay, tl[t0:t1])
+        return FlashStats(cfg, trace.name, tok, lay, peak, static, tl, self.storage,
+                          self.profile)
 
 
 def config_fields() -> list[str]:
