@@ -105,7 +105,10 @@ SCATTER_BITS = np.uint64(28)
 SCATTER_MASK = np.uint64((1 << 28) - 1)
 
 # TLB state levels
-T_L1D, T_L1I, T_L2, T_PWC4, T_PWC3, T_PWC2, T_POM, T_L3, T_NTLB = range(9)
+# (numpy ints and bools, not Python ones: a Python constant passed to a helper is a literal
+# type, and numba compiles the helper again for each literal value)
+T_L1D, T_L1I, T_L2, T_PWC4, T_PWC3, T_PWC2, T_POM, T_L3, T_NTLB = (np.int64(i) for i in range(9))
+YES, NO = np.bool_(True), np.bool_(False)
 
 # counters
 (C_L1D_HIT, C_L1D_MISS, C_L1I_HIT, C_L1I_MISS, C_L2_HIT, C_L2_MISS, C_WALKS, C_WALKS_2M,
@@ -284,8 +287,8 @@ def _pom_probe(c, t, key4, key2, params, cnt):
     """Probe the POM-TLB after an L2 TLB miss; returns (hit key or EMPTY, cycles)."""
     nlev = params[P_NLEV]
     mode = params[P_MODE]
-    s4 = CK.hier_access(c, _pom_line(t, key4), CK.LOAD, mode, nlev)
-    s2 = CK.hier_access(c, _pom_line(t, key2), CK.LOAD, mode, nlev)
+    s4 = CK.hier_access_call(c, _pom_line(t, key4), CK.LOAD, mode, nlev)
+    s2 = CK.hier_access_call(c, _pom_line(t, key2), CK.LOAD, mode, nlev)
     cnt[C_POM_REFS] += 2
     lat4 = params[P_CACHE_LAT + s4]
     lat2 = params[P_CACHE_LAT + s2]
@@ -338,12 +341,12 @@ def _victima_probe(c, key, params, cnt):
     k = _block_level(c, line, nlev)
     if k < nlev:
         if k > 0:
-            CK.hier_access(c, line, CK.LOAD, params[P_MODE], nlev)
+            CK.hier_access_call(c, line, CK.LOAD, params[P_MODE], nlev)
         cnt[C_VIC_HIT_AT + k] += 1
         return True, _block_cycles(params, k)
     cnt[C_VIC_MISS] += 1
     if params[P_VIC_PTW] != 0:
-        CK.hier_access(c, line, CK.LOAD, params[P_MODE], nlev)
+        CK.hier_access_call(c, line, CK.LOAD, params[P_MODE], nlev)
         cnt[C_VIC_ALLOC_PTW] += 1
     return False, 0
 
@@ -406,7 +409,7 @@ def _walk_estimate(c, t, keys, vals, meta, va, huge, params):
     nlev = params[P_NLEV]
     top = np.int64(meta[PM_LEVELS])
     leaf = 2 if huge else 1
-    start = _pwc_start(t, va, leaf, top, params, params, False, False)   # (no counters)
+    start = _pwc_start(t, va, leaf, top, params, params, NO, NO)   # (no counters)
     cycles = params[P_LAT_PWC]
     for level in range(start, leaf - 1, -1):
         k = nlev
@@ -455,20 +458,20 @@ def _l2_insert(c, t, keys, vals, meta, key, params, cnt, hist):
                 and _ptwcp_costly(keys, vals, meta, victim, params, cnt):
             huge = (victim & SIZE_2M) != ZERO
             va = (victim & ~SIZE_2M) << np.uint64(21) if huge else victim << np.uint64(12)
-            _walk(c, t, keys, vals, meta, va, huge, params, cnt, hist, False)
+            _walk(c, t, keys, vals, meta, va, huge, params, cnt, hist, NO)
             _victima_place(c, victim, params, EMPTY, ZERO)
             cnt[C_VIC_ALLOC_EVICT] += 1
     elif victim != EMPTY and params[P_VIC_EVICT] != 0:
         line = _tlb_block(victim, params)
         if _block_level(c, line, params[P_NLEV]) == params[P_NLEV]:
-            CK.hier_access(c, line, CK.LOAD, params[P_MODE], params[P_NLEV])
+            CK.hier_access_call(c, line, CK.LOAD, params[P_MODE], params[P_NLEV])
             cnt[C_VIC_ALLOC_EVICT] += 1
     if victim != EMPTY and params[P_L3_ON] != 0 and params[P_STLB_FILL_VICTIMS] != 0 \
             and CK.lookup(t, T_L3, victim) == NOSLOT:
         _tlb_insert(t, T_L3, victim)
     if victim != EMPTY and params[P_POM_ON] != 0 and CK.lookup(t, T_POM, victim) == NOSLOT:
         _tlb_insert(t, T_POM, victim)
-        CK.hier_access(c, _pom_line(t, victim), CK.LOAD, params[P_MODE], params[P_NLEV])
+        CK.hier_access_call(c, _pom_line(t, victim), CK.LOAD, params[P_MODE], params[P_NLEV])
         cnt[C_POM_REFS] += 1
         cnt[C_POM_INSERTS] += 1
 
@@ -483,13 +486,13 @@ def _walk(c, t, keys, vals, meta, va, huge, params, cnt, hist, charged):
     mode = params[P_MODE]
     top = np.int64(meta[PM_LEVELS])
     leaf = 2 if huge else 1
-    start = _pwc_start(t, va, leaf, top, params, cnt, True, charged)
+    start = _pwc_start(t, va, leaf, top, params, cnt, YES, charged)
     cycles = params[P_LAT_PWC]
     dram = False
     nested = params[P_NESTED] != 0
     pte = ZERO
     for level in range(start, leaf - 1, -1):
-        node = _node_frame(keys, vals, meta, level, va, top, cnt, False)
+        node = _node_frame(keys, vals, meta, level, va, top, cnt, NO)
         index = (va >> np.uint64(12 + 9 * (level - 1))) & np.uint64(511)
         pte = ZONE_PT + (node << np.uint64(12)) + (index << np.uint64(3))
         if nested:                             # the guest PTE's guest PA -> host PA first
@@ -510,7 +513,7 @@ def _walk(c, t, keys, vals, meta, va, huge, params, cnt, hist, charged):
                 if CK.lookup(t, T_PWC4 + pl, key) == NOSLOT:
                     CK.fill(t, T_PWC4 + pl, key, ZERO)
     if nested:                                 # and the data's guest PA -> host PA
-        gpa = translate(keys, vals, meta, va, cnt, False)[0]
+        gpa = translate(keys, vals, meta, va, cnt, NO)[0]
         _, hc, hd = _host_translate(c, t, keys, vals, meta, gpa, params, cnt, hist, charged)
         cycles += hc
         dram |= hd
@@ -538,10 +541,10 @@ def _host_walk(c, keys, vals, meta, gpa, huge, params, cnt, charged):
     cycles = 0
     dram = False
     for level in range(top, leaf - 1, -1):
-        node = _node_frame(keys, vals, meta, level, gpa, top, cnt, True)
+        node = _node_frame(keys, vals, meta, level, gpa, top, cnt, YES)
         index = (gpa >> np.uint64(12 + 9 * (level - 1))) & np.uint64(511)
         pte = ZONE_PT + (node << np.uint64(12)) + (index << np.uint64(3))
-        served = CK.hier_access(c, pte >> np.uint64(6), CK.LOAD, params[P_MODE], nlev)
+        served = CK.hier_access_call(c, pte >> np.uint64(6), CK.LOAD, params[P_MODE], nlev)
         dram |= served == nlev
         cycles += params[P_CACHE_LAT + served]
         if charged:
@@ -559,7 +562,7 @@ def _host_translate(c, t, keys, vals, meta, gpa, params, cnt, hist, charged):
     """Guest PA -> host PA in a 2D walk: the nested TLB (keyed by the guest-physical page),
     then, with Victima, a nested TLB block (8 gPA -> hPA entries, namespace TB_NESTED) in the
     caches, then a host walk. Returns (host PA, cycles, a host PTE read went to memory)."""
-    hpa, hhuge = translate(keys, vals, meta, gpa, cnt, True)
+    hpa, hhuge = translate(keys, vals, meta, gpa, cnt, YES)
     key4 = gpa >> np.uint64(12)
     key2 = (gpa >> np.uint64(21)) | SIZE_2M
     cycles = params[P_LAT_NTLB]
@@ -586,7 +589,7 @@ def _host_translate(c, t, keys, vals, meta, gpa, params, cnt, hist, charged):
             k = _block_level(c, line, nlev)
             if k < nlev:
                 if k > 0:
-                    CK.hier_access(c, line, CK.LOAD, params[P_MODE], nlev)
+                    CK.hier_access_call(c, line, CK.LOAD, params[P_MODE], nlev)
                 cycles += _block_cycles(params, k)
                 hit = True
         if hit and charged:
@@ -604,11 +607,11 @@ def _host_translate(c, t, keys, vals, meta, gpa, params, cnt, hist, charged):
             if CK.lookup(c, params[P_VIC_LEVEL], line) == NOSLOT:
                 vh = (victim & SIZE_2M) != ZERO
                 vgpa = (victim & ~SIZE_2M) << np.uint64(21) if vh else victim << np.uint64(12)
-                _host_walk(c, keys, vals, meta, vgpa, vh, params, cnt, False)
+                _host_walk(c, keys, vals, meta, vgpa, vh, params, cnt, NO)
                 _victima_place(c, victim, params, EMPTY, TB_NESTED)
                 cnt[C_NVIC_ALLOC] += 1
         elif _block_level(c, line, nlev) == nlev:
-            CK.hier_access(c, line, CK.LOAD, params[P_MODE], nlev)
+            CK.hier_access_call(c, line, CK.LOAD, params[P_MODE], nlev)
             cnt[C_NVIC_ALLOC] += 1
     return hpa, cycles, dram
 
@@ -752,7 +755,7 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, rec):
                     key, pc = _pom_probe(c, t, key4, key2, params, cnt)
                     cycles += pc
                 if key == EMPTY and params[P_VICTIMA] != 0:
-                    huge = translate(keys, vals, meta, va, cnt, False)[1]
+                    huge = translate(keys, vals, meta, va, cnt, NO)[1]
                     vkey = key2 if huge != ZERO else key4
                     if l2only:
                         vhit, vc = _victima_probe_l2(c, t, keys, vals, meta, va, vkey, params,
@@ -765,10 +768,10 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, rec):
                         if params[P_VIC_PARALLEL] != 0:    # probed beside the L2 TLB lookup
                             cycles -= params[P_LAT_L2]
                 if key == EMPTY:
-                    huge = translate(keys, vals, meta, va, cnt, False)[1]
+                    huge = translate(keys, vals, meta, va, cnt, NO)[1]
                     key = key2 if huge != ZERO else key4
                     wc, leaf_line, _ = _walk(c, t, keys, vals, meta, va, huge != ZERO, params,
-                                             cnt, hist, True)
+                                             cnt, hist, YES)
                     cycles += wc
                     walked = wc
                     if l2only and params[P_VIC_PTW] != 0 \
@@ -785,9 +788,9 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, rec):
         cnt[C_TRANSLATION_CYCLES] += cycles
         data_lat = 0
         if params[P_DATA] != 0:
-            pa, huge = translate(keys, vals, meta, va, cnt, False)
+            pa, huge = translate(keys, vals, meta, va, cnt, NO)
             if nested:
-                pa = translate(keys, vals, meta, pa, cnt, True)[0]
+                pa = translate(keys, vals, meta, pa, cnt, YES)[0]
             line = pa >> np.uint64(6)
             last = line
             if sz > ONE:
