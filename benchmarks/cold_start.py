@@ -1,8 +1,9 @@
 """Cold start: CPU seconds a fresh process spends compiling each jitted entry kernel (issue 18).
 
-    python benchmarks/cold_start.py [--only cache,tlb] [--warm]
+    python benchmarks/cold_start.py [--only cache,tlb] [--no-warm] [--tree DIR ...]
 
-Each scenario runs in its own fresh Python process with an empty numba cache directory
+Each scenario (and each ``--tree``, to compare source trees in one run) runs in its own fresh
+Python process with an empty numba cache directory
 (``NUMBA_CACHE_DIR`` a new temporary directory) and times, with the process CPU clock, the
 import and the first call of a small run (which compiles the kernel); then, unless
 ``--no-warm``, a second fresh process reusing that cache directory times the same steps
@@ -53,9 +54,9 @@ print(json.dumps({{"import_s": t1 - t0, "first_call_s": t3 - t2}}))
 """
 
 
-def child(name: str, cache_dir: str) -> dict:
+def child(name: str, cache_dir: str, tree: str) -> dict:
     imports, run = SCENARIOS[name]
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, PYTHONPATH=tree)
     out = subprocess.run([sys.executable, "-c", CHILD.format(imports=imports, run=run)],
                          env=env, capture_output=True, text=True, check=False)
     if out.returncode:
@@ -67,17 +68,24 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", default="", help="comma-separated scenarios (default: all)")
     ap.add_argument("--no-warm", action="store_true", help="skip the cached second process")
+    ap.add_argument("--tree", action="append",
+                    help="source tree to time (repeatable, e.g. before and after a change; "
+                         "default: this checkout)")
     args = ap.parse_args()
     names = [n for n in args.only.split(",") if n] or list(SCENARIOS)
+    trees = args.tree or [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
     rows = []
     for name in names:
-        with tempfile.TemporaryDirectory() as d:
-            cold = child(name, d)
-            warm = {} if args.no_warm else child(name, d)
-        rows.append({"scenario": name, "cold_first_call_cpu_s": round(cold["first_call_s"], 2),
-                     "cold_import_cpu_s": round(cold["import_s"], 2),
-                     "cached_first_call_cpu_s": round(warm.get("first_call_s", float("nan")), 2)})
-        print(json.dumps(rows[-1]), flush=True)
+        for tree in trees:
+            with tempfile.TemporaryDirectory() as d:
+                cold = child(name, d, tree)
+                warm = {} if args.no_warm else child(name, d, tree)
+            rows.append({"scenario": name, "tree": tree,
+                         "cold_first_call_cpu_s": round(cold["first_call_s"], 2),
+                         "cold_import_cpu_s": round(cold["import_s"], 2),
+                         "cached_first_call_cpu_s": round(warm.get("first_call_s", float("nan")),
+                                                          2)})
+            print(json.dumps(rows[-1]), flush=True)
     print(f"load average {os.getloadavg()}")
 
 

@@ -142,7 +142,7 @@ if P_PTWCP_ARTIFACT >= P_CACHE_LAT:          # the flags must stay below the lat
     raise ImportError("simkit.tlb._kernels: parameter indices overlap P_CACHE_LAT")
 
 
-@njit(_nrt=False)
+@CK.helper
 def _mix(x):
     x ^= x >> np.uint64(33)
     x *= np.uint64(0xFF51AFD7ED558CCD)
@@ -152,7 +152,7 @@ def _mix(x):
     return x
 
 
-@njit(_nrt=False)
+@CK.helper
 def _scatter(n, seed):
     """A seeded bijection of 28-bit frame numbers (multiply by odd and xor-shift steps)."""
     x = (n + seed) & SCATTER_MASK
@@ -163,7 +163,7 @@ def _scatter(n, seed):
     return x
 
 
-@njit(_nrt=False)
+@CK.helper
 def _pt_slot(keys, meta, key):
     """Slot holding ``key``, or the empty slot where it belongs."""
     mask = meta[PM_MASK]
@@ -175,7 +175,7 @@ def _pt_slot(keys, meta, key):
         s = (s + ONE) & mask
 
 
-@njit(_nrt=False)
+@CK.helper
 def _new_frame(meta, field):
     n = meta[field]
     meta[field] = n + ONE
@@ -184,7 +184,7 @@ def _new_frame(meta, field):
     return n
 
 
-@njit(_nrt=False)
+@CK.helper
 def _region(keys, vals, meta, va, host):
     """The value of the 2 MiB region of ``va`` (created on first touch) in the guest/native
     table, or (``host``) in the host table of nested paging, where ``va`` is a guest PA."""
@@ -203,14 +203,14 @@ def _region(keys, vals, meta, va, host):
     return v, huge
 
 
-@njit(_nrt=False)
+@CK.helper
 def _pt_put(keys, vals, meta, s, key, v):
     keys[s] = key
     vals[s] = v
     meta[PM_COUNT] += ONE
 
 
-@njit(_nrt=False)
+@CK.helper
 def _lookup_or_new(keys, vals, meta, key, field):
     s = _pt_slot(keys, meta, key)
     if keys[s] == key:
@@ -220,7 +220,7 @@ def _lookup_or_new(keys, vals, meta, key, field):
     return v, True
 
 
-@njit(_nrt=False)
+@CK.helper
 def translate(keys, vals, meta, va, cnt, host):
     """Physical address of ``va`` and its page size bit (1 = 2 MiB), mapping it on first touch;
     with ``host``, the host PA of guest PA ``va`` (nested paging)."""
@@ -236,7 +236,7 @@ def translate(keys, vals, meta, va, cnt, host):
     return (f << np.uint64(12)) + (va & np.uint64(0xFFF)), ZERO
 
 
-@njit(_nrt=False)
+@CK.helper
 def _node_frame(keys, vals, meta, level, va, top, cnt, host):
     """Frame of the radix node holding level ``level``'s entry for ``va`` (root: frame 0), in
     the guest/native table or the ``host`` table."""
@@ -250,7 +250,7 @@ def _node_frame(keys, vals, meta, level, va, top, cnt, host):
     return f + ONE                            # frame 0 of the zone is the root
 
 
-@njit(_nrt=False)
+@CK.helper
 def _tlb_probe(t, lv, key4, key2):
     """Probe a TLB for both page sizes; on a hit update LRU and return the key, else EMPTY."""
     s = CK.lookup(t, lv, key4)
@@ -264,7 +264,7 @@ def _tlb_probe(t, lv, key4, key2):
     return key4
 
 
-@njit(_nrt=False)
+@CK.helper
 def _tlb_insert(t, lv, key):
     """Insert ``key`` (absent) into TLB level ``lv``; returns the displaced key or EMPTY."""
     v = CK.fill(t, lv, key, ZERO)
@@ -273,7 +273,7 @@ def _tlb_insert(t, lv, key):
     return v >> ONE
 
 
-@njit(_nrt=False)
+@CK.helper
 def _pom_line(t, key):
     """The cache line of the POM-TLB set that holds ``key``."""
     geom = t[3]
@@ -282,7 +282,7 @@ def _pom_line(t, key):
     return (ZONE_POM + s * ways * np.uint64(POM_ENTRY_BYTES)) >> np.uint64(6)
 
 
-@njit(_nrt=False)
+@CK.helper
 def _pom_probe(c, t, key4, key2, params, cnt):
     """Probe the POM-TLB after an L2 TLB miss; returns (hit key or EMPTY, cycles)."""
     nlev = params[P_NLEV]
@@ -307,7 +307,7 @@ def _pom_probe(c, t, key4, key2, params, cnt):
     return hit, cycles
 
 
-@njit(_nrt=False)
+@CK.helper
 def _tlb_block(key, params):
     """Cache line number of the TLB block holding translation ``key``."""
     huge = (key & SIZE_2M) != ZERO
@@ -317,7 +317,7 @@ def _tlb_block(key, params):
     return line
 
 
-@njit(_nrt=False)
+@CK.helper
 def _block_level(c, line, nlev):
     """First cache level holding ``line`` (presence only, no replacement update), or nlev."""
     for k in range(nlev):
@@ -326,13 +326,13 @@ def _block_level(c, line, nlev):
     return nlev
 
 
-@njit(_nrt=False)
+@CK.helper
 def _block_cycles(params, k):
     """Cycles of a TLB-block hit in cache level ``k`` (``victima_block_cycles``)."""
     return params[P_CACHE_LAT + params[P_NLEV] + 1 + k]
 
 
-@njit(_nrt=False)
+@CK.helper
 def _victima_probe(c, key, params, cnt):
     """After an L2 TLB miss: is the translation's TLB block cached? Returns (hit, cycles of the
     block hit: level k's ``_block_cycles``)."""
@@ -351,7 +351,7 @@ def _victima_probe(c, key, params, cnt):
     return False, 0
 
 
-@njit(_nrt=False)
+@CK.helper
 def _victima_probe_l2(c, t, keys, vals, meta, va, key, params, cnt):
     """The paper's lookup: after an L2 TLB miss the L2 cache alone is probed for the block,
     in parallel with the walk; a hit (replacement updated as a TLB-block hit) aborts the walk,
@@ -377,7 +377,7 @@ def _victima_probe_l2(c, t, keys, vals, meta, va, key, params, cnt):
     return True, cycles
 
 
-@njit(_nrt=False)
+@CK.helper
 def _pwc_start(t, va, leaf, top, params, cnt, probe, charged):
     """The radix level a walk for ``va`` starts at: below the deepest page-walk-cache hit, or
     the root. PWC pl (0 PML4, 1 PDPT, 2 PD) caches entries of radix level 4 - pl, keyed by the
@@ -401,7 +401,7 @@ def _pwc_start(t, va, leaf, top, params, cnt, probe, charged):
     return top
 
 
-@njit(_nrt=False)
+@CK.helper
 def _walk_estimate(c, t, keys, vals, meta, va, huge, params):
     """Cycles the native walk for ``va`` would take now, without touching anything: the
     deepest PWC hit, then each PTE line's latency at the first cache level holding it (memory
@@ -429,7 +429,7 @@ def _walk_estimate(c, t, keys, vals, meta, va, huge, params):
     return cycles
 
 
-@njit(_nrt=False)
+@CK.helper
 def _victima_place(c, key, params, old_line, ns):
     """Put the TLB block of ``key`` (namespace bits ``ns``: 0, or TB_NESTED for a nested TLB
     block) into the L2 cache (the paper's insertion). ``old_line``, when not EMPTY, is the
@@ -447,7 +447,7 @@ def _victima_place(c, key, params, old_line, ns):
     return True
 
 
-@njit(_nrt=False)
+@CK.helper
 def _l2_insert(c, t, keys, vals, meta, key, params, cnt, hist):
     """Insert ``key`` into the L2 TLB; with a POM-TLB, its victim goes there (and the victim's
     POM line is read through the caches)."""
@@ -476,7 +476,7 @@ def _l2_insert(c, t, keys, vals, meta, key, params, cnt, hist):
         cnt[C_POM_INSERTS] += 1
 
 
-@njit(_nrt=False)
+@CK.helper
 def _walk(c, t, keys, vals, meta, va, huge, params, cnt, hist, charged):
     """Walk the radix table for ``va`` (a ``huge`` 2 MiB page ends at the PD); every PTE read
     goes through the data caches. A ``charged`` walk is counted (walk stats, PWC hit rates,
@@ -531,7 +531,7 @@ def _walk(c, t, keys, vals, meta, va, huge, params, cnt, hist, charged):
     return cycles, pte >> np.uint64(6), dram
 
 
-@njit(_nrt=False)
+@CK.helper
 def _host_walk(c, keys, vals, meta, gpa, huge, params, cnt, charged):
     """Walk the host table for guest PA ``gpa`` (no page-walk caches, as the Victima artifact's
     host walks); PTE reads go through the data caches. Returns (cycles, went to memory)."""
@@ -557,7 +557,7 @@ def _host_walk(c, keys, vals, meta, gpa, huge, params, cnt, charged):
     return cycles, dram
 
 
-@njit(_nrt=False)
+@CK.helper
 def _host_translate(c, t, keys, vals, meta, gpa, params, cnt, hist, charged):
     """Guest PA -> host PA in a 2D walk: the nested TLB (keyed by the guest-physical page),
     then, with Victima, a nested TLB block (8 gPA -> hPA entries, namespace TB_NESTED) in the
@@ -616,14 +616,14 @@ def _host_translate(c, t, keys, vals, meta, gpa, params, cnt, hist, charged):
     return hpa, cycles, dram
 
 
-@njit(_nrt=False)
+@CK.helper
 def _ptwcp_key(key):
     """Page-table key of the PTW-CP counters of translation ``key`` (a TLB key)."""
     kind = np.uint64(K_PTWCP + 1) if (key & SIZE_2M) != ZERO else np.uint64(K_PTWCP)
     return (kind << KIND_SHIFT) | (key & ~SIZE_2M)
 
 
-@njit(_nrt=False)
+@CK.helper
 def _ptwcp_count(keys, vals, meta, va, huge, dram):
     """After a walk: the PTE's 3-bit walk-frequency counter and, when a PTE read went to
     memory, its 4-bit walk-cost counter count up (saturating; Victima's PTW-CP, REFERENCE.md 1.3).
@@ -643,7 +643,7 @@ def _ptwcp_count(keys, vals, meta, va, huge, dram):
     vals[s] = f | (cost << np.uint64(3))
 
 
-@njit(_nrt=False)
+@CK.helper
 def _ptwcp_costly(keys, vals, meta, key, params, cnt):
     """The PTW-CP comparator: costly when freq and cost lie in their configured ranges (or, with
     P_PTWCP_ARTIFACT, by the artifact's offline rule ``(cost >= 1 and freq >= 2) or (cost == 1
@@ -672,7 +672,7 @@ def _ptwcp_costly(keys, vals, meta, key, params, cnt):
     return False
 
 
-@njit(_nrt=False)
+@CK.helper
 def _end_epoch(c, meta, params, cnt):
     """Close a pressure epoch. Translation pressure (this epoch's L2 TLB MPKI above its
     threshold) turns on srrip-victima's TLB-aware mode in the L2 cache for the next epoch;
