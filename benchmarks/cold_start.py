@@ -58,7 +58,7 @@ def child(name: str, cache_dir: str, tree: str) -> dict:
     imports, run = SCENARIOS[name]
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, PYTHONPATH=tree)
     out = subprocess.run([sys.executable, "-c", CHILD.format(imports=imports, run=run)],
-                         env=env, capture_output=True, text=True, check=False)
+                         env=env, cwd=tree, capture_output=True, text=True, check=False)
     if out.returncode:
         raise SystemExit(f"{name}: child failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
