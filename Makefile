@@ -12,6 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[test,parquet,dist]'
+	$(PY) -m simkit.warmup      # compile the kernels into numba's on-disk cache once
 	touch $@
 
 # System tools for trace capture (valgrind) and the shipped C programs (gcc). Best effort: the

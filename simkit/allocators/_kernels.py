@@ -27,20 +27,27 @@ A free's allocator-side check result goes to ``S[S_LASTCHECK]``: CK_OK, CK_DETEC
 allocator aborts), CK_CRASH (touches unmapped memory), CK_ACCEPTED (double free taken into a
 free list, silently corrupting it). Probes read it; a replay counts it.
 """
+import numpy as np
 from numba import njit
+
+# Helpers (called only from the two entry kernels) compile without numba's CPython/C wrappers,
+# and are called with numpy scalars, never Python literals (a literal argument compiles one more
+# specialization of the helper per value): see simkit.cache._kernels.
+helper = njit(no_cpython_wrapper=True, no_cfunc_wrapper=True)
+YES, NO = np.bool_(True), np.bool_(False)
 
 # status
 OK, GROW, BADFREE = 0, 1, 2
 # free-check results
 CK_OK, CK_DETECTED, CK_CRASH, CK_ACCEPTED = 0, 1, 2, 3
 # ops (simkit.trace.alloc.AllocOp)
-MALLOC, CALLOC, REALLOC, FREE, MEMALIGN = 0, 1, 2, 3, 4
+MALLOC, CALLOC, REALLOC, FREE, MEMALIGN = (np.int64(i) for i in range(5))
 NONE_ID = 0xFFFFFFFF
 
 # chunk states
-NOCHUNK, INUSE, TCACHE, FAST, FREE_ST = 0, 1, 2, 3, 4
+NOCHUNK, INUSE, TCACHE, FAST, FREE_ST = (np.int64(i) for i in range(5))
 NB = 128                      # bin heads (sentinels) at granules 0..127
-UNSORTED = 1
+UNSORTED = np.int64(1)
 HEAP_BASE = 0x555555559000
 MMAP_TOP = 0x7FFFF7000000
 PAGE = 4096
@@ -72,7 +79,7 @@ T_EVENT, T_LIVE, T_HEAP, T_MMAPPED, T_RSS = range(5)
 NT = 5
 
 
-@njit(cache=False)
+@helper
 def _req2g(n):
     """request2size in granules: max(32, (n + 8 + 15) & ~15) / 16."""
     s = (n + 8 + 15) & ~15
@@ -81,7 +88,7 @@ def _req2g(n):
     return s >> 4
 
 
-@njit(cache=False)
+@helper
 def _bin_index(sg):
     s = sg << 4
     if s < 1024:
@@ -99,7 +106,7 @@ def _bin_index(sg):
     return 126
 
 
-@njit(cache=False)
+@helper
 def _touch(touched, S, C, g0, g1):
     """Mark the heap pages of granules [g0, g1) resident."""
     p0 = (g0 - NB) // GPP
@@ -111,7 +118,7 @@ def _touch(touched, S, C, g0, g1):
             C[C_FAULTS] += 1
 
 
-@njit(cache=False)
+@helper
 def _unlink(fd, bk, g):
     f = fd[g]
     b = bk[g]
@@ -119,7 +126,7 @@ def _unlink(fd, bk, g):
     bk[f] = b
 
 
-@njit(cache=False)
+@helper
 def _insert_front(fd, bk, head, g):
     f = fd[head]
     fd[g] = f
@@ -128,21 +135,21 @@ def _insert_front(fd, bk, head, g):
     fd[head] = g
 
 
-@njit(cache=False)
+@helper
 def _set_free(csz, st, psz, g, sg):
     csz[g] = sg
     st[g] = FREE_ST
     psz[g + sg] = sg
 
 
-@njit(cache=False)
+@helper
 def _set_used(csz, st, psz, g, sg, state):
     csz[g] = sg
     st[g] = state
     psz[g + sg] = 0
 
 
-@njit(cache=False)
+@helper
 def _bin_insert(csz, fd, bk, binmap, C, g, idx):
     """Insert free chunk g into bin idx (small: front; large: sorted, largest first)."""
     binmap[idx] = 1
@@ -173,14 +180,14 @@ def _bin_insert(csz, fd, bk, binmap, C, g, idx):
     bk[x] = g
 
 
-@njit(cache=False)
+@helper
 def _bin_remove(fd, bk, binmap, g, idx):
     _unlink(fd, bk, g)
     if fd[idx] == idx:
         binmap[idx] = 0
 
 
-@njit(cache=False)
+@helper
 def _free_to_bins(csz, st, psz, fd, bk, binmap, touched, S, C, P, g):
     """_int_free's path for a chunk that goes to the heap: coalesce, then unsorted or top.
     Returns the size in granules of the resulting free chunk (0 when merged into top)."""
@@ -216,7 +223,7 @@ def _free_to_bins(csz, st, psz, fd, bk, binmap, touched, S, C, P, g):
     return sg
 
 
-@njit(cache=False)
+@helper
 def _consolidate(csz, st, psz, fd, bk, binmap, touched, fast_head, S, C, P):
     C[C_CONSOLIDATE] += 1
     for i in range(10):
@@ -231,7 +238,7 @@ def _consolidate(csz, st, psz, fd, bk, binmap, touched, fast_head, S, C, P):
     S[S_HAVEFAST] = 0
 
 
-@njit(cache=False)
+@helper
 def _trim(csz, st, psz, touched, S, C, P):
     """systrim: give back top memory above top_pad (sbrk with a negative size)."""
     top_sz = (S[S_END] - S[S_TOP]) * 16
@@ -249,7 +256,7 @@ def _trim(csz, st, psz, touched, S, C, P):
     C[C_TRIM] += 1
 
 
-@njit(cache=False)
+@helper
 def _split_take(csz, st, psz, fd, bk, binmap, touched, S, C, g, nb, small_req):
     """Take nb granules from free chunk g (already unlinked); remainder to unsorted."""
     sg = csz[g]
@@ -267,7 +274,7 @@ def _split_take(csz, st, psz, fd, bk, binmap, touched, S, C, g, nb, small_req):
         S[S_LASTREM] = r
 
 
-@njit(cache=False)
+@helper
 def _mmap_chunk(S, C, nbytes):
     """mmap a chunk of nbytes (page multiple); returns its address."""
     S[S_MMAP_NEXT] -= nbytes
@@ -279,7 +286,7 @@ def _mmap_chunk(S, C, nbytes):
     return S[S_MMAP_NEXT]
 
 
-@njit(cache=False)
+@helper
 def _int_malloc(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_head,
                 S, C, P, nb, use_tcache):
     """glibc _int_malloc for nb granules. Returns chunk granule (>= NB) or -(mmap address).
@@ -336,7 +343,7 @@ def _int_malloc(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_h
             if small and fd[UNSORTED] == g and g == S[S_LASTREM] and sg > nb + 2:
                 _unlink(fd, bk, g)
                 binmap[UNSORTED] = 0
-                _split_take(csz, st, psz, fd, bk, binmap, touched, S, C, g, nb, True)
+                _split_take(csz, st, psz, fd, bk, binmap, touched, S, C, g, nb, YES)
                 return g
             _unlink(fd, bk, g)
             if fd[UNSORTED] == UNSORTED:
@@ -378,7 +385,7 @@ def _int_malloc(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_h
                 if fd[g] != idx and csz[fd[g]] == csz[g]:
                     g = fd[g]
                 _bin_remove(fd, bk, binmap, g, idx)
-                _split_take(csz, st, psz, fd, bk, binmap, touched, S, C, g, nb, False)
+                _split_take(csz, st, psz, fd, bk, binmap, touched, S, C, g, nb, NO)
                 C[C_LARGE_HIT] += 1
                 return g
         # binmap search of larger bins
@@ -421,7 +428,7 @@ def _int_malloc(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_h
             S[S_PEAK_HEAP] = heap
 
 
-@njit(cache=False)
+@helper
 def _free_chunk(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_head,
                 S, C, P, g, use_tcache):
     """__libc_free / _int_free of heap chunk g with glibc's checks; returns a CK_ code."""
@@ -466,7 +473,7 @@ def _free_chunk(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_h
     return CK_OK
 
 
-@njit(cache=False)
+@helper
 def _munmap(S, C, P, size):
     S[S_MMAPPED] -= size
     S[S_RSS_PAGES] -= size // PAGE
@@ -477,7 +484,7 @@ def _munmap(S, C, P, size):
         S[S_TRIM_THR] = 2 * size
 
 
-@njit(cache=False)
+@helper
 def _place(obj_g, obj_addr, obj_msz, touched, S, C, oid, g_or_addr, req, touch_user):
     """Record where object oid lives and touch its pages (as the replayer does)."""
     if g_or_addr >= 0:
@@ -494,7 +501,7 @@ def _place(obj_g, obj_addr, obj_msz, touched, S, C, oid, g_or_addr, req, touch_u
         obj_msz[oid] = ((req + 16 + PAGE - 1) // PAGE) * PAGE
 
 
-@njit(cache=False)
+@helper
 def _ensure_tcache(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_head,
                    S, C, P):
     """The first malloc allocates the tcache_perthread_struct (0x290-byte chunk)."""
@@ -502,11 +509,11 @@ def _ensure_tcache(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fas
         S[S_INIT] = 1
         if P[P_TCACHE_BINS] > 0:
             g = _int_malloc(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count,
-                            fast_head, S, C, P, 0x290 // 16, False)
+                            fast_head, S, C, P, np.int64(0x290 // 16), NO)
             _touch(touched, S, C, g, g + 0x290 // 16)
 
 
-@njit(cache=False)
+@helper
 def _free_obj(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_head, obj_g,
               obj_addr, obj_req, obj_msz, S, C, P, f):
     """Free object f (by its recorded chunk); returns the allocator's CK_ check result."""
@@ -515,7 +522,7 @@ def _free_obj(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_hea
         _ensure_tcache(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_head,
                        S, C, P)                    # __libc_free: MAYBE_INIT_TCACHE
         ck = _free_chunk(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_head,
-                         S, C, P, g, True)
+                         S, C, P, g, YES)
     elif obj_msz[f] == 0:
         ck = CK_CRASH                   # munmapped already: reading the header faults
     else:
@@ -537,7 +544,7 @@ def _free_obj(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_hea
     return ck
 
 
-@njit(cache=False)
+@helper
 def _realloc_in_place(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_head,
                       obj_g, obj_addr, obj_req, obj_msz, S, C, P, f, k, req):
     """_int_realloc's in-place cases (shrink; grow into top or a free next chunk) and mremap
@@ -583,7 +590,7 @@ def _realloc_in_place(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, 
             r = g + nb
             _set_used(csz, st, psz, r, sg - nb, INUSE)
             _free_chunk(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_head,
-                        S, C, P, r, True)
+                        S, C, P, r, YES)
         obj_g[k] = g
         obj_addr[k] = obj_addr[f]
         obj_msz[k] = 0
@@ -595,7 +602,7 @@ def _realloc_in_place(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, 
     return True
 
 
-@njit(cache=False)
+@helper
 def _malloc_obj(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_head, obj_g,
                 obj_addr, obj_req, obj_msz, S, C, P, o, k, req, al):
     """malloc / calloc / memalign, and realloc's new block (o == REALLOC): object k of req
@@ -610,7 +617,7 @@ def _malloc_obj(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_h
         C[C_MEMALIGN] += 1
         big = _req2g(nb * 16 + al + 32)       # _int_malloc(av, nb + alignment + MINSIZE)
         g = _int_malloc(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count,
-                        fast_head, S, C, P, big, True)
+                        fast_head, S, C, P, big, YES)
         if g >= 0:
             mem = HEAP_BASE + (g - NB) * 16 + 16
             if mem % al != 0:
@@ -624,7 +631,7 @@ def _malloc_obj(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_h
                 _set_used(csz, st, psz, g, lead, INUSE)
                 _set_used(csz, st, psz, ng, sg - lead, INUSE)
                 _free_chunk(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count,
-                            fast_head, S, C, P, g, True)
+                            fast_head, S, C, P, g, YES)
                 g = ng
             sg = csz[g]
             if sg - nb > 2:                              # size > nb + MINSIZE
@@ -632,7 +639,7 @@ def _malloc_obj(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_h
                 r = g + nb
                 _set_used(csz, st, psz, r, sg - nb, INUSE)
                 _free_chunk(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count,
-                            fast_head, S, C, P, r, True)
+                            fast_head, S, C, P, r, YES)
     elif o == MALLOC or o == MEMALIGN:
         if tci < P[P_TCACHE_BINS] and tc_head[tci] >= 0:
             g = tc_head[tci]
@@ -642,12 +649,12 @@ def _malloc_obj(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_h
             C[C_TCACHE_HIT] += 1
         else:
             g = _int_malloc(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count,
-                            fast_head, S, C, P, nb, True)
+                            fast_head, S, C, P, nb, YES)
     else:     # calloc and realloc's new block: _int_malloc directly (no tcache_get first;
         # _int_malloc's own stashing into the tcache still happens, as in glibc)
         g = _int_malloc(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count,
-                        fast_head, S, C, P, nb, True)
-    _place(obj_g, obj_addr, obj_msz, touched, S, C, k, g, req, True)
+                        fast_head, S, C, P, nb, YES)
+    _place(obj_g, obj_addr, obj_msz, touched, S, C, k, g, req, YES)
     obj_req[k] = req
     S[S_LIVE] += req
     S[S_NLIVE] += 1
@@ -691,7 +698,7 @@ def ptmalloc_run(op, oid, old, size, align, start, csz, st, psz, fd, bk, binmap,
                                      f, k, req):
                 _malloc_obj(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count,
                             fast_head, obj_g, obj_addr, obj_req, obj_msz, S, C, P, REALLOC, k,
-                            req, 0)
+                            req, np.int64(0))
                 g = obj_g[f]
                 gn = obj_g[k]
                 if g >= 0 and gn >= 0 and st[g] == INUSE and gn == g + csz[g]:
@@ -705,7 +712,7 @@ def ptmalloc_run(op, oid, old, size, align, start, csz, st, psz, fd, bk, binmap,
                         _set_used(csz, st, psz, g, nb, INUSE)
                         _set_used(csz, st, psz, g + nb, tot - nb, INUSE)
                         _free_chunk(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count,
-                                    fast_head, S, C, P, g + nb, True)
+                                    fast_head, S, C, P, g + nb, YES)
                     obj_g[k] = g
                     obj_addr[k] = obj_addr[f]
                     obj_addr[f] = 0
@@ -730,7 +737,7 @@ def ptmalloc_run(op, oid, old, size, align, start, csz, st, psz, fd, bk, binmap,
     return OK, n, nt
 
 
-@njit(cache=False)
+@helper
 def _foot(S):
     foot = S[S_RSS_PAGES] * PAGE
     if foot > S[S_PEAK_FOOT]:
@@ -743,7 +750,7 @@ def _foot(S):
         S[S_PEAK_LIVE] = S[S_LIVE]
 
 
-@njit(cache=False)
+@helper
 def _sample(S, T, nt, heap_bytes):
     """One timeline row (event, live, heap, mmapped, RSS) of either model."""
     T[nt, T_EVENT] = S[S_EVENTS]
@@ -781,7 +788,7 @@ SLAB_COUNTER_NAMES = ("mallocs", "frees", "reallocs", "slabs_created", "slabs_pu
                       "zeroed_bytes", "realloc_in_place")
 
 
-@njit(cache=False)
+@helper
 def _rand(Q):
     x = Q[Q_RNG]
     x ^= (x << 13) & 0x7FFFFFFFFFFFFFFF
@@ -794,7 +801,7 @@ def _rand(Q):
     return x
 
 
-@njit(cache=False)
+@helper
 def _stouch(touched, S, D, a0, a1):
     """Mark slab-area pages of addresses [a0, a1) resident."""
     p0 = (a0 - SLAB_BASE) // PAGE
@@ -806,7 +813,7 @@ def _stouch(touched, S, D, a0, a1):
             D[D_FAULTS] += 1
 
 
-@njit(cache=False)
+@helper
 def _new_slab(cls_slots, cls_bytes, slab_cls, slab_addr, slab_first, slab_nfree, slab_head,
               slab_local, slab_ext, slab_next, slab_prev, slot_st, slot_next, cls_head, pool, Q,
               R, D, c):
@@ -857,7 +864,7 @@ def _new_slab(cls_slots, cls_bytes, slab_cls, slab_addr, slab_first, slab_nfree,
     return s
 
 
-@njit(cache=False)
+@helper
 def _slab_unlist(slab_next, slab_prev, cls_head, c, s):
     n = slab_next[s]
     p = slab_prev[s]
@@ -871,7 +878,7 @@ def _slab_unlist(slab_next, slab_prev, cls_head, c, s):
     slab_prev[s] = -1
 
 
-@njit(cache=False)
+@helper
 def _slab_list(slab_next, slab_prev, cls_head, c, s):
     h = cls_head[c]
     slab_next[s] = h
@@ -931,7 +938,7 @@ def slab_run(op, oid, old, size, align, start, cls_size, cls_slots, cls_bytes, s
                         out_addr[i] = a
                     _foot(S)
                     if sample > 0 and S[S_EVENTS] % sample == 0 and nt < T.shape[0]:
-                        _sample(S, T, nt, 0)
+                        _sample(S, T, nt, np.int64(0))
                         nt += 1
                     S[S_EVENTS] += 1
                     continue
@@ -1023,13 +1030,13 @@ def slab_run(op, oid, old, size, align, start, cls_size, cls_slots, cls_bytes, s
             out_addr[i] = obj_addr[k]
         _foot(S)
         if sample > 0 and S[S_EVENTS] % sample == 0 and nt < T.shape[0]:
-            _sample(S, T, nt, 0)
+            _sample(S, T, nt, np.int64(0))
             nt += 1
         S[S_EVENTS] += 1
     return OK, n, nt
 
 
-@njit(cache=False)
+@helper
 def _slab_of(slab_first, Q, sl):
     """The slab holding global slot sl (binary search over slab_first, increasing)."""
     lo = 0
@@ -1043,7 +1050,7 @@ def _slab_of(slab_first, Q, sl):
     return lo
 
 
-@njit(cache=False)
+@helper
 def _pick(cls_slots, cls_bytes, slab_first, slab_head, slab_local, slab_ext, slot_st, slot_next,
           Q, R, D, s, c):
     pol = R[R_POLICY]
@@ -1080,7 +1087,7 @@ def _pick(cls_slots, cls_bytes, slab_first, slab_head, slab_local, slab_ext, slo
     return -1
 
 
-@njit(cache=False)
+@helper
 def _release_slot(cls_size, cls_slots, cls_bytes, slab_cls, slab_addr, slab_first, slab_nfree,
                   slab_head, slab_local, slab_next, slab_prev, slot_st, slot_next, cls_head,
                   cls_empty, touched, pool, S, Q, D, R, sl):
@@ -1119,7 +1126,7 @@ def _release_slot(cls_size, cls_slots, cls_bytes, slab_cls, slab_addr, slab_firs
                 D[D_SLAB_PURGE] += 1
 
 
-@njit(cache=False)
+@helper
 def _sfree(cls_size, cls_slots, cls_bytes, slab_cls, slab_addr, slab_first, slab_nfree,
            slab_head, slab_local, slab_next, slab_prev, slot_st, slot_next, cls_head, cls_empty,
            touched, qrand, qfifo, qstate, lcache, pool, obj_slot, obj_addr, obj_req, obj_msz,

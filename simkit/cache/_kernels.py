@@ -23,11 +23,13 @@ The other policies keep lines in place and their state beside them.
 The hot carry shifts see the common associativities as compile-time constants
 (``_lru_access_nh``, ``_lru_access_mru``), so LLVM unrolls them.
 
-Only entry kernels carry ``cache=True``; the helpers are plain ``@njit`` so they compile into
+Only entry kernels carry ``cache=True``; the helpers (``helper``, ``inlined``) compile into
 the entry's library. A call passes the state tuple's ~60 words of array descriptors, so the
-per-access walk (``hier_access``, ``_demand``) and the carry shift are inlined at numba IR level
-(``inline='always'``): measured 13 -> 45 M accesses/s for a per-access walk of L1 hits, and
-the MMU, which walks every data access, 4-6 -> 11 M/s.
+per-access walk (``hier_access``, ``_demand``) and the carry shift are inlined (measured 13 ->
+45 M accesses/s for a per-access walk of L1 hits, and the MMU, which walks every data access,
+4-6 -> 11 M/s), by LLVM (``forceinline``), not at numba IR level, where every copy was typed
+and lowered again. Helpers are called with numpy scalars (``LV0``, ``YES``/``NO``), never
+Python literals, which numba would compile into one more specialization each.
 
 Primitives callable from other jitted kernels (the TLB simulator walks page tables through
 them): ``lookup``, ``touch``, ``fill``, ``place``, ``invalidate``, ``hier_access``. ``run_records`` drives a whole
@@ -36,10 +38,20 @@ hierarchy over a chunk of trace records.
 import numpy as np
 from numba import njit, prange
 
+# Helpers (called only from other kernels) compile without the CPython and C-callable wrappers
+# that numba builds for every dispatcher by default: those unpack the ~60 words of the state
+# tuple and were a tenth of a cold start's compile time. ``inlined`` helpers are marked
+# always-inline for LLVM (numba's ``forceinline``): the same machine code as inlining at numba
+# IR level (``inline='always'``), without typing and lowering one copy per call site.
+helper = njit(_nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+inlined = njit(_nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper=True, forceinline=True)
+
 EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
 NOSLOT = EMPTY          # lookup() result for an absent line
 ONE = np.uint64(1)
 ZERO = np.uint64(0)
+YES, NO = np.bool_(True), np.bool_(False)   # non-literal, as LV0
+LV0 = np.int64(0)       # a non-literal 0: a literal argument would compile another specialization
 W8, W16 = np.uint64(8), np.uint64(16)     # associativities given as constants (unrolled)
 
 # geom columns
@@ -53,10 +65,10 @@ LRU, FIFO, RANDOM, PLRU, SRRIP, BRRIP, DRRIP, SRRIP_FP, VICTIMA_RRIP, VICTIMA_RR
 TLB_LINE = np.uint64(1 << 56)   # line numbers with this bit are translation entries (TLB blocks)
 SPARED = np.uint8(0x80)         # repl flag of srrip-victima: this TLB block was skipped once
 RRPV = np.uint8(0x7F)
-NON_INCLUSIVE, INCLUSIVE, EXCLUSIVE = 0, 1, 2
+NON_INCLUSIVE, INCLUSIVE, EXCLUSIVE = (np.int64(i) for i in range(3))
 
 # request ops (trace ops 0..3, plus write-backs arriving from the level above)
-LOAD, STORE, IFETCH, MODIFY, WRITEBACK = 0, 1, 2, 3, 4
+LOAD, STORE, IFETCH, MODIFY, WRITEBACK = (np.int64(i) for i in range(5))
 NOPS = 5
 
 # counter columns: hits and misses per op, evictions, dirty evictions, back-invalidations
@@ -69,7 +81,7 @@ NC = 16
 M_READ, M_WRITE = 0, 1   # columns of the memory row
 
 
-@njit(_nrt=False)
+@helper
 def _rand(rng, lv):
     x = rng[lv]
     x ^= x >> np.uint64(12)
@@ -79,7 +91,7 @@ def _rand(rng, lv):
     return x * np.uint64(2685821657736338717)
 
 
-@njit(_nrt=False)
+@helper
 def lookup(c, lv, line):
     """Slot of ``line`` in level ``lv``, or NOSLOT."""
     tags, geom = c[0], c[3]
@@ -91,7 +103,7 @@ def lookup(c, lv, line):
     return NOSLOT
 
 
-@njit(_nrt=False)
+@helper
 def _plru_touch(setbits, sidx, ways, w):
     bits = setbits[sidx]
     node = ONE
@@ -107,7 +119,7 @@ def _plru_touch(setbits, sidx, ways, w):
     setbits[sidx] = bits
 
 
-@njit(_nrt=False)
+@helper
 def _plru_victim(setbits, sidx, ways):
     bits = setbits[sidx]
     node = ONE
@@ -116,7 +128,7 @@ def _plru_victim(setbits, sidx, ways):
     return node - ways
 
 
-@njit(_nrt=False)
+@helper
 def touch(c, lv, slot, op):
     """Replacement update for a hit at ``slot``; returns the line's slot afterwards
     (LRU moves it to the front). Write-backs arriving from above change no state."""
@@ -153,7 +165,7 @@ def touch(c, lv, slot, op):
     return slot
 
 
-@njit(_nrt=False, inline='always')
+@inlined
 def _slot_access(c, lv, line, op, d, alloc):
     """One access of ``line`` at level ``lv`` by the generic path (any policy): a hit updates
     replacement state and adds dirty bit ``d``; a miss fills when ``alloc``. Returns
@@ -169,7 +181,7 @@ def _slot_access(c, lv, line, op, d, alloc):
     return False, EMPTY
 
 
-@njit(_nrt=False, inline='always')
+@inlined
 def _writeback_in(c, lv, line, d):
     """A line written back into level ``lv`` from above: a resident copy takes dirty bit ``d``
     (replacement state unchanged); otherwise it is allocated without a fetch. Counted under
@@ -184,7 +196,7 @@ def _writeback_in(c, lv, line, d):
     return False, fill(c, lv, line, d)
 
 
-@njit(_nrt=False)
+@helper
 def _rrip_insert_value(c, lv, sidx, line):
     rng, psel, geom = c[4], c[5], c[3]
     rmax = geom[lv, G_RRPV_MAX]
@@ -214,7 +226,7 @@ def _rrip_insert_value(c, lv, sidx, line):
     return rmax
 
 
-@njit(_nrt=False, inline='always')
+@inlined
 def _lru_access(tags, b, ways, line, d, holes):
     """One access of ``line`` in the ordered (MRU-first) set at slot ``b``, as one carry shift:
     the line goes to the front with dirty bit ``d`` added, the ways before it shift down one,
@@ -246,19 +258,19 @@ def _lru_access(tags, b, ways, line, d, holes):
     return False, carry
 
 
-@njit(_nrt=False, inline='always')
+@inlined
 def _lru_access_nh(tags, b, ways, line, d):
     """``_lru_access`` without holes, with the common associativities (8, 16) as compile-time
     constants so that LLVM unrolls the carry shift: no loop counter or back-edge per way
     (measured 1.2x on the miss-heavy levels below the first; other associativities loop)."""
     if ways == W8:
-        return _lru_access(tags, b, W8, line, d, False)
+        return _lru_access(tags, b, W8, line, d, NO)
     if ways == W16:
-        return _lru_access(tags, b, W16, line, d, False)
-    return _lru_access(tags, b, ways, line, d, False)
+        return _lru_access(tags, b, W16, line, d, NO)
+    return _lru_access(tags, b, ways, line, d, NO)
 
 
-@njit(_nrt=False, inline='always')
+@inlined
 def _lru_access_mru(tags, b, ways, line, d):
     """``_lru_access_nh`` for hit-heavy level 0: a hit at the MRU way is taken first (no
     shift), then the 8-way carry shift unrolled. Unrolled without the MRU test, level 0 was
@@ -269,11 +281,11 @@ def _lru_access_mru(tags, b, ways, line, d):
         tags[b] = t | d
         return True, EMPTY
     if ways == W8:                                  # the usual L1 associativity, unrolled
-        return _lru_access(tags, b, W8, line, d, False)
-    return _lru_access(tags, b, ways, line, d, False)
+        return _lru_access(tags, b, W8, line, d, NO)
+    return _lru_access(tags, b, ways, line, d, NO)
 
 
-@njit(_nrt=False)
+@helper
 def fill(c, lv, line, dirty):
     """Insert ``line`` (absent) into level ``lv``; returns the displaced tag word or EMPTY."""
     tags, repl, setbits, geom, rng = c[0], c[1], c[2], c[3], c[4]
@@ -283,7 +295,7 @@ def fill(c, lv, line, dirty):
     packed = (line << ONE) | dirty
     pol = geom[lv, G_POLICY]
     if pol == LRU or pol == FIFO:                  # carry shift, stops at a hole
-        return _lru_access(tags, b, ways, line, dirty, True)[1]
+        return _lru_access(tags, b, ways, line, dirty, YES)[1]
     way = NOSLOT
     for w in range(ways):
         if tags[b + w] == EMPTY:
@@ -320,7 +332,7 @@ def fill(c, lv, line, dirty):
     return victim
 
 
-@njit(_nrt=False)
+@helper
 def _victima_rrip_victim(tags, repl, b, ways, rmax, pressure):
     """srrip-victima's victim (Victima, MICRO 2023, TLB-aware SRRIP): the first way at the
     largest RRPV, ageing the set until one is there; under translation pressure a TLB block
@@ -346,7 +358,7 @@ def _victima_rrip_victim(tags, repl, b, ways, rmax, pressure):
             return np.uint64(w)
 
 
-@njit(_nrt=False)
+@helper
 def invalidate(c, slot):
     """Drop the line at ``slot``; returns its dirty bit."""
     tags = c[0]
@@ -355,7 +367,7 @@ def invalidate(c, slot):
     return d
 
 
-@njit(_nrt=False)
+@helper
 def _dispose(c, lv, victim, mode, nlev):
     """Handle a line displaced from level ``lv``: count it, back-invalidate (inclusive),
     and move it down (dirty ones always; every one in exclusive mode) until it settles."""
@@ -388,7 +400,7 @@ def _dispose(c, lv, victim, mode, nlev):
         lv = nxt
 
 
-@njit(_nrt=False)
+@helper
 def place(c, lv, line, mode, nlev):
     """Insert ``line`` (absent, clean) into level ``lv`` alone, disposing of the line it displaces
     as an eviction would (write-back down, back-invalidation when inclusive). For lines that
@@ -398,7 +410,7 @@ def place(c, lv, line, mode, nlev):
         _dispose(c, lv, v, mode, nlev)
 
 
-@njit(_nrt=False)
+@helper
 def _settle(c, lv0, mode, nlev):
     vict = c[7]
     for lv in range(nlev - 1, lv0 - 1, -1):
@@ -408,7 +420,7 @@ def _settle(c, lv0, mode, nlev):
             _dispose(c, lv, v, mode, nlev)
 
 
-@njit(_nrt=False, inline='always')
+@inlined
 def _demand(c, line, op, lv0, need_data, store_pending, mode, nlev):
     """A demand access entering at level ``lv0`` (non-inclusive and inclusive modes).
 
@@ -431,7 +443,7 @@ def _demand(c, line, op, lv0, need_data, store_pending, mode, nlev):
         if alloc and geom[lv, G_POLICY] == LRU:
             ways = geom[lv, G_WAYS]
             b = geom[lv, G_BASE] + (line & geom[lv, G_SETMASK]) * ways
-            hit, victim = _lru_access(tags, b, ways, line, d, True)
+            hit, victim = _lru_access(tags, b, ways, line, d, YES)
         else:
             hit, victim = _slot_access(c, lv, line, op, d, alloc)
         if hit:
@@ -458,18 +470,18 @@ def _demand(c, line, op, lv0, need_data, store_pending, mode, nlev):
     if store_pending:
         cnt[nlev, M_WRITE] += 1
     if pending:
-        _settle(c, 0, mode, nlev)
+        _settle(c, LV0, mode, nlev)
     return served
 
 
-@njit(_nrt=False)
+@helper
 def _demand_exclusive(c, line, op, nlev):
     tags, cnt = c[0], c[6]
     is_store = op == STORE or op == MODIFY
-    s = lookup(c, 0, line)
+    s = lookup(c, LV0, line)
     if s != NOSLOT:
         cnt[0, C_HIT + op] += 1
-        s = touch(c, 0, s, op)
+        s = touch(c, LV0, s, op)
         if is_store:
             tags[s] |= ONE
         return 0
@@ -486,18 +498,25 @@ def _demand_exclusive(c, line, op, nlev):
         cnt[lv, C_MISS + op] += 1
     if served == nlev:
         cnt[nlev, M_READ] += 1
-    _dispose(c, 0, fill(c, 0, line, d), EXCLUSIVE, nlev)
+    _dispose(c, LV0, fill(c, LV0, line, d), EXCLUSIVE, nlev)
     return served
 
 
-@njit(_nrt=False, inline='always')
+@inlined
 def hier_access(c, line, op, mode, nlev):
     """One access of ``line`` (a line number) by ``op`` through the whole hierarchy.
     Returns the level that served it (``nlev`` = memory)."""
     if mode == EXCLUSIVE:
         return _demand_exclusive(c, line, op, nlev)
     store = op == STORE or op == MODIFY
-    return _demand(c, line, op, 0, op != STORE, store, mode, nlev)
+    return _demand(c, line, op, LV0, op != STORE, store, mode, nlev)
+
+
+@helper
+def hier_access_call(c, line, op, mode, nlev):
+    """``hier_access`` as one compiled function, for call sites off the hot path: each inlined
+    copy is typed and optimized again, which is most of a cold start's compile time."""
+    return hier_access(c, line, op, mode, nlev)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -516,11 +535,11 @@ def hier_access(c, line, op, mode, nlev):
 EV_NEED = np.uint8(8)
 EV_STORE = np.uint8(16)
 EV_OPMASK = np.uint8(7)
-EV_BATCH = 1 << 14          # level-0 events per batch
+EV_BATCH = np.int64(1 << 14)         # level-0 events per batch
 MAX_RECORD_LINES = 1026     # lines one record can touch (size < 64 KiB, 64 B lines)
 
 
-@njit(_nrt=False)
+@helper
 def _record_events(words, i, line_shift, out_lines, out_codes, n):
     """Append the level-0 events of record ``i`` (one per line touched) at ``out[n:]``;
     returns the new count. Records are read as two uint64 words: the address, then
@@ -548,7 +567,7 @@ def _record_events(words, i, line_shift, out_lines, out_codes, n):
         line += ONE
 
 
-@njit(_nrt=False)
+@helper
 def _record_lines(words, i, line_shift):
     a = words[i, 0]
     sz = (words[i, 1] >> np.uint64(32)) & np.uint64(0xFFFF)
@@ -558,7 +577,7 @@ def _record_lines(words, i, line_shift):
     return np.int64(((a + sz - ONE) >> ls) - (a >> ls)) + 1
 
 
-@njit(_nrt=False)
+@helper
 def _lru_fill_run(c, lv, in_lines, in_codes, e, n_in, out_lines, out_codes, n_out, nlev):
     """Consecutive plain fill requests (code == EV_NEED) from event ``e`` at LRU level ``lv``:
     a bare carry shift each, counters kept in registers. Returns (next event, n_out)."""
@@ -604,7 +623,7 @@ def _lru_fill_run(c, lv, in_lines, in_codes, e, n_in, out_lines, out_codes, n_ou
     return np.int64(j), np.int64(k)
 
 
-@njit(_nrt=False)
+@helper
 def _level_events(c, lv, in_lines, in_codes, n_in, out_lines, out_codes, nlev):
     """Simulate ``n_in`` events at level ``lv`` of a non-inclusive hierarchy; returns the
     number of events written for the level below (the last level counts memory traffic
@@ -619,11 +638,11 @@ def _level_events(c, lv, in_lines, in_codes, n_in, out_lines, out_codes, nlev):
     ways = geom[lv, G_WAYS]
     base = geom[lv, G_BASE]
     mask = geom[lv, G_SETMASK]
-    n_out = 0
+    n_out = LV0
     h0 = 0              # hits and misses of plain loads (the common case) and evictions,
     m0 = 0              # kept in registers and added at the end
     ev = 0
-    e = 0
+    e = LV0
     while e < n_in:
         line = in_lines[e]
         code = in_codes[e]
@@ -691,7 +710,7 @@ def _level_events(c, lv, in_lines, in_codes, n_in, out_lines, out_codes, nlev):
     return n_out
 
 
-@njit(_nrt=False)
+@helper
 def _level0_lru(c, words, i, line_shift, nlev, out_lines, out_codes, n, cap):
     """Level 0 (LRU, write-back, write-allocate) straight from records, from record ``i`` and
     output event ``n``; stops at the end, when fewer than 2 output slots are left before
@@ -768,7 +787,7 @@ def _level0_lru(c, words, i, line_shift, nlev, out_lines, out_codes, n, cap):
     return np.int64(r), np.int64(m), ic
 
 
-@njit(_nrt=False)
+@helper
 def _dirty_victim(cnt, victim, single, nlev, out_lines, out_codes, n):
     """Level 0 wrote back a dirty victim: to memory (one level) or as an event for level 1."""
     cnt[0, C_WB_OUT] += 1
@@ -780,13 +799,13 @@ def _dirty_victim(cnt, victim, single, nlev, out_lines, out_codes, n):
     return n + ONE
 
 
-@njit(_nrt=False)
+@helper
 def _spanning_record(c, words, i, line_shift, nlev, side_lines, side_codes, out_lines,
                      out_codes, n):
     """A record that spans lines, through level 0 by the generic path; events appended at
     ``out[n:]``. Returns the new count."""
-    m = _record_events(words, i, line_shift, side_lines[0], side_codes[0], 0)
-    got = _level_events(c, 0, side_lines[0], side_codes[0], m, side_lines[1], side_codes[1], nlev)
+    m = _record_events(words, i, line_shift, side_lines[0], side_codes[0], LV0)
+    got = _level_events(c, LV0, side_lines[0], side_codes[0], m, side_lines[1], side_codes[1], nlev)
     for e in range(got):
         out_lines[n + e] = side_lines[1, e]
         out_codes[n + e] = side_codes[1, e]
@@ -794,39 +813,47 @@ def _spanning_record(c, words, i, line_shift, nlev, side_lines, side_codes, out_
 
 
 @njit(cache=True, _nrt=False)
-def run_records(words, line_shift, c, mode, nlev, ev_lines, ev_codes, side_lines, side_codes):
-    """Simulate a chunk of records, given as their (n, 2) uint64 word view, and return its
-    instructions (sum of icount); an access spanning several lines is one access per line.
-    Non-inclusive hierarchies go level by level over
-    batches of events (``ev_lines``/``ev_codes``: 2 x (EV_BATCH << (nlev-1)) buffers;
-    ``side_*``: 2 x MAX_RECORD_LINES); inclusive and exclusive ones walk each access down
-    the hierarchy (``hier_access``)."""
-    geom = c[3]
+def run_walk(words, line_shift, c, mode, nlev):
+    """Simulate a chunk of records of an inclusive or exclusive hierarchy, given as their
+    (n, 2) uint64 word view, each access walking down the hierarchy (``hier_access``); returns
+    the instructions (sum of icount). An access spanning several lines is one per line."""
     ls = np.uint64(line_shift)
     n_rec = words.shape[0]
     ic = np.uint64(0)
-    if mode != NON_INCLUSIVE:
-        for i in range(n_rec):
-            a = words[i, 0]
-            meta = words[i, 1]
-            ic += meta & np.uint64(0xFFFFFFFF)
-            sz = (meta >> np.uint64(32)) & np.uint64(0xFFFF)
-            op = np.int64((meta >> np.uint64(48)) & np.uint64(0xFF))
-            line = a >> ls
-            last = line
-            if sz > ONE:
-                last = (a + sz - ONE) >> ls
-            while True:
-                hier_access(c, line, op, mode, nlev)
-                if line == last:
-                    break
-                line += ONE
-        return ic
+    for i in range(n_rec):
+        a = words[i, 0]
+        meta = words[i, 1]
+        ic += meta & np.uint64(0xFFFFFFFF)
+        sz = (meta >> np.uint64(32)) & np.uint64(0xFFFF)
+        op = np.int64((meta >> np.uint64(48)) & np.uint64(0xFF))
+        line = a >> ls
+        last = line
+        if sz > ONE:
+            last = (a + sz - ONE) >> ls
+        while True:
+            hier_access(c, line, op, mode, nlev)
+            if line == last:
+                break
+            line += ONE
+    return ic
+
+
+@njit(cache=True, _nrt=False)
+def run_records(words, line_shift, c, nlev, ev_lines, ev_codes, side_lines, side_codes):
+    """Simulate a chunk of records of a non-inclusive hierarchy, given as their (n, 2) uint64
+    word view, and return its instructions (sum of icount); an access spanning several lines is
+    one access per line. Level by level over batches of events (``ev_lines``/``ev_codes``:
+    2 x (EV_BATCH << (nlev-1)) buffers; ``side_*``: 2 x MAX_RECORD_LINES). Inclusive and
+    exclusive hierarchies take ``run_walk`` (a separate kernel: a non-inclusive run does not
+    compile the per-access walk)."""
+    geom = c[3]
+    n_rec = words.shape[0]
+    ic = np.uint64(0)
     fast0 = geom[0, G_POLICY] == LRU and geom[0, G_WB] != ZERO and geom[0, G_WA] != ZERO
     room = 2 * MAX_RECORD_LINES
-    i = 0
+    i = LV0
     while i < n_rec:
-        n = 0
+        n = LV0
         if fast0:
             while i < n_rec and n + room <= EV_BATCH:
                 i, n, got = _level0_lru(c, words, i, line_shift, nlev, ev_lines[1], ev_codes[1],
@@ -874,7 +901,7 @@ PART_RECORDS = 1 << 16      # records a thread gathers at a time
 NOT_SET_LOCAL = (RANDOM, BRRIP, DRRIP)
 
 
-@njit(_nrt=False)
+@helper
 def _gather(words, i, line_shift, tshift, tmask, t, out):
     """Copy the records from ``i`` of thread ``t`` (``(line >> tshift) & tmask == t``) into
     ``out``, until it is nearly full; a record spanning lines gives one single-byte record per
@@ -933,8 +960,11 @@ def run_records_threads(words, line_shift, tshift, c, mode, nlev, part_cnt, part
         i = 0
         while i < n_rec:
             i, k = _gather(words, i, line_shift, tshift, threads - 1, t, part_words[t])
-            ics[t] += run_records(part_words[t, :k], line_shift, ct, mode, nlev, ev_lines[t],
-                                  ev_codes[t], side_lines[t], side_codes[t])
+            if mode == NON_INCLUSIVE:
+                ics[t] += run_records(part_words[t, :k], line_shift, ct, nlev, ev_lines[t],
+                                      ev_codes[t], side_lines[t], side_codes[t])
+            else:
+                ics[t] += run_walk(part_words[t, :k], line_shift, ct, mode, nlev)
     cnt = c[6]
     ic = np.uint64(0)
     for t in range(threads):

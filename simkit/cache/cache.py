@@ -62,7 +62,7 @@ class CacheState:
         self.reset()
 
     def event_buffers(self):
-        """Scratch for ``run_records``: level-to-level event buffers (2 x EV_BATCH << (nlev-1))
+        """Scratch for ``run_records`` (non-inclusive): level-to-level event buffers (2 x EV_BATCH << (nlev-1))
         and a spanning record's events; allocated on first use."""
         if self._events is None:
             cap = K.EV_BATCH << max(self.nlev - 1, 0)
@@ -152,9 +152,11 @@ class Hierarchy:
             tshift = fewest.bit_length() - self.threads.bit_length()
             instructions = K.run_records_threads(words, s.line_shift, tshift, s.as_tuple(),
                                                  s.mode, s.nlev, *self._scratch())
-        else:
-            instructions = K.run_records(words, s.line_shift, s.as_tuple(), s.mode, s.nlev,
+        elif s.mode == K.NON_INCLUSIVE:
+            instructions = K.run_records(words, s.line_shift, s.as_tuple(), s.nlev,
                                          *s.event_buffers())
+        else:
+            instructions = K.run_walk(words, s.line_shift, s.as_tuple(), s.mode, s.nlev)
         self._records += len(recs)
         self._instructions += int(instructions)
 

@@ -32,9 +32,10 @@ NSTATE = 8
 P_WIDTH, P_ROB, P_LQ, P_WALKERS, P_DEP = range(5)
 DEP_INDEPENDENT, DEP_CHAIN, DEP_FLAG = 0, 1, 2
 STORE_OP = 1
+helper = njit(_nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper=True)   # as simkit.cache's
 
 
-@njit(_nrt=False)
+@helper
 def _replace_min(heap, n, value):
     """Replace the root of the binary min-heap ``heap[:n]`` by ``value`` and sift it down."""
     i = 0

@@ -105,7 +105,10 @@ SCATTER_BITS = np.uint64(28)
 SCATTER_MASK = np.uint64((1 << 28) - 1)
 
 # TLB state levels
-T_L1D, T_L1I, T_L2, T_PWC4, T_PWC3, T_PWC2, T_POM, T_L3, T_NTLB = range(9)
+# (numpy ints and bools, not Python ones: a Python constant passed to a helper is a literal
+# type, and numba compiles the helper again for each literal value)
+T_L1D, T_L1I, T_L2, T_PWC4, T_PWC3, T_PWC2, T_POM, T_L3, T_NTLB = (np.int64(i) for i in range(9))
+YES, NO = np.bool_(True), np.bool_(False)
 
 # counters
 (C_L1D_HIT, C_L1D_MISS, C_L1I_HIT, C_L1I_MISS, C_L2_HIT, C_L2_MISS, C_WALKS, C_WALKS_2M,
@@ -139,7 +142,7 @@ if P_PTWCP_ARTIFACT >= P_CACHE_LAT:          # the flags must stay below the lat
     raise ImportError("simkit.tlb._kernels: parameter indices overlap P_CACHE_LAT")
 
 
-@njit(_nrt=False)
+@CK.helper
 def _mix(x):
     x ^= x >> np.uint64(33)
     x *= np.uint64(0xFF51AFD7ED558CCD)
@@ -149,7 +152,7 @@ def _mix(x):
     return x
 
 
-@njit(_nrt=False)
+@CK.helper
 def _scatter(n, seed):
     """A seeded bijection of 28-bit frame numbers (multiply by odd and xor-shift steps)."""
     x = (n + seed) & SCATTER_MASK
@@ -160,7 +163,7 @@ def _scatter(n, seed):
     return x
 
 
-@njit(_nrt=False)
+@CK.helper
 def _pt_slot(keys, meta, key):
     """Slot holding ``key``, or the empty slot where it belongs."""
     mask = meta[PM_MASK]
@@ -172,7 +175,7 @@ def _pt_slot(keys, meta, key):
         s = (s + ONE) & mask
 
 
-@njit(_nrt=False)
+@CK.helper
 def _new_frame(meta, field):
     n = meta[field]
     meta[field] = n + ONE
@@ -181,7 +184,7 @@ def _new_frame(meta, field):
     return n
 
 
-@njit(_nrt=False)
+@CK.helper
 def _region(keys, vals, meta, va, host):
     """The value of the 2 MiB region of ``va`` (created on first touch) in the guest/native
     table, or (``host``) in the host table of nested paging, where ``va`` is a guest PA."""
@@ -200,14 +203,14 @@ def _region(keys, vals, meta, va, host):
     return v, huge
 
 
-@njit(_nrt=False)
+@CK.helper
 def _pt_put(keys, vals, meta, s, key, v):
     keys[s] = key
     vals[s] = v
     meta[PM_COUNT] += ONE
 
 
-@njit(_nrt=False)
+@CK.helper
 def _lookup_or_new(keys, vals, meta, key, field):
     s = _pt_slot(keys, meta, key)
     if keys[s] == key:
@@ -217,7 +220,7 @@ def _lookup_or_new(keys, vals, meta, key, field):
     return v, True
 
 
-@njit(_nrt=False)
+@CK.helper
 def translate(keys, vals, meta, va, cnt, host):
     """Physical address of ``va`` and its page size bit (1 = 2 MiB), mapping it on first touch;
     with ``host``, the host PA of guest PA ``va`` (nested paging)."""
@@ -233,7 +236,7 @@ def translate(keys, vals, meta, va, cnt, host):
     return (f << np.uint64(12)) + (va & np.uint64(0xFFF)), ZERO
 
 
-@njit(_nrt=False)
+@CK.helper
 def _node_frame(keys, vals, meta, level, va, top, cnt, host):
     """Frame of the radix node holding level ``level``'s entry for ``va`` (root: frame 0), in
     the guest/native table or the ``host`` table."""
@@ -247,7 +250,7 @@ def _node_frame(keys, vals, meta, level, va, top, cnt, host):
     return f + ONE                            # frame 0 of the zone is the root
 
 
-@njit(_nrt=False)
+@CK.helper
 def _tlb_probe(t, lv, key4, key2):
     """Probe a TLB for both page sizes; on a hit update LRU and return the key, else EMPTY."""
     s = CK.lookup(t, lv, key4)
@@ -261,7 +264,7 @@ def _tlb_probe(t, lv, key4, key2):
     return key4
 
 
-@njit(_nrt=False)
+@CK.helper
 def _tlb_insert(t, lv, key):
     """Insert ``key`` (absent) into TLB level ``lv``; returns the displaced key or EMPTY."""
     v = CK.fill(t, lv, key, ZERO)
@@ -270,7 +273,7 @@ def _tlb_insert(t, lv, key):
     return v >> ONE
 
 
-@njit(_nrt=False)
+@CK.helper
 def _pom_line(t, key):
     """The cache line of the POM-TLB set that holds ``key``."""
     geom = t[3]
@@ -279,13 +282,13 @@ def _pom_line(t, key):
     return (ZONE_POM + s * ways * np.uint64(POM_ENTRY_BYTES)) >> np.uint64(6)
 
 
-@njit(_nrt=False)
+@CK.helper
 def _pom_probe(c, t, key4, key2, params, cnt):
     """Probe the POM-TLB after an L2 TLB miss; returns (hit key or EMPTY, cycles)."""
     nlev = params[P_NLEV]
     mode = params[P_MODE]
-    s4 = CK.hier_access(c, _pom_line(t, key4), CK.LOAD, mode, nlev)
-    s2 = CK.hier_access(c, _pom_line(t, key2), CK.LOAD, mode, nlev)
+    s4 = CK.hier_access_call(c, _pom_line(t, key4), CK.LOAD, mode, nlev)
+    s2 = CK.hier_access_call(c, _pom_line(t, key2), CK.LOAD, mode, nlev)
     cnt[C_POM_REFS] += 2
     lat4 = params[P_CACHE_LAT + s4]
     lat2 = params[P_CACHE_LAT + s2]
@@ -304,7 +307,7 @@ def _pom_probe(c, t, key4, key2, params, cnt):
     return hit, cycles
 
 
-@njit(_nrt=False)
+@CK.helper
 def _tlb_block(key, params):
     """Cache line number of the TLB block holding translation ``key``."""
     huge = (key & SIZE_2M) != ZERO
@@ -314,7 +317,7 @@ def _tlb_block(key, params):
     return line
 
 
-@njit(_nrt=False)
+@CK.helper
 def _block_level(c, line, nlev):
     """First cache level holding ``line`` (presence only, no replacement update), or nlev."""
     for k in range(nlev):
@@ -323,13 +326,13 @@ def _block_level(c, line, nlev):
     return nlev
 
 
-@njit(_nrt=False)
+@CK.helper
 def _block_cycles(params, k):
     """Cycles of a TLB-block hit in cache level ``k`` (``victima_block_cycles``)."""
     return params[P_CACHE_LAT + params[P_NLEV] + 1 + k]
 
 
-@njit(_nrt=False)
+@CK.helper
 def _victima_probe(c, key, params, cnt):
     """After an L2 TLB miss: is the translation's TLB block cached? Returns (hit, cycles of the
     block hit: level k's ``_block_cycles``)."""
@@ -338,17 +341,17 @@ def _victima_probe(c, key, params, cnt):
     k = _block_level(c, line, nlev)
     if k < nlev:
         if k > 0:
-            CK.hier_access(c, line, CK.LOAD, params[P_MODE], nlev)
+            CK.hier_access_call(c, line, CK.LOAD, params[P_MODE], nlev)
         cnt[C_VIC_HIT_AT + k] += 1
         return True, _block_cycles(params, k)
     cnt[C_VIC_MISS] += 1
     if params[P_VIC_PTW] != 0:
-        CK.hier_access(c, line, CK.LOAD, params[P_MODE], nlev)
+        CK.hier_access_call(c, line, CK.LOAD, params[P_MODE], nlev)
         cnt[C_VIC_ALLOC_PTW] += 1
     return False, 0
 
 
-@njit(_nrt=False)
+@CK.helper
 def _victima_probe_l2(c, t, keys, vals, meta, va, key, params, cnt):
     """The paper's lookup: after an L2 TLB miss the L2 cache alone is probed for the block,
     in parallel with the walk; a hit (replacement updated as a TLB-block hit) aborts the walk,
@@ -374,7 +377,7 @@ def _victima_probe_l2(c, t, keys, vals, meta, va, key, params, cnt):
     return True, cycles
 
 
-@njit(_nrt=False)
+@CK.helper
 def _pwc_start(t, va, leaf, top, params, cnt, probe, charged):
     """The radix level a walk for ``va`` starts at: below the deepest page-walk-cache hit, or
     the root. PWC pl (0 PML4, 1 PDPT, 2 PD) caches entries of radix level 4 - pl, keyed by the
@@ -398,7 +401,7 @@ def _pwc_start(t, va, leaf, top, params, cnt, probe, charged):
     return top
 
 
-@njit(_nrt=False)
+@CK.helper
 def _walk_estimate(c, t, keys, vals, meta, va, huge, params):
     """Cycles the native walk for ``va`` would take now, without touching anything: the
     deepest PWC hit, then each PTE line's latency at the first cache level holding it (memory
@@ -406,7 +409,7 @@ def _walk_estimate(c, t, keys, vals, meta, va, huge, params):
     nlev = params[P_NLEV]
     top = np.int64(meta[PM_LEVELS])
     leaf = 2 if huge else 1
-    start = _pwc_start(t, va, leaf, top, params, params, False, False)   # (no counters)
+    start = _pwc_start(t, va, leaf, top, params, params, NO, NO)   # (no counters)
     cycles = params[P_LAT_PWC]
     for level in range(start, leaf - 1, -1):
         k = nlev
@@ -426,7 +429,7 @@ def _walk_estimate(c, t, keys, vals, meta, va, huge, params):
     return cycles
 
 
-@njit(_nrt=False)
+@CK.helper
 def _victima_place(c, key, params, old_line, ns):
     """Put the TLB block of ``key`` (namespace bits ``ns``: 0, or TB_NESTED for a nested TLB
     block) into the L2 cache (the paper's insertion). ``old_line``, when not EMPTY, is the
@@ -444,7 +447,7 @@ def _victima_place(c, key, params, old_line, ns):
     return True
 
 
-@njit(_nrt=False)
+@CK.helper
 def _l2_insert(c, t, keys, vals, meta, key, params, cnt, hist):
     """Insert ``key`` into the L2 TLB; with a POM-TLB, its victim goes there (and the victim's
     POM line is read through the caches)."""
@@ -455,25 +458,25 @@ def _l2_insert(c, t, keys, vals, meta, key, params, cnt, hist):
                 and _ptwcp_costly(keys, vals, meta, victim, params, cnt):
             huge = (victim & SIZE_2M) != ZERO
             va = (victim & ~SIZE_2M) << np.uint64(21) if huge else victim << np.uint64(12)
-            _walk(c, t, keys, vals, meta, va, huge, params, cnt, hist, False)
+            _walk(c, t, keys, vals, meta, va, huge, params, cnt, hist, NO)
             _victima_place(c, victim, params, EMPTY, ZERO)
             cnt[C_VIC_ALLOC_EVICT] += 1
     elif victim != EMPTY and params[P_VIC_EVICT] != 0:
         line = _tlb_block(victim, params)
         if _block_level(c, line, params[P_NLEV]) == params[P_NLEV]:
-            CK.hier_access(c, line, CK.LOAD, params[P_MODE], params[P_NLEV])
+            CK.hier_access_call(c, line, CK.LOAD, params[P_MODE], params[P_NLEV])
             cnt[C_VIC_ALLOC_EVICT] += 1
     if victim != EMPTY and params[P_L3_ON] != 0 and params[P_STLB_FILL_VICTIMS] != 0 \
             and CK.lookup(t, T_L3, victim) == NOSLOT:
         _tlb_insert(t, T_L3, victim)
     if victim != EMPTY and params[P_POM_ON] != 0 and CK.lookup(t, T_POM, victim) == NOSLOT:
         _tlb_insert(t, T_POM, victim)
-        CK.hier_access(c, _pom_line(t, victim), CK.LOAD, params[P_MODE], params[P_NLEV])
+        CK.hier_access_call(c, _pom_line(t, victim), CK.LOAD, params[P_MODE], params[P_NLEV])
         cnt[C_POM_REFS] += 1
         cnt[C_POM_INSERTS] += 1
 
 
-@njit(_nrt=False)
+@CK.helper
 def _walk(c, t, keys, vals, meta, va, huge, params, cnt, hist, charged):
     """Walk the radix table for ``va`` (a ``huge`` 2 MiB page ends at the PD); every PTE read
     goes through the data caches. A ``charged`` walk is counted (walk stats, PWC hit rates,
@@ -483,13 +486,13 @@ def _walk(c, t, keys, vals, meta, va, huge, params, cnt, hist, charged):
     mode = params[P_MODE]
     top = np.int64(meta[PM_LEVELS])
     leaf = 2 if huge else 1
-    start = _pwc_start(t, va, leaf, top, params, cnt, True, charged)
+    start = _pwc_start(t, va, leaf, top, params, cnt, YES, charged)
     cycles = params[P_LAT_PWC]
     dram = False
     nested = params[P_NESTED] != 0
     pte = ZERO
     for level in range(start, leaf - 1, -1):
-        node = _node_frame(keys, vals, meta, level, va, top, cnt, False)
+        node = _node_frame(keys, vals, meta, level, va, top, cnt, NO)
         index = (va >> np.uint64(12 + 9 * (level - 1))) & np.uint64(511)
         pte = ZONE_PT + (node << np.uint64(12)) + (index << np.uint64(3))
         if nested:                             # the guest PTE's guest PA -> host PA first
@@ -510,7 +513,7 @@ def _walk(c, t, keys, vals, meta, va, huge, params, cnt, hist, charged):
                 if CK.lookup(t, T_PWC4 + pl, key) == NOSLOT:
                     CK.fill(t, T_PWC4 + pl, key, ZERO)
     if nested:                                 # and the data's guest PA -> host PA
-        gpa = translate(keys, vals, meta, va, cnt, False)[0]
+        gpa = translate(keys, vals, meta, va, cnt, NO)[0]
         _, hc, hd = _host_translate(c, t, keys, vals, meta, gpa, params, cnt, hist, charged)
         cycles += hc
         dram |= hd
@@ -528,7 +531,7 @@ def _walk(c, t, keys, vals, meta, va, huge, params, cnt, hist, charged):
     return cycles, pte >> np.uint64(6), dram
 
 
-@njit(_nrt=False)
+@CK.helper
 def _host_walk(c, keys, vals, meta, gpa, huge, params, cnt, charged):
     """Walk the host table for guest PA ``gpa`` (no page-walk caches, as the Victima artifact's
     host walks); PTE reads go through the data caches. Returns (cycles, went to memory)."""
@@ -538,10 +541,10 @@ def _host_walk(c, keys, vals, meta, gpa, huge, params, cnt, charged):
     cycles = 0
     dram = False
     for level in range(top, leaf - 1, -1):
-        node = _node_frame(keys, vals, meta, level, gpa, top, cnt, True)
+        node = _node_frame(keys, vals, meta, level, gpa, top, cnt, YES)
         index = (gpa >> np.uint64(12 + 9 * (level - 1))) & np.uint64(511)
         pte = ZONE_PT + (node << np.uint64(12)) + (index << np.uint64(3))
-        served = CK.hier_access(c, pte >> np.uint64(6), CK.LOAD, params[P_MODE], nlev)
+        served = CK.hier_access_call(c, pte >> np.uint64(6), CK.LOAD, params[P_MODE], nlev)
         dram |= served == nlev
         cycles += params[P_CACHE_LAT + served]
         if charged:
@@ -554,12 +557,12 @@ def _host_walk(c, keys, vals, meta, gpa, huge, params, cnt, charged):
     return cycles, dram
 
 
-@njit(_nrt=False)
+@CK.helper
 def _host_translate(c, t, keys, vals, meta, gpa, params, cnt, hist, charged):
     """Guest PA -> host PA in a 2D walk: the nested TLB (keyed by the guest-physical page),
     then, with Victima, a nested TLB block (8 gPA -> hPA entries, namespace TB_NESTED) in the
     caches, then a host walk. Returns (host PA, cycles, a host PTE read went to memory)."""
-    hpa, hhuge = translate(keys, vals, meta, gpa, cnt, True)
+    hpa, hhuge = translate(keys, vals, meta, gpa, cnt, YES)
     key4 = gpa >> np.uint64(12)
     key2 = (gpa >> np.uint64(21)) | SIZE_2M
     cycles = params[P_LAT_NTLB]
@@ -586,7 +589,7 @@ def _host_translate(c, t, keys, vals, meta, gpa, params, cnt, hist, charged):
             k = _block_level(c, line, nlev)
             if k < nlev:
                 if k > 0:
-                    CK.hier_access(c, line, CK.LOAD, params[P_MODE], nlev)
+                    CK.hier_access_call(c, line, CK.LOAD, params[P_MODE], nlev)
                 cycles += _block_cycles(params, k)
                 hit = True
         if hit and charged:
@@ -604,23 +607,23 @@ def _host_translate(c, t, keys, vals, meta, gpa, params, cnt, hist, charged):
             if CK.lookup(c, params[P_VIC_LEVEL], line) == NOSLOT:
                 vh = (victim & SIZE_2M) != ZERO
                 vgpa = (victim & ~SIZE_2M) << np.uint64(21) if vh else victim << np.uint64(12)
-                _host_walk(c, keys, vals, meta, vgpa, vh, params, cnt, False)
+                _host_walk(c, keys, vals, meta, vgpa, vh, params, cnt, NO)
                 _victima_place(c, victim, params, EMPTY, TB_NESTED)
                 cnt[C_NVIC_ALLOC] += 1
         elif _block_level(c, line, nlev) == nlev:
-            CK.hier_access(c, line, CK.LOAD, params[P_MODE], nlev)
+            CK.hier_access_call(c, line, CK.LOAD, params[P_MODE], nlev)
             cnt[C_NVIC_ALLOC] += 1
     return hpa, cycles, dram
 
 
-@njit(_nrt=False)
+@CK.helper
 def _ptwcp_key(key):
     """Page-table key of the PTW-CP counters of translation ``key`` (a TLB key)."""
     kind = np.uint64(K_PTWCP + 1) if (key & SIZE_2M) != ZERO else np.uint64(K_PTWCP)
     return (kind << KIND_SHIFT) | (key & ~SIZE_2M)
 
 
-@njit(_nrt=False)
+@CK.helper
 def _ptwcp_count(keys, vals, meta, va, huge, dram):
     """After a walk: the PTE's 3-bit walk-frequency counter and, when a PTE read went to
     memory, its 4-bit walk-cost counter count up (saturating; Victima's PTW-CP, REFERENCE.md 1.3).
@@ -640,7 +643,7 @@ def _ptwcp_count(keys, vals, meta, va, huge, dram):
     vals[s] = f | (cost << np.uint64(3))
 
 
-@njit(_nrt=False)
+@CK.helper
 def _ptwcp_costly(keys, vals, meta, key, params, cnt):
     """The PTW-CP comparator: costly when freq and cost lie in their configured ranges (or, with
     P_PTWCP_ARTIFACT, by the artifact's offline rule ``(cost >= 1 and freq >= 2) or (cost == 1
@@ -669,7 +672,7 @@ def _ptwcp_costly(keys, vals, meta, key, params, cnt):
     return False
 
 
-@njit(_nrt=False)
+@CK.helper
 def _end_epoch(c, meta, params, cnt):
     """Close a pressure epoch. Translation pressure (this epoch's L2 TLB MPKI above its
     threshold) turns on srrip-victima's TLB-aware mode in the L2 cache for the next epoch;
@@ -752,7 +755,7 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, rec):
                     key, pc = _pom_probe(c, t, key4, key2, params, cnt)
                     cycles += pc
                 if key == EMPTY and params[P_VICTIMA] != 0:
-                    huge = translate(keys, vals, meta, va, cnt, False)[1]
+                    huge = translate(keys, vals, meta, va, cnt, NO)[1]
                     vkey = key2 if huge != ZERO else key4
                     if l2only:
                         vhit, vc = _victima_probe_l2(c, t, keys, vals, meta, va, vkey, params,
@@ -765,10 +768,10 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, rec):
                         if params[P_VIC_PARALLEL] != 0:    # probed beside the L2 TLB lookup
                             cycles -= params[P_LAT_L2]
                 if key == EMPTY:
-                    huge = translate(keys, vals, meta, va, cnt, False)[1]
+                    huge = translate(keys, vals, meta, va, cnt, NO)[1]
                     key = key2 if huge != ZERO else key4
                     wc, leaf_line, _ = _walk(c, t, keys, vals, meta, va, huge != ZERO, params,
-                                             cnt, hist, True)
+                                             cnt, hist, YES)
                     cycles += wc
                     walked = wc
                     if l2only and params[P_VIC_PTW] != 0 \
@@ -785,9 +788,9 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, rec):
         cnt[C_TRANSLATION_CYCLES] += cycles
         data_lat = 0
         if params[P_DATA] != 0:
-            pa, huge = translate(keys, vals, meta, va, cnt, False)
+            pa, huge = translate(keys, vals, meta, va, cnt, NO)
             if nested:
-                pa = translate(keys, vals, meta, pa, cnt, True)[0]
+                pa = translate(keys, vals, meta, pa, cnt, YES)[0]
             line = pa >> np.uint64(6)
             last = line
             if sz > ONE:
