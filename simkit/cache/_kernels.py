@@ -537,6 +537,7 @@ EV_STORE = np.uint8(16)
 EV_OPMASK = np.uint8(7)
 EV_BATCH = np.int64(1 << 14)         # level-0 events per batch
 MAX_RECORD_LINES = 1026     # lines one record can touch (size < 64 KiB, 64 B lines)
+NO_LAT = np.zeros(0, dtype=np.int64)  # run_walk's lat/out when no latency is wanted
 
 
 @helper
@@ -813,12 +814,17 @@ def _spanning_record(c, words, i, line_shift, nlev, side_lines, side_codes, out_
 
 
 @njit(cache=True, _nrt=False)
-def run_walk(words, line_shift, c, mode, nlev):
-    """Simulate a chunk of records of an inclusive or exclusive hierarchy, given as their
-    (n, 2) uint64 word view, each access walking down the hierarchy (``hier_access``); returns
-    the instructions (sum of icount). An access spanning several lines is one per line."""
+def run_walk(words, line_shift, c, mode, nlev, lat, out):
+    """Simulate a chunk of records, given as their (n, 2) uint64 word view, each access walking
+    down the hierarchy (``hier_access``); returns the instructions (sum of icount). An access
+    spanning several lines is one per line. The kernel of inclusive and exclusive hierarchies,
+    and of any hierarchy timed record by record: when ``out`` has a slot per record, each
+    record's data latency is written there, ``lat[level]`` of the level that served its slowest
+    line (``lat[nlev]``: memory; ``simkit.core.timed_caches``); a 0-length ``out`` turns that
+    off."""
     ls = np.uint64(line_shift)
     n_rec = words.shape[0]
+    keep = out.shape[0] > 0
     ic = np.uint64(0)
     for i in range(n_rec):
         a = words[i, 0]
@@ -830,11 +836,16 @@ def run_walk(words, line_shift, c, mode, nlev):
         last = line
         if sz > ONE:
             last = (a + sz - ONE) >> ls
+        worst = np.int64(0)
         while True:
-            hier_access(c, line, op, mode, nlev)
+            served = hier_access(c, line, op, mode, nlev)
+            if keep and lat[served] > worst:
+                worst = lat[served]
             if line == last:
                 break
             line += ONE
+        if keep:
+            out[i] = worst
     return ic
 
 
@@ -955,6 +966,7 @@ def run_records_threads(words, line_shift, tshift, c, mode, nlev, part_cnt, part
     threads = part_cnt.shape[0]
     n_rec = words.shape[0]
     ics = np.zeros(threads, dtype=np.uint64)
+    nolat = np.zeros(0, dtype=np.int64)
     for t in prange(threads):
         ct = (c[0], c[1], c[2], c[3], c[4], c[5], part_cnt[t], part_vict[t])
         i = 0
@@ -964,7 +976,8 @@ def run_records_threads(words, line_shift, tshift, c, mode, nlev, part_cnt, part
                 ics[t] += run_records(part_words[t, :k], line_shift, ct, nlev, ev_lines[t],
                                       ev_codes[t], side_lines[t], side_codes[t])
             else:
-                ics[t] += run_walk(part_words[t, :k], line_shift, ct, mode, nlev)
+                ics[t] += run_walk(part_words[t, :k], line_shift, ct, mode, nlev, nolat,
+                                   nolat)
     cnt = c[6]
     ic = np.uint64(0)
     for t in range(threads):

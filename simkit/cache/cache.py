@@ -156,7 +156,8 @@ class Hierarchy:
             instructions = K.run_records(words, s.line_shift, s.as_tuple(), s.nlev,
                                          *s.event_buffers())
         else:
-            instructions = K.run_walk(words, s.line_shift, s.as_tuple(), s.mode, s.nlev)
+            instructions = K.run_walk(words, s.line_shift, s.as_tuple(), s.mode, s.nlev, K.NO_LAT,
+                                      K.NO_LAT)
         self._records += len(recs)
         self._instructions += int(instructions)
 

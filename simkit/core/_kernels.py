@@ -25,8 +25,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from simkit.cache import _kernels as CK
-
 S_T, S_SEQ, S_LAST, S_FRONT, S_CUMMAX, S_HEAD, S_COUNT, S_NLOADS = range(8)
 NSTATE = 8
 P_WIDTH, P_ROB, P_LQ, P_WALKERS, P_DEP = range(5)
@@ -128,34 +126,3 @@ def run_core(icount, ops, flags, trans, walks, lat, params, st, ring, lqr, walk)
     st[S_HEAD] = head
     st[S_COUNT] = count
     st[S_NLOADS] = nloads
-
-
-@njit(cache=True, _nrt=False)
-def cache_latency(words, line_shift, c, mode, nlev, lat, out):
-    """Access a chunk of records (their (n, 2) uint64 word view) through a cache hierarchy one
-    record at a time and write each record's data latency to ``out``: ``lat[level]`` of the
-    slowest line's serving level (``lat[nlev]`` = memory). Returns the chunk's instructions.
-    Counters are the same as ``simkit.cache``'s ``run_records`` (same ``hier_access`` order)."""
-    ls = np.uint64(line_shift)
-    one = np.uint64(1)
-    ic = np.uint64(0)
-    for i in range(words.shape[0]):
-        a = words[i, 0]
-        meta = words[i, 1]
-        ic += meta & np.uint64(0xFFFFFFFF)
-        sz = (meta >> np.uint64(32)) & np.uint64(0xFFFF)
-        op = np.int64((meta >> np.uint64(48)) & np.uint64(0xFF))
-        line = a >> ls
-        last = line
-        if sz > one:
-            last = (a + sz - one) >> ls
-        worst = 0
-        while True:
-            served = CK.hier_access(c, line, op, mode, nlev)
-            if lat[served] > worst:
-                worst = lat[served]
-            if line == last:
-                break
-            line += one
-        out[i] = worst
-    return ic

@@ -6,7 +6,8 @@
 
 Translation is free here (every access hits an ideal TLB); for its cost use
 ``simkit.tlb.MMU(..., core=...)``, which times translation and data together. The cache counters
-are exactly ``simkit.cache.Hierarchy``'s: each record is accessed through the same
+are exactly ``simkit.cache.Hierarchy``'s: each record walks the hierarchy (the cache package's
+``run_walk``, the kernel of its inclusive and exclusive hierarchies) through the same
 ``hier_access`` the level-at-a-time kernel reproduces, and each record's data latency is the hit
 latency (``latency_cycles``) of the level that served its slowest line, or the hierarchy's
 ``memory_latency_cycles``.
@@ -17,7 +18,7 @@ import numpy as np
 
 from simkit.cache import Hierarchy
 from simkit.cache.stats import CacheStats
-from simkit.core import _kernels as K
+from simkit.cache import _kernels as CK
 from simkit.core.config import CoreConfig
 from simkit.core.model import CoreModel
 from simkit.trace.stream import kernel_view
@@ -48,8 +49,8 @@ class TimedHierarchy(Hierarchy):
         s = self.state
         words = kernel_view(recs)
         lat = np.empty(len(words), dtype=np.int64)
-        instructions = K.cache_latency(words, s.line_shift, s.as_tuple(), s.mode, s.nlev,
-                                       self.latency, lat)
+        instructions = CK.run_walk(words, s.line_shift, s.as_tuple(), s.mode, s.nlev,
+                                   self.latency, lat)
         self._records += len(recs)
         self._instructions += int(instructions)
         free = np.zeros(len(words), dtype=np.int64)
