@@ -77,7 +77,7 @@ def test_champsim_agrees_with_the_full_model(tmp_path, workload):
     from simkit.trace.champsim import export_champsim
     from simkit.trace.format import Op
 
-    n_warm, n_sim = 50_000, 100_000
+    n_warm, n_sim = (50_000, 100_000) if workload.startswith("gups") else (15_000, 30_000)
     if workload.startswith("gups"):
         recs = synth.uniform(n_warm + n_sim, 8 << 20, seed=1)
         recs["op"] = Op.MODIFY
