@@ -169,9 +169,11 @@ def test_mtrace_import_speed(tmp_path):
         a, b = 0x555555560000 + 64 * i, 0x7f0000000000 + 64 * i
         lines += [f"@ ./prog:[0x401136] + {a:#x} 0x20", f"+ {b:#x} 0x30", f"- {a:#x}"]
     (tmp_path / "m.txt").write_text("\n".join(lines) + "\n")
-    t0 = time.process_time()
-    t = open_alloc_trace(import_mtrace(tmp_path / "m.txt", tmp_path / "m.skat"))
-    dt = time.process_time() - t0
+    dt = float("inf")
+    for k in range(3):                        # best of 3: CPU time still feels a busy machine
+        t0 = time.process_time()
+        t = open_alloc_trace(import_mtrace(tmp_path / "m.txt", tmp_path / f"m{k}.skat"))
+        dt = min(dt, time.process_time() - t0)
     assert t.meta.records == 3 * n
     assert dt < 10 * 3 * n / 1.3e6, f"{3 * n} events in {dt:.1f} s CPU"
 

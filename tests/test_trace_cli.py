@@ -36,7 +36,9 @@ def test_list(capsys, tmp_path):
     for name in ("gups", "bfs", "matmul", "embedding"):
         assert name in out
     df = pd.read_csv(tmp_path / "l.csv")
-    assert df["records"].tolist() == [3_000_000] * 4 + [2_878_079, 3_148_196]
+    assert df["records"].tolist() == [3_000_000] * 4 + [2_878_079, 3_148_196] + [200_000] * 6
+    assert df["name"].tolist()[6:] == ["paper-bfs", "paper-pagerank", "paper-xsbench",
+                                       "paper-gups", "paper-dlrm", "paper-llm-decode"]
 
 
 def test_info_numbers(capsys, tmp_path):
