@@ -82,6 +82,9 @@ def test_stats_subtract_and_reach_the_frame():
     df = whole.to_frame()
     assert {"cycles", "ipc", "ns_per_access"} <= set(df.columns)
     assert df.ipc.iloc[0] == pytest.approx(whole.core.ipc)
+    assert whole.core.translation_stall_share == 0.0          # translation is free here
+    with pytest.raises(ValueError, match="trans/walks"):
+        h.core.run(np.ones(3), np.zeros(3), np.zeros(3), np.zeros(3))
 
 
 def test_cli_prints_cycles_and_ipc_and_refuses_dependence_without_core():

@@ -29,7 +29,10 @@ class CoreModel:
 
     ``run(icount, trans, walks, lat, ops=None, flags=None)`` takes, per access: instructions
     since the previous access (including this one), translation cycles (lookups + walk), the
-    walk's share of them, and the data access latency; it may be called chunk by chunk."""
+    walk's share of them, and the data access latency; it may be called chunk by chunk.
+    ``trans`` and ``walks`` None: translation is free (a cache hierarchy timed alone), so the
+    ideal-translation twin would repeat the real one and is not run; a model is used one way or
+    the other until ``reset()``."""
 
     def __init__(self, config: CoreConfig | str = "victima"):
         self.cfg = CoreConfig.preset(config) if isinstance(config, str) else config
@@ -38,25 +41,33 @@ class CoreModel:
 
     def reset(self) -> None:
         self._real, self._ideal = _Twin(self.cfg), _Twin(self.cfg)
+        self._free = None                 # translation free (True) or charged (False), once run
         self.instructions = 0
         self.accesses = 0
 
     def run(self, icount, trans, walks, lat, ops=None, flags=None) -> CoreStats:
         n = len(icount)
+        free = trans is None and walks is None
+        if self._free is not None and free != self._free:
+            raise ValueError("trans/walks: give them on every call or on none (None: free "
+                             "translation) until reset()")
+        self._free = free
+        zero = np.zeros(n, np.int64)
         icount = np.ascontiguousarray(icount, dtype=np.int64)
-        trans = np.ascontiguousarray(trans, dtype=np.int64)
-        walks = np.ascontiguousarray(walks, dtype=np.int64)
+        trans = zero if free else np.ascontiguousarray(trans, dtype=np.int64)
+        walks = zero if free else np.ascontiguousarray(walks, dtype=np.int64)
         lat = np.ascontiguousarray(lat, dtype=np.int64)
         ops = np.zeros(n, np.uint8) if ops is None else np.ascontiguousarray(ops, np.uint8)
         flags = np.zeros(n, np.uint8) if flags is None else np.ascontiguousarray(flags, np.uint8)
         self._real.run(icount, ops, flags, trans, walks, lat, self.params)
-        zero = np.zeros(n, np.int64)
-        self._ideal.run(icount, ops, flags, zero, zero, lat, self.params)
+        if not free:
+            self._ideal.run(icount, ops, flags, zero, zero, lat, self.params)
         self.instructions += int(icount.sum())
         self.accesses += n
         return self.stats
 
     @property
     def stats(self) -> CoreStats:
-        return CoreStats(self.cfg.name, self.instructions, self.accesses, self._real.cycles,
-                         self._ideal.cycles, self.cfg.clock_ghz)
+        real = self._real.cycles
+        return CoreStats(self.cfg.name, self.instructions, self.accesses, real,
+                         real if self._free else self._ideal.cycles, self.cfg.clock_ghz)

@@ -53,5 +53,4 @@ class TimedHierarchy(Hierarchy):
                                    self.latency, lat)
         self._records += len(recs)
         self._instructions += int(instructions)
-        free = np.zeros(len(words), dtype=np.int64)
-        self.core.run(recs["icount"], free, free, lat, recs["op"], recs["flags"])
+        self.core.run(recs["icount"], None, None, lat, recs["op"], recs["flags"])
