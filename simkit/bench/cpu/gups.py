@@ -65,27 +65,25 @@ def measure_gups(table_bytes, page_kinds=("4k", "thp"), *, updates: int = 2_000_
 
     from simkit.bench.cpu.chase import _progress, pinned
 
-    exe = build()
-    ipu = instructions_per_update(exe)
     points = [(int(b), k) for b in table_bytes for k in page_kinds]
-    rows = []
-    bar = _progress(len(points), progress)
     for nbytes, kind in points:
         if nbytes < 64 or nbytes & (nbytes - 1):
             raise InputError(f"table_bytes: a power of two >= 64, got {nbytes}")
         if kind not in ("4k", "thp"):
             raise InputError(f"page_kinds: '4k' or 'thp', got {kind!r}")
-        log2 = (nbytes // 8).bit_length() - 1
-        with pinned():
-            r = subprocess.run([str(exe), str(log2), str(updates), str(reps), kind],
-                               capture_output=True, text=True, timeout=3600)
-        if r.returncode != 0:
-            raise InputError(f"gups_timed {log2} {kind}: {r.stderr.strip()[-200:]}")
-        row = json.loads(r.stdout)
-        row["instructions_per_update"] = ipu
-        rows.append({c: row[c] for c in COLUMNS})
-        if bar is not None:
+    exe = build()
+    ipu = instructions_per_update(exe)
+    rows = []
+    with _progress(len(points), progress) as bar:
+        for nbytes, kind in points:
+            log2 = (nbytes // 8).bit_length() - 1
+            with pinned():
+                r = subprocess.run([str(exe), str(log2), str(updates), str(reps), kind],
+                                   capture_output=True, text=True, timeout=3600)
+            if r.returncode != 0:
+                raise InputError(f"gups_timed {log2} {kind}: {r.stderr.strip()[-200:]}")
+            row = json.loads(r.stdout)
+            row["instructions_per_update"] = ipu
+            rows.append({c: row[c] for c in COLUMNS})
             bar.update(1)
-    if bar is not None:
-        bar.close()
     return pd.DataFrame(rows, columns=list(COLUMNS))
