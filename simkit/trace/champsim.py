@@ -193,13 +193,16 @@ def _instructions_with_ifetch(recs: np.ndarray) -> tuple[np.ndarray, int]:
         fits = rank < slots
         dropped += int((~fits).sum())
         out[field][who[fits], rank[fits]] = recs["addr"][idx[fits]]
-    loads = np.isin(op, (Op.LOAD, Op.MODIFY))
-    if loads.any():
-        li = inst[loads]
-        out["destination_registers"][li, 0] = DEP_REGISTER
-        dep = loads & ((recs["flags"] & 1) != 0)
-        out["source_registers"][inst[dep], 0] = DEP_REGISTER
+    _registers(out, inst, recs, np.isin(op, (Op.LOAD, Op.MODIFY)))
     return out, dropped
+
+
+def _registers(out, inst, recs, load) -> None:
+    """Every load (``load``: a mask of ``recs``) writes ``DEP_REGISTER`` in its instruction
+    (``inst``: each record's), and a load flagged dependent reads it."""
+    out["destination_registers"][inst[load], 0] = DEP_REGISTER
+    dep = load & ((recs["flags"] & 1) != 0)
+    out["source_registers"][inst[dep], 0] = DEP_REGISTER
 
 
 def _instructions_data_only(recs: np.ndarray) -> np.ndarray:
@@ -214,9 +217,7 @@ def _instructions_data_only(recs: np.ndarray) -> np.ndarray:
     store = np.isin(op, (Op.STORE, Op.MODIFY))
     out["source_memory"][mem[load], 0] = recs["addr"][load]
     out["destination_memory"][mem[store], 0] = recs["addr"][store]
-    out["destination_registers"][mem[load], 0] = DEP_REGISTER
-    dep = load & ((recs["flags"] & 1) != 0)
-    out["source_registers"][mem[dep], 0] = DEP_REGISTER
+    _registers(out, mem, recs, load)
     return out
 
 
