@@ -98,8 +98,6 @@ def huge_page_effect(g):
 def host_preset_from_thp(df):
     """(MMU config with 4 KiB pages, clock GHz, calibration) from a ``measure_cpu`` frame with
     THP and 4 KiB cache ladders: the calibration is the THP ladder's (relabelled)."""
-    import dataclasses
-
     from simkit.bench.cpu import chase as cpu
     from simkit.bench.cpu.machine import describe_machine
     from simkit.calibrate.cpu import host_mmu_config
