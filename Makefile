@@ -4,15 +4,25 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: setup tools demo gallery readme test bench clean
+.PHONY: setup setup-test tools demo gallery readme test bench clean
 
+# `setup` installs what the simulators and `make demo` need (numpy, numba, pandas, simpy,
+# matplotlib) and compiles the kernels; `setup-test` adds the test and sweep extras (pytest,
+# hypothesis, pycachesim, the notebook runner, dask, pyarrow), which a demo does not use.
 setup: $(VENV)/.installed
+setup-test: $(VENV)/.installed-test
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e .
+	$(PY) -m simkit.warmup      # compile the kernels into numba's on-disk cache, one process per CPU
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
 	$(VENV)/bin/pip install -q -e '.[test,parquet,dist]'
-	$(PY) -m simkit.warmup      # compile the kernels into numba's on-disk cache once
+	@# memray for Python allocation capture (best effort: its test skips without it)
+	@$(VENV)/bin/pip install -q memray >/dev/null 2>&1 || echo "note: memray not installable"
 	touch $@
 
 # System tools for trace capture (valgrind) and the shipped C programs (gcc). Best effort: the
@@ -35,9 +45,6 @@ tools:
 	@# clone or $$SIMKIT_HARDENED_MALLOC_SRC; one line and on when neither is reachable
 	@PYTHONPATH=$(CURDIR) $$( [ -x $(PY) ] && echo $(PY) || echo $(PYTHON) ) \
 	  -m simkit.bench.malloc.hardened || echo "note: hardened_malloc not built"
-	@# memray for Python allocation capture (best effort: its test skips without it)
-	@[ ! -x $(VENV)/bin/pip ] || $(VENV)/bin/python -c "import memray" 2>/dev/null || \
-	  $(VENV)/bin/pip install -q memray >/dev/null 2>&1 || echo "note: memray not installable"
 
 demo: setup tools
 	$(PY) -m simkit reproduce all --quick --outdir results
@@ -49,10 +56,10 @@ gallery: setup tools
 readme: setup
 	$(PY) -m simkit.experiments.readme --results results --readme README.md
 
-test: setup tools
+test: setup-test tools
 	$(PY) -m pytest -q
 
-bench: setup
+bench: setup-test
 	$(PY) benchmarks/bench_cache_speed.py
 
 clean:
