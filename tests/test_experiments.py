@@ -1,6 +1,7 @@
 """The registered experiments run, write their files, and the CPU validation holds: where the
 simulated L1 and L2 miss rates of the chase's own address stream step up, this machine's
 measured latency steps up too (REFERENCE.md 5.4: L1 1.65 ns, L2 4.3 ns, L3 ~18 ns)."""
+import json
 from pathlib import Path
 
 import numpy as np
@@ -195,3 +196,39 @@ def test_plan_chains_a_kernel_family_and_starts_the_costliest(monkeypatch):
                         {"t": 100, "v": 70, "c": 50, "m": 2, "f": 72, "k": 9})
     assert plan(["c", "m", "t", "k", "v", "f"]) == [["t", "v"], ["f"], ["c", "m"], ["k"]]
     assert plan(["k", "f"]) == [["f"], ["k"]]
+
+
+def test_reproduce_all_goes_on_past_a_failed_experiment(monkeypatch, capsys, tmp_path):
+    """``reproduce all``: an experiment that raises ends as one line naming it; the others still
+    run and write their summary; the exit status is 1 and stderr lists the failure. One
+    experiment alone still fails as an error (status 2 for bad input)."""
+    import pandas as pd
+
+    from simkit.cli import main
+    from simkit.errors import InputError
+
+    monkeypatch.setattr(experiments, "REGISTRY", {"a": None, "b": None, "c": None})
+    monkeypatch.setattr(experiments, "MEASURE", {})
+    seen = []
+
+    def fake_run(name, quick=True, outdir=None, measured=None):
+        seen.append(name)
+        if name == "b":
+            raise InputError("host preset: no TLB geometry")
+        path = tmp_path / f"{name}-summary.csv"
+        pd.DataFrame({"check": [f"{name} holds"], "holds": [True]}).to_csv(path, index=False)
+        return pd.DataFrame({"x": [1]}), [path]
+
+    monkeypatch.setattr(experiments, "run", fake_run)
+    rc = main(["reproduce", "all", "--jobs", "1", "--outdir", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert rc == 1 and seen == ["a", "b", "c"]
+    assert "b: FAILED after" in out and "host preset: no TLB geometry" in out
+    assert "summary: 2 of 2 checks against the papers hold" in out
+    assert "1 of 3 experiments failed" in err and "  b: host preset: no TLB geometry" in err
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert list(summary.experiment) == ["a", "c"]
+    run = json.loads((tmp_path / "summary-run.json").read_text())
+    assert run["steps"]["b"]["error"] == "host preset: no TLB geometry"
+    assert main(["reproduce", "b"]) == 2                  # alone: the error line, status 2
+    assert "simkit: error: host preset: no TLB geometry" in capsys.readouterr().err

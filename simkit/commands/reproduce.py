@@ -39,27 +39,47 @@ def _worker_init() -> None:
 
 
 def _run_one(name: str, quick: bool, outdir: Path, step: str, piped: bool, measured=None,
-             where: str = ""):
-    """One experiment, here or in a worker process: (name, rows, paths, wall s, CPU s). Says
-    when it starts (piped) and when it ends, one flushed line each, from where it runs."""
+             where: str = "", keep_going: bool = False):
+    """One experiment, here or in a worker process: (name, rows, paths, wall s, CPU s, error).
+    Says when it starts (piped) and when it ends, one flushed line each, from where it runs.
+    ``keep_going`` (several experiments): an exception ends this experiment only, as one line
+    naming it, and ``error`` carries that line; otherwise it propagates (``error`` is None)."""
     from simkit import experiments
 
     if piped:
         print(f"{step} {name}: running ({'quick' if quick else 'full'}{where})", flush=True)
     t, c = time.perf_counter(), time.process_time()
-    df, paths = experiments.run(name, quick=quick, outdir=outdir, measured=measured)
+    try:
+        df, paths = experiments.run(name, quick=quick, outdir=outdir, measured=measured)
+    except Exception as exc:                       # noqa: BLE001 (reported, run goes on)
+        if not keep_going:
+            raise
+        wall, cpu = time.perf_counter() - t, time.process_time() - c
+        error = _describe(exc)
+        print(f"{name}: FAILED after {wall:.1f} s: {error} (the other experiments go on)",
+              flush=True)
+        return name, 0, [], wall, cpu, error
     wall, cpu = time.perf_counter() - t, time.process_time() - c
     paths = [Path(p) for p in paths]
     print(f"{name}: {len(df)} rows in {wall:.1f} s ({cpu:.1f} s CPU) -> "
           + ", ".join(str(p) for p in paths), flush=True)
-    return name, len(df), paths, wall, cpu
+    return name, len(df), paths, wall, cpu, None
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for a failed step: the message of an input error, else the exception's class
+    and message."""
+    from simkit.errors import InputError
+
+    text = " ".join(str(exc).split()) or "(no message)"
+    return text if isinstance(exc, InputError) else f"{type(exc).__name__}: {text}"
 
 
 def _run_chain(chain, quick, outdir, piped, measured, steps):
     import os
 
     return [_run_one(n, quick, outdir, steps[n], piped, measured.get(n),
-                     f", worker pid {os.getpid()}") for n in chain]
+                     f", worker pid {os.getpid()}", keep_going=True) for n in chain]
 
 
 def _jobs(args) -> int:
@@ -104,20 +124,31 @@ def _results(names, args, piped):
     mode = "quick" if quick else "full"
     jobs = _jobs(args)
     steps = {n: f"[{i}/{len(names)}]" for i, n in enumerate(names, 1)}
+    keep_going = len(names) > 1
     if jobs <= 1 or len(names) <= 1:
         for name in names:
-            yield _run_one(name, quick, args.outdir, steps[name], piped)
+            yield _run_one(name, quick, args.outdir, steps[name], piped, keep_going=keep_going)
         return
-    measured = {}
+    measured, failed = {}, []
     for name in names:
         if name in MEASURE:
             if piped:
                 print(f"{steps[name]} {name}: measuring this machine ({mode}, alone)",
                       flush=True)
             t, c = time.perf_counter(), time.process_time()
-            measured[name] = MEASURE[name](quick)
+            try:
+                measured[name] = MEASURE[name](quick)
+            except Exception as exc:               # noqa: BLE001 (reported, run goes on)
+                error = _describe(exc)
+                print(f"{name}: FAILED while measuring: {error} (the other experiments go on)",
+                      flush=True)
+                failed.append((name, 0, [], time.perf_counter() - t,
+                               time.process_time() - c, error))
+                continue
             print(f"{name}: measured in {time.perf_counter() - t:.1f} s "
                   f"({time.process_time() - c:.1f} s CPU)", flush=True)
+    yield from failed
+    names = [n for n in names if n not in {f[0] for f in failed}]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -191,9 +222,12 @@ def handle(args) -> int:
     done, steps = {}, {}
     started = _now_and_load()
     t0 = time.perf_counter()
-    for name, rows, paths, wall, cpu in _results(names, args, piped):
+    errors = {}
+    for name, rows, paths, wall, cpu, error in _results(names, args, piped):
         done[name] = paths
         steps[name] = {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "rows": rows}
+        if error is not None:
+            errors[name] = steps[name]["error"] = error
     for name in names:                          # summaries in registration order
         paths = done[name]
         for path in paths:                      # an experiment's summary table, if any
@@ -227,4 +261,10 @@ def handle(args) -> int:
                              "holds") if c in allsum]
         print(allsum[brief].to_string(index=False, float_format="{:.3g}".format,
                                       max_colwidth=70))
+    if errors:
+        print(f"\nsimkit: {len(errors)} of {len(names)} experiments failed (their rows are "
+              f"missing above):", file=sys.stderr)
+        for name, error in errors.items():
+            print(f"  {name}: {error}", file=sys.stderr)
+        return 1
     return 0
