@@ -54,7 +54,6 @@ sequence's exact state. ``observers`` get ``on_alloc(rid)`` /
 """
 from __future__ import annotations
 
-import itertools
 import sys
 from collections import deque
 from dataclasses import asdict
@@ -329,6 +328,7 @@ class ServingSimulator:
                     bar.n = st.requests_finished + st.requests_rejected + st.requests_aborted
                     bar.refresh()
         finally:
+            sc.settle()                     # a run that stops early leaves exact state
             if bar is not None:
                 bar.close()
         if busy_since_sample and st.busy_s:
