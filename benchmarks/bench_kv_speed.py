@@ -15,8 +15,9 @@ show the peak RSS does not grow with N.
 
 ShareGPT-like. ``--sharegpt N`` (issue 15's target: >= 2,000 requests/s at N = 30,000): N
 requests of the paper's ShareGPT-like lengths (``preset_requests("sharegpt")``, means 161/338,
-Poisson 20 req/s, seed 0) through the same engine; wall and CPU seconds. Compare checkouts by
-running this file from each (``PYTHONPATH=<checkout>``) on the same machine, one after the other.
+Poisson 20 req/s, seed 0) through the same engine; wall and CPU seconds. Compare checkouts side
+by side in one run with ``python benchmarks/compare_trees.py --base <old checkout> --cases kv``
+(fresh process per tree, best of ``--repeats``, CPU time beside wall time).
 
 Vidur (``microsoft/vidur``, MLSys 2024; REFERENCE.md 2.3) for comparison: the PyPI package
 ``vidur`` 0.0.26 installs here (into a separate virtual environment: its dependencies include

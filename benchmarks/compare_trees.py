@@ -7,7 +7,10 @@ a first untimed call loads or compiles it), the trees alternating, best of ``--r
 seconds and process-CPU seconds. Cases: the cache simulator on 16M uniform 8 B loads over
 64 MiB (1 level 32K/8; 3 levels reference-3level), and the TLB model on the shipped gups trace
 (victima-radix translation + caches + walks, victima-paper, and victima-radix with the core
-model). Prints one row per case and tree, the after/before ratio and the load average.
+model), and the serving engine on 30,000 ShareGPT-like requests with paged-16 (``kv``, issue
+15's speed target; as ``bench_kv_speed.py --sharegpt 30000``, the simulator built inside the
+timed call). Prints one row per case and tree (items per second: accesses, or requests for
+``kv``), the after/before ratio and the load average.
 """
 from __future__ import annotations
 
@@ -34,6 +37,15 @@ CASES = {
                   "run = lambda: MMU('victima-paper').run(recs)"),
     "tlb+core": ("from simkit.tlb import MMU\n" + "GUPS\n" +
                  "run = lambda: MMU('victima-radix', core='victima').run(recs)"),
+    "kv": ("from simkit.kvpaging.engine import ServingSimulator\n"
+           "from simkit.kvpaging.gpus import get_gpu\n"
+           "from simkit.kvpaging.models import get_model\n"
+           "from simkit.kvpaging.workload import preset_requests\n"
+           "n = 30000\n"
+           "src = preset_requests('sharegpt', n, rate=20.0, max_tokens=8192, seed=0)\n"
+           "list(src)\n"
+           "run = lambda: ServingSimulator(get_model('llama-3-8b'), get_gpu('H100-80GB'),\n"
+           "                               'paged-16', src, progress=False).run()"),
 }
 GUPS = ("import numpy as np\n"
         "from simkit.trace.catalog import find_trace\n"
@@ -80,7 +92,9 @@ def main() -> None:
             res[label] = r
             print(json.dumps({"case": case, "tree": label, "accesses": r["n"],
                               "M_per_s_wall": round(r["n"] / r["wall"] / 1e6, 2),
-                              "M_per_s_cpu": round(r["n"] / r["cpu"] / 1e6, 2)}), flush=True)
+                              "M_per_s_cpu": round(r["n"] / r["cpu"] / 1e6, 2),
+                              "per_s_wall": round(r["n"] / r["wall"]),
+                              "per_s_cpu": round(r["n"] / r["cpu"])}), flush=True)
         print(f"  {case}: after/before {res['before']['wall'] / res['after']['wall']:.2f}x wall, "
               f"{res['before']['cpu'] / res['after']['cpu']:.2f}x cpu", flush=True)
     print(f"load average at end {os.getloadavg()}")

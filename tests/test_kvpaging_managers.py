@@ -114,6 +114,108 @@ def test_paged_block4_hand_computed():
     assert u.free_bytes + u.cached_bytes == 8 * 64 and m.free_blocks == 8
 
 
+def test_paged_decode_ride_hand_computed():
+    # blocks of 4 tokens, 8 blocks. Seq 1 holds 6 tokens (its second block half full), seq 2
+    # holds 4 (one full block): on the ride, seq 2 needs a block at step 1, seq 1 at step 3
+    m = make_manager("paged-4", TINY, 8 * 64)
+    m.admit(1, 6, 20), m.admit(2, 4, 20)
+    assert m.ride_join(1) and m.ride_join(2) and m.riders == 2
+    assert m.ride_step(2) == 1 and (m.tokens(1), m.tokens(2)) == (7, 5)
+    assert len(m.block_table(2)) == 2 and len(m.block_table(1)) == 2
+    assert m.ride_step(2) == 0 and (m.tokens(1), m.tokens(2)) == (8, 6)
+    m.check()
+    assert m.ride_step(2) == 1 and len(m.block_table(1)) == 3
+    u = m.usage()
+    assert (u.used_bytes, u.internal_frag_bytes) == ((9 + 7) * 16, (12 - 9 + 8 - 7) * 16)
+    with pytest.raises(RuntimeError, match="3 riders expected"):
+        m.ride_step(3)
+    m.free(1)                                 # leaves the ride
+    assert m.riders == 1
+    m.check()
+    m.ride_end()
+    assert m.riders == 0 and m.tokens(2) == 7
+    assert m.grow(2) == 0 and m.tokens(2) == 8
+    m.check()
+    # a shared, partly filled last block (a fork) cannot ride: copy-on-write is the slow path
+    assert m.grow(2) == 1 and m.tokens(2) == 9        # a new block, 1 of 4 filled
+    m.fork(2, 3)
+    assert not m.ride_join(3) and not m.ride_join(2) and m.riders == 0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_paged_decode_ride_equals_grow(seed):
+    """Random admits (with prefix hashes), joins, ride steps, frees, preemptions and swap-ins
+    on a small pool: the ride manager and a twin that grows each rider one by one (in join
+    order) have the same block tables, fills, counters and usage after every operation; a
+    ride step refused for lack of blocks is one where the one-by-one grows would run out."""
+    import random
+
+    rng = random.Random(seed)
+    a = make_manager("paged-4", TINY, 40 * 64, cpu_cache_bytes=8 * 64)
+    b = make_manager("paged-4", TINY, 40 * 64, cpu_cache_bytes=8 * 64)
+    riders: list[int] = []
+    swapped: list[int] = []
+    nxt = 0
+
+    def same():
+        a.check()
+        b.check()
+        assert a.running() == b.running()
+        for s in a.running():
+            assert a.block_table(s) == b.block_table(s) and a.tokens(s) == b.tokens(s)
+        assert a.usage() == b.usage() and a.counters() == b.counters()
+        assert a.logical_bytes() == b.logical_bytes() and a.free_blocks == b.free_blocks
+        assert list(a._queue) == list(b._queue)
+        assert a._fill == b._fill or a.riders       # lazy fills of riders' last blocks
+
+    for _ in range(400):
+        op = rng.random()
+        live = [s for s in a.running()]
+        if op < 0.2:
+            p = rng.randint(1, 14)
+            hashes = [rng.randint(0, 3) for _ in range(p // 4)]
+            hashes = [sum(hashes[:i + 1]) * 7 + i for i in range(len(hashes))]
+            ra, rb = a.admit(nxt, p, 64, hashes), b.admit(nxt, p, 64, hashes)
+            assert ra == rb
+            nxt += 1
+        elif op < 0.35 and len(live) > len(riders):
+            s = rng.choice([s for s in live if s not in riders])
+            if a.ride_join(s):
+                riders.append(s)
+        elif op < 0.75 and riders:
+            full = sum(1 for s in riders if b.tokens(s) % 4 == 0)
+            r = a.ride_step(len(riders))
+            if r is None:
+                assert full > b.free_blocks
+                a.ride_end()
+                riders.clear()
+            else:
+                assert r == sum(b.grow(s, 1) for s in riders) == full
+        elif op < 0.85 and live:
+            s = rng.choice(live)
+            a.free(s), b.free(s)
+            if s in riders:
+                riders.remove(s)
+        elif op < 0.93 and live:
+            s = rng.choice(live)
+            mode = rng.choice(["recompute", "swap"])
+            assert a.preempt(s, mode) == b.preempt(s, mode)
+            if s in riders:
+                riders.remove(s)
+            if mode == "swap":
+                swapped.append(s)
+        elif swapped:
+            s = swapped.pop(0)
+            ra = a.swap_in(s)
+            assert ra == b.swap_in(s)
+            if ra is None:
+                swapped.insert(0, s)
+        same()
+    a.ride_end()
+    assert a._fill == b._fill
+    same()
+
+
 def test_paged_prefix_cache_lru():
     # 4 blocks of 4 tokens. Chained hashes (10, 11) for an 8-token prompt prefix.
     m = make_manager("paged-4", TINY, 4 * 64)

@@ -45,14 +45,15 @@ Latency SLO: ``slo`` (``metrics.SLO``) makes the stats count the finished reques
 bounds (``goodput_requests_per_s``); normalized latency is always kept.
 
 Hooks: ``step_hook(sim)`` is called after every iteration is scheduled (before its time
-passes) — tests assert invariants there. ``observers`` get ``on_alloc(rid)`` /
+passes) — tests assert invariants there. With a hook or ``on_plan`` / ``on_step`` observers
+the scheduler's decode ride (``scheduler.py``) is settled before them, so they see every
+sequence's exact state. ``observers`` get ``on_alloc(rid)`` /
 ``on_release(rid)`` from the scheduler, ``on_plan(sim)`` when an iteration is scheduled
 (memory for its tokens allocated, ``sim.sched.decodes`` / ``prefills`` its work) and
 ``on_step(sim, t0, t1)`` after it ran: the exporters of ``export.py`` are observers.
 """
 from __future__ import annotations
 
-import itertools
 import sys
 from collections import deque
 from dataclasses import asdict
@@ -247,7 +248,7 @@ class ServingSimulator:
                     yield env.timeout(nxt.arrival_s - now)
                     continue
                 dropped = st.requests_rejected + st.requests_aborted
-                sc.schedule()
+                sc.schedule(now)
                 prefills, decodes = sc.prefills, sc.decodes
                 if not prefills and not decodes:
                     # every running sequence was preempted, or requests that can never fit
@@ -264,7 +265,7 @@ class ServingSimulator:
                     continue
                 empty = 0
                 tokens = len(decodes)
-                ctx = sum([s.prompt + s.generated for s in decodes]) if decodes else 0
+                ctx = sc.decode_ctx
                 seqs = len(prefills) + len(decodes)
                 if width > 1:                   # sequence groups: every member decodes
                     tokens *= width
@@ -308,6 +309,8 @@ class ServingSimulator:
                 if timeline.due(self.iteration):
                     self._sample(busy_since_sample)
                     busy_since_sample = 0.0
+                if hook is not None or on_plan or on_step:
+                    sc.settle()             # they see every sequence's state (no decode ride)
                 if hook is not None:
                     hook(self)
                 for f in on_plan:
@@ -325,6 +328,7 @@ class ServingSimulator:
                     bar.n = st.requests_finished + st.requests_rejected + st.requests_aborted
                     bar.refresh()
         finally:
+            sc.settle()                     # a run that stops early leaves exact state
             if bar is not None:
                 bar.close()
         if busy_since_sample and st.busy_s:

@@ -47,6 +47,19 @@ A group is preempted whole (recompute only: it re-prefills prompt + generated on
 forks again). Groups need a manager whose ``fork`` never fails (PagedAttention: sharing needs
 no memory); the engine refuses others.
 
+Decode ride (the fast path; plain decoding with a manager that has ``ride_step``, no
+``on_alloc`` observers). When every running sequence decoded in the previous iteration and
+decodes again, the iteration is one ride step: the manager grows all of them in one call that
+touches only those whose last block is full (``PagedManager.ride_step``), and ``complete``
+advances a shared step counter instead of each sequence: a rider's ``generated`` is its value
+when it joined plus the steps since (its ``last_s`` the last step's end), its finish is found
+in a table keyed by the step it finishes at (output - generated steps after joining), and the
+decode context of the batch is kept as a running sum. Riders are a prefix of ``running`` (the
+newest sequences join at the next plan once they decode); anything else — a sequence still in
+prefill, a budget below the batch, a block the free list cannot give, an observer — ends the
+ride (``settle``: every rider's state written back) and the iteration runs the per-sequence
+path, so both paths do the same grows, finishes, frees and histogram adds in the same order.
+
 Requests the engine can never serve are counted, not run: a prompt of max_context tokens or
 more is rejected (an output that would pass max_context is cut: ``requests_truncated``); a
 request that cannot be admitted into an empty engine is rejected; a sequence that must preempt
@@ -61,6 +74,10 @@ from dataclasses import dataclass
 from simkit.kvpaging.metrics import ServingStats
 
 PREEMPTION_MODES = ("recompute", "swap")
+
+
+def _first(x):
+    return x[0]
 
 
 @dataclass(frozen=True)
@@ -112,7 +129,8 @@ class Seq:
     """One request's serving state."""
 
     __slots__ = ("rid", "arrival", "prompt", "output", "hashes", "generated", "computed",
-                 "target", "prefilling", "first_s", "last_s", "admitted", "width", "members")
+                 "target", "prefilling", "first_s", "last_s", "admitted", "width", "members",
+                 "tick0", "jn")
 
     def __init__(self, rid, arrival, prompt, output, hashes=(), width=1):
         self.rid = rid
@@ -129,6 +147,8 @@ class Seq:
         self.admitted = False
         self.width = width          # sequences in the group
         self.members = [rid]        # the manager's ids of the group's live sequences
+        self.tick0 = 0              # decode ride: the step it joined at (module docstring)
+        self.jn = 0                 # decode ride: join order
 
 
 class Scheduler:
@@ -160,6 +180,16 @@ class Scheduler:
         self._next_id = -1          # member ids of forked sequences: negative, never a rid
         # the manager's one-call decode growth, where plain decoding allows it
         self._grow_each = getattr(manager, "grow_each", None) if self.width == 1 else None
+        # decode ride (module docstring); ``ride`` False: the per-sequence path only
+        self.ride = self.width == 1 and hasattr(manager, "ride_step")
+        self._riding = 0            # riders: running[:_riding]
+        self._rtick = 0             # ride steps completed
+        self._rt1 = 0.0             # end of the last ride step
+        self._rfin: dict[int, list] = {}    # step -> [(join order, seq)] finishing then
+        self._rctx = 0              # sum of prompt + generated over the riders
+        self._rjoins = 0
+        self._rode = 0              # riders decoding in the current plan (0: not a ride step)
+        self.decode_ctx = 0         # sum of prompt + generated over ``decodes`` (one member)
 
     # ---- arrivals ------------------------------------------------------------------------
     def add(self, req) -> None:
@@ -223,8 +253,61 @@ class Scheduler:
             self.prefills.append((s, n))
         return n
 
-    def schedule(self) -> None:
-        """Fill ``prefills``, ``decodes``, ``map_ops`` and ``swap_bytes`` for one iteration."""
+    # ---- decode ride (module docstring) ---------------------------------------------------
+    def _ride_plan(self, running: list, budget: int, now: float) -> int:
+        """Join the running sequences that can, then one ride step for all. Returns the
+        riders decoding in it, or 0 (the ride ended; the per-sequence path plans)."""
+        n = len(running)
+        if n > budget:
+            self.settle()
+            return 0
+        r = self._riding
+        if r < n:
+            mgr, fin = self.mgr, self._rfin
+            tick = self._rtick
+            for s in running[r:]:
+                if s.prefilling or s.last_s != now:
+                    self.settle()
+                    return 0
+            for s in running[r:]:
+                if not mgr.ride_join(s.rid):
+                    self.settle()
+                    return 0
+                s.tick0 = tick
+                s.jn = j = self._rjoins
+                self._rjoins = j + 1
+                fin.setdefault(tick + s.output - s.generated, []).append((j, s))
+                self._rctx += s.prompt + s.generated
+                self._riding += 1
+        ops = self.mgr.ride_step(n)
+        if ops is None:
+            self.settle()
+            return 0
+        self.map_ops = ops
+        self._rode = n
+        return n
+
+    def settle(self) -> None:
+        """End the decode ride: every rider's ``generated`` and ``last_s`` written back (and
+        the manager's token counts). Plans already made keep their work; the iteration
+        completes on the per-sequence path."""
+        self._rode = 0
+        if not self._riding:
+            return
+        tick, t1 = self._rtick, self._rt1
+        for s in self.running[:self._riding]:
+            d = tick - s.tick0
+            if d:
+                s.generated += d
+                s.last_s = t1
+        self._riding = 0
+        self._rfin.clear()
+        self._rctx = 0
+        self.mgr.ride_end()
+
+    def schedule(self, now: float | None = None) -> None:
+        """Fill ``prefills``, ``decodes``, ``decode_ctx``, ``map_ops`` and ``swap_bytes`` for
+        one iteration starting at ``now`` (None: no decode ride)."""
         mgr, st, cfg = self.mgr, self.stats, self.cfg
         running = self.running
         self.prefills = []
@@ -237,7 +320,18 @@ class Scheduler:
         grow = mgr.grow
         i = 0
         grow_each = self._grow_each
-        if grow_each is not None and not obs_alloc and running and not running[0].prefilling:
+        rode = 0
+        if self.ride and now is not None and running and not obs_alloc:
+            rode = self._ride_plan(running, budget, now)
+            if rode:
+                ops = self.map_ops
+                decodes.extend(running)
+                budget -= rode
+                i = rode
+        elif self._riding:
+            self.settle()
+        if not rode and grow_each is not None and not obs_alloc and running \
+                and not running[0].prefilling:
             # fast path: the leading decoding sequences grow in one manager call (the same
             # grows, in the same order, as the loop below; a failure is left to the loop)
             ids = [s.rid for s in running if not s.prefilling]
@@ -266,16 +360,8 @@ class Scheduler:
                 budget -= s.width
                 i += 1
                 continue
-            r = grow(s.rid, 1)
-            while r is None:
-                v = running.pop()
-                self._preempt(v)
-                preempted = True
-                if v is s:
-                    if not running:
-                        self._abort(s)
-                    break
-                r = grow(s.rid, 1)
+            r, p = self._grow_preempting(s, s.rid, running)
+            preempted = preempted or p
             if r is None:
                 break
             if r and obs_alloc:
@@ -343,6 +429,29 @@ class Scheduler:
                 if n < s.target - s.computed and not cfg.chunked_prefill:
                     break
         self.map_ops = ops
+        ctx = self._rctx if rode else 0
+        for s in decodes[rode:]:
+            ctx += s.prompt + s.generated
+        self.decode_ctx = ctx
+
+    def _grow_preempting(self, s: Seq, sid: int, running: list) -> tuple[int | None, bool]:
+        """``grow(sid, 1)`` for ``s`` (or one of its members); while memory is short the newest
+        running sequence (group) is preempted and the grow retried. Returns (map operations,
+        or None when ``s`` itself was preempted — aborted if nothing else ran —, whether
+        anything was preempted)."""
+        grow = self.mgr.grow
+        preempted = False
+        while True:
+            r = grow(sid, 1)
+            if r is not None:
+                return r, preempted
+            v = running.pop()
+            self._preempt(v)
+            preempted = True
+            if v is s:
+                if not running:
+                    self._abort(s)
+                return None, True
 
     def _new_id(self) -> int:
         i = self._next_id
@@ -364,21 +473,13 @@ class Scheduler:
                 s.members.append(c)
         ops = 0
         preempted = False
-        j = 0
         members = s.members
-        while j < len(members):
-            r = mgr.grow(members[j], 1)
+        for j in range(len(members)):
+            r, p = self._grow_preempting(s, members[j], running)
+            preempted = preempted or p
             if r is None:
-                v = running.pop()
-                self._preempt(v)
-                preempted = True
-                if v is s:
-                    if not running:
-                        self._abort(s)
-                    return None, True
-                continue
+                return None, True
             ops += r
-            j += 1
         for f in self.obs_alloc:
             f(s.rid)
         return ops, preempted
@@ -411,7 +512,26 @@ class Scheduler:
                 finished += self._emit(s, t1)
         same = 0
         tbt = st.tbt
-        for s in self.decodes:
+        decodes = self.decodes
+        rode = self._rode
+        if rode:                        # a ride step: the riders are decodes[:rode]
+            self._rode = 0
+            self._rtick = tick = self._rtick + 1
+            self._rt1 = t1
+            self._rctx += rode
+            same = rode
+            due = self._rfin.pop(tick, None)
+            if due:
+                if len(due) > 1:
+                    due.sort(key=_first)        # join order = running order
+                for _, s in due:
+                    s.generated = s.output
+                    s.last_s = t1
+                    self._riding -= 1
+                    self._rctx -= s.prompt + s.output
+                    finished += self._finish(s, t1)
+            decodes = decodes[rode:]
+        for s in decodes:
             if s.last_s == t0:
                 same += 1
                 s.generated += 1

@@ -38,6 +38,14 @@ Following vLLM v1 (``vllm/v1/core/block_pool.py``, ``kv_cache_manager.py``; REFE
   sequence's blocks to host memory (``swapped_bytes``) and frees them; ``swap_in`` allocates
   fresh blocks (sharing and prefix hits are not restored).
 
+Decode ride (the engine's fast path, ``ride_join`` / ``ride_step`` / ``ride_end``): sequences
+that grow by one token in every step ride a shared clock. ``ride_step`` is ``grow(seq, 1)`` for
+every rider in join order, but touches only the riders whose last block is full (found by
+arithmetic when they joined: ``(-tokens) % B + 1`` steps ahead, then every B steps); the
+others' token counts and last-block fills are kept as the clock minus their join tick and
+written back when they leave (``free``, ``preempt``, any other verb, or ``ride_end``). The
+totals (``usage``, ``logical_bytes``) are exact at every step.
+
 Memory breakdown: filled slots of allocated blocks -> ``used_bytes`` (a shared block counts
 once); the rest of allocated blocks -> ``internal_frag_bytes``; free blocks that still hold a
 hashed prefix -> ``cached_bytes``; the rest (and bytes below one block) -> ``free_bytes``.
@@ -95,6 +103,11 @@ class PagedManager:
         self.host_hit_tokens = 0                # of prefix_hit_tokens: loaded from the host
         self.host_offload_blocks = 0            # cached blocks copied to the host on eviction
         self.host_evictions = 0                 # dropped from the host tier
+        # decode ride (module doc)
+        self._tick = 0                          # ride steps done
+        self._riders: dict[int, tuple] = {}     # seq -> (tick its record is of, join order)
+        self._due: dict[int, list] = {}         # tick -> [(join order, seq)] needing a block
+        self._joins = 0
 
     # ---- block pool ----------------------------------------------------------------------
     def _pop(self) -> int:
@@ -226,6 +239,8 @@ class PagedManager:
         return Admission(cached, new, nhost * self.block_bytes)
 
     def grow(self, seq: int, tokens: int = 1) -> int | None:
+        if self._riders and seq in self._riders:
+            self._land(seq)
         rec = self._seqs[seq]
         t = rec[0]
         if tokens == 1 and t % self.block_tokens:          # fast path: room in the last block
@@ -274,6 +289,10 @@ class PagedManager:
         grow (it is left unchanged). Returns (sequences grown, blocks allocated). The engine's
         decode fast path: one call per iteration instead of one per sequence."""
         recs, ref, fill, B = self._seqs, self._ref, self._fill, self.block_tokens
+        if self._riders:
+            for sid in seqs:
+                if sid in self._riders:
+                    self._land(sid)
         n = fast = ops = 0
         for sid in seqs:
             rec = recs[sid]
@@ -297,6 +316,8 @@ class PagedManager:
     def fork(self, parent: int, child: int) -> bool:
         if child in self._seqs or child in self._swapped:
             raise ValueError(f"seq: sequence {child} is already known")
+        if parent in self._riders:
+            self._land(parent)
         t, table = self._seqs[parent]
         ref = self._ref
         for b in table:
@@ -310,12 +331,16 @@ class PagedManager:
             t = self._swapped.pop(seq)
             self._swapped_blocks -= -(-t // self.block_tokens)
             return
+        if seq in self._riders:
+            self._land(seq)
         _, table = self._seqs.pop(seq)
         self._logical -= len(table)
         self._release(table)
 
     def preempt(self, seq: int, mode: str = "recompute") -> int:
         _check_mode(mode)
+        if seq in self._riders:
+            self._land(seq)
         t, table = self._seqs.pop(seq)
         self._logical -= len(table)
         self._release(table)
@@ -351,7 +376,91 @@ class PagedManager:
     def tokens(self, seq: int) -> int:
         if seq in self._swapped:
             return self._swapped[seq]
-        return self._seqs[seq][0]
+        t = self._seqs[seq][0]
+        if seq in self._riders:
+            t += self._tick - self._riders[seq][0]
+        return t
+
+    # ---- decode ride (module doc) ----------------------------------------------------------
+    def ride_join(self, seq: int) -> bool:
+        """``seq`` grows by one token in every ``ride_step`` from now on, after the riders
+        already there. False (nothing changed) when its last block is shared and partly
+        filled (a copy-on-write the ride does not do) or it holds no tokens."""
+        if seq in self._riders:
+            raise ValueError(f"seq: sequence {seq} already rides")
+        t, table = self._seqs[seq]
+        B = self.block_tokens
+        if not t or (t % B and self._ref[table[-1]] != 1):
+            return False
+        order = self._joins
+        self._joins = order + 1
+        self._riders[seq] = (self._tick, order)
+        self._due.setdefault(self._tick + (-t) % B + 1, []).append((order, seq))
+        return True
+
+    def ride_step(self, riders: int) -> int | None:
+        """``grow(seq, 1)`` for every rider (``riders``: how many the caller has joined; a
+        mismatch raises). Returns the blocks allocated, or None (nothing changed) when the
+        riders whose last block is full outnumber the free blocks."""
+        if riders != len(self._riders):
+            raise RuntimeError(f"decode ride: {riders} riders expected, the manager has "
+                               f"{len(self._riders)}")
+        t = self._tick + 1
+        due = self._due.get(t)
+        ops = 0
+        if due:
+            ops = len(due)
+            if ops > len(self._queue):
+                return None
+            del self._due[t]
+            if ops > 1:
+                due.sort()                                  # join order
+            recs, fill, B, pop = self._seqs, self._fill, self.block_tokens, self._pop
+            for _, seq in due:
+                table = recs[seq][1]
+                fill[table[-1]] = B                         # the full block (fill was lazy)
+                b = pop()
+                fill[b] = 1
+                table.append(b)
+            self._due.setdefault(t + B, []).extend(due)
+            self._logical += ops
+        self._tick = t
+        self._filled += riders
+        return ops
+
+    def _land(self, seq: int) -> None:
+        """A rider leaves the ride: its token count and last block's fill written back."""
+        tick0, order = self._riders.pop(seq)
+        rec = self._seqs[seq]
+        B = self.block_tokens
+        t = rec[0] + self._tick - tick0
+        rec[0] = t
+        table = rec[1]
+        self._fill[table[-1]] = t - (len(table) - 1) * B
+        k = self._tick + (-t) % B + 1
+        due = self._due[k]
+        due.remove((order, seq))
+        if not due:
+            del self._due[k]
+
+    def ride_end(self) -> None:
+        """Every rider leaves the ride."""
+        if not self._riders:
+            return
+        recs, fill, B, tick = self._seqs, self._fill, self.block_tokens, self._tick
+        for seq, (tick0, _) in self._riders.items():
+            rec = recs[seq]
+            t = rec[0] + tick - tick0
+            rec[0] = t
+            table = rec[1]
+            fill[table[-1]] = t - (len(table) - 1) * B
+        self._riders.clear()
+        self._due.clear()
+
+    @property
+    def riders(self) -> int:
+        """Sequences on the decode ride."""
+        return len(self._riders)
 
     def usage(self) -> MemoryUsage:
         tb = self.token_bytes
@@ -397,7 +506,18 @@ class PagedManager:
         B, n = self.block_tokens, self.num_blocks
         ref = [0] * n
         fill_seen: dict[int, int] = {}
+        fills = list(self._fill)
+        due = sorted(x for v in self._due.values() for x in v)
+        if due != sorted((o, s) for s, (_, o) in self._riders.items()):
+            raise AssertionError("decode ride: riders and their due blocks disagree")
+        for k, v in self._due.items():
+            for _, seq in v:
+                if k != self._tick + (-self.tokens(seq)) % B + 1:
+                    raise AssertionError(f"decode ride: seq {seq} due at the wrong step")
         for seq, (t, table) in self._seqs.items():
+            if seq in self._riders:             # the lazy count and fill, as they stand
+                t = self.tokens(seq)
+                fills[table[-1]] = t - (len(table) - 1) * B
             if len(table) != -(-t // B):
                 raise AssertionError(f"seq {seq}: {len(table)} blocks for {t} tokens")
             if len(set(table)) != len(table):
@@ -405,8 +525,8 @@ class PagedManager:
             for i, b in enumerate(table):
                 ref[b] += 1
                 want = B if i < len(table) - 1 else t - i * B
-                if self._fill[b] != want:
-                    raise AssertionError(f"seq {seq}: block {b} fill {self._fill[b]} != {want}")
+                if fills[b] != want:
+                    raise AssertionError(f"seq {seq}: block {b} fill {fills[b]} != {want}")
                 if fill_seen.setdefault(b, want) != want:
                     raise AssertionError(f"block {b}: sharers disagree on its fill")
         if ref != self._ref:
@@ -419,7 +539,7 @@ class PagedManager:
             raise AssertionError("free queue + blocks in use != all blocks")
         if self._n_alloc != len(in_use):
             raise AssertionError("allocated block count")
-        if self._filled != sum(self._fill[b] for b in in_use):
+        if self._filled != sum(fills[b] for b in in_use):
             raise AssertionError("filled slot total")
         for key, b in self._hmap.items():
             if self._hash[b] != key:
