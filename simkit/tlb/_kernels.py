@@ -74,6 +74,7 @@ import numpy as np
 from numba import njit
 
 from simkit.cache import _kernels as CK
+from simkit.core import _kernels as CoreK
 
 EMPTY = CK.EMPTY
 NOSLOT = CK.NOSLOT
@@ -700,14 +701,28 @@ def _end_epoch(c, meta, params, cnt):
 
 
 @njit(cache=True, _nrt=False)
-def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, rec):
+def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core):
     """Translate (and, with P_DATA, access) a chunk of records, given as their (n, 2) uint64
     word view. Stops early when the page table is half full; returns (records done,
-    instructions). When ``rec`` has a row per record (the core model is on), each record's
-    translation cycles, the walk's share of them and its data latency (the slowest line's
-    serving level) are written there; a (0, 3) ``rec`` turns that off."""
+    instructions). ``core`` is the core model's state (``simkit.core.CoreModel.kernel_state``:
+    its params, then the real and the ideal-translation twin's st, ring, lqr, walk); when its
+    params are not empty the core model advances record by record, inline: the real twin with
+    the record's translation cycles, the walk's share of them and its data latency (the
+    slowest line's serving level), the ideal twin with the data latency alone. Empty params
+    turn it off."""
     n_rec = words.shape[0]
-    keep = rec.shape[0] > 0
+    cparams, st_r, ring_r, lqr_r, walk_r, st_i, ring_i, lqr_i, walk_i = core
+    timed = cparams.shape[0] > 0
+    inv_w = 1.0
+    dep_chain = dep_flag = False
+    if timed:
+        inv_w = 1.0 / float(cparams[CoreK.P_WIDTH])
+        dep_chain = cparams[CoreK.P_DEP] == CoreK.DEP_CHAIN
+        dep_flag = cparams[CoreK.P_DEP] == CoreK.DEP_FLAG
+        sr = CoreK.load(st_r)
+        si = CoreK.load(st_i)
+    else:
+        sr = si = CoreK.load(st_r)
     nlev = params[P_NLEV]
     mode = params[P_MODE]
     victims_to_l2 = params[P_STLB_FILL_VICTIMS] != 0
@@ -803,10 +818,18 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, rec):
                 if line == last:
                     break
                 line += ONE
-        if keep:
-            rec[i - 1, 0] = cycles
-            rec[i - 1, 1] = walked
-            rec[i - 1, 2] = data_lat
+        if timed:
+            k = float(info & np.uint64(0xFFFFFFFF))
+            is_load = op != CoreK.STORE_OP
+            dependent = dep_chain or (dep_flag and (info >> np.uint64(56)) & ONE != ZERO)
+            lat = float(data_lat)
+            sr = CoreK.step(sr, k, is_load, dependent, float(cycles), float(walked), lat,
+                            cparams, inv_w, ring_r, lqr_r, walk_r)
+            si = CoreK.step(si, k, is_load, dependent, 0.0, 0.0, lat, cparams, inv_w, ring_i,
+                            lqr_i, walk_i)
+    if timed:
+        CoreK.store(st_r, sr)
+        CoreK.store(st_i, si)
     return i, ic
 
 
