@@ -16,27 +16,36 @@ last of them the memory access):
 
 Times are float64 cycles. State ``st``: [T dispatch time, SEQ instructions, LAST load
 completion, FRONT retire frontier, CUMMAX completion of all dispatched accesses, HEAD, COUNT
-ring occupancy, NLOADS, LQPOS the load queue's next slot]; ``ring`` (2, rob): the in-flight
-accesses' (seq, completion) in order; ``lqr`` (lq,): the retire times of the last lq loads;
+ring occupancy, LQPOS the load queue's next slot]; ``ring`` (2, R), R the power of two
+``ring_size(rob)``: the in-flight accesses' (seq, cumulative completion: the latest completion
+of any access dispatched so far, which is when the access retires) in order, at positions
+modulo R; ``lqr`` (lq,): the retire times of the last lq loads (zeros before there were lq loads: no
+constraint, as times are >= 0);
 ``walk`` (walkers,): when each is free, kept as a binary min-heap (the earliest-free walker at
 the root: O(log walkers) per walk).
 
-``step`` advances one record; ``run_core`` runs it over a chunk of arrays, and the TLB kernel
-(``simkit.tlb._kernels.run_mmu``) calls it inline, record by record, with the latencies it has
-just computed (no second pass, no per-record arrays).
+``step`` advances one record (the state as a tuple, ``load``/``store`` move it from/to ``st``);
+``run_core`` runs it over a chunk of arrays, and the TLB kernel (``simkit.tlb._kernels.run_mmu``)
+runs it inside its own loop over the latencies it has just computed, a small buffer at a time
+(no second pass over the trace, no per-record arrays from the front).
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-S_T, S_SEQ, S_LAST, S_FRONT, S_CUMMAX, S_HEAD, S_COUNT, S_NLOADS, S_LQPOS = range(9)
-NSTATE = 9
+S_T, S_SEQ, S_LAST, S_FRONT, S_CUMMAX, S_HEAD, S_COUNT, S_LQPOS = range(8)
+NSTATE = 8
 P_WIDTH, P_ROB, P_LQ, P_WALKERS, P_DEP = range(5)
 DEP_INDEPENDENT, DEP_CHAIN, DEP_FLAG = 0, 1, 2
 STORE_OP = 1
 helper = njit(_nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper=True)   # as simkit.cache's
 inlined = njit(_nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper=True, forceinline=True)
+
+
+def ring_size(rob: int) -> int:
+    """Columns of the ring: the power of two >= ``rob`` (positions by mask, not by compare)."""
+    return 1 << (int(rob) - 1).bit_length()
 
 
 @helper
@@ -61,14 +70,14 @@ def _replace_min(heap, n, value):
 def load(st):
     """The state ``st`` as the tuple ``step`` carries (kept in registers inside a loop)."""
     return (st[S_T], st[S_SEQ], st[S_LAST], st[S_FRONT], st[S_CUMMAX], np.int64(st[S_HEAD]),
-            np.int64(st[S_COUNT]), np.int64(st[S_NLOADS]), np.int64(st[S_LQPOS]))
+            np.int64(st[S_COUNT]), np.int64(st[S_LQPOS]))
 
 
 @inlined
 def store(st, s):
     """Write the tuple ``s`` of ``step`` back to the state array ``st``."""
     st[S_T], st[S_SEQ], st[S_LAST], st[S_FRONT], st[S_CUMMAX] = s[0], s[1], s[2], s[3], s[4]
-    st[S_HEAD], st[S_COUNT], st[S_NLOADS], st[S_LQPOS] = s[5], s[6], s[7], s[8]
+    st[S_HEAD], st[S_COUNT], st[S_LQPOS] = s[5], s[6], s[7]
 
 
 @inlined
@@ -77,26 +86,28 @@ def step(s, k, is_load, dependent, trans, w, lat, params, inv_w, ring, lqr, walk
     instructions (float, the access last), whether it is a load and depends on the previous
     load, its translation cycles ``trans`` (float) of which ``w`` are a walk, and its data
     latency ``lat``; ``inv_w`` = 1 / width."""
-    t, seq, last, front, cummax, head, count, nloads, lqpos = s
+    t, seq, last, front, cummax, head, count, lqpos = s
     rob = params[P_ROB]
     lq = params[P_LQ]
+    mask = ring.shape[1] - 1
     if k >= 1.0:
         t += (k - 1.0) * inv_w
         seq += k
-    # the reorder buffer: instruction seq - rob must have retired
+    # the reorder buffer: instruction seq - rob must have retired, and a full ring retires its
+    # oldest access; the retire frontier is the cumulative completion the ring keeps
+    if count == rob:
+        front = ring[1, (head - count) & mask]
+        count -= 1
     oldest = seq - rob
     while count > 0:
-        j = head - count
-        if j < 0:
-            j += rob
-        if ring[0, j] > oldest and count < rob:
+        j = (head - count) & mask
+        if ring[0, j] > oldest:
             break
-        if ring[1, j] > front:
-            front = ring[1, j]
+        front = ring[1, j]
         count -= 1
     if front > t:
         t = front
-    if is_load and nloads >= lq and lqr[lqpos] > t:
+    if is_load and lqr[lqpos] > t:          # the load lq loads back has retired
         t = lqr[lqpos]
     issue = t
     if dependent and last > issue:
@@ -116,15 +127,12 @@ def step(s, k, is_load, dependent, trans, w, lat, params, inv_w, ring, lqr, walk
         lqpos += 1
         if lqpos == lq:
             lqpos = 0
-        nloads += 1
     ring[0, head] = seq
-    ring[1, head] = done
-    head += 1
-    if head == rob:
-        head = 0
+    ring[1, head] = cummax
+    head = (head + 1) & mask
     count += 1
     t += inv_w
-    return (t, seq, last, front, cummax, head, count, nloads, lqpos)
+    return (t, seq, last, front, cummax, head, count, lqpos)
 
 
 @njit(cache=True, _nrt=False)

@@ -11,7 +11,7 @@ from simkit.core.stats import CoreStats
 class _Twin:
     def __init__(self, cfg: CoreConfig):
         self.st = np.zeros(K.NSTATE, np.float64)
-        self.ring = np.zeros((2, cfg.rob), np.float64)
+        self.ring = np.zeros((2, K.ring_size(cfg.rob)), np.float64)
         self.lqr = np.zeros(cfg.lq, np.float64)
         self.walk = np.zeros(cfg.walkers, np.float64)
 

@@ -28,7 +28,8 @@ INITIAL_PT_SLOTS = 1 << 16
 # the real one's types, so one compiled kernel serves both)
 _F = np.zeros(CoreK.NSTATE, np.float64)
 NO_CORE = (np.zeros(0, np.int64), _F, np.zeros((2, 1), np.float64), _F, _F,
-           _F, np.zeros((2, 1), np.float64), _F, _F)
+           _F, np.zeros((2, 1), np.float64), _F, _F, np.zeros((4, 1), np.int64))
+CORE_BUFFER = 2048       # records the kernel buffers before advancing the core over them
 SAMPLE_INSTRUCTIONS = 1_000_000
 
 
@@ -111,6 +112,7 @@ class MMU:
             from simkit.core import CoreModel
             core = CoreModel(core)
         self.core = core
+        self._core_buf = np.zeros((4, CORE_BUFFER), np.int64)
         self.reset()
 
     def reset(self) -> None:
@@ -203,7 +205,7 @@ class MMU:
     def _feed(self, recs: np.ndarray) -> None:
         """Run the kernel over ``recs``, split where a sampling period of instructions ends."""
         words = kernel_view(recs)
-        core = NO_CORE if self.core is None else self.core.kernel_state()
+        core = NO_CORE if self.core is None else self.core.kernel_state() + (self._core_buf,)
         icount = np.cumsum(words[:, 1] & np.uint64(0xFFFFFFFF), dtype=np.uint64)
         done = 0
         while done < len(words):
