@@ -19,10 +19,9 @@ completion, FRONT retire frontier, CUMMAX completion of all dispatched accesses,
 ring occupancy, LQPOS the load queue's next slot]; ``ring`` (2, R), R the power of two
 ``ring_size(rob)``: the in-flight accesses' (seq, cumulative completion: the latest completion
 of any access dispatched so far, which is when the access retires) in order, at positions
-modulo R; ``lqr`` (lq,): the retire times of the last lq loads (zeros before there were lq loads: no
-constraint, as times are >= 0);
-``walk`` (walkers,): when each is free, kept as a binary min-heap (the earliest-free walker at
-the root: O(log walkers) per walk).
+modulo R; ``lqr`` (lq,): the retire times of the last lq loads (zeros before there were lq
+loads: no constraint, as times are >= 0); ``walk`` (walkers,): when each is free, kept as a
+binary min-heap (the earliest-free walker at the root: O(log walkers) per walk).
 
 ``step`` advances one record (the state as a tuple, ``load``/``store`` move it from/to ``st``);
 ``run_core`` runs it over a chunk of arrays, and the TLB kernel (``simkit.tlb._kernels.run_mmu``)
