@@ -167,6 +167,29 @@ def test_victima_paper_probe_timings():
     assert (L1_TLB + STLB + min(l2, walk), L1_TLB + min(l2, STLB + walk)) == (21, 20)
 
 
+def test_a_pte_line_only_the_llc_holds_is_served_by_the_llc():
+    """The LLC serves a PTE read when the L2 has dropped the line and the LLC has not (the
+    counter path behind "page-table reads served by the LLC"). Same single-set LRU caches
+    (L1D 2 ways, L2 4, LLC 8; a miss fills every level, an L2 hit fills the L1D only).
+
+    A cold: PML4, PDPT, PD, PT lines from memory; L1D [PD, PT], L2 and LLC all four.
+    B = A + 1 GiB (PML4-PWC hit): the PDPT line (index 1 beside 0) misses the L1D, hits the L2;
+    then B's new PD and PT nodes from memory. The L2 drops PML4 and PD (LRU: PDPT was touched),
+    the 8-way LLC drops nothing.
+    C = A + 2 MiB (PDPT-PWC hit, PD-PWC miss): the PD entry (index 129, the line of A's 128) is
+    in neither the L1D [PD_B, PT_B] nor the L2 [PT, PDPT, PD_B, PT_B]: the LLC serves it
+    (24 c); C's new PT node from memory."""
+    llc, l2 = 24, 19
+    mmu = MMU(radix(caches=TINY_LRU))
+    a = 0x10000000
+    assert step(mmu, a) == (L1_TLB + STLB + PWC + 4 * MEM, 1, 4, 0)
+    assert step(mmu, a + GIB1) == (L1_TLB + STLB + PWC + l2 + 2 * MEM, 1, 3, 0)
+    assert step(mmu, a + MIB2) == (L1_TLB + STLB + PWC + llc + MEM, 1, 2, 0) == (158, 1, 2, 0)
+    df = mmu.stats.to_frame().iloc[0]
+    assert (df.walk_refs_l1d, df.walk_refs_l2, df.walk_refs_llc, df.walk_refs_memory) == \
+        (0, 1, 1, 4 + 2 + 1)
+
+
 # --- invariants ---------------------------------------------------------------------------------
 
 def random_trace(n, seed, base=0x10000000, span=64 << 20):

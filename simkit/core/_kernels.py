@@ -16,21 +16,35 @@ last of them the memory access):
 
 Times are float64 cycles. State ``st``: [T dispatch time, SEQ instructions, LAST load
 completion, FRONT retire frontier, CUMMAX completion of all dispatched accesses, HEAD, COUNT
-ring occupancy, NLOADS]; ``ring`` (2, rob): the in-flight accesses' (seq, completion) in order;
-``lqr`` (lq,): the retire times of the last lq loads; ``walk`` (walkers,): when each is free,
-kept as a binary min-heap (the earliest-free walker at the root: O(log walkers) per walk).
+ring occupancy, LQPOS the load queue's next slot]; ``ring`` (2, R), R the power of two
+``ring_size(rob)``: the in-flight accesses' (seq, cumulative completion: the latest completion
+of any access dispatched so far, which is when the access retires) in order, at positions
+modulo R; ``lqr`` (lq,): the retire times of the last lq loads (zeros before there were lq
+loads: no constraint, as times are >= 0); ``walk`` (walkers,): when each is free, kept as a
+binary min-heap (the earliest-free walker at the root: O(log walkers) per walk).
+
+``step`` advances one record (the state as a tuple, ``load``/``store`` move it from/to ``st``);
+``run_core`` runs it over a chunk of arrays, and the TLB kernel (``simkit.tlb._kernels.run_mmu``)
+runs it inside its own loop over the latencies it has just computed, a small buffer at a time
+(no second pass over the trace, no per-record arrays from the front).
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-S_T, S_SEQ, S_LAST, S_FRONT, S_CUMMAX, S_HEAD, S_COUNT, S_NLOADS = range(8)
+S_T, S_SEQ, S_LAST, S_FRONT, S_CUMMAX, S_HEAD, S_COUNT, S_LQPOS = range(8)
 NSTATE = 8
 P_WIDTH, P_ROB, P_LQ, P_WALKERS, P_DEP = range(5)
 DEP_INDEPENDENT, DEP_CHAIN, DEP_FLAG = 0, 1, 2
 STORE_OP = 1
 helper = njit(_nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper=True)   # as simkit.cache's
+inlined = njit(_nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper=True, forceinline=True)
+
+
+def ring_size(rob: int) -> int:
+    """Columns of the ring: the power of two >= ``rob`` (positions by mask, not by compare)."""
+    return 1 << (int(rob) - 1).bit_length()
 
 
 @helper
@@ -51,78 +65,83 @@ def _replace_min(heap, n, value):
     heap[i] = value
 
 
+@inlined
+def load(st):
+    """The state ``st`` as the tuple ``step`` carries (kept in registers inside a loop)."""
+    return (st[S_T], st[S_SEQ], st[S_LAST], st[S_FRONT], st[S_CUMMAX], np.int64(st[S_HEAD]),
+            np.int64(st[S_COUNT]), np.int64(st[S_LQPOS]))
+
+
+@inlined
+def store(st, s):
+    """Write the tuple ``s`` of ``step`` back to the state array ``st``."""
+    st[S_T], st[S_SEQ], st[S_LAST], st[S_FRONT], st[S_CUMMAX] = s[0], s[1], s[2], s[3], s[4]
+    st[S_HEAD], st[S_COUNT], st[S_LQPOS] = s[5], s[6], s[7]
+
+
+@inlined
+def step(s, k, is_load, dependent, trans, w, lat, params, inv_w, ring, lqr, walk):
+    """Advance the core state ``s`` (``load``'s tuple) by one record and return it: ``k``
+    instructions (float, the access last), whether it is a load and depends on the previous
+    load, its translation cycles ``trans`` (float) of which ``w`` are a walk, and its data
+    latency ``lat``; ``inv_w`` = 1 / width."""
+    t, seq, last, front, cummax, head, count, lqpos = s
+    rob = params[P_ROB]
+    lq = params[P_LQ]
+    mask = ring.shape[1] - 1
+    if k >= 1.0:
+        t += (k - 1.0) * inv_w
+        seq += k
+    # the reorder buffer: instruction seq - rob must have retired, and a full ring retires its
+    # oldest access; the retire frontier is the cumulative completion the ring keeps
+    if count == rob:
+        front = ring[1, (head - count) & mask]
+        count -= 1
+    oldest = seq - rob
+    while count > 0:
+        j = (head - count) & mask
+        if ring[0, j] > oldest:
+            break
+        front = ring[1, j]
+        count -= 1
+    if front > t:
+        t = front
+    if is_load and lqr[lqpos] > t:          # the load lq loads back has retired
+        t = lqr[lqpos]
+    issue = t
+    if dependent and last > issue:
+        issue = last
+    done = issue + trans - w
+    if w > 0.0:
+        if walk[0] > done:                  # the earliest-free walker (a min-heap's root)
+            done = walk[0]
+        done += w
+        _replace_min(walk, params[P_WALKERS], done)
+    done += lat
+    if done > cummax:
+        cummax = done
+    if is_load:
+        last = done
+        lqr[lqpos] = cummax
+        lqpos += 1
+        if lqpos == lq:
+            lqpos = 0
+    ring[0, head] = seq
+    ring[1, head] = cummax
+    head = (head + 1) & mask
+    count += 1
+    t += inv_w
+    return (t, seq, last, front, cummax, head, count, lqpos)
+
+
 @njit(cache=True, _nrt=False)
 def run_core(icount, ops, flags, trans, walks, lat, params, st, ring, lqr, walk):
     """Advance the core over one chunk (arrays of equal length)."""
-    width = float(params[P_WIDTH])
-    rob = params[P_ROB]
-    lq = params[P_LQ]
-    nw = params[P_WALKERS]
+    inv_w = 1.0 / float(params[P_WIDTH])
     dep_mode = params[P_DEP]
-    inv_w = 1.0 / width
-    t = st[S_T]
-    seq = st[S_SEQ]
-    last = st[S_LAST]
-    front = st[S_FRONT]
-    cummax = st[S_CUMMAX]
-    head = np.int64(st[S_HEAD])
-    count = np.int64(st[S_COUNT])
-    nloads = np.int64(st[S_NLOADS])
-    lqpos = nloads % lq
+    s = load(st)
     for i in range(icount.shape[0]):
-        k = float(icount[i])
-        if k >= 1.0:
-            t += (k - 1.0) * inv_w
-            seq += k
-        # the reorder buffer: instruction seq - rob must have retired
-        oldest = seq - rob
-        while count > 0:
-            j = head - count
-            if j < 0:
-                j += rob
-            if ring[0, j] > oldest and count < rob:
-                break
-            if ring[1, j] > front:
-                front = ring[1, j]
-            count -= 1
-        if front > t:
-            t = front
-        is_load = ops[i] != STORE_OP
-        if is_load and nloads >= lq and lqr[lqpos] > t:
-            t = lqr[lqpos]
-        issue = t
         dependent = dep_mode == DEP_CHAIN or (dep_mode == DEP_FLAG and (flags[i] & 1) != 0)
-        if dependent and last > issue:
-            issue = last
-        w = float(walks[i])
-        done = issue + float(trans[i]) - w
-        if w > 0.0:
-            if walk[0] > done:                  # the earliest-free walker (a min-heap's root)
-                done = walk[0]
-            done += w
-            _replace_min(walk, nw, done)
-        done += float(lat[i])
-        if done > cummax:
-            cummax = done
-        if is_load:
-            last = done
-            lqr[lqpos] = cummax
-            lqpos += 1
-            if lqpos == lq:
-                lqpos = 0
-            nloads += 1
-        ring[0, head] = seq
-        ring[1, head] = done
-        head += 1
-        if head == rob:
-            head = 0
-        count += 1
-        t += inv_w
-    st[S_T] = t
-    st[S_SEQ] = seq
-    st[S_LAST] = last
-    st[S_FRONT] = front
-    st[S_CUMMAX] = cummax
-    st[S_HEAD] = head
-    st[S_COUNT] = count
-    st[S_NLOADS] = nloads
+        s = step(s, float(icount[i]), ops[i] != STORE_OP, dependent, float(trans[i]),
+                 float(walks[i]), float(lat[i]), params, inv_w, ring, lqr, walk)
+    store(st, s)

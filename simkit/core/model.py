@@ -11,7 +11,7 @@ from simkit.core.stats import CoreStats
 class _Twin:
     def __init__(self, cfg: CoreConfig):
         self.st = np.zeros(K.NSTATE, np.float64)
-        self.ring = np.zeros((2, cfg.rob), np.float64)
+        self.ring = np.zeros((2, K.ring_size(cfg.rob)), np.float64)
         self.lqr = np.zeros(cfg.lq, np.float64)
         self.walk = np.zeros(cfg.walkers, np.float64)
 
@@ -65,6 +65,22 @@ class CoreModel:
         self.instructions += int(icount.sum())
         self.accesses += n
         return self.stats
+
+    def kernel_state(self) -> tuple:
+        """The arrays a kernel that runs the core inline (``simkit.tlb._kernels.run_mmu``)
+        advances: (params, then st, ring, lqr, walk of the real and of the ideal-translation
+        twin). Translation is charged; the caller counts with ``count``."""
+        if self._free:
+            raise ValueError("trans/walks: this model was run with free translation; reset() "
+                             "first")
+        self._free = False
+        r, i = self._real, self._ideal
+        return (self.params, r.st, r.ring, r.lqr, r.walk, i.st, i.ring, i.lqr, i.walk)
+
+    def count(self, instructions: int, accesses: int) -> None:
+        """Add what a kernel advanced through ``kernel_state`` covered."""
+        self.instructions += int(instructions)
+        self.accesses += int(accesses)
 
     @property
     def stats(self) -> CoreStats:

@@ -74,6 +74,7 @@ import numpy as np
 from numba import njit
 
 from simkit.cache import _kernels as CK
+from simkit.core import _kernels as CoreK
 
 EMPTY = CK.EMPTY
 NOSLOT = CK.NOSLOT
@@ -121,6 +122,7 @@ YES, NO = np.bool_(True), np.bool_(False)
     0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14, 17, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35,
     42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59)
 NCOUNT = 60        # C_VIC_HIT_AT: TLB-block hits by cache level (up to 7)        # C_PWC_HIT/C_PWC_MISS: 3 each (PML4, PDPT, PD); C_REFS_AT: up to 7 levels
+CORE_INFO_MASK = np.uint64(0x01FF0000FFFFFFFF)   # a record's icount, op and flags bit 0
 HIST_BINS = 64     # walk latency histogram, 16-cycle bins (the last bin collects the rest)
 HIST_WIDTH = 16
 
@@ -700,14 +702,20 @@ def _end_epoch(c, meta, params, cnt):
 
 
 @njit(cache=True, _nrt=False)
-def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, rec):
+def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core):
     """Translate (and, with P_DATA, access) a chunk of records, given as their (n, 2) uint64
     word view. Stops early when the page table is half full; returns (records done,
-    instructions). When ``rec`` has a row per record (the core model is on), each record's
+    instructions). ``core`` is the core model's state (``simkit.core.CoreModel.kernel_state``:
+    its params, then the real and the ideal-translation twin's st, ring, lqr, walk) and an
+    int64 (4, B) buffer; when its params are not empty the core model advances over every
+    record in order, B records at a time (``_core_flush``): the real twin with the record's
     translation cycles, the walk's share of them and its data latency (the slowest line's
-    serving level) are written there; a (0, 3) ``rec`` turns that off."""
+    serving level), the ideal twin with the data latency alone. Empty params turn it off."""
     n_rec = words.shape[0]
-    keep = rec.shape[0] > 0
+    cparams = core[0]
+    buf = core[9]
+    timed = cparams.shape[0] > 0
+    nbuf = 0
     nlev = params[P_NLEV]
     mode = params[P_MODE]
     victims_to_l2 = params[P_STLB_FILL_VICTIMS] != 0
@@ -803,11 +811,44 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, rec):
                 if line == last:
                     break
                 line += ONE
-        if keep:
-            rec[i - 1, 0] = cycles
-            rec[i - 1, 1] = walked
-            rec[i - 1, 2] = data_lat
+        if timed:
+            buf[0, nbuf] = cycles
+            buf[1, nbuf] = walked
+            buf[2, nbuf] = data_lat
+            buf[3, nbuf] = np.int64(info & CORE_INFO_MASK)
+            nbuf += 1
+            if nbuf == buf.shape[1]:
+                _core_flush(core, nbuf)
+                nbuf = 0
+    if timed and nbuf > 0:
+        _core_flush(core, nbuf)
     return i, ic
+
+
+@CK.helper
+def _core_flush(core, n):
+    """Advance the core model's two twins over the first ``n`` buffered records (rows of the
+    buffer: translation cycles, walk cycles, data latency, the record's info word masked to its
+    icount, op and flag bit 0). Buffering keeps the twins' state in registers in a tight loop
+    rather than live across the translation's helper calls."""
+    cparams, st_r, ring_r, lqr_r, walk_r, st_i, ring_i, lqr_i, walk_i, buf = core
+    inv_w = 1.0 / float(cparams[CoreK.P_WIDTH])
+    dep_chain = cparams[CoreK.P_DEP] == CoreK.DEP_CHAIN
+    dep_flag = cparams[CoreK.P_DEP] == CoreK.DEP_FLAG
+    sr = CoreK.load(st_r)
+    si = CoreK.load(st_i)
+    for j in range(n):
+        hi = buf[3, j]
+        k = float(hi & 0xFFFFFFFF)
+        is_load = ((hi >> 48) & 0xFF) != CoreK.STORE_OP
+        dependent = dep_chain or (dep_flag and ((hi >> 56) & 1) != 0)
+        lat = float(buf[2, j])
+        sr = CoreK.step(sr, k, is_load, dependent, float(buf[0, j]), float(buf[1, j]), lat,
+                        cparams, inv_w, ring_r, lqr_r, walk_r)
+        si = CoreK.step(si, k, is_load, dependent, 0.0, 0.0, lat, cparams, inv_w, ring_i,
+                        lqr_i, walk_i)
+    CoreK.store(st_r, sr)
+    CoreK.store(st_i, si)
 
 
 @njit(cache=True, _nrt=False)

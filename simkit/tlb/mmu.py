@@ -16,6 +16,7 @@ import numpy as np
 
 from simkit.cache import CacheConfig, CacheState, HierarchyConfig
 from simkit.cache import _kernels as CK
+from simkit.core import _kernels as CoreK
 from simkit.tlb import _kernels as K
 from simkit.tlb.config import MMUConfig
 from simkit.tlb.stats import TLBStats
@@ -23,6 +24,12 @@ from simkit.trace.format import DEFAULT_CHUNK
 from simkit.trace.stream import drive, kernel_view, open_source
 
 INITIAL_PT_SLOTS = 1 << 16
+# run_mmu's core argument when no core model rides along: empty params turn it off (arrays of
+# the real one's types, so one compiled kernel serves both)
+_F = np.zeros(CoreK.NSTATE, np.float64)
+NO_CORE = (np.zeros(0, np.int64), _F, np.zeros((2, 1), np.float64), _F, _F,
+           _F, np.zeros((2, 1), np.float64), _F, _F, np.zeros((4, 1), np.int64))
+CORE_BUFFER = 2048       # records the kernel buffers before advancing the core over them
 SAMPLE_INSTRUCTIONS = 1_000_000
 
 
@@ -105,6 +112,7 @@ class MMU:
             from simkit.core import CoreModel
             core = CoreModel(core)
         self.core = core
+        self._core_buf = np.zeros((4, CORE_BUFFER), np.int64)
         self.reset()
 
     def reset(self) -> None:
@@ -197,7 +205,7 @@ class MMU:
     def _feed(self, recs: np.ndarray) -> None:
         """Run the kernel over ``recs``, split where a sampling period of instructions ends."""
         words = kernel_view(recs)
-        rec = np.zeros((len(words) if self.core is not None else 0, 3), np.int64)
+        core = NO_CORE if self.core is None else self.core.kernel_state() + (self._core_buf,)
         icount = np.cumsum(words[:, 1] & np.uint64(0xFFFFFFFF), dtype=np.uint64)
         done = 0
         while done < len(words):
@@ -209,7 +217,7 @@ class MMU:
             while seg < end:
                 n, ic = K.run_mmu(words[seg:end], self.caches.as_tuple(), self.tlbs.as_tuple(),
                                   self.pt_keys, self.pt_vals, self.pt_meta, self.params,
-                                  self.counters, self.hist, rec[seg:end] if len(rec) else rec)
+                                  self.counters, self.hist, core)
                 seg += int(n)
                 self._instructions += int(ic)
                 self._since_sample += int(ic)
@@ -220,8 +228,7 @@ class MMU:
             if self._since_sample >= self.sample_instructions:
                 self._sample()
         if self.core is not None:
-            self.core.run(recs["icount"], rec[:, 0], rec[:, 1], rec[:, 2], recs["op"],
-                          recs["flags"])
+            self.core.count(int(icount[-1]) if len(icount) else 0, len(words))
 
     def run(self, trace, *, warmup_records: int = 0, max_records: int | None = None,
             chunk_records: int = DEFAULT_CHUNK, progress: bool | None = None) -> TLBStats:
