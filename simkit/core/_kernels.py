@@ -12,13 +12,17 @@ last of them the memory access):
 - a dependent access (``chain``, or the record's flag) issues when the previous load completes;
 - translation: the TLB lookup cycles, then a walk, which waits for the earliest-free of
   ``walkers`` walkers and holds it for its cycles;
-- completion = translation end + the data access latency.
+- completion = translation end + the data access latency; with ``mshrs`` > 0, a load that
+  misses the L1D (data latency above ``l1_cycles``) waits for the earliest-free of ``mshrs``
+  miss-status holding registers (fill buffers) and holds it until its data returns; 0: no
+  limit (stores drain from the store queue after retirement and take none).
 
 Times are float64 cycles. State ``st``: [T dispatch time, SEQ instructions, LAST load
 completion, FRONT retire frontier, CUMMAX completion of all dispatched accesses, HEAD, COUNT
 ring occupancy, NLOADS]; ``ring`` (2, rob): the in-flight accesses' (seq, completion) in order;
 ``lqr`` (lq,): the retire times of the last lq loads; ``walk`` (walkers,): when each is free,
-kept as a binary min-heap (the earliest-free walker at the root: O(log walkers) per walk).
+kept as a binary min-heap (the earliest-free walker at the root: O(log walkers) per walk);
+``mshr`` (max(mshrs, 1),): when each MSHR is free, a min-heap the same way.
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ from numba import njit
 
 S_T, S_SEQ, S_LAST, S_FRONT, S_CUMMAX, S_HEAD, S_COUNT, S_NLOADS = range(8)
 NSTATE = 8
-P_WIDTH, P_ROB, P_LQ, P_WALKERS, P_DEP = range(5)
+P_WIDTH, P_ROB, P_LQ, P_WALKERS, P_DEP, P_MSHRS, P_L1 = range(7)
 DEP_INDEPENDENT, DEP_CHAIN, DEP_FLAG = 0, 1, 2
 STORE_OP = 1
 helper = njit(_nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper=True)   # as simkit.cache's
@@ -51,14 +55,27 @@ def _replace_min(heap, n, value):
     heap[i] = value
 
 
+@helper
+def _hold_earliest(heap, n, start, cycles):
+    """Take the earliest-free of ``n`` units (min-heap ``heap``) at ``start`` or when it frees,
+    hold it for ``cycles``; returns the end."""
+    if heap[0] > start:
+        start = heap[0]
+    end = start + cycles
+    _replace_min(heap, n, end)
+    return end
+
+
 @njit(cache=True, _nrt=False)
-def run_core(icount, ops, flags, trans, walks, lat, params, st, ring, lqr, walk):
+def run_core(icount, ops, flags, trans, walks, lat, params, st, ring, lqr, walk, mshr):
     """Advance the core over one chunk (arrays of equal length)."""
     width = float(params[P_WIDTH])
     rob = params[P_ROB]
     lq = params[P_LQ]
     nw = params[P_WALKERS]
     dep_mode = params[P_DEP]
+    nm = params[P_MSHRS]
+    l1 = params[P_L1]
     inv_w = 1.0 / width
     t = st[S_T]
     seq = st[S_SEQ]
@@ -101,7 +118,10 @@ def run_core(icount, ops, flags, trans, walks, lat, params, st, ring, lqr, walk)
                 done = walk[0]
             done += w
             _replace_min(walk, nw, done)
-        done += float(lat[i])
+        if nm > 0 and is_load and lat[i] > l1:      # an L1D miss holds an MSHR until filled
+            done = _hold_earliest(mshr, nm, done, float(lat[i]))
+        else:
+            done += float(lat[i])
         if done > cummax:
             cummax = done
         if is_load:

@@ -14,10 +14,11 @@ class _Twin:
         self.ring = np.zeros((2, cfg.rob), np.float64)
         self.lqr = np.zeros(cfg.lq, np.float64)
         self.walk = np.zeros(cfg.walkers, np.float64)
+        self.mshr = np.zeros(max(cfg.mshrs, 1), np.float64)
 
     def run(self, icount, ops, flags, trans, walks, lat, params):
         K.run_core(icount, ops, flags, trans, walks, lat, params, self.st, self.ring, self.lqr,
-                   self.walk)
+                   self.walk, self.mshr)
 
     @property
     def cycles(self) -> float:
@@ -32,11 +33,12 @@ class CoreModel:
     walk's share of them, and the data access latency; it may be called chunk by chunk.
     ``trans`` and ``walks`` None: translation is free (a cache hierarchy timed alone), so the
     ideal-translation twin would repeat the real one and is not run; a model is used one way or
-    the other until ``reset()``."""
+    the other until ``reset()``. ``l1_cycles``: the L1D hit latency; a data latency above it
+    is a miss, which takes an MSHR (``CoreConfig.mshrs``)."""
 
-    def __init__(self, config: CoreConfig | str = "victima"):
+    def __init__(self, config: CoreConfig | str = "victima", l1_cycles: int = 0):
         self.cfg = CoreConfig.preset(config) if isinstance(config, str) else config
-        self.params = self.cfg.params()
+        self.params = self.cfg.params(l1_cycles)
         self.reset()
 
     def reset(self) -> None:

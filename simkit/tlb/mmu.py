@@ -103,7 +103,7 @@ class MMU:
         self.hist = np.zeros(K.HIST_BINS, dtype=np.int64)
         if core is not None:
             from simkit.core import CoreModel
-            core = CoreModel(core)
+            core = CoreModel(core, l1_cycles=config.caches.levels[0].latency_cycles)
         self.core = core
         self.reset()
 
