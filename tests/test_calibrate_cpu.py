@@ -62,3 +62,54 @@ def test_preset_host_file_on_the_command_line(tmp_path, capsys):
     assert "walks" in capsys.readouterr().out
     assert main(["tlb", "run", "--trace", "gups", "--preset", f"host:{tmp_path}/none.json"]) == 2
     assert "none.json" in capsys.readouterr().err
+
+
+# A Granite Rapids VM as this project's CI saw it (2026-12-07): Intel family 6 under KVM, CPUID
+# leaf 0x18 zeroed (no TLB geometry), L1D 48 KiB, L2 2 MiB, an L3 of 480 MiB / 16 ways.
+GNR_VM = {
+    "vendor": "GenuineIntel", "cpu_family": 6, "cpu_model_number": 167, "hypervisor": True,
+    "caches": [
+        {"level": 1, "type": "Data", "size_bytes": 48 << 10, "ways": 12, "line_bytes": 64},
+        {"level": 2, "type": "Unified", "size_bytes": 2 << 20, "ways": 16, "line_bytes": 64},
+        {"level": 3, "type": "Unified", "size_bytes": 480 << 20, "ways": 16, "line_bytes": 64},
+    ],
+    "tlb": {"entries": []},
+}
+
+
+def test_documented_tlbs_and_core_where_cpuid_hides_them():
+    from simkit.calibrate.cpu import host_core_config, tlb_source
+    from simkit.calibrate.uarch import identify
+
+    assert identify(GNR_VM).name == "intel-golden-cove-class"
+    assert identify({**ZEN4, "vendor": "AuthenticAMD", "cpu_family": 0x19}).mshrs == 24
+    assert identify({**GNR_VM, "caches": ZEN4["caches"]}) is None      # 32 KiB L1D: not it
+    cfg = host_mmu_config(GNR_VM)
+    assert (cfg.l1d.entries, cfg.l1d.ways, cfg.l2.entries, cfg.l2.ways) == (96, 6, 2048, 16)
+    assert "documented, not measured" in tlb_source(GNR_VM)
+    assert tlb_source({**ZEN4}) == "cpuid"
+    core = host_core_config(GNR_VM, dependence="chain")
+    assert (core.rob, core.lq, core.walkers, core.mshrs, core.dependence) == \
+        (512, 192, 4, 16, "chain")
+    assert host_core_config(ZEN4).mshrs == 0                   # undocumented: no limit
+
+
+def test_sets_round_down_to_a_power_of_two_and_memory_bounds_every_level():
+    sizes = [lv.size_bytes for lv in host_cache_config(GNR_VM).levels]
+    # 480 MiB / 16 ways / 64 B = 491,520 sets -> 262,144 sets = 256 MiB
+    assert sizes == [48 << 10, 2 << 20, 256 << 20]
+    # a ladder whose last knee settles (at memory latency) at 32 MiB: no level holds 32 MiB,
+    # so the L3 keeps the largest power-of-two sets below it, 16 MiB (16,384 sets x 16 x 64)
+    knees = [{"sweep": "cache", "page_kind": "4k", "after": 64 << 10, "settled": 64 << 10},
+             {"sweep": "cache", "page_kind": "4k", "after": 1 << 20, "settled": 32 << 20}]
+    sizes = [lv.size_bytes for lv in host_cache_config(GNR_VM, {"knees": knees}).levels]
+    assert sizes == [48 << 10, 1 << 20, 16 << 20]
+
+
+def test_nested_walks_only_under_a_hypervisor():
+    cfg = host_mmu_config(GNR_VM, nested=True, nested_tlb_entries=256)
+    assert cfg.nested and cfg.host_huge_page_fraction == 1.0
+    assert (cfg.nested_tlb.entries, cfg.nested_tlb.ways) == (256, 4)
+    assert not host_mmu_config(GNR_VM).nested
+    with pytest.raises(InputError, match="hypervisor"):
+        host_mmu_config({**GNR_VM, "hypervisor": False}, nested=True)

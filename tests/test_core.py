@@ -152,3 +152,36 @@ def test_the_core_costs_the_mmu_little(gups_head):
             MMU("victima-radix", core=core).run(gups_head)
             best[core] = min(best[core], time.thread_time() - t)
     assert best[None] / best["victima"] >= 0.65
+
+
+def test_mshrs_bound_independent_misses_to_ceil_n_over_m_latencies():
+    """n independent L1D misses of L cycles with M MSHRs: miss j starts when miss j - M's data
+    returns, so the last ends at ceil(n / M) * L plus its dispatch offset ((n-1) mod M)/W."""
+    n, lat, width = 1000, 200, 4
+    for m in (1, 4, 10, 16):
+        cfg = CoreConfig("m", width=width, rob=224, lq=72, mshrs=m)
+        s = CoreModel(cfg, l1_cycles=4).run(np.ones(n), np.zeros(n), np.zeros(n),
+                                            np.full(n, lat))
+        expected = -(-n // m) * lat + ((n - 1) % m) / width
+        assert s.cycles == pytest.approx(expected, abs=1e-9)
+    # L1 hits (latency <= l1_cycles) take no MSHR: the width bounds them, as with no limit
+    hits = CoreModel(CoreConfig("m", mshrs=1), l1_cycles=4).run(
+        np.ones(n), np.zeros(n), np.zeros(n), np.full(n, 4))
+    assert hits.cycles == run(CoreConfig("m"), n, trans=0).cycles
+    # a dependent chain has one miss in flight: one MSHR costs nothing
+    chain = CoreModel(CoreConfig("c", dependence="chain", mshrs=1), l1_cycles=4).run(
+        np.ones(n), np.zeros(n), np.zeros(n), np.full(n, lat))
+    assert chain.cycles == pytest.approx(n * lat, abs=1e-9)
+    # stores take none (they drain from the store queue)
+    st = CoreModel(CoreConfig("s", mshrs=1), l1_cycles=4).run(
+        np.ones(n), np.zeros(n), np.zeros(n), np.full(n, lat), ops=np.ones(n, np.uint8))
+    assert st.cycles < n * lat / 10
+
+
+def test_zero_mshrs_is_no_limit():
+    n = 20_000
+    a = run(CoreConfig("u", mshrs=0), n, lat=300)
+    b = run(CoreConfig("u", mshrs=1024), n, lat=300)
+    assert a.cycles == b.cycles                  # 1024 MSHRs never bind under LQ 72
+    with pytest.raises(ValueError, match="mshrs"):
+        CoreConfig("bad", mshrs=-1)

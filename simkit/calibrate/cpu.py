@@ -8,6 +8,14 @@ when one is given (the plateau of each level, in cycles), else from the ``zen3``
 a constant of one machine: the test suite builds these on whatever host it runs on and compares
 the simulated steps with the knees measured in the same run (tests/test_tlb.py).
 
+Where CPUID hides the TLBs (an Intel guest whose hypervisor zeroes leaf 0x18) and the
+microarchitecture is one ``simkit.calibrate.uarch`` documents, its documented L1 DTLB and STLB
+are used, and ``tlb_source`` says so. ``host_core_config(machine)`` is the core of the same
+microarchitecture (documented ROB, load queue, walkers and outstanding L1D misses; not measured).
+Under a hypervisor, ``host_mmu_config(..., nested=True)`` walks two-dimensionally: the host
+table maps guest memory with 2 MiB pages (what KVM hosts typically back guests with), and a
+nested TLB of ``nested_tlb_entries`` caches guest-physical -> host translations.
+
 ``load_host(path)`` reads a calibration JSON and returns both; ``simkit tlb run --preset
 host:FILE.json`` / ``simkit cache run --preset host:FILE.json`` use it (``host`` alone describes
 the machine it runs on, without measured latencies).
@@ -18,7 +26,10 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
+
 from simkit.cache.config import CacheConfig, HierarchyConfig
+from simkit.calibrate.uarch import identify
 from simkit.errors import InputError
 from simkit.tlb.config import MMUConfig, TLBConfig
 
@@ -54,19 +65,57 @@ def _plateau_cycles(calibration: dict | None, level: str) -> int | None:
     return None
 
 
-def host_mmu_config(machine: dict, calibration: dict | None = None) -> MMUConfig:
-    """The ``zen3`` MMU preset with this host's L1 DTLB and L2 TLB (CPUID) and data caches."""
+def tlb_source(machine: dict) -> str:
+    """Where the host preset's TLB geometry comes from: CPUID, or documented values."""
+    if _tlb(machine, 1) is not None and _tlb(machine, 2) is not None:
+        return "cpuid"
+    ua = identify(machine)
+    if ua is not None and ua.l1_dtlb is not None:
+        return f"{ua.name}: {ua.source}"
+    raise InputError("host preset: the machine description has no CPUID TLB geometry (needs "
+                     "/dev/cpu/0/cpuid, AMD) and its microarchitecture is not one "
+                     "simkit.calibrate.uarch documents; use a named preset")
+
+
+def host_mmu_config(machine: dict, calibration: dict | None = None, *, nested: bool = False,
+                    nested_tlb_entries: int = 64) -> MMUConfig:
+    """The ``zen3`` MMU preset with this host's L1 DTLB and L2 TLB (CPUID, else documented for
+    its microarchitecture: ``tlb_source``) and data caches. ``nested``: 2D walks under the
+    hypervisor the machine reports, over a host table of 2 MiB pages, with a 4-way nested TLB
+    of ``nested_tlb_entries``."""
     base = MMUConfig.preset("zen3")
     l1, l2 = _tlb(machine, 1), _tlb(machine, 2)
     if l1 is None or l2 is None:
-        raise InputError("host preset: the machine description has no CPUID TLB geometry "
-                         "(needs /dev/cpu/0/cpuid, AMD); use a named preset")
+        tlb_source(machine)                       # raises when nothing documents them
+        l1, l2 = identify(machine).l1_dtlb, identify(machine).stlb
     n1, w1 = l1
     n2, w2 = l2
-    return dataclasses.replace(
+    cfg = dataclasses.replace(
         base, l1d=TLBConfig("L1D-TLB", n1, _pow2_ways(n1, w1), base.l1d.latency_cycles),
         l2=TLBConfig("L2-TLB", n2, _pow2_ways(n2, w2), base.l2.latency_cycles),
         caches=host_cache_config(machine, calibration))
+    if nested:
+        if not machine.get("hypervisor"):
+            raise InputError("host preset: nested walks asked for, but the machine reports no "
+                             "hypervisor")
+        cfg = cfg.replace(nested=True, host_huge_page_fraction=1.0,
+                          nested_tlb=TLBConfig("Nested-TLB", nested_tlb_entries,
+                                               min(4, nested_tlb_entries), 1))
+    return cfg
+
+
+def host_core_config(machine: dict, **changes):
+    """The core of this host's microarchitecture (``simkit.calibrate.uarch``: documented, not
+    measured), or the ``zen3`` core with no outstanding-miss limit when it is not one
+    documented there; ``changes`` (dependence, clock_ghz) applied on top."""
+    from simkit.core import CoreConfig
+
+    ua = identify(machine)
+    if ua is None:
+        return CoreConfig.preset("zen3").replace(name="host (zen3 core, undocumented host)",
+                                                 **changes)
+    return CoreConfig(f"host ({ua.name})", width=ua.width, rob=ua.rob, lq=ua.lq, sq=ua.sq,
+                      walkers=ua.walkers, mshrs=ua.mshrs).replace(**changes)
 
 
 def _effective_bytes(size: int, ways: int, line: int, level_index: int,
@@ -80,6 +129,12 @@ def _effective_bytes(size: int, ways: int, line: int, level_index: int,
     knees = sorted((k for k in (calibration or {}).get("knees", [])
                     if k.get("sweep") == "cache" and k.get("page_kind") == "4k"),
                    key=lambda k: k["after"])
+    if knees and size >= knees[-1].get("settled", np.inf):
+        # no level holds a working set at which the ladder has settled on its last plateau
+        # (memory): the largest size with power-of-two sets below it. A VM's share of a large
+        # L3 whose ladder rises in one slope from L2 to memory gives no knee of its own
+        sets = max(1, (int(knees[-1]["settled"]) - 1) // (ways * line))
+        size = (1 << (sets.bit_length() - 1)) * ways * line
     if level_index >= len(knees) or knees[level_index]["after"] > size / 2:
         return size
     sets = max(1, int(knees[level_index]["after"]) // (ways * line))
@@ -103,10 +158,14 @@ def host_cache_config(machine: dict, calibration: dict | None = None) -> Hierarc
             base.levels[i].latency_cycles if i < len(base.levels) else 60)
         ways, line = int(c.get("ways") or 8), int(c.get("line_bytes") or 64)
         sets = c["size_bytes"] // (ways * line)
-        if sets <= 0 or sets & (sets - 1):
+        if sets <= 0:
             raise InputError(f"host preset: {name} of {c['size_bytes']} bytes / {ways} ways has "
-                             f"{sets} sets, not a power of two")
-        size = _effective_bytes(c["size_bytes"], ways, line, i, calibration)
+                             f"no sets")
+        # the simulator indexes sets by bits: a level whose sysfs sets are not a power of two
+        # (a 480 MiB L3 / 16 ways: 491520 sets, on a Granite Rapids VM) keeps the largest
+        # power of two below; the measured knees then bound it as any other
+        size = (1 << (sets.bit_length() - 1)) * ways * line
+        size = _effective_bytes(size, ways, line, i, calibration)
         levels.append(CacheConfig(name, size, ways, line, latency_cycles=lat))
     if not levels:
         raise InputError("host preset: the machine description has no sysfs cache sizes")

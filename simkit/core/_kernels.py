@@ -12,7 +12,10 @@ last of them the memory access):
 - a dependent access (``chain``, or the record's flag) issues when the previous load completes;
 - translation: the TLB lookup cycles, then a walk, which waits for the earliest-free of
   ``walkers`` walkers and holds it for its cycles;
-- completion = translation end + the data access latency.
+- completion = translation end + the data access latency; with ``mshrs`` > 0, a load that
+  misses the L1D (data latency above ``l1_cycles``) waits for the earliest-free of ``mshrs``
+  miss-status holding registers (fill buffers) and holds it until its data returns; 0: no
+  limit (stores drain from the store queue after retirement and take none).
 
 Times are float64 cycles. State ``st``: [T dispatch time, SEQ instructions, LAST load
 completion, FRONT retire frontier, CUMMAX completion of all dispatched accesses, HEAD, COUNT
@@ -21,7 +24,8 @@ ring occupancy, LQPOS the load queue's next slot]; ``ring`` (2, R), R the power 
 of any access dispatched so far, which is when the access retires) in order, at positions
 modulo R; ``lqr`` (lq,): the retire times of the last lq loads (zeros before there were lq
 loads: no constraint, as times are >= 0); ``walk`` (walkers,): when each is free, kept as a
-binary min-heap (the earliest-free walker at the root: O(log walkers) per walk).
+binary min-heap (the earliest-free walker at the root: O(log walkers) per walk); ``mshr``
+(max(mshrs, 1),): when each MSHR is free, a min-heap the same way.
 
 ``step`` advances one record (the state as a tuple, ``load``/``store`` move it from/to ``st``);
 ``run_core`` runs it over a chunk of arrays, and the TLB kernel (``simkit.tlb._kernels.run_mmu``)
@@ -35,7 +39,7 @@ from numba import njit
 
 S_T, S_SEQ, S_LAST, S_FRONT, S_CUMMAX, S_HEAD, S_COUNT, S_LQPOS = range(8)
 NSTATE = 8
-P_WIDTH, P_ROB, P_LQ, P_WALKERS, P_DEP = range(5)
+P_WIDTH, P_ROB, P_LQ, P_WALKERS, P_DEP, P_MSHRS, P_L1 = range(7)
 DEP_INDEPENDENT, DEP_CHAIN, DEP_FLAG = 0, 1, 2
 STORE_OP = 1
 helper = njit(_nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper=True)   # as simkit.cache's
@@ -65,6 +69,17 @@ def _replace_min(heap, n, value):
     heap[i] = value
 
 
+@helper
+def _hold_earliest(heap, n, start, cycles):
+    """Take the earliest-free of ``n`` units (min-heap ``heap``) at ``start`` or when it frees,
+    hold it for ``cycles``; returns the end."""
+    if heap[0] > start:
+        start = heap[0]
+    end = start + cycles
+    _replace_min(heap, n, end)
+    return end
+
+
 @inlined
 def load(st):
     """The state ``st`` as the tuple ``step`` carries (kept in registers inside a loop)."""
@@ -80,7 +95,7 @@ def store(st, s):
 
 
 @inlined
-def step(s, k, is_load, dependent, trans, w, lat, params, inv_w, ring, lqr, walk):
+def step(s, k, is_load, dependent, trans, w, lat, params, inv_w, ring, lqr, walk, mshr):
     """Advance the core state ``s`` (``load``'s tuple) by one record and return it: ``k``
     instructions (float, the access last), whether it is a load and depends on the previous
     load, its translation cycles ``trans`` (float) of which ``w`` are a walk, and its data
@@ -117,7 +132,11 @@ def step(s, k, is_load, dependent, trans, w, lat, params, inv_w, ring, lqr, walk
             done = walk[0]
         done += w
         _replace_min(walk, params[P_WALKERS], done)
-    done += lat
+    nm = params[P_MSHRS]
+    if nm > 0 and is_load and lat > params[P_L1]:   # an L1D miss holds an MSHR until filled
+        done = _hold_earliest(mshr, nm, done, lat)
+    else:
+        done += lat
     if done > cummax:
         cummax = done
     if is_load:
@@ -135,7 +154,7 @@ def step(s, k, is_load, dependent, trans, w, lat, params, inv_w, ring, lqr, walk
 
 
 @njit(cache=True, _nrt=False)
-def run_core(icount, ops, flags, trans, walks, lat, params, st, ring, lqr, walk):
+def run_core(icount, ops, flags, trans, walks, lat, params, st, ring, lqr, walk, mshr):
     """Advance the core over one chunk (arrays of equal length)."""
     inv_w = 1.0 / float(params[P_WIDTH])
     dep_mode = params[P_DEP]
@@ -143,5 +162,5 @@ def run_core(icount, ops, flags, trans, walks, lat, params, st, ring, lqr, walk)
     for i in range(icount.shape[0]):
         dependent = dep_mode == DEP_CHAIN or (dep_mode == DEP_FLAG and (flags[i] & 1) != 0)
         s = step(s, float(icount[i]), ops[i] != STORE_OP, dependent, float(trans[i]),
-                 float(walks[i]), float(lat[i]), params, inv_w, ring, lqr, walk)
+                 float(walks[i]), float(lat[i]), params, inv_w, ring, lqr, walk, mshr)
     store(st, s)

@@ -16,6 +16,8 @@ class CoreConfig:
     width: instructions dispatched (and retired) per cycle; rob: reorder-buffer entries;
     lq: load-queue entries (stores go to a store queue and never block dispatch); walkers:
     concurrent page walks (a walk waits for a free walker and holds it for its duration);
+    mshrs: outstanding L1D load misses (miss-status holding registers / fill buffers: a miss
+    waits for the earliest-free one and holds it until its data returns), 0 = no limit;
     dependence: how a memory access depends on earlier ones -- ``independent`` (gathers,
     streams: only the ROB, LQ and walkers limit overlap), ``chain`` (pointer chasing: every
     load's address comes from the previous load), ``flag`` (bit 0 of the record's ``flags``,
@@ -29,6 +31,7 @@ class CoreConfig:
     lq: int = 72
     sq: int = 56
     walkers: int = 2
+    mshrs: int = 0
     dependence: str = "independent"
     clock_ghz: float = 2.6
 
@@ -37,8 +40,11 @@ class CoreConfig:
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"core.{f}: must be an integer >= 1, got {v!r}")
-        if self.rob > 1 << 16 or self.lq > 1 << 16 or self.walkers > 1024:
-            raise ValueError("core: rob/lq at most 65536 and walkers at most 1024")
+        if isinstance(self.mshrs, bool) or not isinstance(self.mshrs, int) or self.mshrs < 0:
+            raise ValueError(f"core.mshrs: must be an integer >= 0 (0: no limit), got "
+                             f"{self.mshrs!r}")
+        if self.rob > 1 << 16 or self.lq > 1 << 16 or self.walkers > 1024 or self.mshrs > 1024:
+            raise ValueError("core: rob/lq at most 65536, walkers and mshrs at most 1024")
         if self.dependence not in DEPENDENCE:
             raise ValueError(f"core.dependence: one of {', '.join(DEPENDENCE)}, "
                              f"got {self.dependence!r}")
@@ -56,19 +62,24 @@ class CoreConfig:
             raise ValueError(f"core preset: unknown {name!r}; choose from "
                              f"{', '.join(CORE_PRESETS)}") from None
 
-    def params(self) -> np.ndarray:
+    def params(self, l1_cycles: int = 0) -> np.ndarray:
+        """The kernel's parameters; ``l1_cycles``: data latencies above it are L1D misses
+        (they take an MSHR when ``mshrs`` > 0)."""
         return np.array([self.width, self.rob, self.lq, self.walkers,
-                         DEPENDENCE.index(self.dependence)], dtype=np.int64)
+                         DEPENDENCE.index(self.dependence), self.mshrs, l1_cycles],
+                        dtype=np.int64)
 
 
 CORE_PRESETS: dict[str, CoreConfig] = {
     # Victima's simulated core (REFERENCE.md 1.1; the artifact's nehalem-based config): 4-wide,
-    # ROB 224, LQ 72, SQ 56, 2.6 GHz. The artifact gives the MMU many concurrent walks; the
-    # paper's sensitivity study sweeps the walker count down to 2/4/6.
-    "victima": CoreConfig("victima", width=4, rob=224, lq=72, sq=56, walkers=50,
+    # ROB 224, LQ 72, SQ 56, 2.6 GHz. The artifact gives the MMU many concurrent walks
+    # (perf_model/ptw parallel = 50); the paper's sensitivity study sweeps the walker count
+    # down to 2/4/6. MSHRs: the artifact's perf_model/l1_dcache outstanding_misses = 16
+    # (sniper/config/utopia_motivation_baseline.cfg, which its configs include).
+    "victima": CoreConfig("victima", width=4, rob=224, lq=72, sq=56, walkers=50, mshrs=16,
                           clock_ghz=2.6),
     "victima-2walkers": CoreConfig("victima-2walkers", width=4, rob=224, lq=72, sq=56,
-                                   walkers=2, clock_ghz=2.6),
+                                   walkers=2, mshrs=16, clock_ghz=2.6),
     # Zen 3 (AMD's Software Optimization Guide for family 19h): 6-wide dispatch, ROB 256,
     # 72 out-of-order loads, 64 stores, 6 concurrent table walks.
     "zen3": CoreConfig("zen3", width=6, rob=256, lq=72, sq=64, walkers=6, clock_ghz=3.0),

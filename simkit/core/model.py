@@ -14,10 +14,11 @@ class _Twin:
         self.ring = np.zeros((2, K.ring_size(cfg.rob)), np.float64)
         self.lqr = np.zeros(cfg.lq, np.float64)
         self.walk = np.zeros(cfg.walkers, np.float64)
+        self.mshr = np.zeros(max(cfg.mshrs, 1), np.float64)
 
     def run(self, icount, ops, flags, trans, walks, lat, params):
         K.run_core(icount, ops, flags, trans, walks, lat, params, self.st, self.ring, self.lqr,
-                   self.walk)
+                   self.walk, self.mshr)
 
     @property
     def cycles(self) -> float:
@@ -32,11 +33,12 @@ class CoreModel:
     walk's share of them, and the data access latency; it may be called chunk by chunk.
     ``trans`` and ``walks`` None: translation is free (a cache hierarchy timed alone), so the
     ideal-translation twin would repeat the real one and is not run; a model is used one way or
-    the other until ``reset()``."""
+    the other until ``reset()``. ``l1_cycles``: the L1D hit latency; a data latency above it
+    is a miss, which takes an MSHR (``CoreConfig.mshrs``)."""
 
-    def __init__(self, config: CoreConfig | str = "victima"):
+    def __init__(self, config: CoreConfig | str = "victima", l1_cycles: int = 0):
         self.cfg = CoreConfig.preset(config) if isinstance(config, str) else config
-        self.params = self.cfg.params()
+        self.params = self.cfg.params(l1_cycles)
         self.reset()
 
     def reset(self) -> None:
@@ -68,14 +70,15 @@ class CoreModel:
 
     def kernel_state(self) -> tuple:
         """The arrays a kernel that runs the core inline (``simkit.tlb._kernels.run_mmu``)
-        advances: (params, then st, ring, lqr, walk of the real and of the ideal-translation
-        twin). Translation is charged; the caller counts with ``count``."""
+        advances: (params, then st, ring, lqr, walk, mshr of the real and of the
+        ideal-translation twin). Translation is charged; the caller counts with ``count``."""
         if self._free:
             raise ValueError("trans/walks: this model was run with free translation; reset() "
                              "first")
         self._free = False
         r, i = self._real, self._ideal
-        return (self.params, r.st, r.ring, r.lqr, r.walk, i.st, i.ring, i.lqr, i.walk)
+        return (self.params, r.st, r.ring, r.lqr, r.walk, r.mshr, i.st, i.ring, i.lqr, i.walk,
+                i.mshr)
 
     def count(self, instructions: int, accesses: int) -> None:
         """Add what a kernel advanced through ``kernel_state`` covered."""

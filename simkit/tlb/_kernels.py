@@ -706,14 +706,14 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core):
     """Translate (and, with P_DATA, access) a chunk of records, given as their (n, 2) uint64
     word view. Stops early when the page table is half full; returns (records done,
     instructions). ``core`` is the core model's state (``simkit.core.CoreModel.kernel_state``:
-    its params, then the real and the ideal-translation twin's st, ring, lqr, walk) and an
+    its params, then the real and the ideal-translation twin's st, ring, lqr, walk, mshr) and an
     int64 (4, B) buffer; when its params are not empty the core model advances over every
     record in order, B records at a time (``_core_flush``): the real twin with the record's
     translation cycles, the walk's share of them and its data latency (the slowest line's
     serving level), the ideal twin with the data latency alone. Empty params turn it off."""
     n_rec = words.shape[0]
     cparams = core[0]
-    buf = core[9]
+    buf = core[11]
     timed = cparams.shape[0] > 0
     nbuf = 0
     nlev = params[P_NLEV]
@@ -831,7 +831,7 @@ def _core_flush(core, n):
     buffer: translation cycles, walk cycles, data latency, the record's info word masked to its
     icount, op and flag bit 0). Buffering keeps the twins' state in registers in a tight loop
     rather than live across the translation's helper calls."""
-    cparams, st_r, ring_r, lqr_r, walk_r, st_i, ring_i, lqr_i, walk_i, buf = core
+    cparams, st_r, ring_r, lqr_r, walk_r, mshr_r, st_i, ring_i, lqr_i, walk_i, mshr_i, buf = core
     inv_w = 1.0 / float(cparams[CoreK.P_WIDTH])
     dep_chain = cparams[CoreK.P_DEP] == CoreK.DEP_CHAIN
     dep_flag = cparams[CoreK.P_DEP] == CoreK.DEP_FLAG
@@ -844,9 +844,9 @@ def _core_flush(core, n):
         dependent = dep_chain or (dep_flag and ((hi >> 56) & 1) != 0)
         lat = float(buf[2, j])
         sr = CoreK.step(sr, k, is_load, dependent, float(buf[0, j]), float(buf[1, j]), lat,
-                        cparams, inv_w, ring_r, lqr_r, walk_r)
+                        cparams, inv_w, ring_r, lqr_r, walk_r, mshr_r)
         si = CoreK.step(si, k, is_load, dependent, 0.0, 0.0, lat, cparams, inv_w, ring_i,
-                        lqr_i, walk_i)
+                        lqr_i, walk_i, mshr_i)
     CoreK.store(st_r, sr)
     CoreK.store(st_i, si)
 

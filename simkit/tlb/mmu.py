@@ -27,8 +27,8 @@ INITIAL_PT_SLOTS = 1 << 16
 # run_mmu's core argument when no core model rides along: empty params turn it off (arrays of
 # the real one's types, so one compiled kernel serves both)
 _F = np.zeros(CoreK.NSTATE, np.float64)
-NO_CORE = (np.zeros(0, np.int64), _F, np.zeros((2, 1), np.float64), _F, _F,
-           _F, np.zeros((2, 1), np.float64), _F, _F, np.zeros((4, 1), np.int64))
+NO_CORE = (np.zeros(0, np.int64), _F, np.zeros((2, 1), np.float64), _F, _F, _F,
+           _F, np.zeros((2, 1), np.float64), _F, _F, _F, np.zeros((4, 1), np.int64))
 CORE_BUFFER = 2048       # records the kernel buffers before advancing the core over them
 SAMPLE_INSTRUCTIONS = 1_000_000
 
@@ -110,7 +110,7 @@ class MMU:
         self.hist = np.zeros(K.HIST_BINS, dtype=np.int64)
         if core is not None:
             from simkit.core import CoreModel
-            core = CoreModel(core)
+            core = CoreModel(core, l1_cycles=config.caches.levels[0].latency_cycles)
         self.core = core
         self._core_buf = np.zeros((4, CORE_BUFFER), np.int64)
         self.reset()
