@@ -86,10 +86,10 @@ def _run(sets, window, mm="preallocated"):
     lay = np.zeros((1, 3), np.int64)
     peak = np.zeros(1, np.int64)
     tl = np.zeros((len(sets), 1), np.int32)
-    K.window_run(ptr, idx, 1, 0, window, np.zeros(1, np.int64), K.MM_PREALLOCATED
+    K.window_run(ptr, idx, 1, 0, len(sets), window, np.zeros(1, np.int64), K.MM_PREALLOCATED
                  if mm == "preallocated" else K.MM_REALLOCATE,
                  np.full((1, 4), K.NEVER, np.int64), np.zeros((1, 4), np.int32),
-                 np.zeros(1, np.int64), peak, tok, lay, tl)
+                 np.zeros((1, 4), np.int32), np.zeros(1, np.int64), peak, tok, lay, tl)
     assert (tl[:, 0] == tok[:, 1]).all()             # one layer: its burst is the token's
     return tok, peak
 
@@ -120,10 +120,11 @@ def test_kernel_matches_real_row_cache(mode):
     ptr, idx = tr.active
     tok = np.zeros((60, 7), np.int64)
     peak = np.zeros(1, np.int64)
-    K.window_run(ptr, idx, 1, 0, 3, np.zeros(1, np.int64),
+    K.window_run(ptr, idx, 1, 0, 60, 3, np.zeros(1, np.int64),
                  K.MM_PREALLOCATED if mode == "preallocated" else K.MM_REALLOCATE,
                  np.full((1, 64), K.NEVER, np.int64), np.zeros((1, 64), np.int32),
-                 np.zeros(1, np.int64), peak, tok, np.zeros((1, 3), np.int64),
+                 np.zeros((1, 64), np.int32), np.zeros(1, np.int64), peak, tok,
+                 np.zeros((1, 3), np.int64),
                  np.zeros((60, 1), np.int32))
     c = NeuronCache(64, 8, window=3, mode=mode, dtype=np.float32)
     loaded = []
