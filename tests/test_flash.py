@@ -144,6 +144,67 @@ def test_kernel_matches_real_row_cache(mode):
     assert m["rows_copied"] == c.rows_copied
 
 
+def _scan_reference(sets, window, static, mode):
+    """The neuron cache by a full pass over the rows every token (the kernel's semantics before
+    it became incremental): per token loaded, deleted, copied, rows; and the final rows."""
+    last, rows, out = {}, [], []
+    for t, s in enumerate(sets):
+        new = [i for i in s if i >= static and last.get(i, -10**9) < t - window]
+        for i in s:
+            if i >= static:
+                last[i] = t
+        deleted = copied = k = 0
+        while k < len(rows):
+            if last[rows[k]] <= t - window:
+                deleted += 1
+                tail = rows.pop()
+                if k < len(rows):
+                    rows[k] = tail
+                    copied += mode == "preallocated"
+            else:
+                k += 1
+        copied += len(rows) if mode == "reallocate" else 0
+        rows += new
+        out.append((len(new), deleted, copied, len(rows)))
+    return out, rows
+
+
+@pytest.mark.parametrize("mode", ["preallocated", "reallocate"])
+@pytest.mark.parametrize("window,chunk", [(1, 1), (3, 2), (4, 7), (9, 100)])
+def test_kernel_chunks_layers_static_match_full_scan(mode, window, chunk):
+    # several layers, a static prefix, and chunks shorter than the window (the rows leaving at
+    # a token come from a set fed in an earlier call)
+    rng = np.random.default_rng(window * 10 + chunk)
+    L, N, T, static = 3, 300, 40, 10            # caches of more than 64 rows
+    masks = np.zeros((T, L, N), bool)
+    cur = rng.random((L, N)) < 0.3
+    for t in range(T):
+        flip = rng.random((L, N)) < 0.3
+        cur = np.where(flip, rng.random((L, N)) < 0.3, cur)
+        masks[t] = cur
+    ptr, idx = masks_to_csr(masks.reshape(T * L, N))
+    tok = np.zeros((T, 7), np.int64)
+    rows = np.zeros((L, N), np.int32)
+    count = np.zeros(L, np.int64)
+    tl = np.zeros((T, L), np.int32)
+    state = (np.full((L, N), K.NEVER, np.int64), rows, np.zeros((L, N), np.int32), count,
+             np.zeros(L, np.int64))
+    for t0 in range(0, T, chunk):
+        t1 = min(T, t0 + chunk)
+        K.window_run(ptr, idx, L, t0, t1, window, np.full(L, static, np.int64),
+                     K.MM_PREALLOCATED if mode == "preallocated" else K.MM_REALLOCATE,
+                     *state, tok[t0:t1], np.zeros((L, 3), np.int64), tl[t0:t1])
+    want = np.zeros((T, 4), np.int64)
+    for l in range(L):
+        ref, final = _scan_reference([np.flatnonzero(masks[t, l]) for t in range(T)], window,
+                                     static, mode)
+        assert tl[:, l].tolist() == [r[0] for r in ref]
+        assert rows[l, :count[l]].tolist() == final          # same rows in the same places
+        want += np.array(ref)
+    assert (tok[:, [1, 4, 5, 6]] == want).all()
+    assert tok[:, 4].sum() > 0 and tok[:, 5].sum() > 0
+
+
 def test_prealloc_copies_less_than_reallocation():
     tr = synthetic_trace(1, 4096, 64, 0.1, stay_on=0.7, seed=2)
     sets = [tr.active[1][tr.active[0][t]:tr.active[0][t + 1]] for t in range(64)]
