@@ -27,6 +27,15 @@ MM_REALLOCATE = 1
 NEVER = -(1 << 30)
 
 
+# lowest set bit of a uint64 word via a de Bruijn sequence (no intrinsics)
+_DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)
+_BIT_INDEX = np.zeros(64, np.int64)
+for _b in range(64):
+    _BIT_INDEX[((((1 << _b) * 0x03F79D71B4CB0A89) & 0xFFFFFFFFFFFFFFFF) >> 58)] = _b
+_ONE = np.uint64(1)
+_SHIFT = np.uint64(58)
+
+
 @njit(cache=True)
 def _run_length(log_stay):
     """Geometric run length >= 1 with continuation probability exp(``log_stay``)
@@ -46,13 +55,13 @@ def markov_sets(p, stay_on, tokens, seed):
     ``p`` and ``stay_on``: (layers, neurons) float64. P(off -> on) = p (1 - stay_on) / (1 - p).
     Event-driven, one layer at a time (its state fits in the L2 cache): every neuron sits in
     the bucket of the token at which it next toggles (run lengths are geometric) and the layer
-    keeps a list of its active neurons, so a token costs its toggles and its active set.
+    keeps a bitset of its active neurons, read out in increasing order, so a token costs its
+    toggles and its active set.
     """
     np.random.seed(seed)
     layers, n = p.shape
     on = np.zeros(n, np.uint8)
-    pos = np.empty(n, np.int32)                      # place in the active list
-    act = np.empty(n, np.int32)                      # the active list
+    onb = np.zeros((n + 63) >> 6, np.uint64)         # the active set as a bitset
     head = np.empty(tokens + 1, np.int32)            # bucket per token: linked neuron ids
     nxt = np.empty(n, np.int32)
     log_on = np.empty(n)
@@ -63,6 +72,7 @@ def markov_sets(p, stay_on, tokens, seed):
     k = 0
     for l in range(layers):
         head[:] = -1
+        onb[:] = 0
         nact = 0
         for i in range(n):
             pi = p[l, i]
@@ -73,8 +83,7 @@ def markov_sets(p, stay_on, tokens, seed):
             log_off[i] = np.log(sf) if sf > 0.0 else -np.inf
             if np.random.random() < pi:
                 on[i] = 1
-                pos[i] = nact
-                act[nact] = i
+                onb[i >> 6] |= _ONE << np.uint64(i & 63)
                 nact += 1
                 d = _run_length(log_on[i])
             else:
@@ -87,17 +96,14 @@ def markov_sets(p, stay_on, tokens, seed):
             i = head[t]
             while i >= 0:
                 following = nxt[i]
-                if on[i]:                                 # switch off: swap-remove
+                if on[i]:                                 # switch off
                     on[i] = 0
+                    onb[i >> 6] &= ~(_ONE << np.uint64(i & 63))
                     nact -= 1
-                    last = act[nact]
-                    act[pos[i]] = last
-                    pos[last] = pos[i]
                     d = _run_length(log_off[i])
                 else:
                     on[i] = 1
-                    pos[i] = nact
-                    act[nact] = i
+                    onb[i >> 6] |= _ONE << np.uint64(i & 63)
                     nact += 1
                     d = _run_length(log_on[i])
                 if t + d < tokens:
@@ -109,8 +115,13 @@ def markov_sets(p, stay_on, tokens, seed):
                 grown = np.empty(cap, np.int32)
                 grown[:k] = buf[:k]
                 buf = grown
-            buf[k:k + nact] = np.sort(act[:nact])
-            k += nact
+            for w in range(len(onb)):                    # the active set, increasing
+                word = onb[w]
+                while word != 0:
+                    b = word & (~word + _ONE)
+                    word ^= b
+                    buf[k] = w * 64 + _BIT_INDEX[(b * _DEBRUIJN) >> _SHIFT]
+                    k += 1
             cnt[l, t] = nact
     # token-major CSR
     indptr = np.zeros(tokens * layers + 1, np.int64)
@@ -189,15 +200,6 @@ def confusion(t_ptr, t_idx, p_ptr, p_idx):
         fn += ie - i
         fp += je - j
     return tp, fp, fn
-
-
-# lowest set bit of a uint64 word via a de Bruijn sequence (no intrinsics)
-_DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)
-_BIT_INDEX = np.zeros(64, np.int64)
-for _b in range(64):
-    _BIT_INDEX[((((1 << _b) * 0x03F79D71B4CB0A89) & 0xFFFFFFFFFFFFFFFF) >> 58)] = _b
-_ONE = np.uint64(1)
-_SHIFT = np.uint64(58)
 
 
 @njit(cache=True)
