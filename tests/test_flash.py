@@ -238,6 +238,23 @@ def test_synthetic_generator_hits_its_targets():
     assert masks_to_csr(m)[0].tolist() == tr.active[0].tolist()
 
 
+def test_combine_predicted_is_set_arithmetic():
+    # markov_sets rows are sorted sets; predicted = (active - FN) | (FP - active), sorted
+    rng = np.random.default_rng(11)
+    L, N, T = 3, 200, 30
+    sets = [K.markov_sets(rng.uniform(0, r, (L, N)), np.full((L, N), 0.5), T, s)
+            for r, s in ((0.2, 1), (0.05, 2), (0.1, 3))]
+    for ptr, idx in sets:
+        for r in range(T * L):
+            row = idx[ptr[r]:ptr[r + 1]]
+            assert (np.diff(row) > 0).all()
+    (ap, ai), (np_, ni), (fp, fi) = sets
+    ptr, idx = K.combine_predicted(ap, ai, np_, ni, fp, fi, N)
+    for r in range(T * L):
+        a, fn, f = (set(x[p[r]:p[r + 1]].tolist()) for x, p in ((ai, ap), (ni, np_), (fi, fp)))
+        assert idx[ptr[r]:ptr[r + 1]].tolist() == sorted((a - fn) | (f - a))
+
+
 def test_simulator_checks_shapes():
     tr = synthetic_trace(2, 64, 4, 0.1, stay_on=0.5)
     with pytest.raises(ValueError, match="layers"):

@@ -141,7 +141,8 @@ def markov_sets(p, stay_on, tokens, seed):
 
 @njit(cache=True)
 def combine_predicted(a_ptr, a_idx, fn_ptr, fn_idx, fp_ptr, fp_idx, neurons):
-    """predicted = (active - FN) | (FP - active), row by row, sorted."""
+    """predicted = (active - FN) | (FP - active), row by row, sorted (the rows of ``a`` and
+    ``fp`` are sorted, as every CSR set here: the two are merged)."""
     rows = len(a_ptr) - 1
     mark = np.zeros(neurons, np.uint8)
     cap = len(a_idx) + len(fp_idx)
@@ -149,26 +150,31 @@ def combine_predicted(a_ptr, a_idx, fn_ptr, fn_idx, fp_ptr, fp_idx, neurons):
     ptr = np.zeros(rows + 1, np.int64)
     k = 0
     for r in range(rows):
-        start = k
         for j in range(a_ptr[r], a_ptr[r + 1]):
             mark[a_idx[j]] |= 1
         for j in range(fn_ptr[r], fn_ptr[r + 1]):
             mark[fn_idx[j]] |= 2
-        for j in range(a_ptr[r], a_ptr[r + 1]):
-            i = a_idx[j]
-            if mark[i] == 1:
-                out[k] = i
-                k += 1
-        for j in range(fp_ptr[r], fp_ptr[r + 1]):
-            i = fp_idx[j]
-            if not (mark[i] & 1):
-                out[k] = i
-                k += 1
+        # merge the two sorted streams: kept actives and false positives outside the actives
+        ja, jae = a_ptr[r], a_ptr[r + 1]
+        jf, jfe = fp_ptr[r], fp_ptr[r + 1]
+        while ja < jae or jf < jfe:
+            if ja < jae and mark[a_idx[ja]] != 1:         # a false negative: dropped
+                ja += 1
+                continue
+            if jf < jfe and mark[fp_idx[jf]] & 1:         # a "false positive" that is active
+                jf += 1
+                continue
+            if jf >= jfe or (ja < jae and a_idx[ja] < fp_idx[jf]):
+                out[k] = a_idx[ja]
+                ja += 1
+            else:
+                out[k] = fp_idx[jf]
+                jf += 1
+            k += 1
         for j in range(a_ptr[r], a_ptr[r + 1]):
             mark[a_idx[j]] = 0
         for j in range(fn_ptr[r], fn_ptr[r + 1]):
             mark[fn_idx[j]] = 0
-        out[start:k] = np.sort(out[start:k])
         ptr[r + 1] = k
     return ptr, out[:k].copy()
 
