@@ -112,8 +112,9 @@ class ActivationTrace:
             ptr, idx = s
             layer = np.repeat(np.tile(np.arange(self.layers), self.tokens), np.diff(ptr))
             new = rank32[layer, idx]
-            row = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
-            return ptr.copy(), new[np.lexsort((new, row))]     # each row kept sorted
+            row = np.repeat(np.arange(len(ptr) - 1, dtype=np.int64), np.diff(ptr))
+            key = np.sort(row * self.neurons + new)             # each row kept sorted
+            return ptr.copy(), (key - row * self.neurons).astype(np.int32)
         return replace(self, name=f"{self.name}:hot-first", active=relabel(self.active),
                        predicted=relabel(self.predicted))
 
