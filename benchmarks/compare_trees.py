@@ -7,10 +7,12 @@ a first untimed call loads or compiles it), the trees alternating, best of ``--r
 seconds and process-CPU seconds. Cases: the cache simulator on 16M uniform 8 B loads over
 64 MiB (1 level 32K/8; 3 levels reference-3level), and the TLB model on the shipped gups trace
 (victima-radix translation + caches + walks, victima-paper, and victima-radix with the core
-model), and the serving engine on 30,000 ShareGPT-like requests with paged-16 (``kv``, issue
-15's speed target; as ``bench_kv_speed.py --sharegpt 30000``, the simulator built inside the
-timed call). Prints one row per case and tree (items per second: accesses, or requests for
-``kv``), the after/before ratio and the load average.
+model), the serving engine on 30,000 ShareGPT-like requests with paged-16 (``kv``, issue 15's
+speed target; as ``bench_kv_speed.py --sharegpt 30000``, the simulator built inside the timed
+call) and the flash simulator (``flash``: 1,000 tokens of OPT-6.7B, windowing k = 5, bundling,
+latency model, as benchmarks/bench_flash_speed.py; its items are tokens). Prints one row per
+case and tree (items per second: accesses, requests for ``kv``, tokens for ``flash``), the
+after/before ratio and the load average.
 """
 from __future__ import annotations
 
@@ -46,6 +48,12 @@ CASES = {
            "list(src)\n"
            "run = lambda: ServingSimulator(get_model('llama-3-8b'), get_gpu('H100-80GB'),\n"
            "                               'paged-16', src, progress=False).run()"),
+    "flash": ("from simkit.flash import FlashConfig, FlashSimulator, paper\n"
+              "tr = paper.opt_trace(1000, 0.6, 0.6)\n"
+              "n = tr.tokens\n"
+              "sim = FlashSimulator(FlashConfig(model='opt-6.7b', policy='all', "
+              "window_tokens=5))\n"
+              "run = lambda: sim.run(tr).summary()"),
 }
 GUPS = ("import numpy as np\n"
         "from simkit.trace.catalog import find_trace\n"
@@ -94,7 +102,9 @@ def main() -> None:
                               "M_per_s_wall": round(r["n"] / r["wall"] / 1e6, 2),
                               "M_per_s_cpu": round(r["n"] / r["cpu"] / 1e6, 2),
                               "per_s_wall": round(r["n"] / r["wall"]),
-                              "per_s_cpu": round(r["n"] / r["cpu"])}), flush=True)
+                              "per_s_cpu": round(r["n"] / r["cpu"]),
+                              "wall_s": round(r["wall"], 3), "cpu_s": round(r["cpu"], 3)}),
+                  flush=True)
         print(f"  {case}: after/before {res['before']['wall'] / res['after']['wall']:.2f}x wall, "
               f"{res['before']['cpu'] / res['after']['cpu']:.2f}x cpu", flush=True)
     print(f"load average at end {os.getloadavg()}")

@@ -86,10 +86,10 @@ def _run(sets, window, mm="preallocated"):
     lay = np.zeros((1, 3), np.int64)
     peak = np.zeros(1, np.int64)
     tl = np.zeros((len(sets), 1), np.int32)
-    K.window_run(ptr, idx, 1, 0, window, np.zeros(1, np.int64), K.MM_PREALLOCATED
+    K.window_run(ptr, idx, 1, 0, len(sets), window, np.zeros(1, np.int64), K.MM_PREALLOCATED
                  if mm == "preallocated" else K.MM_REALLOCATE,
                  np.full((1, 4), K.NEVER, np.int64), np.zeros((1, 4), np.int32),
-                 np.zeros(1, np.int64), peak, tok, lay, tl)
+                 np.zeros((1, 4), np.int32), np.zeros(1, np.int64), peak, tok, lay, tl)
     assert (tl[:, 0] == tok[:, 1]).all()             # one layer: its burst is the token's
     return tok, peak
 
@@ -120,10 +120,11 @@ def test_kernel_matches_real_row_cache(mode):
     ptr, idx = tr.active
     tok = np.zeros((60, 7), np.int64)
     peak = np.zeros(1, np.int64)
-    K.window_run(ptr, idx, 1, 0, 3, np.zeros(1, np.int64),
+    K.window_run(ptr, idx, 1, 0, 60, 3, np.zeros(1, np.int64),
                  K.MM_PREALLOCATED if mode == "preallocated" else K.MM_REALLOCATE,
                  np.full((1, 64), K.NEVER, np.int64), np.zeros((1, 64), np.int32),
-                 np.zeros(1, np.int64), peak, tok, np.zeros((1, 3), np.int64),
+                 np.zeros((1, 64), np.int32), np.zeros(1, np.int64), peak, tok,
+                 np.zeros((1, 3), np.int64),
                  np.zeros((60, 1), np.int32))
     c = NeuronCache(64, 8, window=3, mode=mode, dtype=np.float32)
     loaded = []
@@ -141,6 +142,67 @@ def test_kernel_matches_real_row_cache(mode):
     assert c.peak == peak[0]
     m = measure_management(sets, 64, 8, 3, mode)
     assert m["rows_copied"] == c.rows_copied
+
+
+def _scan_reference(sets, window, static, mode):
+    """The neuron cache by a full pass over the rows every token (the kernel's semantics before
+    it became incremental): per token loaded, deleted, copied, rows; and the final rows."""
+    last, rows, out = {}, [], []
+    for t, s in enumerate(sets):
+        new = [i for i in s if i >= static and last.get(i, -10**9) < t - window]
+        for i in s:
+            if i >= static:
+                last[i] = t
+        deleted = copied = k = 0
+        while k < len(rows):
+            if last[rows[k]] <= t - window:
+                deleted += 1
+                tail = rows.pop()
+                if k < len(rows):
+                    rows[k] = tail
+                    copied += mode == "preallocated"
+            else:
+                k += 1
+        copied += len(rows) if mode == "reallocate" else 0
+        rows += new
+        out.append((len(new), deleted, copied, len(rows)))
+    return out, rows
+
+
+@pytest.mark.parametrize("mode", ["preallocated", "reallocate"])
+@pytest.mark.parametrize("window,chunk", [(1, 1), (3, 2), (4, 7), (9, 100)])
+def test_kernel_chunks_layers_static_match_full_scan(mode, window, chunk):
+    # several layers, a static prefix, and chunks shorter than the window (the rows leaving at
+    # a token come from a set fed in an earlier call)
+    rng = np.random.default_rng(window * 10 + chunk)
+    L, N, T, static = 3, 300, 40, 10            # caches of more than 64 rows
+    masks = np.zeros((T, L, N), bool)
+    cur = rng.random((L, N)) < 0.3
+    for t in range(T):
+        flip = rng.random((L, N)) < 0.3
+        cur = np.where(flip, rng.random((L, N)) < 0.3, cur)
+        masks[t] = cur
+    ptr, idx = masks_to_csr(masks.reshape(T * L, N))
+    tok = np.zeros((T, 7), np.int64)
+    rows = np.zeros((L, N), np.int32)
+    count = np.zeros(L, np.int64)
+    tl = np.zeros((T, L), np.int32)
+    state = (np.full((L, N), K.NEVER, np.int64), rows, np.zeros((L, N), np.int32), count,
+             np.zeros(L, np.int64))
+    for t0 in range(0, T, chunk):
+        t1 = min(T, t0 + chunk)
+        K.window_run(ptr, idx, L, t0, t1, window, np.full(L, static, np.int64),
+                     K.MM_PREALLOCATED if mode == "preallocated" else K.MM_REALLOCATE,
+                     *state, tok[t0:t1], np.zeros((L, 3), np.int64), tl[t0:t1])
+    want = np.zeros((T, 4), np.int64)
+    for l in range(L):
+        ref, final = _scan_reference([np.flatnonzero(masks[t, l]) for t in range(T)], window,
+                                     static, mode)
+        assert tl[:, l].tolist() == [r[0] for r in ref]
+        assert rows[l, :count[l]].tolist() == final          # same rows in the same places
+        want += np.array(ref)
+    assert (tok[:, [1, 4, 5, 6]] == want).all()
+    assert tok[:, 4].sum() > 0 and tok[:, 5].sum() > 0
 
 
 def test_prealloc_copies_less_than_reallocation():
@@ -174,6 +236,23 @@ def test_synthetic_generator_hits_its_targets():
     assert p.persistence("predicted") > 0.4
     m = csr_to_masks(tr.active, 8192)
     assert masks_to_csr(m)[0].tolist() == tr.active[0].tolist()
+
+
+def test_combine_predicted_is_set_arithmetic():
+    # markov_sets rows are sorted sets; predicted = (active - FN) | (FP - active), sorted
+    rng = np.random.default_rng(11)
+    L, N, T = 3, 200, 30
+    sets = [K.markov_sets(rng.uniform(0, r, (L, N)), np.full((L, N), 0.5), T, s)
+            for r, s in ((0.2, 1), (0.05, 2), (0.1, 3))]
+    for ptr, idx in sets:
+        for r in range(T * L):
+            row = idx[ptr[r]:ptr[r + 1]]
+            assert (np.diff(row) > 0).all()
+    (ap, ai), (np_, ni), (fp, fi) = sets
+    ptr, idx = K.combine_predicted(ap, ai, np_, ni, fp, fi, N)
+    for r in range(T * L):
+        a, fn, f = (set(x[p[r]:p[r + 1]].tolist()) for x, p in ((ai, ap), (ni, np_), (fi, fp)))
+        assert idx[ptr[r]:ptr[r + 1]].tolist() == sorted((a - fn) | (f - a))
 
 
 def test_simulator_checks_shapes():

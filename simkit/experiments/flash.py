@@ -61,8 +61,8 @@ def _table2_rows(quick):
     fitted = paper.fit_persistence("error", tokens=48 if quick else 128)
     cal["fitted_error_stay"] = fitted
     rows, traces, params = [], {}, []
-    for name, es in (("measured", None), ("fitted-error-persistence", fitted)):
-        tr = paper.opt_trace(tokens, None, es)
+    stays = (("measured", None), ("fitted-error-persistence", fitted))
+    for (name, es), tr in zip(stays, paper.opt_traces(tokens, [es for _, es in stays])):
         traces[name] = tr
         df = paper.table2(tr)
         lay = paper.table2(tr, io_bursts="layer").set_index("step")
@@ -120,13 +120,12 @@ def _selection_rows():
     predictor): the paper's OPT figures imply 1 - 2.4% / ~10% = 0.76 at ~10% predicted."""
     import pandas as pd
 
-    from simkit.flash.activations import load_activations
     from simkit.flash.simulate import FlashConfig, FlashSimulator
 
     rows = []
     for sel in ("magnitude", "gate"):
         for sp in (0.8, 0.9, 0.95, 0.97):
-            tr = load_activations("smollm2-135m", sp, selection=sel)
+            tr = load_real(sp, sel)
             per = tr.persistence_per_layer()
             s = FlashSimulator(FlashConfig(model="smollm2-135m", policy="all", window_tokens=5,
                                            predictor="oracle")).run(tr).summary()
@@ -142,9 +141,17 @@ def _selection_rows():
     return [pd.DataFrame(rows)]
 
 
-def load_real(sparsity):
+_LOADED: dict = {}       # the shipped trace per (sparsity, selection), for one run of flash()
+
+
+def load_real(sparsity, selection="magnitude"):
+    """The shipped SmolLM2 trace at ``sparsity``, unpacked once per run (the parts read it 17
+    times at 8 settings; nothing writes into a trace)."""
     from simkit.flash.activations import load_activations
-    return load_activations("smollm2-135m", sparsity)
+    key = (float(sparsity), selection)
+    if key not in _LOADED:
+        _LOADED[key] = load_activations("smollm2-135m", sparsity, selection=selection)
+    return _LOADED[key]
 
 
 def _falcon_trace(fitted_error_stay, quick):
@@ -288,7 +295,6 @@ def _compute_validation_rows(host, checks):
 
 def _window_rows(traces, quick):
     from simkit.flash import paper
-    from simkit.flash.activations import load_activations
     from simkit.flash.models import get_model
     from simkit.flash.simulate import FlashConfig, FlashSimulator
 
@@ -301,7 +307,7 @@ def _window_rows(traces, quick):
         df["predictor"] = "error-model 5%/7%"
         out.append(df)
     import pandas as pd
-    real = load_activations("smollm2-135m", 0.97)
+    real = load_real(0.97)
     m = get_model("smollm2-135m")
     for pred in ("trace", "oracle"):
         rows = []
@@ -325,7 +331,7 @@ def _window_rows(traces, quick):
 def _predictor_rows():
     import pandas as pd
 
-    from simkit.flash.activations import load_activations, trace_meta
+    from simkit.flash.activations import trace_meta
     from simkit.flash.simulate import FlashConfig, FlashSimulator
 
     meta = trace_meta("smollm2-135m")
@@ -338,7 +344,7 @@ def _predictor_rows():
                                        "top1_agreement_sparse_oracle",
                                        "top1_agreement_sparse_predicted", "predictor_rank")}}
         if st.get("stored"):
-            tr = load_activations("smollm2-135m", s)
+            tr = load_real(s)
             r["persistence"] = tr.persistence()
             for pred in ("oracle", "trace"):
                 sm = FlashSimulator(FlashConfig(model="smollm2-135m", policy="all",
@@ -380,7 +386,6 @@ def _storage_rows(quick, outdir: Path):
     from simkit.bench import storage as S
     from simkit.calibrate.storage import validate_schedule
     from simkit.commands.bench_storage import validation_model
-    from simkit.flash.activations import load_activations
     from simkit.flash.storage import from_dict
 
     out = []
@@ -401,7 +406,7 @@ def _storage_rows(quick, outdir: Path):
         fit = cal.fit()
         fit["part"] = "storage_fit"
         out.append(fit)
-        trace = load_activations("smollm2-135m", 0.9)
+        trace = load_real(0.9)
         n = 16 if quick else 64
         # schedules the calibration did not see: bundled chunks of 8 and 12 KiB (the grid has
         # 4, 16, 64 KiB and 1 MiB), unbundled 4 KiB reads three per neuron, per-layer bursts
@@ -422,13 +427,12 @@ def _planning_rows(opt_trace):
     budget with the KV cache counted, the prompt phase, 4-bit weights."""
     import pandas as pd
 
-    from simkit.flash.activations import load_activations
     from simkit.flash.models import quantized
     from simkit.flash.planning import prompt_cost, window_for_budget
     from simkit.flash.simulate import FlashConfig, FlashSimulator
 
     rows = []
-    real = load_activations("smollm2-135m", 0.97)
+    real = load_real(0.97)
     half = real.tokens // 2
     held = real.hot_first(on=real.head(half))          # hottest on the first half
     for frac in (0.1, 0.2):
@@ -497,13 +501,16 @@ def flash(quick: bool = True, outdir: Path = Path("results")):
     t2, traces, cal = _table2_rows(quick)
     falcon = _falcon_trace(cal["fitted_error_stay"], quick)
     host, slices = _host_measurements()
-    parts = t2 + _error_model_rows() + _selection_rows() + \
-        _falcon_rows(falcon, cal["fitted_error_stay"]) + \
-        _table3_rows(traces["fitted-error-persistence"], falcon, host) + \
-        _compute_validation_rows(host, slices) + \
-        _window_rows(traces, quick) + _predictor_rows() + _dram_rows(traces["measured"]) + \
-        _planning_rows(traces["fitted-error-persistence"]) + \
-        _storage_rows(quick, Path(outdir)) + _speed_rows(quick)
+    try:
+        parts = t2 + _error_model_rows() + _selection_rows() + \
+            _falcon_rows(falcon, cal["fitted_error_stay"]) + \
+            _table3_rows(traces["fitted-error-persistence"], falcon, host) + \
+            _compute_validation_rows(host, slices) + \
+            _window_rows(traces, quick) + _predictor_rows() + _dram_rows(traces["measured"]) + \
+            _planning_rows(traces["fitted-error-persistence"]) + \
+            _storage_rows(quick, Path(outdir)) + _speed_rows(quick)
+    finally:
+        _LOADED.clear()
     df = pd.concat(parts, ignore_index=True)
     df.attrs["calibration"] = cal
     summary = flash_summary(df, cal)

@@ -14,7 +14,8 @@ increasing order, the neuron ids of layer ``l`` in the set at token ``t``
   the last ``window`` tokens stay; a needed neuron not there (nor in the static resident set)
   is loaded. The cache is the paper's preallocated matrix: a deleted row is filled by the last
   row (one row copied), a loaded row is appended; ``mm_mode`` 1 instead reallocates the matrix
-  every token, copying every kept row.
+  every token, copying every kept row. Incremental: a token costs its own set and the set
+  leaving the window, not a pass over the cache.
 """
 from __future__ import annotations
 
@@ -24,6 +25,15 @@ from numba import njit
 MM_PREALLOCATED = 0
 MM_REALLOCATE = 1
 NEVER = -(1 << 30)
+
+
+# lowest set bit of a uint64 word via a de Bruijn sequence (no intrinsics)
+_DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)
+_BIT_INDEX = np.zeros(64, np.int64)
+for _b in range(64):
+    _BIT_INDEX[((((1 << _b) * 0x03F79D71B4CB0A89) & 0xFFFFFFFFFFFFFFFF) >> 58)] = _b
+_ONE = np.uint64(1)
+_SHIFT = np.uint64(58)
 
 
 @njit(cache=True)
@@ -45,13 +55,13 @@ def markov_sets(p, stay_on, tokens, seed):
     ``p`` and ``stay_on``: (layers, neurons) float64. P(off -> on) = p (1 - stay_on) / (1 - p).
     Event-driven, one layer at a time (its state fits in the L2 cache): every neuron sits in
     the bucket of the token at which it next toggles (run lengths are geometric) and the layer
-    keeps a list of its active neurons, so a token costs its toggles and its active set.
+    keeps a bitset of its active neurons, read out in increasing order, so a token costs its
+    toggles and its active set.
     """
     np.random.seed(seed)
     layers, n = p.shape
     on = np.zeros(n, np.uint8)
-    pos = np.empty(n, np.int32)                      # place in the active list
-    act = np.empty(n, np.int32)                      # the active list
+    onb = np.zeros((n + 63) >> 6, np.uint64)         # the active set as a bitset
     head = np.empty(tokens + 1, np.int32)            # bucket per token: linked neuron ids
     nxt = np.empty(n, np.int32)
     log_on = np.empty(n)
@@ -62,6 +72,7 @@ def markov_sets(p, stay_on, tokens, seed):
     k = 0
     for l in range(layers):
         head[:] = -1
+        onb[:] = 0
         nact = 0
         for i in range(n):
             pi = p[l, i]
@@ -72,8 +83,7 @@ def markov_sets(p, stay_on, tokens, seed):
             log_off[i] = np.log(sf) if sf > 0.0 else -np.inf
             if np.random.random() < pi:
                 on[i] = 1
-                pos[i] = nact
-                act[nact] = i
+                onb[i >> 6] |= _ONE << np.uint64(i & 63)
                 nact += 1
                 d = _run_length(log_on[i])
             else:
@@ -86,17 +96,14 @@ def markov_sets(p, stay_on, tokens, seed):
             i = head[t]
             while i >= 0:
                 following = nxt[i]
-                if on[i]:                                 # switch off: swap-remove
+                if on[i]:                                 # switch off
                     on[i] = 0
+                    onb[i >> 6] &= ~(_ONE << np.uint64(i & 63))
                     nact -= 1
-                    last = act[nact]
-                    act[pos[i]] = last
-                    pos[last] = pos[i]
                     d = _run_length(log_off[i])
                 else:
                     on[i] = 1
-                    pos[i] = nact
-                    act[nact] = i
+                    onb[i >> 6] |= _ONE << np.uint64(i & 63)
                     nact += 1
                     d = _run_length(log_on[i])
                 if t + d < tokens:
@@ -108,8 +115,13 @@ def markov_sets(p, stay_on, tokens, seed):
                 grown = np.empty(cap, np.int32)
                 grown[:k] = buf[:k]
                 buf = grown
-            buf[k:k + nact] = np.sort(act[:nact])
-            k += nact
+            for w in range(len(onb)):                    # the active set, increasing
+                word = onb[w]
+                while word != 0:
+                    b = word & (~word + _ONE)
+                    word ^= b
+                    buf[k] = w * 64 + _BIT_INDEX[(b * _DEBRUIJN) >> _SHIFT]
+                    k += 1
             cnt[l, t] = nact
     # token-major CSR
     indptr = np.zeros(tokens * layers + 1, np.int64)
@@ -129,7 +141,8 @@ def markov_sets(p, stay_on, tokens, seed):
 
 @njit(cache=True)
 def combine_predicted(a_ptr, a_idx, fn_ptr, fn_idx, fp_ptr, fp_idx, neurons):
-    """predicted = (active - FN) | (FP - active), row by row, sorted."""
+    """predicted = (active - FN) | (FP - active), row by row, sorted (the rows of ``a`` and
+    ``fp`` are sorted, as every CSR set here: the two are merged)."""
     rows = len(a_ptr) - 1
     mark = np.zeros(neurons, np.uint8)
     cap = len(a_idx) + len(fp_idx)
@@ -137,26 +150,31 @@ def combine_predicted(a_ptr, a_idx, fn_ptr, fn_idx, fp_ptr, fp_idx, neurons):
     ptr = np.zeros(rows + 1, np.int64)
     k = 0
     for r in range(rows):
-        start = k
         for j in range(a_ptr[r], a_ptr[r + 1]):
             mark[a_idx[j]] |= 1
         for j in range(fn_ptr[r], fn_ptr[r + 1]):
             mark[fn_idx[j]] |= 2
-        for j in range(a_ptr[r], a_ptr[r + 1]):
-            i = a_idx[j]
-            if mark[i] == 1:
-                out[k] = i
-                k += 1
-        for j in range(fp_ptr[r], fp_ptr[r + 1]):
-            i = fp_idx[j]
-            if not (mark[i] & 1):
-                out[k] = i
-                k += 1
+        # merge the two sorted streams: kept actives and false positives outside the actives
+        ja, jae = a_ptr[r], a_ptr[r + 1]
+        jf, jfe = fp_ptr[r], fp_ptr[r + 1]
+        while ja < jae or jf < jfe:
+            if ja < jae and mark[a_idx[ja]] != 1:         # a false negative: dropped
+                ja += 1
+                continue
+            if jf < jfe and mark[fp_idx[jf]] & 1:         # a "false positive" that is active
+                jf += 1
+                continue
+            if jf >= jfe or (ja < jae and a_idx[ja] < fp_idx[jf]):
+                out[k] = a_idx[ja]
+                ja += 1
+            else:
+                out[k] = fp_idx[jf]
+                jf += 1
+            k += 1
         for j in range(a_ptr[r], a_ptr[r + 1]):
             mark[a_idx[j]] = 0
         for j in range(fn_ptr[r], fn_ptr[r + 1]):
             mark[fn_idx[j]] = 0
-        out[start:k] = np.sort(out[start:k])
         ptr[r + 1] = k
     return ptr, out[:k].copy()
 
@@ -191,64 +209,107 @@ def confusion(t_ptr, t_idx, p_ptr, p_idx):
 
 
 @njit(cache=True)
-def window_run(indptr, indices, layers, t0, window, static_count, mm_mode,
-               last_seen, rows, count, peak, out_tok, out_layer, out_tl):
-    """Feed one chunk of tokens (rows of ``layers`` sets) through the neuron cache.
+def window_run(indptr, indices, layers, t0, t1, window, static_count, mm_mode,
+               last_seen, rows, pos, count, peak, out_tok, out_layer, out_tl):
+    """Feed tokens ``t0`` to ``t1`` (rows of ``layers`` sets of the whole trace's CSR) through
+    the neuron cache.
 
-    State (kept by the caller between chunks): ``last_seen`` (layers, neurons) int64, token of
-    last use or NEVER; ``rows`` (layers, neurons) int32, the cache matrix's row -> neuron;
-    ``count`` (layers,) rows in use; ``peak`` (layers,) the most rows ever in use.
+    State (kept by the caller between calls, all tokens before ``t0`` already fed):
+    ``last_seen`` (layers, neurons) int64, token of last use or NEVER; ``rows`` (layers,
+    neurons) int32, the cache matrix's row -> neuron; ``pos`` (layers, neurons) int32, neuron
+    -> its row while cached; ``count`` (layers,) rows in use; ``peak`` (layers,) the most rows
+    ever in use.
 
-    ``out_tok`` (tokens, 7) int64 per token, summed over layers: needed, loaded, window hits,
-    static hits, deleted rows, rows copied by memory management, cache rows after the token.
-    ``out_layer`` (layers, 3): needed, loaded, rows copied.
-    ``out_tl`` (tokens, layers) int32: neurons loaded per token and layer (the layer's burst).
+    Incremental: the cache after token ``t`` holds the non-static neurons last used in
+    ``t - window + 1 .. t``, so the rows deleted at ``t`` are those of the set at
+    ``t - window`` whose last use is still that token. Their rows are marked in a bitset and
+    visited in increasing row order, which deletes (swap with the last row, re-checking the
+    row moved in) exactly as a scan of all rows from the first would.
+
+    ``out_tok`` (t1 - t0, 7) int64 per token, summed over layers: needed, loaded, window
+    hits, static hits, deleted rows, rows copied by memory management, cache rows after the
+    token. ``out_layer`` (layers, 3): needed, loaded, rows copied. ``out_tl`` (t1 - t0,
+    layers) int32: neurons loaded per token and layer (the layer's burst).
     """
-    tokens = (len(indptr) - 1) // layers
-    newbuf = np.empty(last_seen.shape[1], np.int32)
+    neurons = last_seen.shape[1]
+    newbuf = np.empty(neurons, np.int32)
+    cand = np.empty(neurons, np.int32)
+    bits = np.zeros((neurons >> 6) + 1, np.uint64)
     for l in range(layers):              # layer-major: one layer's state stays in the L2 cache
-        for tt in range(tokens):
-            t = t0 + tt
-            r = tt * layers + l
+        sc = static_count[l]
+        ls = last_seen[l]
+        rw = rows[l]
+        ps = pos[l]
+        c = count[l]
+        for t in range(t0, t1):
+            tt = t - t0
+            r = t * layers + l
             nnew = 0
-            sc = static_count[l]
-            ls = last_seen[l]
-            needed = indptr[r + 1] - indptr[r]
             hits = 0
             shits = 0
-            for j in range(indptr[r], indptr[r + 1]):
-                i = indices[j]
-                if i < sc:
-                    shits += 1
-                    continue
-                if window > 0 and ls[i] >= t - window:
-                    hits += 1
-                else:
+            lo = t - window
+            needed = indptr[r + 1] - indptr[r]
+            if window > 0:
+                for j in range(indptr[r], indptr[r + 1]):
+                    i = indices[j]
+                    if i < sc:
+                        shits += 1
+                        continue
+                    s = ls[i]
+                    ls[i] = t
                     newbuf[nnew] = i
-                    nnew += 1
-                ls[i] = t
+                    nnew += s < lo
+                hits = needed - shits - nnew
+            else:
+                for j in range(indptr[r], indptr[r + 1]):
+                    i = indices[j]
+                    if i < sc:
+                        shits += 1
+                        continue
+                    ls[i] = t
+                nnew = needed - shits
             deleted = 0
             copied = 0
             if window > 0:
-                rw = rows[l]
-                c = count[l]
-                k = 0
-                while k < c:
-                    if ls[rw[k]] <= t - window:       # left the window: delete
-                        deleted += 1
-                        c -= 1
-                        if k != c:
-                            rw[k] = rw[c]             # swap the last row into the hole
-                            if mm_mode == MM_PREALLOCATED:
-                                copied += 1
-                    else:
-                        k += 1
+                if lo >= 0:
+                    ro = lo * layers + l
+                    top = 0
+                    nd = 0
+                    for j in range(indptr[ro], indptr[ro + 1]):
+                        i = indices[j]
+                        if i < sc:
+                            continue
+                        cand[nd] = i
+                        nd += ls[i] == lo
+                    for k in range(nd):
+                        p = ps[cand[k]]
+                        bits[p >> 6] |= _ONE << np.uint64(p & 63)
+                        top = max(top, p + 1)
+                    for w in range((top + 63) >> 6):
+                        word = bits[w]
+                        if word == 0:
+                            continue
+                        bits[w] = 0
+                        while word != 0:
+                            b = word & (~word + _ONE)
+                            word ^= b
+                            p = w * 64 + _BIT_INDEX[(b * _DEBRUIJN) >> _SHIFT]
+                            while p < c and ls[rw[p]] <= lo:  # delete; re-check the row moved in
+                                deleted += 1
+                                c -= 1
+                                if p != c:
+                                    q = rw[c]
+                                    rw[p] = q             # swap the last row into the hole
+                                    ps[q] = p
+                                    if mm_mode == MM_PREALLOCATED:
+                                        copied += 1
                 if mm_mode == MM_REALLOCATE:
                     copied += c                       # every kept row into a new matrix
                 for q in range(nnew):
-                    rw[c] = newbuf[q]
+                    i = newbuf[q]
+                    rw[c] = i
+                    ps[i] = c
                     c += 1
-                count[l] = c
                 if c > peak[l]:
                     peak[l] = c
                 out_tok[tt, 6] += c
@@ -262,7 +323,8 @@ def window_run(indptr, indices, layers, t0, window, static_count, mm_mode,
             out_layer[l, 0] += needed
             out_layer[l, 1] += nnew
             out_layer[l, 2] += copied
-    return tokens
+        count[l] = c
+    return t1 - t0
 
 
 @njit(cache=True)

@@ -126,6 +126,26 @@ def opt_trace(tokens: int = 256, persistence=None, error_stay: float | None = No
     per-neuron error propensities and error persistence, scaled to ``fn_rate``/``fp_rate``) or
     ``"even"`` (every neuron the same rates, errors persisting with ``error_stay``, default the
     measured false-positive persistence). ``error_stay`` also overrides the measured one."""
+    if errors not in ("measured", "even"):
+        raise ValueError(f"errors: must be 'measured' or 'even', got {errors!r}")
+    tr, label = _opt_active(tokens, persistence, skew_sigma, seed)
+    prof = _opt_profile(skew_sigma, seed, fn_rate, fp_rate) if errors == "measured" else None
+    return _opt_errors(tr, label, prof, error_stay, seed, fn_rate, fp_rate)
+
+
+def opt_traces(tokens: int, error_stays, persistence=None, skew_sigma: float = SKEW,
+               seed: int = 0, errors: str = "measured") -> list:
+    """``[opt_trace(tokens, persistence, es, ...) for es in error_stays]``, the true active
+    sets and the error profile made once for all."""
+    if errors not in ("measured", "even"):
+        raise ValueError(f"errors: must be 'measured' or 'even', got {errors!r}")
+    tr, label = _opt_active(tokens, persistence, skew_sigma, seed)
+    prof = _opt_profile(skew_sigma, seed, FN_RATE, FP_RATE) if errors == "measured" else None
+    return [_opt_errors(tr, label, prof, es, seed, FN_RATE, FP_RATE) for es in error_stays]
+
+
+def _opt_active(tokens, persistence, skew_sigma, seed) -> tuple:
+    """The true active sets of ``opt_trace`` (no predictor) and the persistence's label."""
     L, N = 32, 16384
     fr = opt_layer_fractions(L)
     if persistence is None:
@@ -133,15 +153,25 @@ def opt_trace(tokens: int = 256, persistence=None, error_stay: float | None = No
     stay = stay_for_persistence(persistence, skew_sigma, L, N, seed, fr)
     label = (f"{persistence:.3f}" if np.ndim(persistence) == 0
              else f"per layer {np.min(persistence):.2f}..{np.max(persistence):.2f}")
-    tr = synthetic_trace(L, N, tokens, fr, stay, skew_sigma, seed,
-                         name=f"opt-synthetic(persistence {label}, {errors} errors)")
-    if errors == "even":
+    return synthetic_trace(L, N, tokens, fr, stay, skew_sigma, seed), label
+
+
+def _opt_profile(skew_sigma, seed, fn_rate, fp_rate) -> ErrorProfile:
+    """The real predictor's error profile carried to OPT's shape (``errors="measured"``)."""
+    L, N = 32, 16384
+    return measured_profile().transfer(synthetic_rates(L, N, opt_layer_fractions(L), skew_sigma,
+                                                       seed), fp_rate, fn_rate, seed)
+
+
+def _opt_errors(tr, label, prof, error_stay, seed, fn_rate, fp_rate) -> ActivationTrace:
+    """``tr`` (``_opt_active``) with the predictor: ``prof`` (measured errors) or, when None,
+    evenly spread errors."""
+    from dataclasses import replace
+    tr = replace(tr, name=f"opt-synthetic(persistence {label}, "
+                          f"{'even' if prof is None else 'measured'} errors)")
+    if prof is None:
         es = measured_profile().fp_stay if error_stay is None else error_stay
         return with_error_model(tr, fn_rate, fp_rate, es, seed + 1)
-    if errors != "measured":
-        raise ValueError(f"errors: must be 'measured' or 'even', got {errors!r}")
-    prof = measured_profile().transfer(synthetic_rates(L, N, fr, skew_sigma, seed), fp_rate,
-                                       fn_rate, seed)
     if error_stay is not None:
         prof = prof.with_stay(error_stay, error_stay)
     return apply_errors(tr, prof, seed + 1)
@@ -248,12 +278,21 @@ def fit_persistence(which: str = "error", target_loaded: float = PAPER_LOADED_FR
     if which not in ("error", "activation"):
         raise ValueError(f"which: must be 'error' or 'activation', got {which!r}")
 
+    if errors not in ("measured", "even"):
+        raise ValueError(f"errors: must be 'measured' or 'even', got {errors!r}")
+    # the parts of opt_trace that do not depend on the fitted value are made once
+    prof = _opt_profile(skew_sigma, seed, FN_RATE, FP_RATE) if errors == "measured" else None
+    base, label = _opt_active(tokens, None, skew_sigma, seed) if which == "error" else (None,
+                                                                                        None)
+    sim = FlashSimulator(FlashConfig(model="opt-6.7b", policy="all", window_tokens=window))
+
     def loaded(x):
-        args = (None, x) if which == "error" else (x, None)
-        tr = opt_trace(tokens, *args, skew_sigma, seed, errors=errors)
-        s = FlashSimulator(FlashConfig(model="opt-6.7b", policy="all",
-                                       window_tokens=window)).run(tr)
-        return s.summary()["loaded_fraction"]
+        if which == "error":
+            tr = _opt_errors(base, label, prof, x, seed, FN_RATE, FP_RATE)
+        else:
+            tr = _opt_errors(*_opt_active(tokens, x, skew_sigma, seed), prof, None, seed,
+                             FN_RATE, FP_RATE)
+        return sim.run(tr).summary()["loaded_fraction"]
     lo, hi = 0.0, 0.99
     if loaded(hi) > target_loaded:
         return hi

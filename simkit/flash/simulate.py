@@ -371,14 +371,14 @@ class FlashSimulator:
             ptr, idx = trace.sets("predicted" if cfg.predictor == "trace" else "active")
             last = np.full((L, N), K.NEVER, np.int64)
             rows = np.zeros((L, N), np.int32)
+            pos = np.zeros((L, N), np.int32)
             count = np.zeros(L, np.int64)
             sc = np.full(L, static, np.int64)
             mm = MM_MODES[cfg.memory_management]
             for t0 in range(0, T, cfg.chunk_tokens):
                 t1 = min(T, t0 + cfg.chunk_tokens)
-                p = ptr[t0 * L:t1 * L + 1]
-                K.window_run(p - p[0], idx[p[0]:p[-1]], L, t0, cfg.window, sc, mm, last, rows,
-                             count, peak, tok[t0:t1], lay, tl[t0:t1])
+                K.window_run(ptr, idx, L, t0, t1, cfg.window, sc, mm, last, rows, pos, count,
+                             peak, tok[t0:t1], lay, tl[t0:t1])
         return FlashStats(cfg, trace.name, tok, lay, peak, static, tl, self.storage,
                           self.profile)
 
