@@ -17,24 +17,36 @@ def measure(quick: bool = True):
     return measure_cpu(quick=quick, sweeps=("cache",), page_kinds=("4k",))
 
 
+def _size(n: int) -> str:
+    from simkit.units import format_bytes
+    return format_bytes(int(n))
+
+
 @experiment("cpu-validation", measure=measure, family="cache", cost=2)
 def cpu_validation(quick: bool = True, outdir: Path = Path("results"), measured=None):
     """Measured pointer-chase latency vs the simulated miss rates of the same address stream
-    through this machine's cache geometry (preset ``zen3-vm``: Zen 3 with the ~4 MiB effective
-    L3 seen inside the VM; the physical 32 MiB L3 of preset ``zen3`` misplaces the DRAM step)."""
+    through this machine's cache geometry: the host preset (``simkit.calibrate.cpu``) built
+    from this machine's sysfs cache sizes and ways and from the ladder measured in this run
+    (each level's latency; a level's capacity cut to its measured knee where the knee comes at
+    half the sysfs size or below, as a VM's share of a shared L3 does)."""
     import pandas as pd
 
     from simkit.bench.cpu import chase_address_stream
+    from simkit.bench.cpu.chase import calibration
+    from simkit.bench.cpu.machine import describe_machine
     from simkit.cache import Hierarchy
+    from simkit.calibrate.cpu import host_cache_config
 
     if measured is None:
         measured = measure(quick)
+    cal = calibration(measured)
+    host = host_cache_config(measured.attrs.get("machine") or describe_machine(), cal)
     rows = []
     for ws in measured["working_set_bytes"]:
         lines = int(ws) // 64
         laps = max(2, int(np.ceil(200_000 / lines)))
         addrs = chase_address_stream("cache", working_set_bytes=int(ws), laps=laps)
-        stats = Hierarchy("zen3-vm").run(addrs, warmup_records=lines)      # first lap warms
+        stats = Hierarchy(host).run(addrs, warmup_records=lines)          # first lap warms
         row = {"working_set_bytes": int(ws)}
         for lv in stats.levels:
             row[f"sim_{lv.name}_miss_rate"] = lv.miss_rate
@@ -45,7 +57,9 @@ def cpu_validation(quick: bool = True, outdir: Path = Path("results"), measured=
     fig = measured_vs_simulated(
         df.working_set_bytes, df.ns_per_load_min,
         [(df[f"sim_{lv}_miss_rate"], f"C{i}--", f"simulated {lv} miss rate")
-         for i, lv in enumerate(("L1", "L2", "L3"))],
+         for i, lv in enumerate(c.name for c in host.levels)],
         "working set (bytes)", "simulated miss rate",
-        "Pointer chase on this machine vs simkit.cache (zen3-vm preset), same addresses")
+        "Pointer chase on this machine vs simkit.cache (host preset: "
+        + ", ".join(f"{c.name} {_size(c.size_bytes)}/{c.ways}" for c in host.levels)
+        + "), same addresses")
     return df, save_outputs(df, fig, outdir, "cpu-validation")
