@@ -204,8 +204,13 @@ def test_plan_chains_a_kernel_family_and_starts_the_costliest(monkeypatch):
                         {"t": "mmu", "v": "mmu", "c": "cache", "m": "cache"})
     monkeypatch.setattr(experiments, "COST",
                         {"t": 100, "v": 70, "c": 50, "m": 2, "f": 72, "k": 9})
-    assert plan(["c", "m", "t", "k", "v", "f"]) == [["t", "v"], ["f"], ["c", "m"], ["k"]]
-    assert plan(["k", "f"]) == [["f"], ["k"]]
+    cold = lambda family: False                                     # noqa: E731
+    assert plan(["c", "m", "t", "k", "v", "f"], cold) == [["t", "v"], ["f"], ["c", "m"], ["k"]]
+    assert plan(["k", "f"], cold) == [["f"], ["k"]]
+    # with a family's kernels in numba's cache (after make setup), its experiments run apart
+    mmu_warm = lambda family: family == "mmu"                       # noqa: E731
+    assert plan(["c", "m", "t", "k", "v", "f"], mmu_warm) == [["t"], ["f"], ["v"], ["c", "m"],
+                                                               ["k"]]
 
 
 def test_reproduce_all_goes_on_past_a_failed_experiment(monkeypatch, capsys, tmp_path):
@@ -242,3 +247,19 @@ def test_reproduce_all_goes_on_past_a_failed_experiment(monkeypatch, capsys, tmp
     assert run["steps"]["b"]["error"] == "host preset: no TLB geometry"
     assert main(["reproduce", "b"]) == 2                  # alone: the error line, status 2
     assert "simkit: error: host preset: no TLB geometry" in capsys.readouterr().err
+
+
+def test_family_cached_reads_numbas_cache(tmp_path):
+    """An empty numba cache directory holds no kernel (so ``reproduce`` chains the family); a
+    family this module does not know is never taken as cached."""
+    import subprocess
+    import sys
+
+    from simkit.commands.reproduce import family_cached
+
+    code = "from simkit.commands.reproduce import family_cached as f; print(f('cache'), f('mmu'))"
+    env = {**__import__("os").environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False", "False"]
+    assert family_cached("no-such-family") is False

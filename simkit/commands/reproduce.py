@@ -93,17 +93,40 @@ def _jobs(args) -> int:
         return os.cpu_count() or 1
 
 
-def plan(names) -> list[list[str]]:
-    """The worker tasks: experiments of one kernel family (``FAMILY``) chained in registration
-    order in one task (the first pays the cold compile, the rest load numba's cache), every
-    other experiment a task of its own; costliest task first (``COST``), so the long ones start
-    at once and the short ones fill in."""
+# each kernel family's entry kernel (module, name): whether numba's on-disk cache holds it
+FAMILY_KERNEL = {"mmu": ("simkit.tlb._kernels", "run_mmu"),
+                 "cache": ("simkit.cache._kernels", "run_records")}
+
+
+def family_cached(family: str) -> bool:
+    """Whether numba's on-disk cache holds a compiled ``family`` entry kernel for the current
+    source (``make setup`` compiles them: ``python -m simkit.warmup``). False when unsure."""
+    import importlib
+
+    mod, name = FAMILY_KERNEL.get(family, (None, None))
+    if mod is None:
+        return False
+    try:
+        cache = getattr(importlib.import_module(mod), name)._cache
+        return bool(cache._cache_file._load_index())   # numba drops an index of older source
+    except Exception:                                  # noqa: BLE001 (numba internals moved)
+        return False
+
+
+def plan(names, cached=None) -> list[list[str]]:
+    """The worker tasks, costliest first (``COST``), so the long ones start at once and the
+    short ones fill in. Experiments of a kernel family (``FAMILY``) whose kernels are not in
+    numba's cache yet are chained in registration order in one task (the first pays the cold
+    compile, the rest load the cache: never two compiles of one kernel at once); with the cache
+    warm (``cached(family)``, default ``family_cached``), every experiment is a task of its own."""
     from simkit.experiments import COST, FAMILY
 
+    cached = family_cached if cached is None else cached
+    warm = {f: cached(f) for f in set(FAMILY.get(n) for n in names) if f is not None}
     chains: dict[str, list[str]] = {}
     tasks = []
     for n in names:
-        if n in FAMILY:
+        if n in FAMILY and not warm[FAMILY[n]]:
             if FAMILY[n] not in chains:
                 chains[FAMILY[n]] = []
                 tasks.append(chains[FAMILY[n]])

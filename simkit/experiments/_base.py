@@ -22,8 +22,8 @@ MEASURE: dict[str, Callable] = {}
 # "cache"): ``simkit reproduce`` runs a family's experiments one after another in one worker,
 # so the first compiles and caches and the others load the cache (never two compiles at once).
 FAMILY: dict[str, str] = {}
-# name -> CPU seconds of a cold quick run (the development VM, 2026-12-07, numba compile included):
-# only orders the work.
+# name -> CPU seconds of a quick run with numba's cache warm (the development VM, an Intel VM,
+# 2026-12-07 18:50 UTC, load 1-9): only orders the work.
 COST: dict[str, float] = {}
 
 

@@ -94,7 +94,7 @@ def _speed_row(quick):
             "peak_footprint_bytes": s.peak_footprint_bytes, "peak_live_bytes": s.peak_live_bytes}
 
 
-@experiment("allocators", cost=55)
+@experiment("allocators", cost=10)
 def allocators(quick: bool = True, outdir: Path = Path("results")):
     """Heap allocators: models vs glibc/jemalloc/mimalloc/tcmalloc/Scudo, security table."""
     import pandas as pd

@@ -8,7 +8,7 @@ import numpy as np
 from simkit.experiments._base import experiment, save_outputs
 
 
-@experiment("cache-miss-curve", family="cache", cost=52)
+@experiment("cache-miss-curve", family="cache", cost=4)
 def cache_miss_curve(quick: bool = True, outdir: Path = Path("results")):
     """Miss rate vs cache size and replacement policy on the shipped real traces."""
     import pandas as pd

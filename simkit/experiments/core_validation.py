@@ -202,7 +202,7 @@ def measure(quick: bool = True):
     return {"chase": chase, "gups": gups, "chase_calibration": chase_cal}
 
 
-@experiment("core-validation", measure=measure, family="mmu", cost=9)
+@experiment("core-validation", measure=measure, family="mmu", cost=76)
 def core_validation(quick: bool = True, outdir: Path = Path("results"), measured=None):
     """Measured ns per dependent load (4 KiB pages) vs the model's prediction, per working set;
     summary: points within +-20% and the median error."""

@@ -22,7 +22,7 @@ def _size(n: int) -> str:
     return format_bytes(int(n))
 
 
-@experiment("cpu-validation", measure=measure, family="cache", cost=2)
+@experiment("cpu-validation", measure=measure, family="cache", cost=1.3)
 def cpu_validation(quick: bool = True, outdir: Path = Path("results"), measured=None):
     """Measured pointer-chase latency vs the simulated miss rates of the same address stream
     through this machine's cache geometry: the host preset (``simkit.calibrate.cpu``) built

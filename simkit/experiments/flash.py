@@ -493,7 +493,7 @@ def _speed_rows(quick):
                            "needed_per_token": int(tr.predicted[1].size // tokens)}])]
 
 
-@experiment("flash", cost=72)
+@experiment("flash", cost=49)
 def flash(quick: bool = True, outdir: Path = Path("results")):
     """LLM in a flash: Table 2 ladder, windowing fractions, real SmolLM2 predictor, storage."""
     import pandas as pd

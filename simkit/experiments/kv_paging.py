@@ -116,7 +116,7 @@ def _serving(quick: bool):
     return rows, timelines
 
 
-@experiment("kv-paging", cost=9)
+@experiment("kv-paging", cost=4)
 def kv_paging(quick: bool = True, outdir: Path = Path("results")):
     """KV paging: PagedAttention Fig. 2 waste, vAttention Fig. 15, Mooncake prefixes, serving."""
     import pandas as pd

@@ -178,7 +178,7 @@ def knees(df):
     return k
 
 
-@experiment("kv-rate-sweep", cost=36)
+@experiment("kv-rate-sweep", cost=19)
 def kv_rate_sweep(quick: bool = True, outdir: Path = Path("results")):
     """PagedAttention Fig. 12: normalized latency vs request rate; knee-rate ratios."""
     import pandas as pd

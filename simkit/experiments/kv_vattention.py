@@ -160,7 +160,7 @@ def vattention_summary(df):
     return pd.DataFrame(rows)
 
 
-@experiment("kv-vattention")
+@experiment("kv-vattention", cost=0.8)
 def kv_vattention(quick: bool = True, outdir: Path = Path("results")):
     """vAttention: prefill vs paged FA2/FlashInfer, decode vs vLLM and on par, 64 KiB pages."""
     df = _rows(quick)

@@ -24,7 +24,7 @@ def _short(preset: str) -> str:
     return "host, CPUID" if src == "cpuid" else f"host, documented {src.split(':')[0]}"
 
 
-@experiment("tlb-validation", measure=measure, family="mmu", cost=106)
+@experiment("tlb-validation", measure=measure, family="mmu", cost=2.5)
 def tlb_validation(quick: bool = True, outdir: Path = Path("results"), measured=None):
     """Measured TLB-reach chase (one line per 4 KiB page) vs the simulated L1/L2 TLB miss
     rates of the same address stream through this machine's MMU: the host preset

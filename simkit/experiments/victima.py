@@ -157,7 +157,7 @@ def _core():
     return dataclasses.replace(CoreConfig.preset(CORE), dependence="flag")
 
 
-@experiment("victima", family="mmu", cost=50)
+@experiment("victima", family="mmu", cost=21)
 def victima(quick: bool = True, outdir: Path = Path("results"), *, records: int | None = None,
             configs=None, workloads=None):
     """Victima vs radix, POM-TLB, big STLBs and an L3 TLB: walks, MPKI, reach, translation
