@@ -347,14 +347,23 @@ def test_cli_alloc_run_and_errors(tmp_path, capsys):
 
 def test_cost_weights_load_and_check(tmp_path):
     import json
-    (tmp_path / "c.json").write_text(json.dumps({"cost_ns": {"op": 10, "fault": 100}}))
+    from simkit.allocators.cost import COST_NS
+    (tmp_path / "c.json").write_text(json.dumps({"cost_ns": {"call": 10, "fault": 100}}))
     m = AllocatorModel("ptmalloc", cost=tmp_path / "c.json")
     s = m.run(synthetic_alloc(2000, seed=2))
     c = s.counters
-    want = 10 * s.events + 1.5 * c["list_steps"] + 100 * c["page_faults"] + 1500 * s.syscalls
+    w = COST_NS      # the others keep their defaults
+    want = (10 * s.events + 100 * c["page_faults"] + w["release_page"] * c["pages_released"]
+            + w["brk"] * (c["sbrk_calls"] + c["trims"]) + w["mmap"] * c["mmap_calls"]
+            + w["munmap"] * c["munmap_calls"] + w["mremap"] * c["mremap_calls"]
+            + w["bitmap_word"] * (c["binmap_steps"] // 32)
+            + w["meta_line"] * (c["list_steps"] - c["binmap_steps"] + c["unsorted_scanned"]
+                                + c["coalesces"]))
     assert s.cost_estimate_ns == pytest.approx(want)
-    with pytest.raises(InputError, match=r"cost: bad weight op=-1"):
-        AllocatorModel("ptmalloc", cost={"op": -1})
+    with pytest.raises(InputError, match=r"cost: bad weight call=-1"):
+        AllocatorModel("ptmalloc", cost={"call": -1})
+    with pytest.raises(InputError, match=r"cost: bad weight op=1"):
+        AllocatorModel("ptmalloc", cost={"op": 1})       # the old model's keys are gone
 
 
 def test_allocators_experiment_quick(tmp_path):
@@ -374,6 +383,15 @@ def test_allocators_experiment_quick(tmp_path):
     sec = pd.read_csv(tmp_path / "allocators-security.csv")
     assert set(sec.allocator) >= {"ptmalloc", "sjmalloc", "hardened", "hardened-light",
                                   "mimalloc"}
+    cm = df[df.part == "cost-model"]
+    if shutil.which("gcc") is not None:     # glibc and mimalloc at least: the cost model ran
+        assert len(cm) and {"glibc"} <= set(cm.real)
+        for _, r in cm.iterrows():          # each trace predicted from a fit on the others
+            assert r.trace not in r.fitted_on.split(",")
+        v = df[df.part == "cost-rank"].verdict.dropna()
+        assert len(v) and v.str.contains(r"(?:ranks|cannot rank) the real allocators "
+                                         r"\(Spearman rho = ").all()
+        assert any(c.startswith("cost model ranks the real allocators") for c in s.index)
 
 
 def _mixed_trace(n, seed):

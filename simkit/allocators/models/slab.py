@@ -27,10 +27,11 @@ resident for reuse (mimalloc keeps freed spans in their segment).
 
 Not modelled: threads (mimalloc's per-thread heaps and cross-thread delayed frees; every event
 is one thread's), mimalloc's segments and arenas and its secure mode, hardened_malloc's
-write-after-free check, canary values (only their 8 bytes of space), metadata sealing, and its
-large-allocation region quarantine (address space only, not resident). Probe results for these
-designs come from the model's mechanisms (slot choice, quarantine, bitmap checks), with
-``detects_double_free``/``detects_invalid_free`` standing for the out-of-line bitmap checks.
+write-after-free check as a detection (its work is counted: ``checked_bytes``), canary values
+(only their 8 bytes of space), metadata sealing, and its large-allocation region quarantine
+(address space only, not resident). Probe results for these designs come from the model's
+mechanisms (slot choice, quarantine, bitmap checks), with ``detects_double_free`` /
+``detects_invalid_free`` standing for the out-of-line bitmap checks.
 """
 from __future__ import annotations
 
@@ -112,6 +113,7 @@ class SlabEngine:
         R[K.R_LARGE_CACHE] = cfg.large_cache
         R[K.R_MAXSLOTS] = int(self.cls_slots.max())
         R[K.R_POOL] = ("class", "resident", "purged").index(cfg.empty_slabs)
+        R[K.R_WAF] = int(cfg.write_after_free_check)
         self.P = R
         self.objects(objects)
 
