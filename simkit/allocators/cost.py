@@ -38,15 +38,15 @@ import numpy as np
 from simkit.errors import InputError
 
 # operation -> CPU ns; defaults: measured on the development machine (a 2-vCPU KVM guest,
-# Debian 12, 2026-12-07 18:04 UTC, load 2.6) by csrc/malloc_costs.c, min of 7 batches;
-# "call" is the mean of the leave-one-trace-out fits there (simkit.calibrate.malloc_cost).
-# ``simkit.calibrate.malloc_cost.measure_costs`` measures this machine's.
-COST_NS = {"call": 0.3, "fault": 1146.0, "release_page": 73.3, "brk": 559.0, "mmap": 409.0,
-           "munmap": 922.0, "mremap": 1059.0, "mprotect": 1181.0, "madvise": 195.0,
-           "bitmap_word": 0.30, "meta_line": 4.62, "memset_line": 0.31}
+# Debian 12, 2026-12-07 18:17 UTC, load 7.5 falling to 2.8) by csrc/malloc_costs.c, min of 7
+# batches; "call" is the mean of that run's leave-one-trace-out fits (13.5 ns; 8.7-16.3 by
+# fold). ``python -m simkit.calibrate.malloc_cost --out F.json`` measures this machine's.
+COST_NS = {"call": 13.5, "fault": 1475.0, "release_page": 125.6, "brk": 693.0, "mmap": 422.0,
+           "munmap": 965.0, "mremap": 1228.0, "mprotect": 1418.0, "madvise": 256.0,
+           "bitmap_word": 0.31, "meta_line": 4.84, "memset_line": 0.32}
 OPERATIONS = tuple(COST_NS)
 # the dependent-load cost per cache line by working set (KiB), same run; meta_line = 256 KiB
-LINE_NS = {16: 1.41, 256: 4.62, 4096: 38.7, 65536: 176.9}
+LINE_NS = {16: 1.45, 256: 4.84, 4096: 93.8, 65536: 276.0}
 META_LINE_KIB = 256
 
 

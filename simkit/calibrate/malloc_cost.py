@@ -241,9 +241,13 @@ def main(argv=None) -> int:
     r = validate(traces, runs=a.runs, progress=False)
     pd.set_option("display.width", 200)
     print("per-operation CPU ns:", json.dumps(r["costs"], indent=None))
-    print(r["loo"][["trace", "model", "real", "measured_ns", "predicted_ns", "error",
-                    "call_ns"]].to_string(index=False))
+    cols = ["trace", "model", "real", "measured_ns", "predicted_ns", "error", "call_ns"]
+    if "predicted_fast_path_ns" in r["loo"]:
+        cols += ["predicted_fast_path_ns", "error_fast_path"]
+    print(r["loo"][cols].to_string(index=False))
     print(r["ranks"].to_string(index=False))
+    if "ranks_fast_path" in r:
+        print(r["ranks_fast_path"].to_string(index=False))
     print(r["faults"].to_string(index=False))
     print(r["verdict"])
     if "verdict_fast_path" in r:
