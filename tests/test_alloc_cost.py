@@ -177,3 +177,22 @@ def test_microbenchmark_measures_every_operation():
     assert raw["fault"] > 10 * raw["line_16"]
     fast = mc._run_costs(alloc=True)
     assert fast["alloc_pair_32"] > 0 and fast["alloc_batch_64"] > 0
+
+
+def test_hardened_slot_pages_check_canary_and_zeroing():
+    """hardened_malloc (h_malloc.c): a fresh slot is read whole by the write-after-free check
+    (untouched pages map the shared zero page: a fault each, not resident), the canary is
+    written at the slot's end, and a free zeroes the slot up to the canary. One 8 KiB slot
+    (a one-slot 8 KiB slab), a 100 B block: read faults on both pages (2), the block's write
+    and the canary's write fault them again, copy on write (2): 4 faults, 2 pages resident."""
+    cfg = SlabConfig(name="t", size_classes=(16, 8192), canary_bytes=8,
+                     write_after_free_check=True)
+    s = AllocatorModel(cfg).run(trace((AllocOp.MALLOC, 0, 100)))
+    assert s.counters["page_faults"] == 4 and s.final_footprint_bytes == 2 * PAGE
+    cfg = SlabConfig(name="t", size_classes=(16, 8192), canary_bytes=8)
+    s = AllocatorModel(cfg).run(trace((AllocOp.MALLOC, 0, 100)))
+    assert s.counters["page_faults"] == 2 and s.final_footprint_bytes == 2 * PAGE
+    # zero-on-free of a 16 KiB slot (no canary) holding 100 B writes its 3 untouched pages
+    cfg = SlabConfig(name="t", size_classes=(16, 16384), zero_on_free=True, empty_slabs_kept=1)
+    s = AllocatorModel(cfg).run(trace((AllocOp.MALLOC, 0, 100), (AllocOp.FREE, 0, 0)))
+    assert s.counters["page_faults"] == 1 + 3 and s.final_footprint_bytes == 4 * PAGE

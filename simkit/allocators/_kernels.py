@@ -813,14 +813,40 @@ def _rand(Q):
 
 @helper
 def _stouch(touched, S, D, a0, a1):
-    """Mark slab-area pages of addresses [a0, a1) resident."""
+    """Mark slab-area pages of addresses [a0, a1) resident (written). A page only read before
+    (state 2: the kernel's shared zero page) faults again, copy on write."""
+    p0 = (a0 - SLAB_BASE) // PAGE
+    p1 = (a1 - 1 - SLAB_BASE) // PAGE
+    for p in range(p0, p1 + 1):
+        if touched[p] != 1:
+            touched[p] = 1
+            S[S_RSS_PAGES] += 1
+            D[D_FAULTS] += 1
+
+
+@helper
+def _sread(touched, D, a0, a1):
+    """Read slab-area addresses [a0, a1): a page never touched faults in the shared zero page
+    (state 2: a fault, not resident)."""
     p0 = (a0 - SLAB_BASE) // PAGE
     p1 = (a1 - 1 - SLAB_BASE) // PAGE
     for p in range(p0, p1 + 1):
         if touched[p] == 0:
-            touched[p] = 1
-            S[S_RSS_PAGES] += 1
+            touched[p] = 2
             D[D_FAULTS] += 1
+
+
+@helper
+def _slot_touch(touched, S, D, R, base, a, req, slot_end, fresh):
+    """The pages an allocation in slot [base, slot_end) writes: the block as the replayer
+    touches it and the canary at the end of the slot (hardened_malloc's ``set_canary``); before
+    both, when ``fresh`` (a newly chosen slot) and the write-after-free check is on, a read of
+    the whole slot up to its canary."""
+    if fresh and R[R_WAF]:
+        _sread(touched, D, base, slot_end - R[R_CANARY])
+    _stouch(touched, S, D, base, a + req)
+    if R[R_CANARY] > 0:
+        _stouch(touched, S, D, slot_end - R[R_CANARY], slot_end)
 
 
 @helper
@@ -945,7 +971,8 @@ def slab_run(op, oid, old, size, align, start, cls_size, cls_slots, cls_bytes, s
                     D[D_REALLOC] += 1
                     D[D_REALLOC_INPLACE] += 1
                     a = obj_addr[k]
-                    _stouch(touched, S, D, a - R[R_HEADER], a + req + R[R_CANARY])
+                    base = a - R[R_HEADER]
+                    _slot_touch(touched, S, D, R, base, a, req, base + ssz, NO)
                     if out_addr.shape[0] > 0:
                         out_addr[i] = a
                     _foot(S)
@@ -986,7 +1013,8 @@ def slab_run(op, oid, old, size, align, start, cls_size, cls_slots, cls_bytes, s
                 obj_slot[k] = sl
                 obj_addr[k] = a
                 obj_msz[k] = 0
-                _stouch(touched, S, D, a - R[R_HEADER], a + req + R[R_CANARY])
+                _slot_touch(touched, S, D, R, a - R[R_HEADER], a, req,
+                            a - R[R_HEADER] + cls_size[c], YES)
             else:
                 # canaries are a slab slot's (hardened_malloc puts none after large ones)
                 m = ((req + R[R_HEADER] + R[R_LARGE_ROUND] - 1) // R[R_LARGE_ROUND]) \
@@ -1138,10 +1166,10 @@ def _release_slot(cls_size, cls_slots, cls_bytes, slab_cls, slab_addr, slab_firs
             if R[R_POOL] != POOL_RESIDENT:  # purge: its pages leave the RSS
                 p0 = (slab_addr[s] - SLAB_BASE) // PAGE
                 for p in range(p0, p0 + (cls_slots[c] * cls_size[c] + PAGE - 1) // PAGE):
-                    if touched[p]:
-                        touched[p] = 0
+                    if touched[p] == 1:
                         S[S_RSS_PAGES] -= 1
                         D[D_RELEASED] += 1
+                    touched[p] = 0
                 D[D_SLAB_PURGE] += 1
                 D[D_MADVISE] += 1           # MADV_DONTNEED (or an mmap over it: one call)
 
@@ -1192,9 +1220,12 @@ def _sfree(cls_size, cls_slots, cls_bytes, slab_cls, slab_addr, slab_first, slab
         if slot_st[sl] != SL_USED:
             return CK_DETECTED if R[R_DETECT_DF] else (
                 CK_ACCEPTED if R[R_POLICY] == POL_LIFO or R[R_POLICY] == POL_SHARDED else CK_OK)
-        c = slab_cls[_slab_of(slab_first, Q, sl)]
+        s = _slab_of(slab_first, Q, sl)
+        c = slab_cls[s]
         if R[R_ZERO]:                  # hardened_malloc zeroes the slot up to its canary
             D[D_ZEROED_BYTES] += cls_size[c] - R[R_CANARY]
+            base = slab_addr[s] + (sl - slab_first[s]) * cls_size[c]
+            _stouch(touched, S, D, base, base + cls_size[c] - R[R_CANARY])
         if R[R_QRAND] + R[R_QFIFO] > 0:          # per-class slab quarantines
             slot_st[sl] = SL_QUAR
             D[D_QUAR] += 1

@@ -50,7 +50,7 @@ def register(what) -> None:
                    help="measure the cost model's per-operation costs on this machine "
                         "(microbenchmark), validate the model leave-one-trace-out against the "
                         "measured allocators (name glibc, mimalloc, hardened_malloc[-light]) "
-                        "and write the costs as JSON; use with simkit alloc run --cost
+                        "and write the costs as JSON; use with simkit alloc run --cost")
     p.set_defaults(func=run_malloc, _outputs=("calibration",))
 
 
