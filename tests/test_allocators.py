@@ -156,10 +156,26 @@ def test_every_preset_replays_the_same_synthetic_trace():
 def test_pinned_cc1():
     """Pinned on the shipped cc1 trace (98,370 events, peak live 3,204,745 B). The hardened
     presets changed with the canary written at the slot's end and zero-on-free writing the
-    slot (h_malloc.c; were 6,823,936 and 4,366,336)."""
+    slot, and hardened's with its real slots per class (h_malloc.c; were 6,823,936 and
+    4,366,336)."""
     got = {n: AllocatorModel(n).run("cc1").peak_footprint_bytes for n in PRESETS}
-    assert got == {"ptmalloc": 3493888, "sjmalloc": 3997696, "hardened": 6987776,
+    assert got == {"ptmalloc": 3493888, "sjmalloc": 3997696, "hardened": 5918720,
                    "hardened-light": 4505600, "mimalloc": 4227072}
+
+
+def test_hardened_slabs_are_h_malloc_cs():
+    """h_malloc.c size_class_slots: 80 B x 51 slots = 4,080 B -> one page; 224 B x 54 =
+    12,096 B -> 3 pages; 640 B x 64 = 40 KiB; 1,280 B x 16 = 20 KiB; 10,240 B x 6 -> 15
+    pages; 20,480 B and up: one slot."""
+    from simkit.allocators.models.slab import class_geometry
+    size, slots, sbytes = class_geometry(PRESETS["hardened"])
+    got = {int(c): (int(n), int(b)) for c, n, b in zip(size, slots, sbytes)}
+    assert got[80] == (51, 4096) and got[224] == (54, 12288) and got[640] == (64, 40960)
+    assert got[1280] == (16, 20480) and got[10240] == (6, 61440)
+    assert got[20480] == (1, 20480) and got[131072] == (1, 131072)
+    assert got[16] == (256, 4096)
+    with pytest.raises(ValueError, match="class_slots"):
+        SlabConfig(name="x", size_classes=(16, 32), class_slots=(4,))
 
 
 MODEL_EXPECT = {

@@ -66,6 +66,10 @@ def _classes_4_per_doubling(first: tuple, top: int) -> tuple:
 
 # hardened_malloc's size classes (README; REFERENCE 4.3): 16, 32, 48, 64, then 4 per doubling
 HARDENED_CLASSES = _classes_4_per_doubling((16, 32, 48, 64), 131072)
+# hardened_malloc's slots per class (h_malloc.c size_class_slots; the slab is slots x size
+# rounded up to pages): 12-64 KiB slabs for 256 B-16 KiB, one slot from 20 KiB
+HARDENED_SLOTS = (256, 128, 85, 64, 51, 42, 36, 64, 51, 64, 54, 64, 64, 64, 64, 64, 64, 64, 64,
+                  64, 16, 16, 16, 16, 8, 8, 8, 8, 8, 8, 8, 8, 6, 5, 4, 4) + (1,) * 12
 # jemalloc/SJMalloc-like classes: 8, 16..128 by 16, then 4 per doubling (assumed for SJMalloc)
 JE_CLASSES = (8,) + tuple(range(16, 129, 16)) + _classes_4_per_doubling((128,), 131072)[1:]
 # mimalloc bins: word-size steps to 64, then 4 per doubling up to 128 KiB (MI_MEDIUM_OBJ_SIZE_MAX)
@@ -80,6 +84,8 @@ class SlabConfig:
     slab_bytes: int = 4096                # slab size for the smallest classes
     slab_min_slots: int = 1               # a class's slab grows (power of two) to hold this many
     slab_max_bytes: int = 65536
+    class_slots: tuple = ()               # slots per class, given (slab = slots x size, page-
+                                          # rounded); () computes them from the three above
     single_slot_bytes: int = 0            # classes from this size get one slot per slab
     large_round_bytes: int = 4096         # objects above the last class: own mapping, rounded
     header_bytes: int = 0                 # in-band bytes before each object (0: out-of-line)
@@ -116,6 +122,10 @@ class SlabConfig:
             raise ValueError(f"SlabConfig.size_classes: must be increasing and positive, "
                              f"got {cls!r}")
         _positive(self, "slab_bytes", "slab_min_slots", "slab_max_bytes", "large_round_bytes")
+        if self.class_slots and (len(self.class_slots) != len(cls) or
+                                 any(not isinstance(n, int) or n < 1 for n in self.class_slots)):
+            raise ValueError(f"SlabConfig.class_slots: one positive integer per size class "
+                             f"({len(cls)}), got {self.class_slots!r}")
         _positive(self, "single_slot_bytes", "header_bytes", "canary_bytes", "quarantine_fifo", "quarantine_random",
                   "guard_slab_interval", "large_guard_pages", "empty_slabs_kept",
                   "slab_meta_bytes", "slot_meta_bits", "seed", "extend_bytes",
@@ -139,7 +149,7 @@ PRESETS: dict[str, object] = {
     # 4-16 (light) of {0, 1, 4, 16, 64} (docs/allocators.md); 0 (all purged) was 19-50% off.
     "hardened": SlabConfig(name="hardened", size_classes=HARDENED_CLASSES,
                            slot_policy="random", slab_bytes=4096, slab_min_slots=64,
-                           slab_max_bytes=128 << 10, single_slot_bytes=20480, canary_bytes=8, quarantine_fifo=1,
+                           slab_max_bytes=128 << 10, class_slots=HARDENED_SLOTS, single_slot_bytes=20480, canary_bytes=8, quarantine_fifo=1,
                            quarantine_random=1, zero_on_free=True,
                            write_after_free_check=True, guard_slab_interval=1,
                            large_guard_pages=1, empty_slabs_kept=32,
@@ -148,7 +158,7 @@ PRESETS: dict[str, object] = {
     # every 8 (hardened_malloc config/light.mk)
     "hardened-light": SlabConfig(name="hardened-light", size_classes=HARDENED_CLASSES,
                                  slot_policy="lowest", slab_bytes=4096, slab_min_slots=64,
-                                 slab_max_bytes=128 << 10, single_slot_bytes=20480,
+                                 slab_max_bytes=128 << 10, class_slots=HARDENED_SLOTS, single_slot_bytes=20480,
                                  canary_bytes=8, zero_on_free=True,
                                  guard_slab_interval=8, large_guard_pages=1,
                                  empty_slabs_kept=32, detects_double_free=True,

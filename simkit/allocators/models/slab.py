@@ -47,6 +47,10 @@ def class_geometry(cfg: SlabConfig):
     slots = np.zeros(len(size), np.int64)
     sbytes = np.zeros(len(size), np.int64)
     for i, s in enumerate(size):
+        if cfg.class_slots:
+            n = int(cfg.class_slots[i])
+            slots[i], sbytes[i] = n, -(-n * int(s) // 4096) * 4096
+            continue
         if cfg.single_slot_bytes and s >= cfg.single_slot_bytes:
             b = -(-int(s) // 4096) * 4096
             slots[i], sbytes[i] = 1, b
