@@ -163,6 +163,8 @@ def test_spearman_and_the_verdict_line():
     ranks = mc.rank_table(mc.leave_one_trace_out(ops, meas, cost))
     assert len(ranks) == 4 and np.allclose(ranks.rho, 1.0)
     assert mc.verdict(ranks).startswith("the cost model ranks the real allocators (Spearman")
+    ranks.loc[0, "rho"] = mc.spearman([1, 2, 3, 4], [1, 3, 2, 4])      # 0.8 in floating point
+    assert "(Spearman rho" in mc.verdict(ranks) and " ranks " in mc.verdict(ranks)
     ranks.loc[0, "rho"] = 0.2
     assert "cannot rank" in mc.verdict(ranks)
 

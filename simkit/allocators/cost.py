@@ -38,15 +38,15 @@ import numpy as np
 from simkit.errors import InputError
 
 # operation -> CPU ns; defaults: measured on the development machine (a 2-vCPU KVM guest,
-# Debian 12, 2026-12-07 18:17 UTC, load 7.5 falling to 2.8) by csrc/malloc_costs.c, min of 7
-# batches; "call" is the mean of that run's leave-one-trace-out fits (13.5 ns; 8.7-16.3 by
+# Debian 12, 2026-12-07 18:32 UTC, load 6.9 falling to 3.6) by csrc/malloc_costs.c, min of 7
+# batches; "call" is the mean of that run's leave-one-trace-out fits (8.4 ns; 5.0-10.0 by
 # fold). ``python -m simkit.calibrate.malloc_cost --out F.json`` measures this machine's.
-COST_NS = {"call": 13.5, "fault": 1475.0, "release_page": 125.6, "brk": 693.0, "mmap": 422.0,
-           "munmap": 965.0, "mremap": 1228.0, "mprotect": 1418.0, "madvise": 256.0,
-           "bitmap_word": 0.31, "meta_line": 4.84, "memset_line": 0.32}
+COST_NS = {"call": 8.4, "fault": 1366.0, "release_page": 90.7, "brk": 584.0, "mmap": 412.0,
+           "munmap": 939.0, "mremap": 1118.0, "mprotect": 1132.0, "madvise": 229.0,
+           "bitmap_word": 0.30, "meta_line": 4.72, "memset_line": 0.31}
 OPERATIONS = tuple(COST_NS)
 # the dependent-load cost per cache line by working set (KiB), same run; meta_line = 256 KiB
-LINE_NS = {16: 1.45, 256: 4.84, 4096: 93.8, 65536: 276.0}
+LINE_NS = {16: 1.44, 256: 4.72, 4096: 43.6, 65536: 228.3}
 META_LINE_KIB = 256
 
 
