@@ -156,10 +156,11 @@ def test_every_preset_replays_the_same_synthetic_trace():
 def test_pinned_cc1():
     """Pinned on the shipped cc1 trace (98,370 events, peak live 3,204,745 B). The hardened
     presets changed with the canary written at the slot's end and zero-on-free writing the
-    slot, and hardened's with its real slots per class (h_malloc.c; were 6,823,936 and
-    4,366,336)."""
+    slot, and hardened's with its real slots per class and slab quarantines scaled by class
+    (h_malloc.c; were 6,823,936 and 4,366,336; real hardened_malloc's peak RSS growth on cc1
+    is 13.9 MiB)."""
     got = {n: AllocatorModel(n).run("cc1").peak_footprint_bytes for n in PRESETS}
-    assert got == {"ptmalloc": 3493888, "sjmalloc": 3997696, "hardened": 5918720,
+    assert got == {"ptmalloc": 3493888, "sjmalloc": 3997696, "hardened": 13922304,
                    "hardened-light": 4505600, "mimalloc": 4227072}
 
 
@@ -174,6 +175,13 @@ def test_hardened_slabs_are_h_malloc_cs():
     assert got[1280] == (16, 20480) and got[10240] == (6, 61440)
     assert got[20480] == (1, 20480) and got[131072] == (1, 131072)
     assert got[16] == (256, 4096)
+    # slab quarantine lengths: 1 << (clz64(size) - 46) each (h_malloc.c), light has none
+    from simkit.allocators.models.slab import quarantine_lengths
+    rlen, flen = quarantine_lengths(PRESETS["hardened"], size)
+    q = dict(zip(size.tolist(), rlen.tolist()))
+    assert (q[16], q[32], q[48], q[1024], q[20480], q[131072]) == (8192, 4096, 4096, 128, 8, 1)
+    assert (flen == rlen).all()
+    assert not quarantine_lengths(PRESETS["hardened-light"], size)[0].any()
     with pytest.raises(ValueError, match="class_slots"):
         SlabConfig(name="x", size_classes=(16, 32), class_slots=(4,))
 

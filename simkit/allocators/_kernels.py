@@ -1230,20 +1230,24 @@ def _sfree(cls_size, cls_slots, cls_bytes, slab_cls, slab_addr, slab_first, slab
             slot_st[sl] = SL_QUAR
             D[D_QUAR] += 1
             ev = sl
-            if R[R_QRAND] > 0:
-                j = c * R[R_QRAND] + _rand(Q) % R[R_QRAND]
+            # class c's arrays: qstate[2 nc + 4 c + (0..3)] = random offset, length, queue
+            # offset, length (models/slab.py)
+            q = 2 * cls_size.shape[0] + 4 * c
+            if qstate[q + 1] > 0:
+                j = qstate[q] + _rand(Q) % qstate[q + 1]
                 ev = qrand[j]
                 qrand[j] = sl
-            if ev >= 0 and R[R_QFIFO] > 0:
-                L = R[R_QFIFO]
+            if ev >= 0 and qstate[q + 3] > 0:
+                L = qstate[q + 3]
                 h = qstate[2 * c]
+                o = qstate[q + 2]
                 if qstate[2 * c + 1] < L:
-                    qfifo[c * L + (h + qstate[2 * c + 1]) % L] = ev
+                    qfifo[o + (h + qstate[2 * c + 1]) % L] = ev
                     qstate[2 * c + 1] += 1
                     ev = -1
                 else:
-                    out = qfifo[c * L + h]
-                    qfifo[c * L + h] = ev
+                    out = qfifo[o + h]
+                    qfifo[o + h] = ev
                     qstate[2 * c] = (h + 1) % L
                     ev = out
             if ev >= 0:

@@ -92,6 +92,8 @@ class SlabConfig:
     canary_bytes: int = 0                 # at the end of each slot (hardened_malloc: 8)
     quarantine_random: int = 0            # per class: a freed slot swaps into a random array
     quarantine_fifo: int = 0              # ... and the slot it evicts waits in a FIFO
+    quarantine_scaled: bool = False       # both lengths x 2^(17 - log2 class size)
+                                          # (hardened_malloc: 8,192 slots for 16 B)
     zero_on_free: bool = False
     write_after_free_check: bool = False  # hardened_malloc: a slot is checked zero when reused
     guard_slab_interval: int = 0          # a guard (unmapped, not resident) slab every N slabs
@@ -150,7 +152,7 @@ PRESETS: dict[str, object] = {
     "hardened": SlabConfig(name="hardened", size_classes=HARDENED_CLASSES,
                            slot_policy="random", slab_bytes=4096, slab_min_slots=64,
                            slab_max_bytes=128 << 10, class_slots=HARDENED_SLOTS, single_slot_bytes=20480, canary_bytes=8, quarantine_fifo=1,
-                           quarantine_random=1, zero_on_free=True,
+                           quarantine_random=1, quarantine_scaled=True, zero_on_free=True,
                            write_after_free_check=True, guard_slab_interval=1,
                            large_guard_pages=1, empty_slabs_kept=32,
                            detects_double_free=True, detects_invalid_free=True, seed=1),

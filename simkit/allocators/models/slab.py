@@ -63,6 +63,17 @@ def class_geometry(cfg: SlabConfig):
     return size, slots, sbytes
 
 
+def quarantine_lengths(cfg: SlabConfig, size):
+    """Slab quarantine lengths per class (random array, FIFO queue). hardened_malloc scales
+    both by the class: length << (clz64(size) - (63 - 17)) (h_malloc.c, extended size classes),
+    8,192 x the configured length for 16 B down to 1x for 128 KiB (``quarantine_scaled``)."""
+    size = np.asarray(size, np.int64)
+    shift = np.zeros(len(size), np.int64)
+    if cfg.quarantine_scaled:
+        shift = np.maximum(17 - np.floor(np.log2(size)).astype(np.int64), 0)
+    return cfg.quarantine_random << shift, cfg.quarantine_fifo << shift
+
+
 class SlabEngine:
     kernel = staticmethod(K.slab_run)
     counter_names = K.SLAB_COUNTER_NAMES
@@ -89,9 +100,16 @@ class SlabEngine:
         self.cls_head = np.full(nc, -1, np.int64)
         self.cls_empty = np.zeros(nc, np.int64)
         self.touched = np.zeros(1 << 14, np.uint8)
-        self.qrand = np.full(nc * max(cfg.quarantine_random, 1), -1, np.int64)
-        self.qfifo = np.full(nc * max(cfg.quarantine_fifo, 1), -1, np.int64)
-        self.qstate = np.zeros(2 * nc, np.int64)
+        rlen, flen = quarantine_lengths(cfg, self.cls_size)
+        self.qrand = np.full(max(int(rlen.sum()), 1), -1, np.int64)
+        self.qfifo = np.full(max(int(flen.sum()), 1), -1, np.int64)
+        # per class: FIFO head and count, then random offset, length, queue offset, length
+        self.qstate = np.zeros(6 * nc, np.int64)
+        q = self.qstate[2 * nc:].reshape(nc, 4)
+        q[:, 0] = np.cumsum(rlen) - rlen
+        q[:, 1] = rlen
+        q[:, 2] = np.cumsum(flen) - flen
+        q[:, 3] = flen
         self.S = np.zeros(K.NS, np.int64)
         self.Q = np.zeros(K.NQ, np.int64)
         self.Q[K.Q_NEXT_ADDR] = K.SLAB_BASE
