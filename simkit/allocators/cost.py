@@ -38,15 +38,15 @@ import numpy as np
 from simkit.errors import InputError
 
 # operation -> CPU ns; defaults: measured on the development machine (a 2-vCPU KVM guest,
-# Debian 12, 2026-12-07 18:32 UTC, load 6.9 falling to 3.6) by csrc/malloc_costs.c, min of 7
-# batches; "call" is the mean of that run's leave-one-trace-out fits (8.4 ns; 5.0-10.0 by
+# Debian 12, 2026-12-07 18:48 UTC, load 3.8 rising to 10) by csrc/malloc_costs.c, min of 7
+# batches; "call" is the mean of that run's leave-one-trace-out fits (12.6 ns; 8.8-14.6 by
 # fold). ``python -m simkit.calibrate.malloc_cost --out F.json`` measures this machine's.
-COST_NS = {"call": 8.4, "fault": 1366.0, "release_page": 90.7, "brk": 584.0, "mmap": 412.0,
-           "munmap": 939.0, "mremap": 1118.0, "mprotect": 1132.0, "madvise": 229.0,
-           "bitmap_word": 0.30, "meta_line": 4.72, "memset_line": 0.31}
+COST_NS = {"call": 12.6, "fault": 1357.0, "release_page": 75.9, "brk": 601.0, "mmap": 427.0,
+           "munmap": 983.0, "mremap": 1127.0, "mprotect": 1195.0, "madvise": 261.0,
+           "bitmap_word": 0.44, "meta_line": 4.94, "memset_line": 0.31}
 OPERATIONS = tuple(COST_NS)
 # the dependent-load cost per cache line by working set (KiB), same run; meta_line = 256 KiB
-LINE_NS = {16: 1.44, 256: 4.72, 4096: 43.6, 65536: 228.3}
+LINE_NS = {16: 1.45, 256: 4.94, 4096: 127.4, 65536: 216.2}
 META_LINE_KIB = 256
 
 
