@@ -141,17 +141,19 @@ PRESETS: dict[str, object] = {
     "sjmalloc": SlabConfig(name="sjmalloc", size_classes=JE_CLASSES, slot_policy="lowest",
                            slab_bytes=4096, slab_min_slots=8, slab_max_bytes=65536,
                            detects_double_free=True, detects_invalid_free=True),
-    # hardened_malloc default (GrapheneOS README, REFERENCE 4.3): 16 B -> 256 slots / 4 KiB
-    # slab, 1024 B -> 64 slots / 64 KiB, >= 20480 B -> 1 slot; random slots, quarantines,
-    # zero-on-free, 8 B canaries, a guard slab after every slab; slab quarantines per size
-    # class of length 1 (random) + 1 (queue) (config/default.mk). Empty slabs stay resident up
+    # hardened_malloc default (GrapheneOS README, REFERENCE 4.3): slots per class as h_malloc.c's
+    # size_class_slots (16 B -> 256 slots / 4 KiB, 1024 B -> 64 / 64 KiB, >= 20480 B -> 1);
+    # random slots, zero-on-free, 8 B canaries at the slot's end, a guard slab after every
+    # slab; slab quarantines of 1 (random) + 1 (queue) (config/default.mk) scaled by the class,
+    # << (clz64(size) - 46): 8,192 + 8,192 slots for 16 B (h_malloc.c). Empty slabs stay resident up
     # to max_empty_slabs_total = 128 KiB per class (h_malloc.c, extended size classes), beyond
     # that they are purged: 32 of the small classes' 4 KiB slabs (the model counts slabs, not
     # bytes). Leave-one-trace-out fits against real hardened_malloc chose 16-64 (default) and
     # 4-16 (light) of {0, 1, 4, 16, 64} (docs/allocators.md); 0 (all purged) was 19-50% off.
     "hardened": SlabConfig(name="hardened", size_classes=HARDENED_CLASSES,
                            slot_policy="random", slab_bytes=4096, slab_min_slots=64,
-                           slab_max_bytes=128 << 10, class_slots=HARDENED_SLOTS, single_slot_bytes=20480, canary_bytes=8, quarantine_fifo=1,
+                           slab_max_bytes=128 << 10, class_slots=HARDENED_SLOTS,
+                           single_slot_bytes=20480, canary_bytes=8, quarantine_fifo=1,
                            quarantine_random=1, quarantine_scaled=True, zero_on_free=True,
                            write_after_free_check=True, guard_slab_interval=1,
                            large_guard_pages=1, empty_slabs_kept=32,
@@ -160,7 +162,8 @@ PRESETS: dict[str, object] = {
     # every 8 (hardened_malloc config/light.mk)
     "hardened-light": SlabConfig(name="hardened-light", size_classes=HARDENED_CLASSES,
                                  slot_policy="lowest", slab_bytes=4096, slab_min_slots=64,
-                                 slab_max_bytes=128 << 10, class_slots=HARDENED_SLOTS, single_slot_bytes=20480,
+                                 slab_max_bytes=128 << 10, class_slots=HARDENED_SLOTS,
+                                 single_slot_bytes=20480,
                                  canary_bytes=8, zero_on_free=True,
                                  guard_slab_interval=8, large_guard_pages=1,
                                  empty_slabs_kept=32, detects_double_free=True,
