@@ -154,10 +154,36 @@ def test_every_preset_replays_the_same_synthetic_trace():
 
 
 def test_pinned_cc1():
-    """Pinned on the shipped cc1 trace (98,370 events, peak live 3,204,745 B)."""
+    """Pinned on the shipped cc1 trace (98,370 events, peak live 3,204,745 B). The hardened
+    presets changed with the canary written at the slot's end and zero-on-free writing the
+    slot, and hardened's with its real slots per class and slab quarantines scaled by class
+    (h_malloc.c; were 6,823,936 and 4,366,336; real hardened_malloc's peak RSS growth on cc1
+    is 13.9 MiB)."""
     got = {n: AllocatorModel(n).run("cc1").peak_footprint_bytes for n in PRESETS}
-    assert got == {"ptmalloc": 3493888, "sjmalloc": 3997696, "hardened": 6823936,
-                   "hardened-light": 4366336, "mimalloc": 4227072}
+    assert got == {"ptmalloc": 3493888, "sjmalloc": 3997696, "hardened": 13922304,
+                   "hardened-light": 4505600, "mimalloc": 4227072}
+
+
+def test_hardened_slabs_are_h_malloc_cs():
+    """h_malloc.c size_class_slots: 80 B x 51 slots = 4,080 B -> one page; 224 B x 54 =
+    12,096 B -> 3 pages; 640 B x 64 = 40 KiB; 1,280 B x 16 = 20 KiB; 10,240 B x 6 -> 15
+    pages; 20,480 B and up: one slot."""
+    from simkit.allocators.models.slab import class_geometry
+    size, slots, sbytes = class_geometry(PRESETS["hardened"])
+    got = {int(c): (int(n), int(b)) for c, n, b in zip(size, slots, sbytes)}
+    assert got[80] == (51, 4096) and got[224] == (54, 12288) and got[640] == (64, 40960)
+    assert got[1280] == (16, 20480) and got[10240] == (6, 61440)
+    assert got[20480] == (1, 20480) and got[131072] == (1, 131072)
+    assert got[16] == (256, 4096)
+    # slab quarantine lengths: 1 << (clz64(size) - 46) each (h_malloc.c), light has none
+    from simkit.allocators.models.slab import quarantine_lengths
+    rlen, flen = quarantine_lengths(PRESETS["hardened"], size)
+    q = dict(zip(size.tolist(), rlen.tolist()))
+    assert (q[16], q[32], q[48], q[1024], q[20480], q[131072]) == (8192, 4096, 4096, 128, 8, 1)
+    assert (flen == rlen).all()
+    assert not quarantine_lengths(PRESETS["hardened-light"], size)[0].any()
+    with pytest.raises(ValueError, match="class_slots"):
+        SlabConfig(name="x", size_classes=(16, 32), class_slots=(4,))
 
 
 MODEL_EXPECT = {
@@ -347,14 +373,23 @@ def test_cli_alloc_run_and_errors(tmp_path, capsys):
 
 def test_cost_weights_load_and_check(tmp_path):
     import json
-    (tmp_path / "c.json").write_text(json.dumps({"cost_ns": {"op": 10, "fault": 100}}))
+    from simkit.allocators.cost import COST_NS
+    (tmp_path / "c.json").write_text(json.dumps({"cost_ns": {"call": 10, "fault": 100}}))
     m = AllocatorModel("ptmalloc", cost=tmp_path / "c.json")
     s = m.run(synthetic_alloc(2000, seed=2))
     c = s.counters
-    want = 10 * s.events + 1.5 * c["list_steps"] + 100 * c["page_faults"] + 1500 * s.syscalls
+    w = COST_NS      # the others keep their defaults
+    want = (10 * s.events + 100 * c["page_faults"] + w["release_page"] * c["pages_released"]
+            + w["brk"] * (c["sbrk_calls"] + c["trims"]) + w["mmap"] * c["mmap_calls"]
+            + w["munmap"] * c["munmap_calls"] + w["mremap"] * c["mremap_calls"]
+            + w["bitmap_word"] * (c["binmap_steps"] // 32)
+            + w["meta_line"] * (c["list_steps"] - c["binmap_steps"] + c["unsorted_scanned"]
+                                + c["coalesces"]))
     assert s.cost_estimate_ns == pytest.approx(want)
-    with pytest.raises(InputError, match=r"cost: bad weight op=-1"):
-        AllocatorModel("ptmalloc", cost={"op": -1})
+    with pytest.raises(InputError, match=r"cost: bad weight call=-1"):
+        AllocatorModel("ptmalloc", cost={"call": -1})
+    with pytest.raises(InputError, match=r"cost: bad weight op=1"):
+        AllocatorModel("ptmalloc", cost={"op": 1})       # the old model's keys are gone
 
 
 def test_allocators_experiment_quick(tmp_path):
@@ -374,6 +409,15 @@ def test_allocators_experiment_quick(tmp_path):
     sec = pd.read_csv(tmp_path / "allocators-security.csv")
     assert set(sec.allocator) >= {"ptmalloc", "sjmalloc", "hardened", "hardened-light",
                                   "mimalloc"}
+    cm = df[df.part == "cost-model"]
+    if shutil.which("gcc") is not None:     # glibc and mimalloc at least: the cost model ran
+        assert len(cm) and {"glibc"} <= set(cm.real)
+        for _, r in cm.iterrows():          # each trace predicted from a fit on the others
+            assert r.trace not in r.fitted_on.split(",")
+        v = df[df.part == "cost-rank"].verdict.dropna()
+        assert len(v) and v.str.contains(r"(?:ranks|cannot rank) the real allocators "
+                                         r"\(Spearman rho = ").all()
+        assert any(c.startswith("cost model ranks the real allocators") for c in s.index)
 
 
 def _mixed_trace(n, seed):

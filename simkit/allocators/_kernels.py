@@ -67,13 +67,14 @@ NP = 12
 (C_MALLOC, C_FREE, C_REALLOC, C_TCACHE_HIT, C_FAST_HIT, C_SMALL_HIT, C_UNSORTED_SCAN,
  C_LARGE_HIT, C_BINMAP_HIT, C_TOP_SPLIT, C_SBRK, C_TRIM, C_MMAP, C_MUNMAP, C_CONSOLIDATE,
  C_COALESCE, C_STEPS, C_FAULTS, C_DETECTED, C_ACCEPTED, C_CRASH, C_REALLOC_INPLACE,
- C_MEMALIGN) = range(23)
-NC = 24
+ C_MEMALIGN, C_RELEASED, C_MREMAP, C_BINMAP_STEPS) = range(26)
+NC = 26
 COUNTER_NAMES = ("mallocs", "frees", "reallocs", "tcache_hits", "fastbin_hits", "smallbin_hits",
                  "unsorted_scanned", "largebin_hits", "binmap_hits", "top_splits", "sbrk_calls",
                  "trims", "mmap_calls", "munmap_calls", "consolidations", "coalesces",
                  "list_steps", "page_faults", "free_detected", "free_accepted_corrupting",
-                 "free_crashed", "realloc_in_place", "memaligns")
+                 "free_crashed", "realloc_in_place", "memaligns", "pages_released",
+                 "mremap_calls", "binmap_steps")
 # timeline columns
 T_EVENT, T_LIVE, T_HEAP, T_MMAPPED, T_RSS = range(5)
 NT = 5
@@ -252,6 +253,7 @@ def _trim(csz, st, psz, touched, S, C, P):
         if touched[p]:
             touched[p] = 0
             S[S_RSS_PAGES] -= 1
+            C[C_RELEASED] += 1
     S[S_END] = new_end
     C[C_TRIM] += 1
 
@@ -402,6 +404,7 @@ def _int_malloc(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_h
                     return g
             j += 1
             C[C_STEPS] += 1
+            C[C_BINMAP_STEPS] += 1          # of list_steps: bins skipped in the binmap
         # top
         top = S[S_TOP]
         tsz = S[S_END] - top
@@ -479,6 +482,7 @@ def _munmap(S, C, P, size):
     S[S_RSS_PAGES] -= size // PAGE
     S[S_NMMAPS] -= 1
     C[C_MUNMAP] += 1
+    C[C_RELEASED] += size // PAGE
     if P[P_DYNAMIC] and size > S[S_MMAP_THR] and size <= P[P_MMAP_MAX_THR]:
         S[S_MMAP_THR] = size                       # the dynamic mmap threshold
         S[S_TRIM_THR] = 2 * size
@@ -560,6 +564,10 @@ def _realloc_in_place(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, 
         S[S_RSS_PAGES] += (newsz - ms) // PAGE
         if newsz > ms:
             C[C_FAULTS] += (newsz - ms) // PAGE
+        elif newsz < ms:
+            C[C_RELEASED] += (ms - newsz) // PAGE
+        if newsz != ms:
+            C[C_MREMAP] += 1
         obj_g[k] = -1
         obj_addr[k] = obj_addr[f]
         obj_msz[k] = newsz
@@ -775,17 +783,19 @@ NQ = 12
 # slab parameters R[...]
 (R_POLICY, R_HEADER, R_CANARY, R_QFIFO, R_QRAND, R_GUARD, R_LARGE_ROUND, R_LARGE_GUARD,
  R_EMPTY_KEPT, R_DETECT_DF, R_DETECT_INV, R_STRICT, R_SAMPLE, R_ZERO, R_EXTEND,
- R_LARGE_CACHE, R_MAXSLOTS, R_POOL) = range(18)
-NR = 18
+ R_LARGE_CACHE, R_MAXSLOTS, R_POOL, R_WAF) = range(19)
+NR = 19
 # slab counters (reuse C_ names where they mean the same)
 (D_MALLOC, D_FREE, D_REALLOC, D_SLAB_NEW, D_SLAB_PURGE, D_LARGE_MAP, D_LARGE_UNMAP, D_STEPS,
  D_FAULTS, D_DETECTED, D_ACCEPTED, D_CRASH, D_QUAR, D_COLLECT, D_ZEROED_BYTES,
- D_REALLOC_INPLACE) = range(16)
-ND = 16
+ D_REALLOC_INPLACE, D_BITMAP_WORDS, D_MPROTECT, D_MADVISE, D_REMAP, D_RELEASED,
+ D_WAF_BYTES) = range(22)
+ND = 22
 SLAB_COUNTER_NAMES = ("mallocs", "frees", "reallocs", "slabs_created", "slabs_purged",
                       "mmap_calls", "munmap_calls", "list_steps", "page_faults", "free_detected",
                       "free_accepted_corrupting", "free_crashed", "quarantined", "local_collects",
-                      "zeroed_bytes", "realloc_in_place")
+                      "zeroed_bytes", "realloc_in_place", "bitmap_words", "mprotect_calls",
+                      "madvise_calls", "remap_calls", "pages_released", "checked_bytes")
 
 
 @helper
@@ -803,14 +813,40 @@ def _rand(Q):
 
 @helper
 def _stouch(touched, S, D, a0, a1):
-    """Mark slab-area pages of addresses [a0, a1) resident."""
+    """Mark slab-area pages of addresses [a0, a1) resident (written). A page only read before
+    (state 2: the kernel's shared zero page) faults again, copy on write."""
+    p0 = (a0 - SLAB_BASE) // PAGE
+    p1 = (a1 - 1 - SLAB_BASE) // PAGE
+    for p in range(p0, p1 + 1):
+        if touched[p] != 1:
+            touched[p] = 1
+            S[S_RSS_PAGES] += 1
+            D[D_FAULTS] += 1
+
+
+@helper
+def _sread(touched, D, a0, a1):
+    """Read slab-area addresses [a0, a1): a page never touched faults in the shared zero page
+    (state 2: a fault, not resident)."""
     p0 = (a0 - SLAB_BASE) // PAGE
     p1 = (a1 - 1 - SLAB_BASE) // PAGE
     for p in range(p0, p1 + 1):
         if touched[p] == 0:
-            touched[p] = 1
-            S[S_RSS_PAGES] += 1
+            touched[p] = 2
             D[D_FAULTS] += 1
+
+
+@helper
+def _slot_touch(touched, S, D, R, base, a, req, slot_end, fresh):
+    """The pages an allocation in slot [base, slot_end) writes: the block as the replayer
+    touches it and the canary at the end of the slot (hardened_malloc's ``set_canary``); before
+    both, when ``fresh`` (a newly chosen slot) and the write-after-free check is on, a read of
+    the whole slot up to its canary."""
+    if fresh and R[R_WAF]:
+        _sread(touched, D, base, slot_end - R[R_CANARY])
+    _stouch(touched, S, D, base, a + req)
+    if R[R_CANARY] > 0:
+        _stouch(touched, S, D, slot_end - R[R_CANARY], slot_end)
 
 
 @helper
@@ -853,6 +889,8 @@ def _new_slab(cls_slots, cls_bytes, slab_cls, slab_addr, slab_first, slab_nfree,
     slab_ext[s] = ext
     slab_head[s] = f
     slab_local[s] = -1
+    if R[R_GUARD] > 0 and not reused:
+        D[D_MPROTECT] += 1        # hardened_malloc: the slab region is reserved PROT_NONE
     # push at the head of the class's list of slabs with free slots
     h = cls_head[c]
     slab_next[s] = h
@@ -933,7 +971,8 @@ def slab_run(op, oid, old, size, align, start, cls_size, cls_slots, cls_bytes, s
                     D[D_REALLOC] += 1
                     D[D_REALLOC_INPLACE] += 1
                     a = obj_addr[k]
-                    _stouch(touched, S, D, a - R[R_HEADER], a + req + R[R_CANARY])
+                    base = a - R[R_HEADER]
+                    _slot_touch(touched, S, D, R, base, a, req, base + ssz, NO)
                     if out_addr.shape[0] > 0:
                         out_addr[i] = a
                     _foot(S)
@@ -965,6 +1004,8 @@ def slab_run(op, oid, old, size, align, start, cls_size, cls_slots, cls_bytes, s
                 sl = _pick(cls_slots, cls_bytes, slab_first, slab_head, slab_local, slab_ext,
                            slot_st, slot_next, Q, R, D, s, c)
                 slot_st[sl] = SL_USED
+                if R[R_WAF]:                    # the slot is checked to be still zero
+                    D[D_WAF_BYTES] += cls_size[c] - R[R_CANARY]
                 slab_nfree[s] -= 1
                 if slab_nfree[s] == 0:
                     _slab_unlist(slab_next, slab_prev, cls_head, c, s)
@@ -972,7 +1013,8 @@ def slab_run(op, oid, old, size, align, start, cls_size, cls_slots, cls_bytes, s
                 obj_slot[k] = sl
                 obj_addr[k] = a
                 obj_msz[k] = 0
-                _stouch(touched, S, D, a - R[R_HEADER], a + req + R[R_CANARY])
+                _slot_touch(touched, S, D, R, a - R[R_HEADER], a, req,
+                            a - R[R_HEADER] + cls_size[c], YES)
             else:
                 # canaries are a slab slot's (hardened_malloc puts none after large ones)
                 m = ((req + R[R_HEADER] + R[R_LARGE_ROUND] - 1) // R[R_LARGE_ROUND]) \
@@ -1005,6 +1047,8 @@ def slab_run(op, oid, old, size, align, start, cls_size, cls_slots, cls_bytes, s
                     S[S_MMAPPED] += pages * PAGE
                     D[D_FAULTS] += pages
                     D[D_LARGE_MAP] += 1
+                    if R[R_LARGE_GUARD] > 0:
+                        D[D_MPROTECT] += 1      # mapped PROT_NONE with guards, middle made RW
             obj_req[k] = req
             S[S_LIVE] += req
             S[S_NLIVE] += 1
@@ -1079,10 +1123,12 @@ def _pick(cls_slots, cls_bytes, slab_first, slab_head, slab_local, slab_ext, slo
             x = f + (r + j) % nsl
             if slot_st[x] == SL_FREE:
                 D[D_STEPS] += j
+                D[D_BITMAP_WORDS] += j // 64 + 1
                 return x
     for j in range(nsl):                        # lowest free slot (bitmap scan)
         if slot_st[f + j] == SL_FREE:
             D[D_STEPS] += j
+            D[D_BITMAP_WORDS] += j // 64 + 1
             return f + j
     return -1
 
@@ -1120,10 +1166,12 @@ def _release_slot(cls_size, cls_slots, cls_bytes, slab_cls, slab_addr, slab_firs
             if R[R_POOL] != POOL_RESIDENT:  # purge: its pages leave the RSS
                 p0 = (slab_addr[s] - SLAB_BASE) // PAGE
                 for p in range(p0, p0 + (cls_slots[c] * cls_size[c] + PAGE - 1) // PAGE):
-                    if touched[p]:
-                        touched[p] = 0
+                    if touched[p] == 1:
                         S[S_RSS_PAGES] -= 1
+                        D[D_RELEASED] += 1
+                    touched[p] = 0
                 D[D_SLAB_PURGE] += 1
+                D[D_MADVISE] += 1           # MADV_DONTNEED (or an mmap over it: one call)
 
 
 @helper
@@ -1152,6 +1200,7 @@ def _sfree(cls_size, cls_slots, cls_bytes, slab_cls, slab_addr, slab_first, slab
             S[S_MMAPPED] -= lcache[slot, 2] * PAGE
             Q[Q_LARGE_MAPPED] -= lcache[slot, 1]
             D[D_LARGE_UNMAP] += 1
+            D[D_RELEASED] += lcache[slot, 2]
         if slot >= 0:                               # keep the mapping (resident) for reuse
             lcache[slot, 0] = obj_addr[f]
             lcache[slot, 1] = m
@@ -1161,33 +1210,44 @@ def _sfree(cls_size, cls_slots, cls_bytes, slab_cls, slab_addr, slab_first, slab
             S[S_MMAPPED] -= res * PAGE
             Q[Q_LARGE_MAPPED] -= m
             D[D_LARGE_UNMAP] += 1
+            D[D_RELEASED] += res
+            if R[R_LARGE_GUARD] > 0:
+                D[D_REMAP] += 1     # hardened_malloc: a PROT_NONE mapping replaces it (region
+                                    # quarantine); the munmap comes when it leaves the queue
     else:
         if sl < -1:                                # an interior pointer (probes)
             return CK_DETECTED if R[R_DETECT_INV] else CK_ACCEPTED
         if slot_st[sl] != SL_USED:
             return CK_DETECTED if R[R_DETECT_DF] else (
                 CK_ACCEPTED if R[R_POLICY] == POL_LIFO or R[R_POLICY] == POL_SHARDED else CK_OK)
-        if R[R_ZERO]:
-            D[D_ZEROED_BYTES] += obj_req[f]
+        s = _slab_of(slab_first, Q, sl)
+        c = slab_cls[s]
+        if R[R_ZERO]:                  # hardened_malloc zeroes the slot up to its canary
+            D[D_ZEROED_BYTES] += cls_size[c] - R[R_CANARY]
+            base = slab_addr[s] + (sl - slab_first[s]) * cls_size[c]
+            _stouch(touched, S, D, base, base + cls_size[c] - R[R_CANARY])
         if R[R_QRAND] + R[R_QFIFO] > 0:          # per-class slab quarantines
-            c = slab_cls[_slab_of(slab_first, Q, sl)]
             slot_st[sl] = SL_QUAR
             D[D_QUAR] += 1
             ev = sl
-            if R[R_QRAND] > 0:
-                j = c * R[R_QRAND] + _rand(Q) % R[R_QRAND]
+            # class c's arrays: qstate[2 nc + 4 c + (0..3)] = random offset, length, queue
+            # offset, length (models/slab.py)
+            q = 2 * cls_size.shape[0] + 4 * c
+            if qstate[q + 1] > 0:
+                j = qstate[q] + _rand(Q) % qstate[q + 1]
                 ev = qrand[j]
                 qrand[j] = sl
-            if ev >= 0 and R[R_QFIFO] > 0:
-                L = R[R_QFIFO]
+            if ev >= 0 and qstate[q + 3] > 0:
+                L = qstate[q + 3]
                 h = qstate[2 * c]
+                o = qstate[q + 2]
                 if qstate[2 * c + 1] < L:
-                    qfifo[c * L + (h + qstate[2 * c + 1]) % L] = ev
+                    qfifo[o + (h + qstate[2 * c + 1]) % L] = ev
                     qstate[2 * c + 1] += 1
                     ev = -1
                 else:
-                    out = qfifo[c * L + h]
-                    qfifo[c * L + h] = ev
+                    out = qfifo[o + h]
+                    qfifo[o + h] = ev
                     qstate[2 * c] = (h + 1) % L
                     ev = out
             if ev >= 0:

@@ -66,6 +66,10 @@ def _classes_4_per_doubling(first: tuple, top: int) -> tuple:
 
 # hardened_malloc's size classes (README; REFERENCE 4.3): 16, 32, 48, 64, then 4 per doubling
 HARDENED_CLASSES = _classes_4_per_doubling((16, 32, 48, 64), 131072)
+# hardened_malloc's slots per class (h_malloc.c size_class_slots; the slab is slots x size
+# rounded up to pages): 12-64 KiB slabs for 256 B-16 KiB, one slot from 20 KiB
+HARDENED_SLOTS = (256, 128, 85, 64, 51, 42, 36, 64, 51, 64, 54, 64, 64, 64, 64, 64, 64, 64, 64,
+                  64, 16, 16, 16, 16, 8, 8, 8, 8, 8, 8, 8, 8, 6, 5, 4, 4) + (1,) * 12
 # jemalloc/SJMalloc-like classes: 8, 16..128 by 16, then 4 per doubling (assumed for SJMalloc)
 JE_CLASSES = (8,) + tuple(range(16, 129, 16)) + _classes_4_per_doubling((128,), 131072)[1:]
 # mimalloc bins: word-size steps to 64, then 4 per doubling up to 128 KiB (MI_MEDIUM_OBJ_SIZE_MAX)
@@ -80,13 +84,18 @@ class SlabConfig:
     slab_bytes: int = 4096                # slab size for the smallest classes
     slab_min_slots: int = 1               # a class's slab grows (power of two) to hold this many
     slab_max_bytes: int = 65536
+    class_slots: tuple = ()               # slots per class, given (slab = slots x size, page-
+                                          # rounded); () computes them from the three above
     single_slot_bytes: int = 0            # classes from this size get one slot per slab
     large_round_bytes: int = 4096         # objects above the last class: own mapping, rounded
     header_bytes: int = 0                 # in-band bytes before each object (0: out-of-line)
     canary_bytes: int = 0                 # at the end of each slot (hardened_malloc: 8)
     quarantine_random: int = 0            # per class: a freed slot swaps into a random array
     quarantine_fifo: int = 0              # ... and the slot it evicts waits in a FIFO
+    quarantine_scaled: bool = False       # both lengths x 2^(17 - log2 class size)
+                                          # (hardened_malloc: 8,192 slots for 16 B)
     zero_on_free: bool = False
+    write_after_free_check: bool = False  # hardened_malloc: a slot is checked zero when reused
     guard_slab_interval: int = 0          # a guard (unmapped, not resident) slab every N slabs
     large_guard_pages: int = 0            # guard pages around each large mapping (virtual)
     empty_slabs_kept: int = 1             # empty slabs per class kept for that class
@@ -115,6 +124,10 @@ class SlabConfig:
             raise ValueError(f"SlabConfig.size_classes: must be increasing and positive, "
                              f"got {cls!r}")
         _positive(self, "slab_bytes", "slab_min_slots", "slab_max_bytes", "large_round_bytes")
+        if self.class_slots and (len(self.class_slots) != len(cls) or
+                                 any(not isinstance(n, int) or n < 1 for n in self.class_slots)):
+            raise ValueError(f"SlabConfig.class_slots: one positive integer per size class "
+                             f"({len(cls)}), got {self.class_slots!r}")
         _positive(self, "single_slot_bytes", "header_bytes", "canary_bytes", "quarantine_fifo", "quarantine_random",
                   "guard_slab_interval", "large_guard_pages", "empty_slabs_kept",
                   "slab_meta_bytes", "slot_meta_bits", "seed", "extend_bytes",
@@ -128,25 +141,29 @@ PRESETS: dict[str, object] = {
     "sjmalloc": SlabConfig(name="sjmalloc", size_classes=JE_CLASSES, slot_policy="lowest",
                            slab_bytes=4096, slab_min_slots=8, slab_max_bytes=65536,
                            detects_double_free=True, detects_invalid_free=True),
-    # hardened_malloc default (GrapheneOS README, REFERENCE 4.3): 16 B -> 256 slots / 4 KiB
-    # slab, 1024 B -> 64 slots / 64 KiB, >= 20480 B -> 1 slot; random slots, quarantines,
-    # zero-on-free, 8 B canaries, a guard slab after every slab; slab quarantines per size
-    # class of length 1 (random) + 1 (queue) (config/default.mk). Empty slabs stay resident up
+    # hardened_malloc default (GrapheneOS README, REFERENCE 4.3): slots per class as h_malloc.c's
+    # size_class_slots (16 B -> 256 slots / 4 KiB, 1024 B -> 64 / 64 KiB, >= 20480 B -> 1);
+    # random slots, zero-on-free, 8 B canaries at the slot's end, a guard slab after every
+    # slab; slab quarantines of 1 (random) + 1 (queue) (config/default.mk) scaled by the class,
+    # << (clz64(size) - 46): 8,192 + 8,192 slots for 16 B (h_malloc.c). Empty slabs stay resident up
     # to max_empty_slabs_total = 128 KiB per class (h_malloc.c, extended size classes), beyond
     # that they are purged: 32 of the small classes' 4 KiB slabs (the model counts slabs, not
     # bytes). Leave-one-trace-out fits against real hardened_malloc chose 16-64 (default) and
     # 4-16 (light) of {0, 1, 4, 16, 64} (docs/allocators.md); 0 (all purged) was 19-50% off.
     "hardened": SlabConfig(name="hardened", size_classes=HARDENED_CLASSES,
                            slot_policy="random", slab_bytes=4096, slab_min_slots=64,
-                           slab_max_bytes=128 << 10, single_slot_bytes=20480, canary_bytes=8, quarantine_fifo=1,
-                           quarantine_random=1, zero_on_free=True, guard_slab_interval=1,
+                           slab_max_bytes=128 << 10, class_slots=HARDENED_SLOTS,
+                           single_slot_bytes=20480, canary_bytes=8, quarantine_fifo=1,
+                           quarantine_random=1, quarantine_scaled=True, zero_on_free=True,
+                           write_after_free_check=True, guard_slab_interval=1,
                            large_guard_pages=1, empty_slabs_kept=32,
                            detects_double_free=True, detects_invalid_free=True, seed=1),
     # light: no quarantine, no write-after-free check, no slot randomization; guard slab
     # every 8 (hardened_malloc config/light.mk)
     "hardened-light": SlabConfig(name="hardened-light", size_classes=HARDENED_CLASSES,
                                  slot_policy="lowest", slab_bytes=4096, slab_min_slots=64,
-                                 slab_max_bytes=128 << 10, single_slot_bytes=20480,
+                                 slab_max_bytes=128 << 10, class_slots=HARDENED_SLOTS,
+                                 single_slot_bytes=20480,
                                  canary_bytes=8, zero_on_free=True,
                                  guard_slab_interval=8, large_guard_pages=1,
                                  empty_slabs_kept=32, detects_double_free=True,
@@ -170,7 +187,8 @@ DESIGNS = tuple(PRESETS)
 # REFERENCE 4.1). "abstract": stated there; "assumed": ours, chosen after jemalloc.
 SJMALLOC_PROVENANCE = {
     "out-of-band metadata, no in-band headers (header_bytes=0)": "abstract",
-    "about glibc's speed": "abstract (a target: our cost model is not validated; not checked)",
+    "about glibc's speed": "abstract (a target; the allocators experiment reports our cost "
+    "model's estimate beside that model's out-of-sample ranking check)",
     "about 5% memory overhead vs glibc": "abstract (a target the experiment compares with)",
     "size classes (jemalloc-like: 8, 16..128 by 16, then 4 per doubling)": "assumed",
     "slabs of 4 KiB growing to hold 8 slots, at most 64 KiB": "assumed",

@@ -8,7 +8,8 @@ chunk by chunk, and returns ``AllocStats``.
 Footprint is the RSS model: resident pages (the replayer in ``simkit bench malloc`` touches
 every page of each block; the allocator's own header writes count too), heap plus mappings.
 Fragmentation = peak footprint / peak live bytes - 1 (Johnstone & Wilson, ISMM 1998; REFERENCE
-4.7). The operation cost is an estimate in ns from the kernel's counters (``COST_NS``).
+4.7). The operation cost is operation counts times measured per-operation costs
+(``simkit.allocators.cost``; validated out of sample by ``simkit.calibrate.malloc_cost``).
 """
 from __future__ import annotations
 
@@ -19,16 +20,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from simkit.allocators import _kernels as K
+from simkit.allocators.cost import COST_NS, check_costs, operations, predict_ns
 from simkit.allocators.config import get_config
 from simkit.allocators.models import ENGINES
 from simkit.errors import InputError
 from simkit.trace.alloc import ALLOC_DTYPE, AllocOp, AllocTrace, NONE
-
-# Cost model: ns per event, per list step, per page fault (first touch of a page), per system
-# call (sbrk/mmap/munmap). Defaults are assumptions; ``simkit bench malloc --calibration F.json``
-# fits them on this machine (``simkit.calibrate.malloc.fit_cost``) and ``AllocatorModel(...,
-# cost=F.json)`` uses the fit.
-COST_NS = {"op": 15.0, "step": 1.5, "fault": 250.0, "syscall": 1500.0}
 
 
 @dataclass
@@ -59,13 +55,19 @@ class AllocStats:
     @property
     def syscalls(self) -> int:
         c = self.counters
-        return sum(c.get(k, 0) for k in ("sbrk_calls", "trims", "mmap_calls", "munmap_calls"))
+        return sum(c.get(k, 0) for k in ("sbrk_calls", "trims", "mmap_calls", "munmap_calls",
+                                         "mremap_calls", "mprotect_calls", "madvise_calls",
+                                         "remap_calls"))
+
+    @property
+    def operations(self) -> dict:
+        """Operation counts for the cost model (``simkit.allocators.cost.operations``)."""
+        return operations(self)
 
     @property
     def cost_estimate_ns(self) -> float:
-        c, w = self.counters, self.cost_ns
-        return (w["op"] * self.events + w["step"] * c.get("list_steps", 0)
-                + w["fault"] * c.get("page_faults", 0) + w["syscall"] * self.syscalls)
+        """Operation counts x per-operation costs (``simkit.allocators.cost``), ns."""
+        return predict_ns(self.operations, self.cost_ns)
 
     @property
     def ns_per_op(self) -> float:
@@ -110,8 +112,8 @@ class AllocStats:
 
 
 def load_cost(cost) -> dict:
-    """Cost weights: None (the assumed ``COST_NS``), a dict, or a calibration JSON file
-    written by ``simkit bench malloc --calibration``."""
+    """Cost weights: None (``simkit.allocators.cost.COST_NS``), a dict, or a calibration JSON
+    file (its ``cost_ns``) written by ``python -m simkit.calibrate.malloc_cost --out F.json``."""
     if cost is None:
         return dict(COST_NS)
     if isinstance(cost, dict):
@@ -124,12 +126,7 @@ def load_cost(cost) -> dict:
         except (OSError, ValueError) as exc:
             raise InputError(f"{cost}: not a cost calibration ({exc.__class__.__name__})") \
                 from None
-    out = dict(COST_NS)
-    for k, v in d.items():
-        if k not in COST_NS or not isinstance(v, (int, float)) or v < 0:
-            raise InputError(f"cost: bad weight {k}={v!r} (keys {', '.join(COST_NS)}, >= 0)")
-        out[k] = float(v)
-    return out
+    return check_costs(d)
 
 
 _NO_ADDR = np.zeros(0, np.int64)

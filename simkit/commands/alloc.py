@@ -34,7 +34,7 @@ def register(sub) -> None:
                    help="a model config from TOML (base = PRESET, fields to override)")
     q.add_argument("--max-events", type=count_type(0), metavar="N")
     q.add_argument("--cost", type=Path, metavar="FILE.json",
-                   help="cost weights fitted by simkit bench malloc --calibration")
+                   help="per-operation costs measured by simkit bench malloc --calibration")
     add_out_argument(q)
     q.add_argument("--timeline", type=Path, metavar="FILE.csv",
                    help="footprint and live bytes over the trace, every model")
@@ -84,8 +84,9 @@ def cmd_run(args) -> int:
     if any(c.name == "sjmalloc" for c in configs):
         print("note: sjmalloc = the abstract's out-of-band metadata (no in-band headers); its "
               "size classes, slabs, bitmap and slot policy are our assumptions "
-              "(`simkit alloc presets` lists which is which); cost_ns_per_op is the unvalidated "
-              "cost estimate")
+              "(`simkit alloc presets` lists which is which); cost_ns_per_op is operation "
+              "counts x measured costs, checked out of sample by "
+              "python -m simkit.calibrate.malloc_cost")
     tl = pd.concat(tls, ignore_index=True)
     if args.timeline is not None:
         write_frame(tl, args.timeline)

@@ -47,8 +47,10 @@ def register(what) -> None:
     p.add_argument("--validation-out", type=Path, metavar="FILE")
     p.add_argument("--security-out", type=Path, metavar="FILE")
     p.add_argument("--calibration", type=Path, metavar="FILE.json",
-                   help="fit the ptmalloc model's cost weights on glibc's medians and write "
-                        "them (with the machine) as JSON; use with simkit alloc run --cost")
+                   help="measure the cost model's per-operation costs on this machine "
+                        "(microbenchmark), validate the model leave-one-trace-out against the "
+                        "measured allocators (name glibc, mimalloc, hardened_malloc[-light]) "
+                        "and write the costs as JSON; use with simkit alloc run --cost")
     p.set_defaults(func=run_malloc, _outputs=("calibration",))
 
 
@@ -106,8 +108,23 @@ def run_malloc(args) -> int:
         import json
         import os
 
-        cal = cm.fit_cost(traces, med)
-        print("\ncost weights fitted on glibc (ns): "
+        from simkit.calibrate import malloc_cost as mcost
+
+        costs = mcost.measure_costs()
+        cal = {"cost_ns": dict(costs["cost_ns"]), **{k: v for k, v in costs.items()
+                                                     if k != "cost_ns"}}
+        try:
+            r = mcost.evaluate(costs, med, mcost.model_operations(traces))
+        except InputError as exc:
+            print(f"\ncost model not validated: {exc}")
+        else:
+            cal["cost_ns"]["call"] = float(r["loo"].call_ns.mean())
+            cal["validation"] = r["loo"].to_dict("records")
+            print("\ncost model, leave one trace out (CPU ns):")
+            print_frame(r["loo"], ("trace", "model", "real", "measured_ns", "predicted_ns",
+                                   "error", "call_ns"))
+            print(r["verdict"])
+        print("per-operation costs measured (CPU ns): "
               + ", ".join(f"{k} {v:.3g}" for k, v in cal["cost_ns"].items()))
         text = json.dumps(cal, indent=1, default=str)
         write_via(args.calibration, lambda tmp: tmp.write_text(text))

@@ -27,10 +27,11 @@ resident for reuse (mimalloc keeps freed spans in their segment).
 
 Not modelled: threads (mimalloc's per-thread heaps and cross-thread delayed frees; every event
 is one thread's), mimalloc's segments and arenas and its secure mode, hardened_malloc's
-write-after-free check, canary values (only their 8 bytes of space), metadata sealing, and its
-large-allocation region quarantine (address space only, not resident). Probe results for these
-designs come from the model's mechanisms (slot choice, quarantine, bitmap checks), with
-``detects_double_free``/``detects_invalid_free`` standing for the out-of-line bitmap checks.
+write-after-free check as a detection (its work is counted: ``checked_bytes``), canary values
+(only their 8 bytes of space), metadata sealing, and its large-allocation region quarantine
+(address space only, not resident). Probe results for these designs come from the model's
+mechanisms (slot choice, quarantine, bitmap checks), with ``detects_double_free`` /
+``detects_invalid_free`` standing for the out-of-line bitmap checks.
 """
 from __future__ import annotations
 
@@ -46,6 +47,10 @@ def class_geometry(cfg: SlabConfig):
     slots = np.zeros(len(size), np.int64)
     sbytes = np.zeros(len(size), np.int64)
     for i, s in enumerate(size):
+        if cfg.class_slots:
+            n = int(cfg.class_slots[i])
+            slots[i], sbytes[i] = n, -(-n * int(s) // 4096) * 4096
+            continue
         if cfg.single_slot_bytes and s >= cfg.single_slot_bytes:
             b = -(-int(s) // 4096) * 4096
             slots[i], sbytes[i] = 1, b
@@ -56,6 +61,17 @@ def class_geometry(cfg: SlabConfig):
         b = max(b, -(-int(s) // 4096) * 4096)
         slots[i], sbytes[i] = b // s, b
     return size, slots, sbytes
+
+
+def quarantine_lengths(cfg: SlabConfig, size):
+    """Slab quarantine lengths per class (random array, FIFO queue). hardened_malloc scales
+    both by the class: length << (clz64(size) - (63 - 17)) (h_malloc.c, extended size classes),
+    8,192 x the configured length for 16 B down to 1x for 128 KiB (``quarantine_scaled``)."""
+    size = np.asarray(size, np.int64)
+    shift = np.zeros(len(size), np.int64)
+    if cfg.quarantine_scaled:
+        shift = np.maximum(17 - np.floor(np.log2(size)).astype(np.int64), 0)
+    return cfg.quarantine_random << shift, cfg.quarantine_fifo << shift
 
 
 class SlabEngine:
@@ -84,9 +100,16 @@ class SlabEngine:
         self.cls_head = np.full(nc, -1, np.int64)
         self.cls_empty = np.zeros(nc, np.int64)
         self.touched = np.zeros(1 << 14, np.uint8)
-        self.qrand = np.full(nc * max(cfg.quarantine_random, 1), -1, np.int64)
-        self.qfifo = np.full(nc * max(cfg.quarantine_fifo, 1), -1, np.int64)
-        self.qstate = np.zeros(2 * nc, np.int64)
+        rlen, flen = quarantine_lengths(cfg, self.cls_size)
+        self.qrand = np.full(max(int(rlen.sum()), 1), -1, np.int64)
+        self.qfifo = np.full(max(int(flen.sum()), 1), -1, np.int64)
+        # per class: FIFO head and count, then random offset, length, queue offset, length
+        self.qstate = np.zeros(6 * nc, np.int64)
+        q = self.qstate[2 * nc:].reshape(nc, 4)
+        q[:, 0] = np.cumsum(rlen) - rlen
+        q[:, 1] = rlen
+        q[:, 2] = np.cumsum(flen) - flen
+        q[:, 3] = flen
         self.S = np.zeros(K.NS, np.int64)
         self.Q = np.zeros(K.NQ, np.int64)
         self.Q[K.Q_NEXT_ADDR] = K.SLAB_BASE
@@ -112,6 +135,7 @@ class SlabEngine:
         R[K.R_LARGE_CACHE] = cfg.large_cache
         R[K.R_MAXSLOTS] = int(self.cls_slots.max())
         R[K.R_POOL] = ("class", "resident", "purged").index(cfg.empty_slabs)
+        R[K.R_WAF] = int(cfg.write_after_free_check)
         self.P = R
         self.objects(objects)
 

@@ -42,9 +42,9 @@ def replay_once(exe: Path, data: Path, lib: str, timeout: float = 300) -> dict:
     if r.returncode != 0:
         raise InputError(f"replayer failed under {lib or 'glibc'} (status {r.returncode}): "
                          f"{r.stderr.strip()[-200:]}")
-    ns, n, start, hwm, end = (int(x) for x in r.stdout.split())
+    ns, n, start, hwm, end, cpu, minflt = (int(x) for x in r.stdout.split())
     return {"elapsed_ns": ns, "events": n, "start_rss_kib": start, "hwm_kib": hwm,
-            "end_rss_kib": end}
+            "end_rss_kib": end, "cpu_ns": cpu, "minor_faults": minflt}
 
 
 def bench_malloc(traces: dict, allocators=None, runs: int = 5, progress: bool = False):
@@ -77,13 +77,16 @@ def bench_malloc(traces: dict, allocators=None, runs: int = 5, progress: bool = 
         return runs_df, runs_df
     runs_df["delta_hwm_kib"] = runs_df.hwm_kib - runs_df.start_rss_kib
     runs_df["ns_per_op"] = runs_df.elapsed_ns / runs_df.events
+    runs_df["cpu_ns_per_op"] = runs_df.cpu_ns / runs_df.events
     med = (runs_df.groupby(["trace", "allocator"], sort=False)
-           [["elapsed_ns", "ns_per_op", "hwm_kib", "delta_hwm_kib", "start_rss_kib"]]
+           [["elapsed_ns", "cpu_ns", "minor_faults", "ns_per_op", "cpu_ns_per_op", "hwm_kib",
+             "delta_hwm_kib", "start_rss_kib"]]
            .median().reset_index())
     med["runs"] = runs
     base = med[med.allocator == "glibc"].set_index("trace")
     if len(base):
         med["time_ratio_to_glibc"] = med.elapsed_ns / med.trace.map(base.elapsed_ns)
+        med["cpu_ratio_to_glibc"] = med.cpu_ns / med.trace.map(base.cpu_ns)
         med["delta_hwm_ratio_to_glibc"] = med.delta_hwm_kib / med.trace.map(base.delta_hwm_kib)
     for a in names:
         if a not in have:

@@ -3,7 +3,9 @@
  * block so RSS is real (REFERENCE 4.7: memset <= 256 B, then 1 byte per 4 KiB, and the last
  * byte). Its own tables are mmapped (MAP_POPULATE) before the start RSS is read, so the
  * allocator under test sees only the trace's requests.
- * Output, one line: elapsed_ns events start_rss_kb hwm_kb end_rss_kb
+ * Output, one line: elapsed_ns events start_rss_kb hwm_kb end_rss_kb cpu_ns minor_faults
+ * (cpu_ns: the process's CPU time over the replay, user + system, so other processes on a busy
+ * machine do not count; minor_faults: getrusage's ru_minflt over the replay)
  * With a second argument OUT, the address each event returned (0 for free) is written to OUT
  * as n uint64 values (for checking a model's placement against the real allocator); "-" for
  * none. With a third and fourth, RSS.out EVERY: after every EVERY-th event (0, EVERY, ...)
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -120,7 +123,10 @@ int main(int argc, char **argv) {
     }
     prefault_libraries();
     long start_rss = status_kb("VmRSS:");
-    struct timespec t0, t1;
+    struct timespec t0, t1, c0, c1;
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (uint64_t i = 0; i < n; i++) {
         void *p;
@@ -149,11 +155,15 @@ int main(int argc, char **argv) {
         rss[2 * nrss + 1] = (uint64_t)start_rss;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+    getrusage(RUSAGE_SELF, &ru1);
     long hwm = status_kb("VmHWM:"), end_rss = status_kb("VmRSS:");
     char out[256];
-    int len = snprintf(out, sizeof out, "%lld %llu %ld %ld %ld\n",
+    int len = snprintf(out, sizeof out, "%lld %llu %ld %ld %ld %lld %ld\n",
                        (long long)(t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec),
-                       (unsigned long long)n, start_rss, hwm, end_rss);
+                       (unsigned long long)n, start_rss, hwm, end_rss,
+                       (long long)(c1.tv_sec - c0.tv_sec) * 1000000000LL + (c1.tv_nsec - c0.tv_nsec),
+                       ru1.ru_minflt - ru0.ru_minflt);
     write(1, out, len);
     return 0;
 }
