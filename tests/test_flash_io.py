@@ -112,6 +112,34 @@ def test_layer_bursts_after_the_predictor(bursts):
     np.testing.assert_allclose(df.io_s, want)
 
 
+def test_measured_burst_excess_replaces_tail_and_overhead():
+    """With ``burst_excess_s`` (measured on bursts of 1, 4, 16 waves) a burst costs its waves
+    plus the excess at its size, linear in log2 of the waves and of the thread count, held
+    outside; the p99 tail and the fixed overhead are not added on top."""
+    base = two_depth_table()
+    st = StorageCalibration("measured", 1e9, base.chunk_bytes, base.threads, base.bytes_per_s,
+                            latency_tail_s=(100 * US, 100 * US, 400 * US, 400 * US),
+                            burst_overhead_s={1: 5 * US, 4: 25 * US},
+                            burst_excess_s={1: {1: 10 * US, 4: 30 * US, 16: 50 * US},
+                                            4: {1: 40 * US, 4: 100 * US, 16: 400 * US}})
+    # 8 reads at 4 workers: 2 waves of 200 us + excess halfway (log2) between 1 and 4 waves
+    assert st.burst_seconds(8, 4096, 4) == pytest.approx((400 + 70) * US)
+    # 16 reads: 4 waves, the measured 100 us; 400 reads: 100 waves, held at 16 waves' 400 us
+    assert st.burst_seconds(16, 4096, 4) == pytest.approx((800 + 100) * US)
+    assert st.burst_seconds(400, 4096, 4) == pytest.approx((20000 + 400) * US)
+    # 2 reads: depth 2 (geometric time sqrt(100 x 200) us), excess halfway between depths
+    assert st.burst_seconds(2, 4096, 4) == pytest.approx((math.sqrt(100 * 200) + 25) * US)
+    # a negative excess never makes a burst faster than one read
+    neg = StorageCalibration("measured", 1e9, base.chunk_bytes, base.threads, base.bytes_per_s,
+                             burst_excess_s={4: {1: -1.0}})
+    assert neg.burst_seconds(4, 4096, 4) == pytest.approx(200 * US)
+    from simkit.flash.storage import from_dict
+    assert from_dict(st.to_dict()).burst_seconds(8, 4096, 4) == pytest.approx((400 + 70) * US)
+    with pytest.raises(ValueError, match="burst_excess_s"):
+        StorageCalibration("measured", 1e9, base.chunk_bytes, base.threads, base.bytes_per_s,
+                           burst_excess_s={4: {1: float("nan")}})
+
+
 def test_slowest_read_and_burst_overhead():
     """A burst waits for its slowest read (the 1 - 1/(n+1) quantile above the median, from the
     table's p99 - median by log interpolation, held at p99 from 99 reads on) and pays the
