@@ -702,9 +702,9 @@ def flash_summary(df, cal):
             f"{a.measured_layer_ms_per_token:.2f} vs {b.measured_layer_ms_per_token:.2f} ms")
     v = df[df.part == "validation"]
     for r in v.itertuples():
-        row(f"read schedule on a real file ({r.param_model}, {r.policy}, {r.chunk_bytes // 1024} "
-            f"KiB reads, one burst per {r.io_bursts}): predicted vs measured I/O, median of "
-            f"{r.repeats} runs", "(no paper number; issue 16 bar +-20%)", np.nan,
+        row(f"read schedule on a real file ({r.param_model}, {r.policy}, "
+            f"{int(r.chunk_bytes) // 1024} KiB reads, one burst per {r.io_bursts}): predicted vs "
+            f"measured I/O, median of {int(r.repeats)} runs", "(no paper number; issue 16 bar +-20%)", np.nan,
             f"{1e3 * r.predicted_s:.0f} vs {1e3 * r.measured_s:.0f} ms ({r.error_pct:+.0f}%; "
             f"runs {r.error_pct_min:+.0f}..{r.error_pct_max:+.0f}%)",
             r.error_pct, abs(r.error_pct) <= 20,
