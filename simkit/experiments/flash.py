@@ -704,7 +704,8 @@ def flash_summary(df, cal):
     for r in v.itertuples():
         row(f"read schedule on a real file ({r.param_model}, {r.policy}, "
             f"{int(r.chunk_bytes) // 1024} KiB reads, one burst per {r.io_bursts}): predicted vs "
-            f"measured I/O, median of {int(r.repeats)} runs", "(no paper number; issue 16 bar +-20%)", np.nan,
+            f"measured I/O, median of {int(r.repeats)} runs",
+            "(no paper number; issue 16 bar +-20%)", np.nan,
             f"{1e3 * r.predicted_s:.0f} vs {1e3 * r.measured_s:.0f} ms ({r.error_pct:+.0f}%; "
             f"runs {r.error_pct_min:+.0f}..{r.error_pct_max:+.0f}%)",
             r.error_pct, abs(r.error_pct) <= 20,
