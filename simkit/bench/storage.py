@@ -20,8 +20,9 @@ Method:
   chunk, issued as the flash schedule issues them (split in order over the workers, waited
   for); the mean time of a burst minus its waves of per-request time of the long run at that
   point (``burst_excess``) is kept in the calibration (``burst_excess_s``, per thread count
-  and waves; the cost model charges their mean, at least 0, per burst): the workers' wake-up, the wait for the last one to finish its run of reads
-  and, on a virtual disk, the host's ramp-up. (An earlier version kept one wave's cost less
+  and waves; the cost model charges their mean, at least 0, per burst): the workers'
+  wake-up, the wait for the last one to finish its run of reads and, on a virtual disk, the
+  host's ramp-up. (An earlier version kept one wave's cost less
   the slowest read's p99 wait, ``burst_overhead_s``; under CPU contention the p99 of one
   read is set by descheduled threads and overstated what a burst waits for.)
 - **A VM's virtual disk is not flash**: guest ``O_DIRECT`` does not bypass the host's cache. The
