@@ -112,6 +112,35 @@ def test_layer_bursts_after_the_predictor(bursts):
     np.testing.assert_allclose(df.io_s, want)
 
 
+def test_measured_burst_excess_replaces_tail_and_overhead():
+    """With ``burst_excess_s`` (measured on bursts of 1, 4, 16 waves) a burst costs its waves
+    plus the mean excess over the measured sizes (at least 0), linear in log2 of the thread
+    count; the p99 tail and the fixed overhead are not added on top."""
+    base = two_depth_table()
+    st = StorageCalibration("measured", 1e9, base.chunk_bytes, base.threads, base.bytes_per_s,
+                            latency_tail_s=(100 * US, 100 * US, 400 * US, 400 * US),
+                            burst_overhead_s={1: 5 * US, 4: 25 * US},
+                            burst_excess_s={1: {1: 10 * US, 4: 30 * US, 16: 50 * US},
+                                            4: {1: 40 * US, 4: 100 * US, 16: 400 * US}})
+    # at 4 workers the excess is (40 + 100 + 400) / 3 = 180 us, whatever the burst's size
+    assert st.burst_seconds(8, 4096, 4) == pytest.approx((400 + 180) * US)
+    assert st.burst_seconds(400, 4096, 4) == pytest.approx((20000 + 180) * US)
+    # 2 reads: depth 2 (geometric time sqrt(100 x 200) us), excess halfway (log2) between
+    # depth 1's 30 us and depth 4's 180 us
+    assert st.burst_seconds(2, 4096, 4) == pytest.approx((math.sqrt(100 * 200) + 105) * US)
+    # per-layer bursts never cost less than one burst of the same reads
+    assert st.burst_seconds([4, 4, 4, 4], 4096, 4).sum() > st.burst_seconds(16, 4096, 4)
+    # a negative mean excess counts as 0
+    neg = StorageCalibration("measured", 1e9, base.chunk_bytes, base.threads, base.bytes_per_s,
+                             burst_excess_s={4: {1: -1.0}})
+    assert neg.burst_seconds(4, 4096, 4) == pytest.approx(200 * US)
+    from simkit.flash.storage import from_dict
+    assert from_dict(st.to_dict()).burst_seconds(8, 4096, 4) == pytest.approx((400 + 180) * US)
+    with pytest.raises(ValueError, match="burst_excess_s"):
+        StorageCalibration("measured", 1e9, base.chunk_bytes, base.threads, base.bytes_per_s,
+                           burst_excess_s={4: {1: float("nan")}})
+
+
 def test_slowest_read_and_burst_overhead():
     """A burst waits for its slowest read (the 1 - 1/(n+1) quantile above the median, from the
     table's p99 - median by log interpolation, held at p99 from 99 reads on) and pays the

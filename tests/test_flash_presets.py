@@ -70,7 +70,8 @@ def test_host_preset(tmp_path, monkeypatch, capsys):
                  "--calibration", "host"]) == 0
     st = load_calibration("host")
     assert st.kind == "measured" and st.thread_counts() == [1, 4]
-    assert set(st.burst_overhead_s) == {1, 4}
+    assert set(st.burst_excess_s) == {1, 4}
+    assert all(set(e) == {1, 4, 16} for e in st.burst_excess_s.values())
     capsys.readouterr()
     assert main(["flash", "run", "--model", "smollm2-135m", "--policy", "all",
                  "--activations", "smollm2-135m", "--tokens", "4", "--threads", "4",

@@ -16,10 +16,15 @@ Method:
   kept, and the calibration keeps p99 - median as ``latency_tail_s``: a burst waits for its
   slowest read, and on a shared virtual disk rare multi-millisecond stalls set it.
   A sequential 1 MiB single-thread pass gives the ceiling (``mode == "sequential"``).
-- **Burst overhead.** Per thread count, the mean time of one wave of reads of the smallest
-  chunk issued together and waited for, minus the per-request time of the long run at that
-  point and the slowest read's wait (``burst_overhead``): the fixed cost of a burst, kept in the calibration
-  (``burst_overhead_s``): the workers' wake-up and, on a virtual disk, the host's ramp-up.
+- **Bursts.** Per thread count, bursts of 1, 4 and 16 waves of random reads of the smallest
+  chunk, issued as the flash schedule issues them (split in order over the workers, waited
+  for); the mean time of a burst minus its waves of per-request time of the long run at that
+  point (``burst_excess``) is kept in the calibration (``burst_excess_s``, per thread count
+  and waves; the cost model charges their mean, at least 0, per burst): the workers'
+  wake-up, the wait for the last one to finish its run of reads and, on a virtual disk, the
+  host's ramp-up. (An earlier version kept one wave's cost less
+  the slowest read's p99 wait, ``burst_overhead_s``; under CPU contention the p99 of one
+  read is set by descheduled threads and overstated what a burst waits for.)
 - **A VM's virtual disk is not flash**: guest ``O_DIRECT`` does not bypass the host's cache. The
   machine description says whether a hypervisor is present and what the disk reports itself as.
 
@@ -213,26 +218,45 @@ def _sequential_point(reader: Reader, seconds: float) -> dict:
             "lat_us_p99": 1e6 * float(np.quantile(lat, 0.99)) if n else np.nan}
 
 
-def burst_overhead(reader: "Reader", pool: ThreadPoolExecutor, chunk: int, threads: int,
-                   point: dict, rng: np.random.Generator, rounds: int = 40) -> float:
-    """Fixed cost of a burst: the mean time of one wave (``threads`` reads of ``chunk`` issued
-    together, waited for) minus the per-request time of a long run at that point
-    (``threads * chunk / bytes_per_s``) and the slowest read's wait, at least 0. It holds the workers' wake-up and, on a
-    virtual disk, the host's ramp-up when an idle queue is filled again."""
+def issue_burst(pool: ThreadPoolExecutor, fd, offsets, chunk: int, threads: int) -> None:
+    """Reads at ``offsets`` issued together, split in order over at most ``threads`` workers
+    (one task of consecutive offsets each); returns when all are done. The flash schedule's
+    bursts (``simkit.calibrate.storage.validate_schedule``) and the calibration's burst
+    measurement (``burst_excess``) both issue reads this way."""
+    if not len(offsets):
+        return
+    parts = np.array_split(np.asarray(offsets), min(threads, len(offsets)))
+    futs = [pool.submit(read_chunks, fd, p, chunk, None) for p in parts if len(p)]
+    for f in futs:
+        f.result()
+
+
+BURST_WAVES = (1, 4, 16)
+
+
+def burst_excess(reader: "Reader", pool: ThreadPoolExecutor, chunk: int, threads: int,
+                 point: dict, rng: np.random.Generator, rounds: int = 48,
+                 waves=BURST_WAVES) -> dict:
+    """What a burst costs beyond its waves, per burst size: bursts of ``w * threads`` random
+    reads of ``chunk`` for each ``w`` in ``waves``, issued as the flash schedule issues them
+    (``issue_burst``: split in order over the workers, waited for), ``max(8, rounds / w)``
+    times each; the mean burst time minus ``w`` per-request times of the long run at that
+    point (``threads * chunk / bytes_per_s``). It holds the workers' wake-up, the wait for the
+    last worker to finish its run of reads (each does ``w``) and, on a virtual disk, the
+    host's ramp-up when an idle queue is filled again. Returns {w: seconds} (may be < 0
+    where a burst runs faster than the long run's rate)."""
     slots = (reader.size - chunk) // reader.align
-    total = 0.0
-    for _ in range(rounds):
-        offs = rng.integers(0, slots + 1, threads) * reader.align
-        start = time.perf_counter()
-        for f in [pool.submit(read_chunks, reader.fd, [o], chunk, None) for o in offs]:
-            f.result()
-        total += time.perf_counter() - start
     steady = threads * chunk / point["bytes_per_s"]
-    # the wave also waited for its slowest read, which the cost model adds apart
-    # (simkit.flash.storage.burst_seconds): p99 - median scaled to ``threads`` reads
-    tail = 1e-6 * max(point["lat_us_p99"] - point["lat_us_median"], 0.0) * min(
-        1.0, np.log(0.5 * (threads + 1)) / np.log(50))
-    return max(total / rounds - steady - tail, 0.0)
+    out = {}
+    for w in waves:
+        n, k, total = w * threads, max(8, rounds // w), 0.0
+        for _ in range(k):
+            offs = rng.integers(0, slots + 1, n) * reader.align
+            start = time.perf_counter()
+            issue_burst(pool, reader.fd, offs, chunk, threads)
+            total += time.perf_counter() - start
+        out[int(w)] = total / k - w * steady
+    return out
 
 
 def measure_storage(path: Path, file_bytes: int = 1 << 30, chunks=CHUNKS_QUICK,
@@ -256,8 +280,8 @@ def measure_storage(path: Path, file_bytes: int = 1 << 30, chunks=CHUNKS_QUICK,
                 if progress:
                     progress(rows[-1])
         c0 = int(min(chunks))
-        overhead = {int(r["threads"]): burst_overhead(reader, pool, c0, int(r["threads"]), r, rng)
-                    for r in rows if r["chunk_bytes"] == c0}
+        excess = {int(r["threads"]): burst_excess(reader, pool, c0, int(r["threads"]), r, rng)
+                  for r in rows if r["chunk_bytes"] == c0}
         rows.append(_sequential_point(reader, max(seconds, 0.2)))
         if progress:
             progress(rows[-1])
@@ -269,7 +293,7 @@ def measure_storage(path: Path, file_bytes: int = 1 << 30, chunks=CHUNKS_QUICK,
     dev = device_info(path)
     df.attrs.update({"machine": machine, "device": dev, "direct": direct_used, "note": note,
                      "alignment": align, "path": str(path),
-                     "disk_note": _disk_note(machine, dev), "burst_overhead_s": overhead})
+                     "disk_note": _disk_note(machine, dev), "burst_excess_s": excess})
     return df
 
 
@@ -296,8 +320,8 @@ def calibration(df) -> dict:
                             + df.attrs.get("disk_note", "")).strip(),
             "machine": machine,
             "sequential_bytes_per_s": seq_bps,
-            "burst_overhead_s": {str(k): float(v) for k, v in
-                                 (df.attrs.get("burst_overhead_s") or {}).items()},
+            "burst_excess_s": {str(q): {str(w): float(v) for w, v in e.items()}
+                               for q, e in (df.attrs.get("burst_excess_s") or {}).items()},
             "points": [{"chunk_bytes": int(r.chunk_bytes), "threads": int(r.threads),
                         "bytes_per_s": float(r.bytes_per_s),
                         "latency_tail_s": 1e-6 * max(float(r.lat_us_p99 - r.lat_us_median),

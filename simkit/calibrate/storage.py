@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simkit.bench.storage import Reader, make_file, read_chunks
+from simkit.bench.storage import Reader, issue_burst, make_file
 
 
 def schedule_offsets(loads, model, bundled: bool):
@@ -34,17 +34,6 @@ def schedule_offsets(loads, model, bundled: bool):
     base = (layer.astype(np.int64)[:, None] * model.ffn_matrices + m[None, :]) * model.ffn
     off = (base + neuron[:, None]) * model.vector_bytes
     return off.ravel(), model.vector_bytes
-
-
-def _burst(pool, fd, off, chunk, threads) -> None:
-    """Reads at ``off`` issued together, split over at most ``threads`` workers; returns when
-    all are done (a layer's burst, or a token's)."""
-    if not len(off):
-        return
-    parts = np.array_split(off, min(threads, len(off)))
-    futs = [pool.submit(read_chunks, fd, p, chunk, None) for p in parts if len(p)]
-    for f in futs:
-        f.result()
 
 
 def validate_schedule(trace, model, policy: str, storage, path: Path, window: int = 5,
@@ -96,25 +85,33 @@ def validate_schedule(trace, model, policy: str, storage, path: Path, window: in
                 reader.drop_cache()
                 start = time.perf_counter()
                 for b in bursts:
-                    _burst(pool, reader.fd, b, chunk, threads)
+                    issue_burst(pool, reader.fd, b, chunk, threads)
                 wall = time.perf_counter() - start
                 rows.append({"repeat": rep, "token": t, "reads": len(off), "bursts": len(bursts),
                              "chunk_bytes": chunk, "bytes": len(off) * chunk,
                              "measured_s": wall, "predicted_s": float(pred[t])})
         direct_used, note = reader.direct, reader.note
     df = pd.DataFrame(rows)
-    per_rep = df.groupby("repeat")[["measured_s", "predicted_s"]].sum()
-    errs = 100.0 * (per_rep.predicted_s - per_rep.measured_s) / per_rep.measured_s
-    first = df[df.repeat == 0]
     summary = {"policy": pol.name, "io_bursts": io_bursts, "tokens": n_tok,
-               "reads": int(first.reads.sum()), "bytes": int(first.bytes.sum()),
-               "chunk_bytes": int(chunk), "threads": threads, "repeats": repeats,
-               "measured_s": float(per_rep.measured_s.median()),
-               "measured_s_min": float(per_rep.measured_s.min()),
-               "measured_s_max": float(per_rep.measured_s.max()),
-               "predicted_s": float(per_rep.predicted_s.iloc[0]),
-               "error_pct": float(errs.median()), "error_pct_min": float(errs.min()),
-               "error_pct_max": float(errs.max()),
+               "chunk_bytes": int(chunk), "threads": threads,
                "direct": direct_used, "note": note, "storage": st.kind,
                "simulator_loaded_fraction": stats.summary()["loaded_fraction"]}
-    return df, summary
+    return df, summarize(df, summary)
+
+
+def summarize(df, summary: dict) -> dict:
+    """``summary`` with the repeats of ``df`` (columns repeat, reads, bytes, measured_s,
+    predicted_s per token) folded in: per repeat the sums over tokens; ``error_pct`` is the
+    median over repeats of (predicted - measured) / measured, ``error_pct_min``/``max`` the
+    spread, ``measured_s``/``predicted_s`` the medians (a repeat may carry its own
+    prediction, from a calibration measured next to it)."""
+    per_rep = df.groupby("repeat")[["measured_s", "predicted_s"]].sum()
+    errs = 100.0 * (per_rep.predicted_s - per_rep.measured_s) / per_rep.measured_s
+    first = df[df.repeat == df.repeat.min()]
+    return dict(summary, reads=int(first.reads.sum()), bytes=int(first.bytes.sum()),
+                repeats=len(per_rep), measured_s=float(per_rep.measured_s.median()),
+                measured_s_min=float(per_rep.measured_s.min()),
+                measured_s_max=float(per_rep.measured_s.max()),
+                predicted_s=float(per_rep.predicted_s.median()),
+                error_pct=float(errs.median()), error_pct_min=float(errs.min()),
+                error_pct_max=float(errs.max()))
