@@ -4,13 +4,15 @@ Five parts on the shipped allocation traces (``traces/malloc/``), each beside RE
 section 4 where it has a number:
 
 - models: every allocator model (ptmalloc, sjmalloc, hardened, hardened-light, mimalloc,
-  scudo) on every shipped trace: peak footprint (RSS model), fragmentation, metadata, cost estimate;
+  scudo) on every shipped trace: peak footprint (RSS model), fragmentation, metadata, cost
+  estimate;
 - real: the same traces replayed through glibc, jemalloc, mimalloc, tcmalloc and Scudo
   (``simkit.bench.malloc``; allocators not installed are skipped with the reason), medians
   and ratios to glibc (quick: cc1 and python-json, 3 runs; full: every trace, 5 runs);
 - validation: the ptmalloc model's peak footprint vs glibc's measured peak RSS growth, per
   trace (target: within 10%), and the mimalloc and scudo models vs real mimalloc and Scudo
-  (reported); the ptmalloc model's address for every block vs the one glibc returns for the same events;
+  (reported); the ptmalloc model's address for every block vs the one glibc returns for the
+  same events;
 - security: the probe table for every model and real allocator (``allocators-security.csv``),
   the real ones (glibc, jemalloc, mimalloc, tcmalloc, Scudo, electric-fence and, when
   ``make tools`` built it, hardened_malloc default and light) checked against the measured
