@@ -42,10 +42,10 @@ def test_leave_one_out_recovers_the_truth_and_never_sees_the_held_out_trace():
 
 @pytest.mark.parametrize("trace", ["cc1", "python-json"])
 def test_scudo_preset_follows_real_scudo_over_time(trace):
-    """The scudo preset against real Scudo (LLVM 14) sampled during a replay: measured 3.9%
-    (cc1) and 2.1% (python-json) mean timeline error, 2026-12-07; the target is 10%. With
+    """The scudo preset against real Scudo (LLVM 14) sampled during a replay: measured 1.4%
+    (cc1) and 1.6% (python-json) mean timeline error, 2026-12-07; the target is 10%. With
     16 kept empty slabs instead of all (the release interval of 5 s never elapses in a
-    replay), python-json is 16.8% off: the test fails if the retention rule is lost."""
+    replay), python-json is 16.3% off: the test fails if the retention rule is lost."""
     import shutil
 
     from simkit.bench.malloc import library, missing_reason, replay_rss

@@ -161,7 +161,7 @@ def test_pinned_cc1():
     is 13.9 MiB). scudo: new preset (real Scudo's peak RSS growth on cc1: 4.54 MiB)."""
     got = {n: AllocatorModel(n).run("cc1").peak_footprint_bytes for n in PRESETS}
     assert got == {"ptmalloc": 3493888, "sjmalloc": 3997696, "hardened": 13922304,
-                   "hardened-light": 4505600, "mimalloc": 4227072, "scudo": 4657152}
+                   "hardened-light": 4505600, "mimalloc": 4227072, "scudo": 4702208}
 
 
 def test_hardened_slabs_are_h_malloc_cs():
@@ -199,10 +199,9 @@ MODEL_EXPECT = {
 MODEL_DIFFERS = {
     # hardened_malloc maps malloc(0) to a PROT_NONE region; the model hands out a 16 B slot
     "hardened": {"malloc0_write_faults"},
-    # the scudo preset hands out a region's fresh blocks in order (Scudo shuffles each group
-    # of 8 batches) and puts a large block at its mapping's start (Scudo: at its end, so the
+    # the scudo preset puts a large block at its mapping's start (Scudo: at its end, so the
     # guard page follows the block at once)
-    "scudo": {"randomized", "cross_run_random_32", "guard_after_262144"},
+    "scudo": {"guard_after_262144"},
 }
 
 
@@ -593,8 +592,16 @@ def test_scudo_preset_is_llvm14s():
     usable = {n: m.eng.usable_size(m.malloc(n)) for n in (16, 17, 113, 131056, 131057)}
     # class - 16; the large one: 131057 + 16 rounded to pages (135,168) - 16
     assert usable == {16: 16, 17: 48, 113: 144, 131056: 131056, 131057: 135152}
-    a, b = m.malloc(16), m.malloc(16)
-    assert m.address(b) - m.address(a) == 32           # header + 16 B, next block in the group
+    # the first group of the 32 B class: 112 blocks in shuffled order, each 32 B apart
+    m = AllocatorModel("scudo")
+    ids = [m.malloc(16) for _ in range(112)]
+    addr = [m.address(i) for i in ids]
+    assert sorted(np.diff(sorted(addr)).tolist()) == [32] * 111
+    assert addr != sorted(addr) and min(addr) % 4096 == 16   # shuffled; header first
+    plain = AllocatorModel(dataclasses.replace(PRESETS["scudo"], shuffle_fresh=False))
+    pa = [plain.address(plain.malloc(16)) for _ in range(112)]
+    assert pa == sorted(pa) and sorted(pa) == sorted(addr)   # same slots, in order
+    b = ids[50]
     ab = m.address(b)
     m.free(b)
     assert m.address(m.malloc(16)) == ab                # the thread cache hands it back (LIFO)

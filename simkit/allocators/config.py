@@ -107,6 +107,8 @@ class SlabConfig:
     empty_slabs_kept: int = 1             # empty slabs per class kept for that class
     empty_slabs: str = "class"            # the others: "class" (purged, kept for the class),
                                           # "resident" / "purged" (to a pool any class reuses)
+    shuffle_fresh: bool = False           # a fresh slab's free list in random order (Scudo;
+                                          # lifo policy, extend_bytes 0)
     extend_bytes: int = 0                 # free list of a fresh slab grows this much at a time
                                           # (0: all slots at once; mimalloc: 4 KiB)
     large_cache: int = 0                  # freed large mappings kept (resident) for reuse
@@ -192,18 +194,17 @@ PRESETS: dict[str, object] = {
     # in-band checksummed header before each block, so n takes the class of n + 16 (measured
     # on the real libclang_rt.scudo_standalone: 16 B -> 32, 17 -> 64, 113 -> 160, 131057 B ->
     # secondary); each class's blocks come from its own region, 8 batches at a time in shuffled
-    # order; a freed block goes to the thread's per-class cache and is the next one handed out
-    # (local_cache.h: a LIFO array), hence slot_policy "lifo" (the shuffle of fresh blocks is
-    # not modelled: "random" reuses freed slots at random and was 10-16% off on cc1 and
-    # python-json). The header check catches double and invalid frees; the quarantine is off
-    # (quarantine_size_kb=0). Release of free pages to the OS
-    # (release_to_os_interval_ms, 5000 by default) is a time rule: at most one release per
+    # order (shuffle_fresh); a freed block goes to the thread's per-class cache and is the next
+    # one handed out (local_cache.h: a LIFO array), hence slot_policy "lifo" ("random" reuses
+    # freed slots at random too and was 10-16% off on cc1 and python-json). The header check
+    # catches double and invalid frees; the quarantine is off (quarantine_size_kb=0). Release
+    # of free pages to the OS (release_to_os_interval_ms, 5000 by default) is a time rule: at most one release per
     # class per 5 s, so a replay of milliseconds keeps its classes' pages: empty_slabs_kept
     # is unbounded here (the fitted knob). Blocks above 128 KiB - 16 get their own mapping
     # between guard pages; freed ones up to 512 KiB stay cached, resident, 32 entries
-    # (SecondaryCacheDefaultMaxEntriesCount; the model caches any size: see docs).
+    # (SecondaryCacheDefaultMaxEntriesCount, SecondaryCacheDefaultMaxEntrySize).
     "scudo": SlabConfig(name="scudo", size_classes=SCUDO_CLASSES, slot_policy="lifo",
-                        class_slots=SCUDO_SLOTS, header_bytes=16, large_guard_pages=1,
+                        shuffle_fresh=True, class_slots=SCUDO_SLOTS, header_bytes=16, large_guard_pages=1,
                         empty_slabs_kept=1 << 20, large_cache=32,
                         large_cache_max_bytes=1 << 19, slab_meta_bytes=0,
                         slot_meta_bits=0, detects_double_free=True,
