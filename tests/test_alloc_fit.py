@@ -38,3 +38,22 @@ def test_leave_one_out_recovers_the_truth_and_never_sees_the_held_out_trace():
     d2 = F.leave_one_out("hardened-light", traces, spoiled, grid).set_index("held_out")
     assert d2.loc["s0", "in_sample_error"] == 0 and d2.loc["s0", "empty_slabs_kept"] == 4
     assert d2.loc["s1", "fitted_on"] == "s0,s2" and d2.loc["s1", "in_sample_error"] > 0
+
+
+@pytest.mark.parametrize("trace", ["cc1", "python-json"])
+def test_scudo_preset_follows_real_scudo_over_time(trace):
+    """The scudo preset against real Scudo (LLVM 14) sampled during a replay: measured 1.4%
+    (cc1) and 1.6% (python-json) mean timeline error, 2026-12-07; the target is 10%. With
+    16 kept empty slabs instead of all (the release interval of 5 s never elapses in a
+    replay), python-json is 16.3% off: the test fails if the retention rule is lost."""
+    import shutil
+
+    from simkit.bench.malloc import library, missing_reason, replay_rss
+    from simkit.trace.alloc import open_alloc_trace
+    from simkit.trace.alloc_catalog import find_alloc_trace
+
+    if shutil.which("gcc") is None or library("scudo") is None:
+        pytest.skip(missing_reason("scudo"))
+    recs = open_alloc_trace(find_alloc_trace(trace)).read()
+    real = replay_rss(recs, F.every_for(recs), "scudo")
+    assert F.timeline_error(F.model_timeline(get_config("scudo"), recs), real) <= 0.10

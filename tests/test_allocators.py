@@ -158,10 +158,10 @@ def test_pinned_cc1():
     presets changed with the canary written at the slot's end and zero-on-free writing the
     slot, and hardened's with its real slots per class and slab quarantines scaled by class
     (h_malloc.c; were 6,823,936 and 4,366,336; real hardened_malloc's peak RSS growth on cc1
-    is 13.9 MiB)."""
+    is 13.9 MiB). scudo: new preset (real Scudo's peak RSS growth on cc1: 4.54 MiB)."""
     got = {n: AllocatorModel(n).run("cc1").peak_footprint_bytes for n in PRESETS}
     assert got == {"ptmalloc": 3493888, "sjmalloc": 3997696, "hardened": 13922304,
-                   "hardened-light": 4505600, "mimalloc": 4227072}
+                   "hardened-light": 4505600, "mimalloc": 4227072, "scudo": 4702208}
 
 
 def test_hardened_slabs_are_h_malloc_cs():
@@ -191,6 +191,7 @@ MODEL_EXPECT = {
     "ptmalloc": REFERENCE_TABLE["glibc"],
     "mimalloc": REFERENCE_TABLE["mimalloc"],
     "hardened": REFERENCE_TABLE["hardened_malloc"],
+    "scudo": REFERENCE_TABLE["scudo"],
 }
 
 
@@ -198,6 +199,9 @@ MODEL_EXPECT = {
 MODEL_DIFFERS = {
     # hardened_malloc maps malloc(0) to a PROT_NONE region; the model hands out a 16 B slot
     "hardened": {"malloc0_write_faults"},
+    # the scudo preset puts a large block at its mapping's start (Scudo: at its end, so the
+    # guard page follows the block at once)
+    "scudo": {"guard_after_262144"},
 }
 
 
@@ -209,8 +213,11 @@ def test_model_probes_match_their_allocator(preset):
             assert row[k] == "n/m", k
         elif k not in MODEL_DIFFERS.get(preset, ()) and row[k] != "n/m":
             assert str(row[k]) == str(v), k
-    assert row["reuse_distance_32"] == {"ptmalloc": 1, "mimalloc": 128, "hardened": -1}[preset]
-    assert row["metadata_distance_32"] == {"ptmalloc": 8, "mimalloc": -1, "hardened": 8}[preset]
+    assert row["reuse_distance_32"] == {"ptmalloc": 1, "mimalloc": 128, "hardened": -1,
+                                        "scudo": 1}[preset]
+    # scudo: 32 B + 16 B header -> the 64 B class, 16 B of slack before the next header
+    assert row["metadata_distance_32"] == {"ptmalloc": 8, "mimalloc": -1, "hardened": 8,
+                                           "scudo": 16}[preset]
 
 
 NEW_PROBES = ("overflow_16_next_free", "overflow_16_self_free", "double_free_fastbin_32",
@@ -567,3 +574,48 @@ def test_presets_say_which_sjmalloc_properties_are_the_abstracts(capsys):
     assert "[abstract] out-of-band metadata, no in-band headers (header_bytes=0)" in sj
     assert "[assumed] size classes" in sj and "[assumed] a bitmap per slab" in sj
     assert PRESETS["sjmalloc"].header_bytes == 0        # the abstract's one design fact
+
+
+def test_scudo_preset_is_llvm14s():
+    """LLVM 14 standalone Scudo, DefaultSizeClassMap: 32..256 by 32, then 4 per doubling to
+    128 KiB (44 classes); a region maps 8 batches of max(1, min(14, 1024 / size)) blocks at a
+    time: 32 B -> 112 blocks (3,584 B -> one page), 640 B -> 8 (5,120 B -> 2 pages), 128 KiB ->
+    8 (1 MiB). The 16 B header puts n in the class of n + 16 (the real library's block spacing:
+    16 -> 32, 17 -> 64, 113 -> 160, 131056 -> 128 KiB, 131057 -> its own mapping)."""
+    from simkit.allocators.models.slab import class_geometry
+    size, slots, sbytes = class_geometry(PRESETS["scudo"])
+    got = {int(c): (int(n), int(b)) for c, n, b in zip(size, slots, sbytes)}
+    assert len(got) == 44 and list(got)[:9] == [32, 64, 96, 128, 160, 192, 224, 256, 320]
+    assert got[32] == (112, 4096) and got[96] == (80, 8192) and got[640] == (8, 8192)
+    assert got[4096] == (8, 32768) and got[131072] == (8, 1 << 20)
+    m = AllocatorModel("scudo")
+    usable = {n: m.eng.usable_size(m.malloc(n)) for n in (16, 17, 113, 131056, 131057)}
+    # class - 16; the large one: 131057 + 16 rounded to pages (135,168) - 16
+    assert usable == {16: 16, 17: 48, 113: 144, 131056: 131056, 131057: 135152}
+    # the first group of the 32 B class: 112 blocks in shuffled order, each 32 B apart
+    m = AllocatorModel("scudo")
+    ids = [m.malloc(16) for _ in range(112)]
+    addr = [m.address(i) for i in ids]
+    assert sorted(np.diff(sorted(addr)).tolist()) == [32] * 111
+    assert addr != sorted(addr) and min(addr) % 4096 == 16   # shuffled; header first
+    plain = AllocatorModel(dataclasses.replace(PRESETS["scudo"], shuffle_fresh=False))
+    pa = [plain.address(plain.malloc(16)) for _ in range(112)]
+    assert pa == sorted(pa) and sorted(pa) == sorted(addr)   # same slots, in order
+    b = ids[50]
+    ab = m.address(b)
+    m.free(b)
+    assert m.address(m.malloc(16)) == ab                # the thread cache hands it back (LIFO)
+
+
+@pytest.mark.parametrize("cap, cached", [(1 << 19, False), (0, True)])
+def test_large_cache_keeps_only_mappings_up_to_its_limit(cap, cached):
+    """Scudo's secondary cache keeps freed mappings up to 512 KiB: a 600 KiB block (151
+    pages with its 16 B header) is unmapped at free, a 256 KiB one (65 pages) stays resident
+    for reuse. With no limit (0, the default) both stay."""
+    cfg = dataclasses.replace(PRESETS["scudo"], large_cache_max_bytes=cap)
+    m = AllocatorModel(cfg)
+    big, small = m.malloc(600 << 10), m.malloc(256 << 10)
+    assert m.eng.S[K.S_RSS_PAGES] == 151 + 65
+    m.free(big)
+    m.free(small)
+    assert m.eng.S[K.S_RSS_PAGES] == (151 if cached else 0) + 65

@@ -783,8 +783,8 @@ NQ = 12
 # slab parameters R[...]
 (R_POLICY, R_HEADER, R_CANARY, R_QFIFO, R_QRAND, R_GUARD, R_LARGE_ROUND, R_LARGE_GUARD,
  R_EMPTY_KEPT, R_DETECT_DF, R_DETECT_INV, R_STRICT, R_SAMPLE, R_ZERO, R_EXTEND,
- R_LARGE_CACHE, R_MAXSLOTS, R_POOL, R_WAF) = range(19)
-NR = 19
+ R_LARGE_CACHE, R_MAXSLOTS, R_POOL, R_WAF, R_LARGE_CACHE_MAX, R_SHUFFLE) = range(21)
+NR = 21
 # slab counters (reuse C_ names where they mean the same)
 (D_MALLOC, D_FREE, D_REALLOC, D_SLAB_NEW, D_SLAB_PURGE, D_LARGE_MAP, D_LARGE_UNMAP, D_STEPS,
  D_FAULTS, D_DETECTED, D_ACCEPTED, D_CRASH, D_QUAR, D_COLLECT, D_ZEROED_BYTES,
@@ -888,6 +888,16 @@ def _new_slab(cls_slots, cls_bytes, slab_cls, slab_addr, slab_first, slab_nfree,
         slot_next[f + k] = f + k + 1 if k + 1 < ext else -1
     slab_ext[s] = ext
     slab_head[s] = f
+    if R[R_SHUFFLE] > 0 and ext == nsl:  # Scudo: a fresh group's blocks in shuffled order
+        order = np.arange(nsl)
+        for k in range(nsl - 1, 0, -1):
+            j = _rand(Q) % (k + 1)
+            t = order[k]
+            order[k] = order[j]
+            order[j] = t
+        for k in range(nsl):
+            slot_next[f + order[k]] = f + order[k + 1] if k + 1 < nsl else -1
+        slab_head[s] = f + order[0]
     slab_local[s] = -1
     if R[R_GUARD] > 0 and not reused:
         D[D_MPROTECT] += 1        # hardened_malloc: the slab region is reserved PROT_NONE
@@ -1189,11 +1199,14 @@ def _sfree(cls_size, cls_slots, cls_bytes, slab_cls, slab_addr, slab_first, slab
         res = obj_res[f]
         obj_msz[f] = 0
         slot = -1
-        for j in range(R[R_LARGE_CACHE]):
+        # a mapping above R_LARGE_CACHE_MAX (0: no limit) is unmapped, never cached
+        cacheable = R[R_LARGE_CACHE] > 0 and (R[R_LARGE_CACHE_MAX] == 0
+                                               or m <= R[R_LARGE_CACHE_MAX])
+        for j in range(R[R_LARGE_CACHE] if cacheable else 0):
             if lcache[j, 1] == 0:
                 slot = j
                 break
-        if R[R_LARGE_CACHE] > 0 and slot < 0:      # full: unmap the oldest entry
+        if cacheable and slot < 0:                  # full: unmap the oldest entry
             slot = Q[Q_LC_NEXT] % R[R_LARGE_CACHE]
             Q[Q_LC_NEXT] += 1
             S[S_RSS_PAGES] -= lcache[slot, 2]

@@ -13,10 +13,10 @@ from simkit.bench.malloc.replay import replay_addresses
 from simkit.errors import InputError
 
 # model preset -> the real allocator it models
-COUNTERPARTS = {"ptmalloc": "glibc", "mimalloc": "mimalloc"}
+COUNTERPARTS = {"ptmalloc": "glibc", "mimalloc": "mimalloc", "scudo": "scudo"}
 
 
-def validate_models(traces: dict, medians, models=("ptmalloc", "mimalloc"),
+def validate_models(traces: dict, medians, models=("ptmalloc", "mimalloc", "scudo"),
                     tolerance: float = 0.10):
     """Each model's predicted peak footprint vs its real counterpart's measured peak RSS
     growth (VmHWM - RSS before replaying), per trace. ``within_tolerance`` is checked for

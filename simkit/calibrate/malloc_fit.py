@@ -11,8 +11,9 @@ traces is chosen and its error on the held-out trace reported (out of sample), b
 preset's own error there and the in-sample error of the choice. Nothing of the held-out trace
 reaches the choice (the test checks this by construction).
 
-``python -m simkit.calibrate.malloc_fit`` runs it for the mimalloc, hardened and hardened-light
-presets against mimalloc, hardened_malloc and hardened_malloc-light on the shipped traces.
+``python -m simkit.calibrate.malloc_fit`` runs it for the mimalloc, hardened, hardened-light and
+scudo presets against mimalloc, hardened_malloc, hardened_malloc-light and Scudo (LLVM 14
+standalone) on the shipped traces.
 """
 from __future__ import annotations
 
@@ -22,10 +23,14 @@ import itertools
 import numpy as np
 
 PAIRS = {"mimalloc": "mimalloc", "hardened": "hardened_malloc",
-         "hardened-light": "hardened_malloc-light"}
+         "hardened-light": "hardened_malloc-light", "scudo": "scudo"}
 # the release/retention knobs: how many empty slabs a class keeps resident and how many freed
 # large mappings stay resident for reuse
 GRID = {"empty_slabs_kept": (0, 1, 4, 16, 32, 64), "large_cache": (0, 4, 64, 1024)}
+# Scudo keeps a class's pages for release_to_os_interval_ms (5 s) and caches 32 freed
+# mappings: the grid reaches "all kept" (2^20) and 32
+GRIDS = {"scudo": {"empty_slabs_kept": (0, 1, 4, 16, 64, 1 << 20),
+                   "large_cache": (0, 4, 32, 1024)}}
 SAMPLES = 400
 
 
@@ -105,7 +110,7 @@ def main(argv=None) -> int:
             print(f"{preset}: skipped ({real} not installed; `make tools`)")
             continue
         rt = {t: replay_rss(r, every_for(r), real) for t, r in traces.items()}
-        df = leave_one_out(preset, traces, rt)
+        df = leave_one_out(preset, traces, rt, GRIDS.get(preset, GRID))
         print(df.drop(columns="fitted_on").to_string(index=False), flush=True)
         out.append(df)
     if out:

@@ -136,6 +136,8 @@ class SlabEngine:
         R[K.R_MAXSLOTS] = int(self.cls_slots.max())
         R[K.R_POOL] = ("class", "resident", "purged").index(cfg.empty_slabs)
         R[K.R_WAF] = int(cfg.write_after_free_check)
+        R[K.R_LARGE_CACHE_MAX] = cfg.large_cache_max_bytes
+        R[K.R_SHUFFLE] = int(cfg.shuffle_fresh)
         self.P = R
         self.objects(objects)
 
