@@ -49,6 +49,7 @@ NSTATE = 8
 P_WIDTH, P_ROB, P_LQ, P_WALKERS, P_DEP, P_MSHRS, P_L1, P_DRAM_X1000, P_MEM = range(9)
 DEP_INDEPENDENT, DEP_CHAIN, DEP_FLAG = 0, 1, 2
 STORE_OP = 1
+NO = np.bool_(False)   # non-literal (one specialisation), as simkit.cache's
 helper = njit(_nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper=True)   # as simkit.cache's
 inlined = njit(_nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper=True, forceinline=True)
 
@@ -196,6 +197,6 @@ def run_core(icount, ops, flags, trans, walks, lat, params, st, ring, lqr, walk,
     for i in range(icount.shape[0]):
         dependent = dep_mode == DEP_CHAIN or (dep_mode == DEP_FLAG and (flags[i] & 1) != 0)
         s = step(s, float(icount[i]), ops[i] != STORE_OP, dependent, float(trans[i]),
-                 float(walks[i]), False, float(lat[i]), params, inv_w, ring,
+                 float(walks[i]), NO, float(lat[i]), params, inv_w, ring,
                  lqr, walk, mshr)
     store(st, s)

@@ -852,7 +852,7 @@ def _core_flush(core, n):
         sr = CoreK.step(sr, k, is_load, dependent, float(buf[0, j]), float(buf[1, j]),
                         (hi & WALK_DRAM_BIT) != 0, lat, cparams, inv_w, ring_r, lqr_r, walk_r,
                         mshr_r)
-        si = CoreK.step(si, k, is_load, dependent, 0.0, 0.0, False, lat, cparams, inv_w, ring_i,
+        si = CoreK.step(si, k, is_load, dependent, 0.0, 0.0, NO, lat, cparams, inv_w, ring_i,
                         lqr_i, walk_i, mshr_i)
     CoreK.store(st_r, sr)
     CoreK.store(st_i, si)
