@@ -104,6 +104,12 @@ def test_sets_round_down_to_a_power_of_two_and_memory_bounds_every_level():
              {"sweep": "cache", "page_kind": "4k", "after": 1 << 20, "settled": 32 << 20}]
     sizes = [lv.size_bytes for lv in host_cache_config(GNR_VM, {"knees": knees}).levels]
     assert sizes == [48 << 10, 1 << 20, 16 << 20]
+    # a cache sysfs lists as private (one CPU sharing it) keeps its size whatever its knee:
+    # a VM is never given part of it; the shared L3 ("0-1") is still cut
+    private = {**GNR_VM, "caches": [{**c, "shared_cpu_list": "0" if c["level"] < 3 else "0-1"}
+                                    for c in GNR_VM["caches"]]}
+    sizes = [lv.size_bytes for lv in host_cache_config(private, {"knees": knees}).levels]
+    assert sizes == [48 << 10, 2 << 20, 16 << 20]
 
 
 def test_nested_walks_only_under_a_hypervisor():

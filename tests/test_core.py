@@ -185,3 +185,57 @@ def test_zero_mshrs_is_no_limit():
     assert a.cycles == b.cycles                  # 1024 MSHRs never bind under LQ 72
     with pytest.raises(ValueError, match="mshrs"):
         CoreConfig("bad", mshrs=-1)
+
+
+def test_dram_line_interval_bounds_independent_memory_fills():
+    """n independent fills from memory (latency L >= mem_cycles), one DRAM slot per X cycles
+    and no MSHR limit: fill j's slot is j*X (dispatch, at j/W, is earlier), so the last ends at
+    (n-1)*X + L; with M MSHRs and L/M > X, fill j's slot is (j // M)*L + (j % M)*X."""
+    n, lat, x = 1000, 300, 10.0
+    ones, zeros, lats = np.ones(n), np.zeros(n), np.full(n, lat)
+    cfg = CoreConfig("d", width=4, rob=224, lq=72, dram_line_cycles=x)
+    s = CoreModel(cfg, l1_cycles=4, mem_cycles=lat).run(ones, zeros, zeros, lats)
+    assert s.cycles == pytest.approx((n - 1) * x + lat, abs=1e-9)
+    m = 4
+    s = CoreModel(cfg.replace(mshrs=m), l1_cycles=4, mem_cycles=lat).run(ones, zeros, zeros,
+                                                                         lats)
+    assert s.cycles == pytest.approx((n - 1) // m * lat + (n - 1) % m * x + lat, abs=1e-9)
+    # latencies below mem_cycles (cache hits) take no slot: as with no limit
+    l2 = CoreModel(cfg, l1_cycles=4, mem_cycles=lat).run(ones, zeros, zeros, np.full(n, 40))
+    assert l2.cycles == CoreModel(cfg.replace(dram_line_cycles=0.0), l1_cycles=4).run(
+        ones, zeros, zeros, np.full(n, 40)).cycles
+    # 0: no limit, exactly as before
+    free = CoreModel(cfg.replace(dram_line_cycles=0.0), l1_cycles=4, mem_cycles=lat).run(
+        ones, zeros, zeros, lats)
+    assert free.cycles == CoreModel(CoreConfig("d", width=4, rob=224, lq=72)).run(
+        ones, zeros, zeros, lats).cycles
+    with pytest.raises(ValueError, match="dram_line_cycles"):
+        CoreConfig("bad", dram_line_cycles=-1.0)
+    with pytest.raises(ValueError, match="mem_cycles"):
+        CoreModel(cfg)                                   # a limit needs the memory latency
+
+
+def test_a_walk_that_read_memory_takes_a_dram_slot():
+    """Record 0 walks (50 cycles, from t = 0) and its walk read memory: it pushes the DRAM
+    server to X = 100 without waiting. Record 1, a fill from memory (L = 300) dispatched at
+    t = 1/W, then gets the slot at 100 and ends at 400; without the walk's slot it ends at
+    0.25 + 300."""
+    from numba import njit
+
+    from simkit.core import _kernels as CK
+
+    @njit
+    def two(params, ring, lqr, walk, mshr, wdram):
+        s = (0.0, 0.0, 0.0, 0.0, 0.0, np.int64(0), np.int64(0), np.int64(0))
+        s = CK.step(s, 1.0, True, False, 50.0, 50.0, wdram, 4.0, params, 0.25, ring, lqr, walk,
+                    mshr)
+        s = CK.step(s, 1.0, True, False, 0.0, 0.0, False, 300.0, params, 0.25, ring, lqr,
+                    walk, mshr)
+        return s[4]
+
+    cfg = CoreConfig("w", width=4, walkers=4, dram_line_cycles=100.0)
+    for wdram, expected in ((True, 400.0), (False, 0.25 + 300.0)):
+        ring = np.zeros((2, CK.ring_size(cfg.rob)))
+        done = two(cfg.params(4, 300), ring, np.zeros(cfg.lq), np.zeros(cfg.walkers),
+                   np.zeros(2), wdram)
+        assert done == pytest.approx(expected, abs=1e-9)

@@ -171,9 +171,17 @@ def test_core_validation_tracks_the_4k_chase(tmp_path):
     seen = []
     for i in range(3):
         df, paths = core_validation(quick=True, outdir=tmp_path / str(i))
-        assert {p.name for p in paths} - {"core-validation-calibration.csv"} == {
+        assert {p.name for p in paths} - {"core-validation-calibration.csv",
+                                          "core-validation-dram.csv"} == {
             "core-validation.csv", "core-validation.png", "core-validation-gups.csv",
             "core-validation-summary.csv"}
+        dram_csv = tmp_path / str(i) / "core-validation-dram.csv"
+        if dram_csv.exists():        # the DRAM interval: none needed, or it meets the
+            d = pd.read_csv(dram_csv)   # calibration point within 2% (or ran out of steps)
+            last = d[d.chosen]
+            assert len(last) == 1 and last.index[0] == len(d) - 1
+            assert last.dram_line_cycles.iloc[0] == 0 or abs(last.error.iloc[0]) <= 0.02 \
+                or len(d) == 6
         g = pd.read_csv(tmp_path / str(i) / "core-validation-gups.csv")
         assert set(g.page_kind) == {"4k", "thp"} and (g.predicted_ns > 0).all()
         # the model's GUPS with 4 KiB pages walks on nearly every update once the table's

@@ -119,13 +119,17 @@ def host_core_config(machine: dict, **changes):
 
 
 def _effective_bytes(size: int, ways: int, line: int, level_index: int,
-                     calibration: dict | None) -> int:
+                     calibration: dict | None, private: bool = False) -> int:
     """The capacity the measured cache ladder shows for the ``level_index``-th data cache (of
     ``size`` bytes per sysfs): the ladder's knees in working-set order are the levels' in
     order; where that level's knee comes at most at half the sysfs size (a VM given part of a
     shared L3), the largest size with power-of-two sets at or below the knee's first slow
     working set. A knee at the sysfs size itself (the chase also holds code and stack, and real
-    replacement is not LRU) leaves the size alone."""
+    replacement is not LRU) leaves the size alone, and so does any knee of a ``private`` cache
+    (sysfs lists one CPU sharing it: a VM cannot be given part of it, so an early knee there is
+    the chase's code, stack, replacement or prefetch, not capacity; on a Granite Rapids VM the
+    2 MiB L2's knee fell at 512 KiB or 1 MiB from run to run, while the 1 MiB chase ran at
+    near L2 latency)."""
     knees = sorted((k for k in (calibration or {}).get("knees", [])
                     if k.get("sweep") == "cache" and k.get("page_kind") == "4k"),
                    key=lambda k: k["after"])
@@ -135,7 +139,7 @@ def _effective_bytes(size: int, ways: int, line: int, level_index: int,
         # L3 whose ladder rises in one slope from L2 to memory gives no knee of its own
         sets = max(1, (int(knees[-1]["settled"]) - 1) // (ways * line))
         size = (1 << (sets.bit_length() - 1)) * ways * line
-    if level_index >= len(knees) or knees[level_index]["after"] > size / 2:
+    if private or level_index >= len(knees) or knees[level_index]["after"] > size / 2:
         return size
     sets = max(1, int(knees[level_index]["after"]) // (ways * line))
     return (1 << (sets.bit_length() - 1)) * ways * line
@@ -165,7 +169,9 @@ def host_cache_config(machine: dict, calibration: dict | None = None) -> Hierarc
         # (a 480 MiB L3 / 16 ways: 491520 sets, on a Granite Rapids VM) keeps the largest
         # power of two below; the measured knees then bound it as any other
         size = (1 << (sets.bit_length() - 1)) * ways * line
-        size = _effective_bytes(size, ways, line, i, calibration)
+        cpus = str(c.get("shared_cpu_list") or "")
+        private = bool(cpus) and cpus.isdigit()         # one CPU: "3", not "0-1" or "0,2"
+        size = _effective_bytes(size, ways, line, i, calibration, private)
         levels.append(CacheConfig(name, size, ways, line, latency_cycles=lat))
     if not levels:
         raise InputError("host preset: the machine description has no sysfs cache sizes")

@@ -15,7 +15,13 @@ last of them the memory access):
 - completion = translation end + the data access latency; with ``mshrs`` > 0, a load that
   misses the L1D (data latency above ``l1_cycles``) waits for the earliest-free of ``mshrs``
   miss-status holding registers (fill buffers) and holds it until its data returns; 0: no
-  limit (stores drain from the store queue after retirement and take none).
+  limit (stores drain from the store queue after retirement and take none);
+- memory bandwidth, with ``dram_line_cycles`` > 0: a load served by memory (data latency at
+  least ``mem_cycles``) also waits for a single DRAM server that starts at most one line per
+  ``dram_line_cycles`` (in dispatch order), and its data arrives that latency after its slot; a
+  walk that read memory (the record's ``wdram``) takes one slot too, from the walk's start,
+  without waiting for it (the throughput its PTE fill costs the data, not its own latency).
+  0: no limit (the results bit-identical to the model without it).
 
 Times are float64 cycles. State ``st``: [T dispatch time, SEQ instructions, LAST load
 completion, FRONT retire frontier, CUMMAX completion of all dispatched accesses, HEAD, COUNT
@@ -25,7 +31,8 @@ of any access dispatched so far, which is when the access retires) in order, at 
 modulo R; ``lqr`` (lq,): the retire times of the last lq loads (zeros before there were lq
 loads: no constraint, as times are >= 0); ``walk`` (walkers,): when each is free, kept as a
 binary min-heap (the earliest-free walker at the root: O(log walkers) per walk); ``mshr``
-(max(mshrs, 1),): when each MSHR is free, a min-heap the same way.
+(max(mshrs, 1) + 1,): when each MSHR is free, a min-heap the same way in its first mshrs
+entries, and in its last when the DRAM server starts its next line.
 
 ``step`` advances one record (the state as a tuple, ``load``/``store`` move it from/to ``st``);
 ``run_core`` runs it over a chunk of arrays, and the TLB kernel (``simkit.tlb._kernels.run_mmu``)
@@ -39,9 +46,10 @@ from numba import njit
 
 S_T, S_SEQ, S_LAST, S_FRONT, S_CUMMAX, S_HEAD, S_COUNT, S_LQPOS = range(8)
 NSTATE = 8
-P_WIDTH, P_ROB, P_LQ, P_WALKERS, P_DEP, P_MSHRS, P_L1 = range(7)
+P_WIDTH, P_ROB, P_LQ, P_WALKERS, P_DEP, P_MSHRS, P_L1, P_DRAM_X1000, P_MEM = range(9)
 DEP_INDEPENDENT, DEP_CHAIN, DEP_FLAG = 0, 1, 2
 STORE_OP = 1
+NO = np.bool_(False)   # non-literal (one specialisation), as simkit.cache's
 helper = njit(_nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper=True)   # as simkit.cache's
 inlined = njit(_nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper=True, forceinline=True)
 
@@ -80,6 +88,24 @@ def _hold_earliest(heap, n, start, cycles):
     return end
 
 
+@helper
+def _dram_fill(mshr, nm, start, lat, interval):
+    """A line fill from memory requested at ``start``: it takes the earliest-free MSHR (of
+    ``nm``, none when 0), then the DRAM server's next slot (``mshr[-1]``, which it pushes
+    ``interval`` on), and its data arrives ``lat`` after that slot; returns then (the MSHR is
+    held until then)."""
+    if nm > 0 and mshr[0] > start:
+        start = mshr[0]
+    d = mshr.shape[0] - 1
+    if mshr[d] > start:
+        start = mshr[d]
+    mshr[d] = start + interval
+    end = start + lat
+    if nm > 0:
+        _replace_min(mshr, nm, end)
+    return end
+
+
 @inlined
 def load(st):
     """The state ``st`` as the tuple ``step`` carries (kept in registers inside a loop)."""
@@ -95,11 +121,11 @@ def store(st, s):
 
 
 @inlined
-def step(s, k, is_load, dependent, trans, w, lat, params, inv_w, ring, lqr, walk, mshr):
+def step(s, k, is_load, dependent, trans, w, wdram, lat, params, inv_w, ring, lqr, walk, mshr):
     """Advance the core state ``s`` (``load``'s tuple) by one record and return it: ``k``
     instructions (float, the access last), whether it is a load and depends on the previous
-    load, its translation cycles ``trans`` (float) of which ``w`` are a walk, and its data
-    latency ``lat``; ``inv_w`` = 1 / width."""
+    load, its translation cycles ``trans`` (float) of which ``w`` are a walk (``wdram``: the
+    walk read memory), and its data latency ``lat``; ``inv_w`` = 1 / width."""
     t, seq, last, front, cummax, head, count, lqpos = s
     rob = params[P_ROB]
     lq = params[P_LQ]
@@ -127,13 +153,21 @@ def step(s, k, is_load, dependent, trans, w, lat, params, inv_w, ring, lqr, walk
     if dependent and last > issue:
         issue = last
     done = issue + trans - w
+    dram = params[P_DRAM_X1000]
     if w > 0.0:
         if walk[0] > done:                  # the earliest-free walker (a min-heap's root)
             done = walk[0]
+        if dram > 0 and wdram:              # its PTE fill takes a DRAM slot from its start
+            d = mshr.shape[0] - 1
+            if mshr[d] < done:
+                mshr[d] = done
+            mshr[d] += dram * 0.001
         done += w
         _replace_min(walk, params[P_WALKERS], done)
     nm = params[P_MSHRS]
-    if nm > 0 and is_load and lat > params[P_L1]:   # an L1D miss holds an MSHR until filled
+    if dram > 0 and is_load and lat >= params[P_MEM]:
+        done = _dram_fill(mshr, nm, done, lat, dram * 0.001)
+    elif nm > 0 and is_load and lat > params[P_L1]:   # an L1D miss holds an MSHR until filled
         done = _hold_earliest(mshr, nm, done, lat)
     else:
         done += lat
@@ -155,12 +189,14 @@ def step(s, k, is_load, dependent, trans, w, lat, params, inv_w, ring, lqr, walk
 
 @njit(cache=True, _nrt=False)
 def run_core(icount, ops, flags, trans, walks, lat, params, st, ring, lqr, walk, mshr):
-    """Advance the core over one chunk (arrays of equal length)."""
+    """Advance the core over one chunk (arrays of equal length); walks here take no DRAM slot
+    (the arrays do not say whether a walk read memory: ``run_mmu``'s inline core does)."""
     inv_w = 1.0 / float(params[P_WIDTH])
     dep_mode = params[P_DEP]
     s = load(st)
     for i in range(icount.shape[0]):
         dependent = dep_mode == DEP_CHAIN or (dep_mode == DEP_FLAG and (flags[i] & 1) != 0)
         s = step(s, float(icount[i]), ops[i] != STORE_OP, dependent, float(trans[i]),
-                 float(walks[i]), float(lat[i]), params, inv_w, ring, lqr, walk, mshr)
+                 float(walks[i]), NO, float(lat[i]), params, inv_w, ring,
+                 lqr, walk, mshr)
     store(st, s)

@@ -22,7 +22,12 @@ class CoreConfig:
     streams: only the ROB, LQ and walkers limit overlap), ``chain`` (pointer chasing: every
     load's address comes from the previous load), ``flag`` (bit 0 of the record's ``flags``,
     set at trace time when the address came from an earlier load); clock_ghz: only to express
-    cycles as time.
+    cycles as time; dram_line_cycles: memory bandwidth as the interval between line fills from
+    memory (a single DRAM server, a slot per fill in dispatch order, and one per walk that read
+    memory; the fill's data arrives its latency after its slot), 0 = no limit. Not a
+    microarchitectural constant: it is the sustained random-access fill rate one core sees
+    (channels, banks, the writebacks the same stream causes, other tenants), taken from a
+    measurement (``simkit.experiments.core_validation.calibrate_dram``) or left at 0.
     """
 
     name: str = "core"
@@ -34,6 +39,7 @@ class CoreConfig:
     mshrs: int = 0
     dependence: str = "independent"
     clock_ghz: float = 2.6
+    dram_line_cycles: float = 0.0
 
     def __post_init__(self):
         for f in ("width", "rob", "lq", "sq", "walkers"):
@@ -48,6 +54,9 @@ class CoreConfig:
         if self.dependence not in DEPENDENCE:
             raise ValueError(f"core.dependence: one of {', '.join(DEPENDENCE)}, "
                              f"got {self.dependence!r}")
+        if not (self.dram_line_cycles >= 0 and self.dram_line_cycles < 1e9):
+            raise ValueError(f"core.dram_line_cycles: must be >= 0 (0: no limit), got "
+                             f"{self.dram_line_cycles!r}")
         if not self.clock_ghz > 0:
             raise ValueError(f"core.clock_ghz: must be > 0, got {self.clock_ghz}")
 
@@ -62,12 +71,17 @@ class CoreConfig:
             raise ValueError(f"core preset: unknown {name!r}; choose from "
                              f"{', '.join(CORE_PRESETS)}") from None
 
-    def params(self, l1_cycles: int = 0) -> np.ndarray:
+    def params(self, l1_cycles: int = 0, mem_cycles: int = 0) -> np.ndarray:
         """The kernel's parameters; ``l1_cycles``: data latencies above it are L1D misses
-        (they take an MSHR when ``mshrs`` > 0)."""
+        (they take an MSHR when ``mshrs`` > 0); ``mem_cycles``: data latencies at or above it
+        are fills from memory (they take a DRAM slot when ``dram_line_cycles`` > 0; then
+        ``mem_cycles`` must be > 0)."""
+        dram = int(round(self.dram_line_cycles * 1000))
+        if dram > 0 and mem_cycles <= 0:
+            raise ValueError("core.dram_line_cycles: needs the memory latency (mem_cycles > 0)")
         return np.array([self.width, self.rob, self.lq, self.walkers,
-                         DEPENDENCE.index(self.dependence), self.mshrs, l1_cycles],
-                        dtype=np.int64)
+                         DEPENDENCE.index(self.dependence), self.mshrs, l1_cycles, dram,
+                         mem_cycles], dtype=np.int64)
 
 
 CORE_PRESETS: dict[str, CoreConfig] = {

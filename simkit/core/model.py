@@ -14,7 +14,7 @@ class _Twin:
         self.ring = np.zeros((2, K.ring_size(cfg.rob)), np.float64)
         self.lqr = np.zeros(cfg.lq, np.float64)
         self.walk = np.zeros(cfg.walkers, np.float64)
-        self.mshr = np.zeros(max(cfg.mshrs, 1), np.float64)
+        self.mshr = np.zeros(max(cfg.mshrs, 1) + 1, np.float64)   # + the DRAM server
 
     def run(self, icount, ops, flags, trans, walks, lat, params):
         K.run_core(icount, ops, flags, trans, walks, lat, params, self.st, self.ring, self.lqr,
@@ -34,11 +34,14 @@ class CoreModel:
     ``trans`` and ``walks`` None: translation is free (a cache hierarchy timed alone), so the
     ideal-translation twin would repeat the real one and is not run; a model is used one way or
     the other until ``reset()``. ``l1_cycles``: the L1D hit latency; a data latency above it
-    is a miss, which takes an MSHR (``CoreConfig.mshrs``)."""
+    is a miss, which takes an MSHR (``CoreConfig.mshrs``); ``mem_cycles``: the memory
+    latency, at or above which a data latency is a fill from memory (a DRAM slot, with
+    ``CoreConfig.dram_line_cycles``)."""
 
-    def __init__(self, config: CoreConfig | str = "victima", l1_cycles: int = 0):
+    def __init__(self, config: CoreConfig | str = "victima", l1_cycles: int = 0,
+                 mem_cycles: int = 0):
         self.cfg = CoreConfig.preset(config) if isinstance(config, str) else config
-        self.params = self.cfg.params(l1_cycles)
+        self.params = self.cfg.params(l1_cycles, mem_cycles)
         self.reset()
 
     def reset(self) -> None:

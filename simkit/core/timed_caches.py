@@ -31,7 +31,8 @@ class TimedHierarchy(Hierarchy):
     def __init__(self, config, core: CoreConfig | str = "victima"):
         super().__init__(config)
         cfg = self.config
-        self.core = CoreModel(core, l1_cycles=cfg.levels[0].latency_cycles)
+        self.core = CoreModel(core, l1_cycles=cfg.levels[0].latency_cycles,
+                              mem_cycles=cfg.memory_latency_cycles)
         self.latency = np.array([lv.latency_cycles for lv in cfg.levels]
                                 + [cfg.memory_latency_cycles], dtype=np.int64)
 

@@ -17,7 +17,9 @@ for 4 KiB pages; for the page-size change the check is its direction (and size w
 wherever the host backs the table with huge pages and the measured change exceeds 5%.
 
 The core is the host's microarchitecture as documented (``simkit.calibrate.uarch``: ROB, load
-queue, walkers, outstanding L1D misses; not measured). Under a hypervisor the walks may be
+queue, walkers, outstanding L1D misses; not measured). The memory bandwidth one core sees
+(``CoreConfig.dram_line_cycles``) is measured: GUPS with THP over ``GUPS_CALIBRATION`` bytes
+(``calibrate_dram``, reported in ``core-validation-dram.csv``). Under a hypervisor the walks may be
 two-dimensional (``host_mmu_config(nested=True)``: 2 MiB host pages, a nested TLB): whether they
 are, and the nested TLB's size, are chosen on GUPS and the chase over ``GUPS_CALIBRATION`` bytes
 with 4 KiB pages (the smallest mean |error| of the two), measured in the same run for this only
@@ -123,8 +125,45 @@ def predict_chase(cfg, core, working_set_bytes: int, *, ghz: float, records: int
     return s.core.cycles / s.core.accesses / ghz, s
 
 
+def calibrate_dram(cfg, core, gups_cal, ghz: float, quick: bool):
+    """(``dram_line_cycles``, frame of the iterations): the memory bandwidth one core sees, from
+    GUPS with THP over ``GUPS_CALIBRATION`` bytes (``gups_cal``, measured in the same run for
+    this only: huge pages, so next to no walks, and a table far beyond the LLC, so nearly every
+    update is a fill from memory). When the model without a limit predicts it faster than
+    measured, the interval is found by fixed-point iteration (x <- x * measured / predicted,
+    from the measured cycles per update, at most 5 steps, stopping within 2%); else 0 (no
+    limit). No THP point, or THP backing under half the table: 0."""
+    import pandas as pd
+
+    point = gups_cal[gups_cal.page_kind == "thp"] if gups_cal is not None else None
+    if point is None or not len(point) \
+            or int(point.thp_backed_bytes.iloc[0]) < int(point.table_bytes.iloc[0]) // 2:
+        return 0.0, pd.DataFrame()
+    measured = float(point.ns_per_update.iloc[0])
+    rows = []
+    x = 0.0
+    for it in range(6):
+        pred = float(gups_points(point, cfg, ghz, quick, core.replace(dram_line_cycles=x))
+                     .predicted_ns.iloc[0])
+        rows.append({"iteration": it, "table_bytes": int(point.table_bytes.iloc[0]),
+                     "page_kind": "thp", "dram_line_cycles": x, "measured_ns": measured,
+                     "predicted_ns": pred, "error": pred / measured - 1})
+        if it == 0:
+            if pred >= measured:
+                break
+            x = measured * ghz
+        elif abs(pred / measured - 1) <= 0.02:
+            break
+        else:
+            x *= measured / pred
+    out = pd.DataFrame(rows)
+    x = float(out.dram_line_cycles.iloc[-1])
+    out["chosen"] = out.index == len(out) - 1
+    return x, out
+
+
 def calibrate_walks(cfg, machine: dict, cal: dict, gups_cal, chase_cal, ghz: float,
-                    quick: bool):
+                    quick: bool, dram_line_cycles: float = 0.0):
     """(MMU config, frame of candidates): native walks, or under a hypervisor 2D walks with
     each of ``NESTED_TLB_CANDIDATES`` nested TLB entries, whichever predicts the calibration
     points best (the mean |error| of GUPS with 4 KiB pages, ``gups_cal``, and of the 4 KiB-page
@@ -139,7 +178,7 @@ def calibrate_walks(cfg, machine: dict, cal: dict, gups_cal, chase_cal, ghz: flo
             or not machine.get("hypervisor"):
         return cfg, pd.DataFrame()
     m, c = point.iloc[0], chase_cal.iloc[0]
-    core = host_core_config(machine)
+    core = host_core_config(machine, dram_line_cycles=dram_line_cycles)
     cands = [("native", 0, cfg)] + [
         ("nested", e, host_mmu_config(machine, cal, nested=True, nested_tlb_entries=e).replace(
             huge_page_fraction=0.0, placement="random")) for e in NESTED_TLB_CANDIDATES]
@@ -219,9 +258,11 @@ def core_validation(quick: bool = True, outdir: Path = Path("results"), measured
     machine = df.attrs.get("machine") or describe_machine()
     gups_all = measured["gups"]
     is_cal = gups_all.table_bytes == GUPS_CALIBRATION
+    dram, dram_cal = calibrate_dram(cfg, host_core_config(machine), gups_all[is_cal], ghz,
+                                    quick)
     cfg, walk_cal = calibrate_walks(cfg, machine, cal, gups_all[is_cal],
-                                    measured.get("chase_calibration"), ghz, quick)
-    core = host_core_config(machine, dependence="chain", clock_ghz=ghz)
+                                    measured.get("chase_calibration"), ghz, quick, dram)
+    core = host_core_config(machine, dependence="chain", clock_ghz=ghz, dram_line_cycles=dram)
     rows = []
     val = df[(df.page_kind == "4k") & (df.working_set_bytes != GUPS_CALIBRATION)]
     for _, r in val.sort_values("working_set_bytes").iterrows():
@@ -246,7 +287,8 @@ def core_validation(quick: bool = True, outdir: Path = Path("results"), measured
                      "param_walks": (f"2D, 2 MiB host pages, nested TLB {cfg.nested_tlb.entries}"
                                      if cfg.nested else "native"),
                      "param_core": f"{core.name}: ROB {core.rob}, LQ {core.lq}, walkers "
-                                   f"{core.walkers}, MSHRs {core.mshrs or 'no limit'}"})
+                                   f"{core.walkers}, MSHRs {core.mshrs or 'no limit'}, "
+                                   + _dram_text(dram)})
     out = pd.DataFrame(rows)
     ok = out.error.abs() <= TOLERANCE
     rows_, row = summary_rows()
@@ -272,7 +314,8 @@ def core_validation(quick: bool = True, outdir: Path = Path("results"), measured
         "load queue, outstanding L1D misses) against the real core's; instructions per update "
         "read from the compiled loop; tables from 8 MiB, so every point is out of the "
         f"calibration's sample; core {core.name} (documented, not measured: ROB {core.rob}, LQ "
-        f"{core.lq}, walkers {core.walkers}, MSHRs {core.mshrs or 'no limit'}); walks "
+        f"{core.lq}, walkers {core.walkers}, MSHRs {core.mshrs or 'no limit'}); "
+        + _dram_text(dram) + " (measured on GUPS THP over the calibration table); walks "
         + ("native (no hypervisor, or no calibration point)" if not len(walk_cal) else
            "chosen on the separate calibration points (GUPS and chase, 4 KiB pages, "
            f"{_fmt(GUPS_CALIBRATION)}; errors GUPS / chase): " + "; ".join(
@@ -298,6 +341,8 @@ def core_validation(quick: bool = True, outdir: Path = Path("results"), measured
     paths.append(write_csv(g, outdir / "core-validation-gups.csv"))
     if len(walk_cal):
         paths.append(write_csv(walk_cal, outdir / "core-validation-calibration.csv"))
+    if len(dram_cal):
+        paths.append(write_csv(dram_cal, outdir / "core-validation-dram.csv"))
     paths.append(write_csv(summary, outdir / "core-validation-summary.csv"))
     return out, paths
 
@@ -343,6 +388,10 @@ def core_figure(out, g=None):
         ax2.legend(fontsize=8, loc="lower right")
         fig.tight_layout()
     return fig
+
+
+def _dram_text(dram: float) -> str:
+    return f"DRAM a line per {dram:.1f} cycles" if dram > 0 else "DRAM bandwidth no limit"
 
 
 def _fmt(n: int) -> str:

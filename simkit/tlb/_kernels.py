@@ -123,6 +123,7 @@ YES, NO = np.bool_(True), np.bool_(False)
     42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59)
 NCOUNT = 60        # C_VIC_HIT_AT: TLB-block hits by cache level (up to 7)        # C_PWC_HIT/C_PWC_MISS: 3 each (PML4, PDPT, PD); C_REFS_AT: up to 7 levels
 CORE_INFO_MASK = np.uint64(0x01FF0000FFFFFFFF)   # a record's icount, op and flags bit 0
+WALK_DRAM_BIT = np.int64(1) << 40   # in the core buffer's info row: the record's walk read memory
 HIST_BINS = 64     # walk latency histogram, 16-cycle bins (the last bin collects the rest)
 HIST_WIDTH = 16
 
@@ -743,6 +744,7 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core):
         key2 = (va >> np.uint64(21)) | SIZE_2M
         cycles = params[P_LAT_L1I] if fetch else params[P_LAT_L1D]
         walked = 0
+        walk_dram = False
         if _tlb_probe(t, l1, key4, key2) != EMPTY:
             cnt[C_L1I_HIT if fetch else C_L1D_HIT] += 1
         else:
@@ -778,10 +780,11 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core):
                 if key == EMPTY:
                     huge = translate(keys, vals, meta, va, cnt, NO)[1]
                     key = key2 if huge != ZERO else key4
-                    wc, leaf_line, _ = _walk(c, t, keys, vals, meta, va, huge != ZERO, params,
-                                             cnt, hist, YES)
+                    wc, leaf_line, wdram = _walk(c, t, keys, vals, meta, va, huge != ZERO,
+                                                 params, cnt, hist, YES)
                     cycles += wc
                     walked = wc
+                    walk_dram = wdram
                     if l2only and params[P_VIC_PTW] != 0 \
                             and _ptwcp_costly(keys, vals, meta, key, params, cnt) \
                             and _victima_place(c, key, params, leaf_line, ZERO):
@@ -816,6 +819,8 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core):
             buf[1, nbuf] = walked
             buf[2, nbuf] = data_lat
             buf[3, nbuf] = np.int64(info & CORE_INFO_MASK)
+            if walk_dram:
+                buf[3, nbuf] |= WALK_DRAM_BIT
             nbuf += 1
             if nbuf == buf.shape[1]:
                 _core_flush(core, nbuf)
@@ -829,8 +834,9 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core):
 def _core_flush(core, n):
     """Advance the core model's two twins over the first ``n`` buffered records (rows of the
     buffer: translation cycles, walk cycles, data latency, the record's info word masked to its
-    icount, op and flag bit 0). Buffering keeps the twins' state in registers in a tight loop
-    rather than live across the translation's helper calls."""
+    icount, op and flag bit 0, and ``WALK_DRAM_BIT`` when its walk read memory). Buffering
+    keeps the twins' state in registers in a tight loop rather than live across the
+    translation's helper calls."""
     cparams, st_r, ring_r, lqr_r, walk_r, mshr_r, st_i, ring_i, lqr_i, walk_i, mshr_i, buf = core
     inv_w = 1.0 / float(cparams[CoreK.P_WIDTH])
     dep_chain = cparams[CoreK.P_DEP] == CoreK.DEP_CHAIN
@@ -843,9 +849,10 @@ def _core_flush(core, n):
         is_load = ((hi >> 48) & 0xFF) != CoreK.STORE_OP
         dependent = dep_chain or (dep_flag and ((hi >> 56) & 1) != 0)
         lat = float(buf[2, j])
-        sr = CoreK.step(sr, k, is_load, dependent, float(buf[0, j]), float(buf[1, j]), lat,
-                        cparams, inv_w, ring_r, lqr_r, walk_r, mshr_r)
-        si = CoreK.step(si, k, is_load, dependent, 0.0, 0.0, lat, cparams, inv_w, ring_i,
+        sr = CoreK.step(sr, k, is_load, dependent, float(buf[0, j]), float(buf[1, j]),
+                        (hi & WALK_DRAM_BIT) != 0, lat, cparams, inv_w, ring_r, lqr_r, walk_r,
+                        mshr_r)
+        si = CoreK.step(si, k, is_load, dependent, 0.0, 0.0, NO, lat, cparams, inv_w, ring_i,
                         lqr_i, walk_i, mshr_i)
     CoreK.store(st_r, sr)
     CoreK.store(st_i, si)

@@ -110,7 +110,8 @@ class MMU:
         self.hist = np.zeros(K.HIST_BINS, dtype=np.int64)
         if core is not None:
             from simkit.core import CoreModel
-            core = CoreModel(core, l1_cycles=config.caches.levels[0].latency_cycles)
+            core = CoreModel(core, l1_cycles=config.caches.levels[0].latency_cycles,
+                             mem_cycles=config.caches.memory_latency_cycles)
         self.core = core
         self._core_buf = np.zeros((4, CORE_BUFFER), np.int64)
         self.reset()
