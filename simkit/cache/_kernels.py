@@ -38,13 +38,25 @@ hierarchy over a chunk of trace records.
 import numpy as np
 from numba import njit, prange
 
+from simkit.cache._linkonly import link_only
+
 # Helpers (called only from other kernels) compile without the CPython and C-callable wrappers
 # that numba builds for every dispatcher by default: those unpack the ~60 words of the state
 # tuple and were a tenth of a cold start's compile time. ``inlined`` helpers are marked
 # always-inline for LLVM (numba's ``forceinline``): the same machine code as inlining at numba
 # IR level (``inline='always'``), without typing and lowering one copy per call site.
-helper = njit(_nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper=True)
-inlined = njit(_nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper=True, forceinline=True)
+# Both are link-only (``_linkonly``): compiled to IR for their callers, never to machine code.
+_helper = njit(_nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+_inlined = njit(_nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper=True, forceinline=True)
+
+
+def helper(fn):
+    return link_only(_helper(fn))
+
+
+def inlined(fn):
+    return link_only(_inlined(fn))
+
 
 EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
 NOSLOT = EMPTY          # lookup() result for an absent line
