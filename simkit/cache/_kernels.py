@@ -21,7 +21,7 @@ or fill is one pass of a carry shift (the fastest layout measured in REFERENCE.m
 The other policies keep lines in place and their state beside them.
 
 The hot carry shifts see the common associativities as compile-time constants
-(``_lru_access_nh``, ``_lru_access_mru``), so LLVM unrolls them.
+(``_lru_access_nh``), so LLVM unrolls them.
 
 Only entry kernels carry ``cache=True``; the helpers (``helper``, ``inlined``) compile into
 the entry's library. A call passes the state tuple's ~60 words of array descriptors, so the
@@ -299,21 +299,6 @@ def _lru_access_nh(tags, b, ways, line, d):
         return _lru_access_vec(tags, b, W8, line, d)
     if ways == W16:
         return _lru_access_vec(tags, b, W16, line, d)
-    return _lru_access(tags, b, ways, line, d, NO)
-
-
-@inlined
-def _lru_access_mru(tags, b, ways, line, d):
-    """``_lru_access_nh`` for hit-heavy level 0: a hit at the MRU way is taken first (no
-    shift), then the 8-way carry shift unrolled. Unrolled without the MRU test, level 0 was
-    8-10% slower than the loop on the hit-heavy matmul and embedding traces; with it, 1.1x
-    faster than the loop there and on the uniform trace."""
-    t = tags[b]
-    if (t >> ONE) == line:
-        tags[b] = t | d
-        return True, EMPTY
-    if ways == W8:                                  # the usual L1 associativity, unrolled
-        return _lru_access_vec(tags, b, W8, line, d)
     return _lru_access(tags, b, ways, line, d, NO)
 
 
@@ -750,9 +735,11 @@ def _level0_lru(c, words, i, line_shift, nlev, out_lines, out_codes, n, cap):
     ``cap``, or at a record that spans lines (left to the caller). Returns (i, n, the
     instructions of the records consumed).
 
-    Every record is one carry shift: loads take a copy of the loop that keeps its counters
-    in registers; stores and modifies set the dirty bit (a store miss fetches its line as a
-    store-caused read), and they and fetches count in memory. No calls in the loop."""
+    Every record is one access: a hit at the MRU way first (no shift; 1.1x on hit-heavy
+    traces), then ``_lru_access_nh``; loads count in registers; stores and modifies set the
+    dirty bit (a store miss fetches its line as a store-caused read), and they and fetches
+    count in memory. One access site in the loop (each inlined copy is compiled again) and
+    no calls."""
     tags, geom, cnt = c[0], c[3], c[6]
     ls = np.uint64(line_shift)
     ways = geom[0, G_WAYS]
@@ -762,7 +749,9 @@ def _level0_lru(c, words, i, line_shift, nlev, out_lines, out_codes, n, cap):
     h_load = 0
     m_load = 0
     ev = 0
+    wbs = 0
     reads = 0
+    writes = 0
     ic = np.uint64(0)
     n_rec = np.uint64(words.shape[0])
     r = np.uint64(i)                    # unsigned indices: no negative-index fix-up
@@ -779,57 +768,47 @@ def _level0_lru(c, words, i, line_shift, nlev, out_lines, out_codes, n, cap):
         ic += meta & np.uint64(0xFFFFFFFF)
         b = base + (line & mask) * ways
         r += ONE
-        if op == ZERO:                              # a plain load
-            hit, victim = _lru_access_mru(tags, b, ways, line, ZERO)
-            if hit:
-                h_load += 1
-            else:
-                m_load += 1
-                if single:
-                    reads += 1
-                else:
-                    out_lines[m] = line
-                    out_codes[m] = EV_NEED
-                    m += ONE
-                if victim != EMPTY:
-                    ev += 1
-                    if (victim & ONE) != ZERO:
-                        m = _dirty_victim(cnt, victim, single, nlev, out_lines, out_codes, m)
-            continue
         k = np.int64(op)
         d = ONE if (k == STORE or k == MODIFY) else ZERO
-        hit, victim = _lru_access_mru(tags, b, ways, line, d)
+        t = tags[b]
+        if (t >> ONE) == line:                      # a hit at the MRU way: no shift
+            tags[b] = t | d
+            hit, victim = True, EMPTY
+        else:
+            hit, victim = _lru_access_nh(tags, b, ways, line, d)
         if hit:
-            cnt[0, C_HIT + k] += 1
+            if k == LOAD:
+                h_load += 1
+            else:
+                cnt[0, C_HIT + k] += 1
+            continue
+        if k == LOAD:
+            m_load += 1
         else:
             cnt[0, C_MISS + k] += 1
-            if single:
-                reads += 1
-            else:
-                out_lines[m] = line
-                out_codes[m] = np.uint8(k) | EV_NEED
-                m += ONE
-            if victim != EMPTY:
-                ev += 1
-                if (victim & ONE) != ZERO:
-                    m = _dirty_victim(cnt, victim, single, nlev, out_lines, out_codes, m)
+        if single:
+            reads += 1
+        else:
+            out_lines[m] = line
+            out_codes[m] = np.uint8(k) | EV_NEED
+            m += ONE
+        if victim != EMPTY:
+            ev += 1
+            if (victim & ONE) != ZERO:              # a dirty victim: to memory or level 1
+                wbs += 1
+                if single:
+                    writes += 1
+                else:
+                    out_lines[m] = victim >> ONE
+                    out_codes[m] = np.uint8(WRITEBACK)
+                    m += ONE
     cnt[0, C_HIT + LOAD] += h_load
     cnt[0, C_MISS + LOAD] += m_load
     cnt[0, C_EVICT] += ev
+    cnt[0, C_WB_OUT] += wbs
     cnt[nlev, M_READ] += reads
+    cnt[nlev, M_WRITE] += writes
     return np.int64(r), np.int64(m), ic
-
-
-@helper
-def _dirty_victim(cnt, victim, single, nlev, out_lines, out_codes, n):
-    """Level 0 wrote back a dirty victim: to memory (one level) or as an event for level 1."""
-    cnt[0, C_WB_OUT] += 1
-    if single:
-        cnt[nlev, M_WRITE] += 1
-        return n
-    out_lines[n] = victim >> ONE
-    out_codes[n] = np.uint8(WRITEBACK)
-    return n + ONE
 
 
 @helper
