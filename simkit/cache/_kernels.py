@@ -21,7 +21,7 @@ or fill is one pass of a carry shift (the fastest layout measured in REFERENCE.m
 The other policies keep lines in place and their state beside them.
 
 The hot carry shifts see the common associativities as compile-time constants
-(``_lru_access_nh``, ``_lru_access_mru``), so LLVM unrolls them.
+(``_lru_access_nh``), so LLVM unrolls them.
 
 Only entry kernels carry ``cache=True``; the helpers (``helper``, ``inlined``) compile into
 the entry's library. A call passes the state tuple's ~60 words of array descriptors, so the
@@ -38,13 +38,25 @@ hierarchy over a chunk of trace records.
 import numpy as np
 from numba import njit, prange
 
+from simkit.cache._linkonly import link_only
+
 # Helpers (called only from other kernels) compile without the CPython and C-callable wrappers
 # that numba builds for every dispatcher by default: those unpack the ~60 words of the state
 # tuple and were a tenth of a cold start's compile time. ``inlined`` helpers are marked
 # always-inline for LLVM (numba's ``forceinline``): the same machine code as inlining at numba
 # IR level (``inline='always'``), without typing and lowering one copy per call site.
-helper = njit(_nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper=True)
-inlined = njit(_nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper=True, forceinline=True)
+# Both are link-only (``_linkonly``): compiled to IR for their callers, never to machine code.
+_helper = njit(_nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+_inlined = njit(_nrt=False, no_cpython_wrapper=True, no_cfunc_wrapper=True, forceinline=True)
+
+
+def helper(fn):
+    return link_only(_helper(fn))
+
+
+def inlined(fn):
+    return link_only(_inlined(fn))
+
 
 EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
 NOSLOT = EMPTY          # lookup() result for an absent line
@@ -259,29 +271,34 @@ def _lru_access(tags, b, ways, line, d, holes):
 
 
 @inlined
-def _lru_access_nh(tags, b, ways, line, d):
-    """``_lru_access`` without holes, with the common associativities (8, 16) as compile-time
-    constants so that LLVM unrolls the carry shift: no loop counter or back-edge per way
-    (measured 1.2x on the miss-heavy levels below the first; other associativities loop)."""
-    if ways == W8:
-        return _lru_access(tags, b, W8, line, d, NO)
-    if ways == W16:
-        return _lru_access(tags, b, W16, line, d, NO)
-    return _lru_access(tags, b, ways, line, d, NO)
+def _lru_access_vec(tags, b, ways, line, d):
+    """``_lru_access`` without holes, for a compile-time ``ways``: the tag match first, as a
+    branch-free compare over the set's ways, then a miss shifts the whole set down one way
+    with no compare per way, both of which LLVM vectorizes (AVX2/AVX-512 compares and moves);
+    a hit takes the carry shift, which stops at the line. Same result as ``_lru_access``."""
+    key = (line << ONE) | ONE
+    found = False
+    for w in range(ways):
+        found |= (tags[b + w] | ONE) == key
+    if found:
+        return _lru_access(tags, b, ways, line, d, NO)
+    last = tags[b + ways - ONE]
+    for w in range(ways - ONE, ZERO, -1):
+        tags[b + w] = tags[b + w - ONE]
+    tags[b] = (line << ONE) | d
+    return False, last
 
 
 @inlined
-def _lru_access_mru(tags, b, ways, line, d):
-    """``_lru_access_nh`` for hit-heavy level 0: a hit at the MRU way is taken first (no
-    shift), then the 8-way carry shift unrolled. Unrolled without the MRU test, level 0 was
-    8-10% slower than the loop on the hit-heavy matmul and embedding traces; with it, 1.1x
-    faster than the loop there and on the uniform trace."""
-    t = tags[b]
-    if (t >> ONE) == line:
-        tags[b] = t | d
-        return True, EMPTY
-    if ways == W8:                                  # the usual L1 associativity, unrolled
-        return _lru_access(tags, b, W8, line, d, NO)
+def _lru_access_nh(tags, b, ways, line, d):
+    """``_lru_access`` without holes, with the common associativities (8, 16) as compile-time
+    constants so that LLVM unrolls and vectorizes them (``_lru_access_vec``: measured 1.2x
+    over the unrolled carry shift on the miss-heavy levels below the first; other
+    associativities loop)."""
+    if ways == W8:
+        return _lru_access_vec(tags, b, W8, line, d)
+    if ways == W16:
+        return _lru_access_vec(tags, b, W16, line, d)
     return _lru_access(tags, b, ways, line, d, NO)
 
 
@@ -712,15 +729,18 @@ def _level_events(c, lv, in_lines, in_codes, n_in, out_lines, out_codes, nlev):
 
 
 @helper
-def _level0_lru(c, words, i, line_shift, nlev, out_lines, out_codes, n, cap):
+def _level0_lru(c, words, i, line_shift, nlev, out_lines, out_codes, n, cap, dec_lines,
+                dec_codes):
     """Level 0 (LRU, write-back, write-allocate) straight from records, from record ``i`` and
     output event ``n``; stops at the end, when fewer than 2 output slots are left before
     ``cap``, or at a record that spans lines (left to the caller). Returns (i, n, the
     instructions of the records consumed).
 
-    Every record is one carry shift: loads take a copy of the loop that keeps its counters
-    in registers; stores and modifies set the dirty bit (a store miss fetches its line as a
-    store-caused read), and they and fetches count in memory. No calls in the loop."""
+    Every record is one access: a hit at the MRU way first (no shift; 1.1x on hit-heavy
+    traces), then ``_lru_access_nh``; loads count in registers; stores and modifies set the
+    dirty bit (a store miss fetches its line as a store-caused read), and they and fetches
+    count in memory. One access site in the loop (each inlined copy is compiled again) and
+    no calls."""
     tags, geom, cnt = c[0], c[3], c[6]
     ls = np.uint64(line_shift)
     ways = geom[0, G_WAYS]
@@ -730,47 +750,56 @@ def _level0_lru(c, words, i, line_shift, nlev, out_lines, out_codes, n, cap):
     h_load = 0
     m_load = 0
     ev = 0
+    wbs = 0
     reads = 0
+    writes = 0
     ic = np.uint64(0)
     n_rec = np.uint64(words.shape[0])
     r = np.uint64(i)                    # unsigned indices: no negative-index fix-up
     m = np.uint64(n)
     last = np.uint64(cap - 2)
-    while r < n_rec and m <= last:
-        a = words[r, 0]
-        meta = words[r, 1]
-        sz = (meta >> np.uint64(32)) & np.uint64(0xFFFF)
-        line = a >> ls
-        if sz > ONE and ((a + sz - ONE) >> ls) != line:
-            break
-        op = (meta >> np.uint64(48)) & np.uint64(0xFF)
-        ic += meta & np.uint64(0xFFFFFFFF)
-        b = base + (line & mask) * ways
-        r += ONE
-        if op == ZERO:                              # a plain load
-            hit, victim = _lru_access_mru(tags, b, ways, line, ZERO)
-            if hit:
-                h_load += 1
+    dec_cap = np.uint64(dec_lines.shape[0])
+    spans = False
+    while r < n_rec and m <= last and not spans:
+        # decode a batch of records (each emits at most 2 events) into line numbers and ops,
+        # then simulate them (bare 1-level kernels: 1.2x over one loop doing both)
+        lim = min((np.uint64(cap) - m) >> ONE, dec_cap)
+        q = np.uint64(0)
+        while r < n_rec and q < lim:
+            a = words[r, 0]
+            meta = words[r, 1]
+            sz = (meta >> np.uint64(32)) & np.uint64(0xFFFF)
+            line = a >> ls
+            if sz > ONE and ((a + sz - ONE) >> ls) != line:
+                spans = True
+                break
+            dec_lines[q] = line
+            dec_codes[q] = np.uint8((meta >> np.uint64(48)) & np.uint64(0xFF))
+            ic += meta & np.uint64(0xFFFFFFFF)
+            r += ONE
+            q += ONE
+        for j in range(q):
+            line = dec_lines[j]
+            op = dec_codes[j]
+            b = base + (line & mask) * ways
+            k = np.int64(op)
+            d = ONE if (k == STORE or k == MODIFY) else ZERO
+            t = tags[b]
+            if (t >> ONE) == line:                      # a hit at the MRU way: no shift
+                tags[b] = t | d
+                hit, victim = True, EMPTY
             else:
-                m_load += 1
-                if single:
-                    reads += 1
+                hit, victim = _lru_access_nh(tags, b, ways, line, d)
+            if hit:
+                if k == LOAD:
+                    h_load += 1
                 else:
-                    out_lines[m] = line
-                    out_codes[m] = EV_NEED
-                    m += ONE
-                if victim != EMPTY:
-                    ev += 1
-                    if (victim & ONE) != ZERO:
-                        m = _dirty_victim(cnt, victim, single, nlev, out_lines, out_codes, m)
-            continue
-        k = np.int64(op)
-        d = ONE if (k == STORE or k == MODIFY) else ZERO
-        hit, victim = _lru_access_mru(tags, b, ways, line, d)
-        if hit:
-            cnt[0, C_HIT + k] += 1
-        else:
-            cnt[0, C_MISS + k] += 1
+                    cnt[0, C_HIT + k] += 1
+                continue
+            if k == LOAD:
+                m_load += 1
+            else:
+                cnt[0, C_MISS + k] += 1
             if single:
                 reads += 1
             else:
@@ -779,25 +808,21 @@ def _level0_lru(c, words, i, line_shift, nlev, out_lines, out_codes, n, cap):
                 m += ONE
             if victim != EMPTY:
                 ev += 1
-                if (victim & ONE) != ZERO:
-                    m = _dirty_victim(cnt, victim, single, nlev, out_lines, out_codes, m)
+                if (victim & ONE) != ZERO:              # a dirty victim: to memory or level 1
+                    wbs += 1
+                    if single:
+                        writes += 1
+                    else:
+                        out_lines[m] = victim >> ONE
+                        out_codes[m] = np.uint8(WRITEBACK)
+                        m += ONE
     cnt[0, C_HIT + LOAD] += h_load
     cnt[0, C_MISS + LOAD] += m_load
     cnt[0, C_EVICT] += ev
+    cnt[0, C_WB_OUT] += wbs
     cnt[nlev, M_READ] += reads
+    cnt[nlev, M_WRITE] += writes
     return np.int64(r), np.int64(m), ic
-
-
-@helper
-def _dirty_victim(cnt, victim, single, nlev, out_lines, out_codes, n):
-    """Level 0 wrote back a dirty victim: to memory (one level) or as an event for level 1."""
-    cnt[0, C_WB_OUT] += 1
-    if single:
-        cnt[nlev, M_WRITE] += 1
-        return n
-    out_lines[n] = victim >> ONE
-    out_codes[n] = np.uint8(WRITEBACK)
-    return n + ONE
 
 
 @helper
@@ -868,7 +893,7 @@ def run_records(words, line_shift, c, nlev, ev_lines, ev_codes, side_lines, side
         if fast0:
             while i < n_rec and n + room <= EV_BATCH:
                 i, n, got = _level0_lru(c, words, i, line_shift, nlev, ev_lines[1], ev_codes[1],
-                                        n, EV_BATCH)
+                                        n, EV_BATCH, ev_lines[0], ev_codes[0])
                 ic += got
                 if i < n_rec and n + room <= EV_BATCH:     # stopped at a spanning record
                     ic += words[i, 1] & np.uint64(0xFFFFFFFF)
