@@ -33,7 +33,12 @@ from numba import njit
 # Helpers (called only from the two entry kernels) compile without numba's CPython/C wrappers,
 # and are called with numpy scalars, never Python literals (a literal argument compiles one more
 # specialization of the helper per value): see simkit.cache._kernels.
-helper = njit(no_cpython_wrapper=True, no_cfunc_wrapper=True)
+# They take no part in numba's reference counting (_nrt=False; _new_slab, which allocates its
+# shuffle order, keeps it):
+# with it, every helper call increfs and decrefs each of its ~20 array arguments with an atomic
+# instruction, and those atomics took ~90% of ptmalloc_run's time (perf, Intel VM, 2026-12-07).
+helper = njit(no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False)
+helper_nrt = njit(no_cpython_wrapper=True, no_cfunc_wrapper=True)   # one that allocates
 YES, NO = np.bool_(True), np.bool_(False)
 
 # status
@@ -849,7 +854,7 @@ def _slot_touch(touched, S, D, R, base, a, req, slot_end, fresh):
         _stouch(touched, S, D, slot_end - R[R_CANARY], slot_end)
 
 
-@helper
+@helper_nrt
 def _new_slab(cls_slots, cls_bytes, slab_cls, slab_addr, slab_first, slab_nfree, slab_head,
               slab_local, slab_ext, slab_next, slab_prev, slot_st, slot_next, cls_head, pool, Q,
               R, D, c):
