@@ -673,7 +673,9 @@ def _malloc_obj(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_h
     S[S_NLIVE] += 1
 
 
-@njit(cache=True)
+# _nrt=False here too: a kernel with NRT increfs each array it passes to a helper (and helpers
+# inherit the flag); slab_run keeps NRT for _new_slab's allocation.
+@njit(cache=True, _nrt=False)
 def ptmalloc_run(op, oid, old, size, align, start, csz, st, psz, fd, bk, binmap, touched,
                  tc_head, tc_count, fast_head, obj_g, obj_addr, obj_req, obj_msz, S, C, P, T,
                  nt, out_addr):
