@@ -33,12 +33,11 @@ from numba import njit
 # Helpers (called only from the two entry kernels) compile without numba's CPython/C wrappers,
 # and are called with numpy scalars, never Python literals (a literal argument compiles one more
 # specialization of the helper per value): see simkit.cache._kernels.
-# They take no part in numba's reference counting (_nrt=False; _new_slab, which allocates its
-# shuffle order, keeps it):
-# with it, every helper call increfs and decrefs each of its ~20 array arguments with an atomic
-# instruction, and those atomics took ~90% of ptmalloc_run's time (perf, Intel VM, 2026-12-07).
+# Helpers and kernels take no part in numba's reference counting (_nrt=False, so they cannot
+# allocate: the Scudo shuffle's order lives in a buffer the caller passes). With it, every
+# helper call increfs and decrefs each of its ~20 array arguments with an atomic instruction,
+# and those atomics took ~90% of ptmalloc_run's time (perf, Intel VM, 2026-12-07).
 helper = njit(no_cpython_wrapper=True, no_cfunc_wrapper=True, _nrt=False)
-helper_nrt = njit(no_cpython_wrapper=True, no_cfunc_wrapper=True)   # one that allocates
 YES, NO = np.bool_(True), np.bool_(False)
 
 # status
@@ -674,7 +673,7 @@ def _malloc_obj(csz, st, psz, fd, bk, binmap, touched, tc_head, tc_count, fast_h
 
 
 # _nrt=False here too: a kernel with NRT increfs each array it passes to a helper (and helpers
-# inherit the flag); slab_run keeps NRT for _new_slab's allocation.
+# inherit the flag).
 @njit(cache=True, _nrt=False)
 def ptmalloc_run(op, oid, old, size, align, start, csz, st, psz, fd, bk, binmap, touched,
                  tc_head, tc_count, fast_head, obj_g, obj_addr, obj_req, obj_msz, S, C, P, T,
@@ -856,10 +855,10 @@ def _slot_touch(touched, S, D, R, base, a, req, slot_end, fresh):
         _stouch(touched, S, D, slot_end - R[R_CANARY], slot_end)
 
 
-@helper_nrt
+@helper
 def _new_slab(cls_slots, cls_bytes, slab_cls, slab_addr, slab_first, slab_nfree, slab_head,
               slab_local, slab_ext, slab_next, slab_prev, slot_st, slot_next, cls_head, pool, Q,
-              R, D, c):
+              R, D, c, scratch):
     s = Q[Q_NSLABS]
     Q[Q_NSLABS] = s + 1
     nsl = cls_slots[c]
@@ -896,7 +895,9 @@ def _new_slab(cls_slots, cls_bytes, slab_cls, slab_addr, slab_first, slab_nfree,
     slab_ext[s] = ext
     slab_head[s] = f
     if R[R_SHUFFLE] > 0 and ext == nsl:  # Scudo: a fresh group's blocks in shuffled order
-        order = np.arange(nsl)
+        order = scratch[:nsl]            # the caller's buffer (no allocation in the kernels)
+        for k in range(nsl):
+            order[k] = k
         for k in range(nsl - 1, 0, -1):
             j = _rand(Q) % (k + 1)
             t = order[k]
@@ -943,13 +944,14 @@ def _slab_list(slab_next, slab_prev, cls_head, c, s):
     cls_head[c] = s
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def slab_run(op, oid, old, size, align, start, cls_size, cls_slots, cls_bytes, slab_cls,
              slab_addr, slab_first, slab_nfree, slab_head, slab_local, slab_ext, slab_next,
              slab_prev, slot_st, slot_next, cls_head, cls_empty, touched, qrand, qfifo, qstate,
              lcache, pool, obj_slot, obj_addr, obj_req, obj_msz, obj_res, S, Q, D, R, T, nt,
-             out_addr):
-    """Replay events start.. of one chunk through a slab allocator."""
+             out_addr, scratch):
+    """Replay events start.. of one chunk through a slab allocator. ``scratch``: int64, at
+    least the largest class's slot count (the Scudo shuffle's order)."""
     n = op.shape[0]
     nc = cls_size.shape[0]
     sample = R[R_SAMPLE]
@@ -1014,7 +1016,8 @@ def slab_run(op, oid, old, size, align, start, cls_size, cls_slots, cls_bytes, s
                 if s < 0:
                     s = _new_slab(cls_slots, cls_bytes, slab_cls, slab_addr, slab_first,
                                   slab_nfree, slab_head, slab_local, slab_ext, slab_next,
-                                  slab_prev, slot_st, slot_next, cls_head, pool, Q, R, D, c)
+                                  slab_prev, slot_st, slot_next, cls_head, pool, Q, R, D, c,
+                                  scratch)
                     cls_empty[c] += 1
                 if slab_nfree[s] == cls_slots[c] and cls_empty[c] > 0:
                     cls_empty[c] -= 1

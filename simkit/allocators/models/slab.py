@@ -84,6 +84,7 @@ class SlabEngine:
         self.cls_size, self.cls_slots, self.cls_bytes = class_geometry(cfg)
         nc = len(self.cls_size)
         ns, nslot = 256, max(1 << 16, 4 * int(self.cls_slots.max()))
+        self.scratch = np.zeros(int(self.cls_slots.max()) + 1, np.int64)   # the shuffle's order
         self.slab_cls = np.zeros(ns, np.int64)
         self.slab_addr = np.zeros(ns, np.int64)
         self.slab_first = np.zeros(ns, np.int64)
@@ -184,7 +185,7 @@ class SlabEngine:
                           self.qstate, self.lcache, self.pool, self.obj_slot, self.obj_addr,
                           self.obj_req,
                           self.obj_msz, self.obj_res, self.S, self.Q, self.C, self.P, T, nt,
-                          out_addr)
+                          out_addr, self.scratch)
 
     # ---- outputs --------------------------------------------------------------------------
     def metadata_bytes(self) -> int:
