@@ -557,20 +557,25 @@ MAX_RECORD_LINES = 1026     # lines one record can touch (size < 64 KiB, 64 B li
 NO_LAT = np.zeros(0, dtype=np.int64)  # run_walk's lat/out when no latency is wanted
 
 
+@inlined
+def record_span(a, meta, ls):
+    """(first line, last line) a record touches: its address ``a`` and meta word (size in
+    bits 32-47), ``ls`` the line shift as uint64."""
+    line = a >> ls
+    sz = (meta >> np.uint64(32)) & np.uint64(0xFFFF)
+    if sz > ONE:
+        return line, (a + sz - ONE) >> ls
+    return line, line
+
+
 @helper
 def _record_events(words, i, line_shift, out_lines, out_codes, n):
     """Append the level-0 events of record ``i`` (one per line touched) at ``out[n:]``;
     returns the new count. Records are read as two uint64 words: the address, then
     icount | size << 32 | op << 48 | flags << 56 (little-endian ACCESS_DTYPE)."""
-    ls = np.uint64(line_shift)
-    a = words[i, 0]
     meta = words[i, 1]
-    sz = (meta >> np.uint64(32)) & np.uint64(0xFFFF)
     op = np.uint8((meta >> np.uint64(48)) & np.uint64(0xFF))
-    line = a >> ls
-    last = line
-    if sz > ONE:
-        last = (a + sz - ONE) >> ls
+    line, last = record_span(words[i, 0], meta, np.uint64(line_shift))
     code = op
     if op != STORE:
         code |= EV_NEED
@@ -852,15 +857,10 @@ def run_walk(words, line_shift, c, mode, nlev, lat, out):
     keep = out.shape[0] > 0
     ic = np.uint64(0)
     for i in range(n_rec):
-        a = words[i, 0]
         meta = words[i, 1]
         ic += meta & np.uint64(0xFFFFFFFF)
-        sz = (meta >> np.uint64(32)) & np.uint64(0xFFFF)
         op = np.int64((meta >> np.uint64(48)) & np.uint64(0xFF))
-        line = a >> ls
-        last = line
-        if sz > ONE:
-            last = (a + sz - ONE) >> ls
+        line, last = record_span(words[i, 0], meta, ls)
         worst = np.int64(0)
         while True:
             served = hier_access(c, line, op, mode, nlev)
@@ -955,11 +955,7 @@ def _gather(words, i, line_shift, tshift, tmask, t, out):
         a = words[r, 0]
         meta = words[r, 1]
         r += ONE
-        line = a >> ls
-        sz = (meta >> np.uint64(32)) & np.uint64(0xFFFF)
-        last = line
-        if sz > ONE:
-            last = (a + sz - ONE) >> ls
+        line, last = record_span(a, meta, ls)
         if last == line:
             if ((line >> tsh) & tm) == ut:
                 out[k, 0] = a
