@@ -227,10 +227,10 @@ def test_a_walk_that_read_memory_takes_a_dram_slot():
     @njit
     def two(params, ring, lqr, walk, mshr, wdram):
         s = (0.0, 0.0, 0.0, 0.0, 0.0, np.int64(0), np.int64(0), np.int64(0))
-        s = CK.step(s, 1.0, True, False, 50.0, 50.0, wdram, 4.0, params, 0.25, ring, lqr, walk,
-                    mshr)
-        s = CK.step(s, 1.0, True, False, 0.0, 0.0, False, 300.0, params, 0.25, ring, lqr,
+        s = CK.step(s, 1.0, True, False, 50.0, 50.0, 0.0, wdram, 4.0, params, 0.25, ring, lqr,
                     walk, mshr)
+        s = CK.step(s, 1.0, True, False, 0.0, 0.0, 0.0, False, 300.0, params, 0.25, ring,
+                    lqr, walk, mshr)
         return s[4]
 
     cfg = CoreConfig("w", width=4, walkers=4, dram_line_cycles=100.0)
@@ -239,3 +239,48 @@ def test_a_walk_that_read_memory_takes_a_dram_slot():
         done = two(cfg.params(4, 300), ring, np.zeros(cfg.lq), np.zeros(cfg.walkers),
                    np.zeros(2), wdram)
         assert done == pytest.approx(expected, abs=1e-9)
+
+
+def test_a_walk_that_missed_the_l1d_holds_an_mshr_with_walk_mshrs():
+    """One MSHR. Record 0 walks for 50 cycles from t = 0, 30 of them PTE reads beyond the L1D:
+    with ``walk_mshrs`` it holds the MSHR over [0, 30]. Record 1, an L1D miss of 300 cycles
+    dispatched at t = 1/W = 0.25, waits for it: 30 + 300 = 330. Without ``walk_mshrs``, or when
+    the walk's reads all hit the L1D (0 cycles beyond it), it starts at once: 300.25."""
+    from numba import njit
+
+    from simkit.core import _kernels as CK
+
+    @njit
+    def two(params, ring, lqr, walk, mshr, wm):
+        s = (0.0, 0.0, 0.0, 0.0, 0.0, np.int64(0), np.int64(0), np.int64(0))
+        s = CK.step(s, 1.0, True, False, 50.0, 50.0, wm, False, 4.0, params, 0.25, ring, lqr,
+                    walk, mshr)
+        s = CK.step(s, 1.0, True, False, 0.0, 0.0, 0.0, False, 300.0, params, 0.25, ring,
+                    lqr, walk, mshr)
+        return s[4]
+
+    for walk_mshrs, wm, expected in ((True, 30.0, 330.0), (False, 30.0, 300.25),
+                                     (True, 0.0, 300.25)):
+        cfg = CoreConfig("w", width=4, walkers=4, mshrs=1, walk_mshrs=walk_mshrs)
+        ring = np.zeros((2, CK.ring_size(cfg.rob)))
+        done = two(cfg.params(4), ring, np.zeros(cfg.lq), np.zeros(cfg.walkers), np.zeros(2),
+                   wm)
+        assert done == pytest.approx(expected, abs=1e-9)
+    with pytest.raises(ValueError, match="walk_mshrs"):
+        CoreConfig("bad", walk_mshrs=1)
+
+
+def test_walk_mshrs_in_the_mmu_sums_the_walks_reads_beyond_the_l1d(gups_head):
+    """Through ``run_mmu``: off, results are the model's without it (bit for bit); on, with one
+    MSHR, every walk that read beyond the L1D delays the misses behind it, so cycles grow; the
+    translation counters never change."""
+    from simkit.tlb import MMU
+
+    stream = gups_head[:50_000]
+    base = CoreConfig.preset("victima").replace(mshrs=1)
+    off = MMU("victima-radix", core=base).run(stream)
+    same = MMU("victima-radix", core=base.replace(walk_mshrs=False)).run(stream)
+    on = MMU("victima-radix", core=base.replace(walk_mshrs=True)).run(stream)
+    assert off.core.cycles == same.core.cycles
+    assert off.walks > 1000 and (off.counters == on.counters).all()
+    assert on.core.cycles > off.core.cycles

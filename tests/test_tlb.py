@@ -135,6 +135,7 @@ def random_trace(n, seed, span_pages=4096, regions=6):
 @pytest.mark.parametrize("kw", [
     {},
     {"huge_page_fraction": 0.5, "placement": "random", "seed": 3},
+    {"huge_page_fraction": 0.3, "placement": "random", "placement_span_bytes": 3 << 20},
     {"stlb_fill": "l1-victims", "radix_levels": 5},
     {"pwc_entries": (0, 4, 0), "data_through_caches": False},
     {"huge_page_fraction": 0.3, "caches": HierarchyConfig.preset("victima-baseline")},
@@ -155,6 +156,7 @@ def random_trace(n, seed, span_pages=4096, regions=6):
     {"nested": True},
     {"nested": True, "huge_page_fraction": 0.3, "host_huge_page_fraction": 0.5,
      "placement": "random", "nested_tlb": TLBConfig("Nested-TLB", 8, 2, 2)},
+    {"nested": True, "placement": "random", "placement_span_bytes": 4 << 20},
     {"nested": True, "victima": True, "stlb_fill": "l1-victims",
      "nested_tlb": TLBConfig("Nested-TLB", 4, 2, 1)},
     {"nested": True, "victima": True, "victima_l2_only": True, "victima_ptw_cp": True,
@@ -167,11 +169,13 @@ def random_trace(n, seed, span_pages=4096, regions=6):
      "victima_block_cycles": (3, 9), "caches": VICTIMA_L2, "huge_page_fraction": 0.3},
     {"nested": True, "victima": True, "victima_probe": "parallel-stlb",
      "victima_block_cycles": (4, 16), "nested_tlb": TLBConfig("Nested-TLB", 4, 2, 1)},
-], ids=["default", "huge-random", "victims-5level", "one-pwc-no-data", "victima-caches",
+], ids=["default", "huge-random", "huge-random-3MiB-span", "victims-5level", "one-pwc-no-data",
+        "victima-caches",
         "pom-tlb", "pom-tlb-victims", "l3-tlb", "l3-pom-victims", "victima",
         "victima-compat-evict-only", "victima-ptw-only",
         "victima-paper-artifact-comparator", "victima-paper-evict-only", "nested",
-        "nested-huge-random", "nested-victima-artifact", "nested-victima-paper",
+        "nested-huge-random", "nested-random-4MiB-span", "nested-victima-artifact",
+        "nested-victima-paper",
         "nested-pom-tlb", "victima-artifact-timing", "victima-paper-parallel-stlb",
         "nested-victima-artifact-timing"])
 def test_kernel_matches_reference_mmu(kw):
@@ -335,6 +339,8 @@ def test_simulated_tlb_steps_sit_on_this_machines_measured_knees():
     ({"radix_levels": 3}, "radix_levels"),
     ({"huge_page_fraction": 1.5}, "huge_page_fraction"),
     ({"placement": "scattered"}, "placement"),
+    ({"placement": "random", "placement_span_bytes": 1 << 20}, "placement_span_bytes"),
+    ({"placement_span_bytes": True}, "placement_span_bytes"),
     ({"stlb_fill": "always"}, "stlb_fill"),
     ({"pwc_entries": (16, 16)}, "pwc_entries"),
 ])
@@ -380,3 +386,31 @@ def test_reach_is_sampled_every_period_of_instructions():
     assert [s[0] for s in short.reach_samples] == [2]             # shorter than a period
     with pytest.raises(ValueError, match="sample_instructions"):
         MMU("victima-radix", sample_instructions=0)
+
+
+def test_random_placement_over_a_span_keeps_frames_inside_it_then_goes_on_in_order():
+    """``placement_span_bytes`` 4 MiB is 1,024 frames (mask 1023). Frames are numbered from
+    0x100 (the first 1 MiB unused), so 1,000 pages take frame numbers 256..1255 in first-touch
+    order: the 768 numbered <= 1023 land, scattered, on distinct frames below 1,024, the other
+    232 on 1024..1255 in order. Unlimited (0), the same pages scatter over 2^28 frames."""
+    from simkit.tlb import MMU
+    from simkit.tlb import _kernels as K
+    from simkit.trace.format import make_records
+
+    va = np.uint64(0x7F0000000000) + np.arange(1000, dtype=np.uint64) * np.uint64(4096)
+
+    def frames(**kw):
+        m = MMU(MMUConfig(placement="random", **kw))
+        m.run(make_records(va, icount=1))
+        keys, vals = m.pt_keys, m.pt_vals
+        pages = (keys >> K.KIND_SHIFT) == np.uint64(K.K_PAGE)
+        pages &= keys != K.EMPTY
+        order = np.argsort(keys[pages])                 # by page number: first-touch order
+        return vals[pages][order].astype(np.int64)
+
+    f = frames(placement_span_bytes=4 << 20)
+    assert len(f) == 1000 and len(set(f.tolist())) == 1000
+    assert (f[:768] < 1024).all() and not (f[:768] == np.arange(256, 1024)).all()
+    assert (f[768:] == np.arange(1024, 1256)).all()
+    wide = frames()
+    assert len(set(wide.tolist())) == 1000 and wide.max() >= 1 << 20

@@ -25,11 +25,11 @@ def mix(x):
     return x
 
 
-def scatter(n, seed):
-    x = (n + seed) & MASK28
-    x = (x * 0x9E3779B1) & MASK28
+def scatter(n, seed, mask=MASK28):
+    x = (n + seed) & mask
+    x = (x * 0x9E3779B1) & mask
     x ^= x >> 13
-    x = (x * 0x85EBCA77) & MASK28
+    x = (x * 0x85EBCA77) & mask
     x ^= x >> 11
     return x
 
@@ -107,7 +107,13 @@ class RefMMU:
         n = self.next[kind]
         self.next[kind] += 1
         if self.cfg.placement == "random":
-            return scatter(n, (self.seed + self.fields[kind]) & M64)
+            span = self.cfg.placement_span_bytes
+            # 4 KiB frames and nodes over the span's power of two of frames (2 MiB frames
+            # always over 2^28); past the span, in order
+            mask = MASK28 if not span or kind.endswith("2m") else \
+                (1 << ((span + 4095) // 4096 - 1).bit_length()) - 1
+            if n <= mask:
+                return scatter(n, (self.seed + self.fields[kind]) & M64, mask)
         return n
 
     def translate(self, va, host=False):

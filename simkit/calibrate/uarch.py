@@ -24,6 +24,7 @@ class Uarch:
     sq: int
     walkers: int
     mshrs: int                      # L1D outstanding misses (fill buffers / MSHRs)
+    walk_mshrs: bool                # page-walk loads go through the L1D and take its MSHRs
     l1_dtlb: tuple | None           # (entries, ways) of the 4 KiB L1 DTLB, when CPUID hides it
     stlb: tuple | None              # (entries, ways) of the L2 TLB
     source: str
@@ -32,17 +33,23 @@ class Uarch:
 # Golden Cove and its server/client derivatives (Sapphire Rapids, Emerald Rapids, Granite
 # Rapids' Redwood Cove, Alder/Raptor Lake P-cores): 6-wide, ROB 512, 192 loads, 114 stores,
 # 16 L1D fill buffers, 4 page walkers, L1 DTLB 96 entries (loads, 6-way), STLB 2048 (4K/2M).
+# The page walker's loads go through the L1D and its fill buffers (Intel's perfmon events
+# PAGE_WALKER_LOADS.DTLB_L1/L2/L3/MEMORY count where they hit, the first as "L1+FB"), so a PTE
+# read that misses the L1D takes a fill buffer as a data miss does.
 GOLDEN_COVE = Uarch(
     "intel-golden-cove-class", width=6, rob=512, lq=192, sq=114, walkers=4, mshrs=16,
-    l1_dtlb=(96, 6), stlb=(2048, 16),
+    walk_mshrs=True, l1_dtlb=(96, 6), stlb=(2048, 16),
     source="documented, not measured: Intel 64 and IA-32 Architectures Optimization Reference "
            "Manual, Golden Cove microarchitecture (16 L1D fill buffers, 4 page walkers, DTLB "
-           "96 / STLB 2048 entries, ROB 512, LQ 192, SQ 114)")
+           "96 / STLB 2048 entries, ROB 512, LQ 192, SQ 114); the page walker's loads are "
+           "looked up in the L1D and its fill buffers (PAGE_WALKER_LOADS.DTLB_L1: 'hits in "
+           "the L1+FB')")
 # AMD family 19h (Zen 3 / Zen 4): the ``zen3`` core preset (6-wide, ROB 256, 72 loads, 64
-# stores, 6 table walkers) and 24 outstanding L1D misses; TLBs come from CPUID.
+# stores, 6 table walkers) and 24 outstanding L1D misses; TLBs come from CPUID. Whether its
+# table walker's reads take L1D miss buffers is not documented: they are left out.
 AMD_19H = Uarch(
     "amd-family-19h", width=6, rob=256, lq=72, sq=64, walkers=6, mshrs=24,
-    l1_dtlb=None, stlb=None,
+    walk_mshrs=False, l1_dtlb=None, stlb=None,
     source="documented, not measured: AMD Software Optimization Guide for family 19h "
            "(6 table walkers, 72 loads, 64 stores; 24 outstanding L1D misses)")
 

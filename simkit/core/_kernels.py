@@ -16,6 +16,10 @@ last of them the memory access):
   misses the L1D (data latency above ``l1_cycles``) waits for the earliest-free of ``mshrs``
   miss-status holding registers (fill buffers) and holds it until its data returns; 0: no
   limit (stores drain from the store queue after retirement and take none);
+- with ``walk_mshr`` (and ``mshrs`` > 0), a walk whose PTE reads missed the L1D (``wm`` > 0:
+  the sum of those reads' latencies) also waits for the earliest-free MSHR and holds it for
+  ``wm`` from the walk's start: the PTE reads of a walk are serial, so one register at a time
+  (Intel's page walker looks its loads up in the L1D and its fill buffers);
 - memory bandwidth, with ``dram_line_cycles`` > 0: a load served by memory (data latency at
   least ``mem_cycles``) also waits for a single DRAM server that starts at most one line per
   ``dram_line_cycles`` (in dispatch order), and its data arrives that latency after its slot; a
@@ -46,7 +50,7 @@ from numba import njit
 
 S_T, S_SEQ, S_LAST, S_FRONT, S_CUMMAX, S_HEAD, S_COUNT, S_LQPOS = range(8)
 NSTATE = 8
-P_WIDTH, P_ROB, P_LQ, P_WALKERS, P_DEP, P_MSHRS, P_L1, P_DRAM_X1000, P_MEM = range(9)
+P_WIDTH, P_ROB, P_LQ, P_WALKERS, P_DEP, P_MSHRS, P_L1, P_DRAM_X1000, P_MEM, P_WALK_MSHR = range(10)
 DEP_INDEPENDENT, DEP_CHAIN, DEP_FLAG = 0, 1, 2
 STORE_OP = 1
 NO = np.bool_(False)   # non-literal (one specialisation), as simkit.cache's
@@ -121,11 +125,12 @@ def store(st, s):
 
 
 @inlined
-def step(s, k, is_load, dependent, trans, w, wdram, lat, params, inv_w, ring, lqr, walk, mshr):
+def step(s, k, is_load, dependent, trans, w, wm, wdram, lat, params, inv_w, ring, lqr, walk, mshr):
     """Advance the core state ``s`` (``load``'s tuple) by one record and return it: ``k``
     instructions (float, the access last), whether it is a load and depends on the previous
-    load, its translation cycles ``trans`` (float) of which ``w`` are a walk (``wdram``: the
-    walk read memory), and its data latency ``lat``; ``inv_w`` = 1 / width."""
+    load, its translation cycles ``trans`` (float) of which ``w`` are a walk (``wm`` of them
+    PTE reads that missed the L1D; ``wdram``: the walk read memory), and its data latency
+    ``lat``; ``inv_w`` = 1 / width."""
     t, seq, last, front, cummax, head, count, lqpos = s
     rob = params[P_ROB]
     lq = params[P_LQ]
@@ -154,9 +159,14 @@ def step(s, k, is_load, dependent, trans, w, wdram, lat, params, inv_w, ring, lq
         issue = last
     done = issue + trans - w
     dram = params[P_DRAM_X1000]
+    nm = params[P_MSHRS]
     if w > 0.0:
         if walk[0] > done:                  # the earliest-free walker (a min-heap's root)
             done = walk[0]
+        if wm > 0.0 and nm > 0 and params[P_WALK_MSHR] != 0:
+            if mshr[0] > done:              # its L1D-missing PTE reads hold an MSHR
+                done = mshr[0]
+            _replace_min(mshr, nm, done + wm)
         if dram > 0 and wdram:              # its PTE fill takes a DRAM slot from its start
             d = mshr.shape[0] - 1
             if mshr[d] < done:
@@ -164,7 +174,6 @@ def step(s, k, is_load, dependent, trans, w, wdram, lat, params, inv_w, ring, lq
             mshr[d] += dram * 0.001
         done += w
         _replace_min(walk, params[P_WALKERS], done)
-    nm = params[P_MSHRS]
     if dram > 0 and is_load and lat >= params[P_MEM]:
         done = _dram_fill(mshr, nm, done, lat, dram * 0.001)
     elif nm > 0 and is_load and lat > params[P_L1]:   # an L1D miss holds an MSHR until filled
@@ -190,13 +199,14 @@ def step(s, k, is_load, dependent, trans, w, wdram, lat, params, inv_w, ring, lq
 @njit(cache=True, _nrt=False)
 def run_core(icount, ops, flags, trans, walks, lat, params, st, ring, lqr, walk, mshr):
     """Advance the core over one chunk (arrays of equal length); walks here take no DRAM slot
-    (the arrays do not say whether a walk read memory: ``run_mmu``'s inline core does)."""
+    and no MSHR (the arrays do not say whether a walk read memory or missed the L1D:
+    ``run_mmu``'s inline core does)."""
     inv_w = 1.0 / float(params[P_WIDTH])
     dep_mode = params[P_DEP]
     s = load(st)
     for i in range(icount.shape[0]):
         dependent = dep_mode == DEP_CHAIN or (dep_mode == DEP_FLAG and (flags[i] & 1) != 0)
         s = step(s, float(icount[i]), ops[i] != STORE_OP, dependent, float(trans[i]),
-                 float(walks[i]), NO, float(lat[i]), params, inv_w, ring,
+                 float(walks[i]), 0.0, NO, float(lat[i]), params, inv_w, ring,
                  lqr, walk, mshr)
     store(st, s)

@@ -28,6 +28,10 @@ class CoreConfig:
     microarchitectural constant: it is the sustained random-access fill rate one core sees
     (channels, banks, the writebacks the same stream causes, other tenants), taken from a
     measurement (``simkit.experiments.core_validation.calibrate_dram``) or left at 0.
+    walk_mshrs: a page walk's PTE reads that miss the L1D take an MSHR too (one at a time, for
+    the sum of their latencies, from the walk's start), as on Intel cores, whose page walker
+    looks its loads up in the L1D and its fill buffers (the PAGE_WALKER_LOADS.DTLB_L1 event
+    counts "hits in the L1+FB"); False: walks never compete with data misses for MSHRs.
     """
 
     name: str = "core"
@@ -40,6 +44,7 @@ class CoreConfig:
     dependence: str = "independent"
     clock_ghz: float = 2.6
     dram_line_cycles: float = 0.0
+    walk_mshrs: bool = False
 
     def __post_init__(self):
         for f in ("width", "rob", "lq", "sq", "walkers"):
@@ -57,6 +62,8 @@ class CoreConfig:
         if not (self.dram_line_cycles >= 0 and self.dram_line_cycles < 1e9):
             raise ValueError(f"core.dram_line_cycles: must be >= 0 (0: no limit), got "
                              f"{self.dram_line_cycles!r}")
+        if not isinstance(self.walk_mshrs, bool):
+            raise ValueError(f"core.walk_mshrs: must be true or false, got {self.walk_mshrs!r}")
         if not self.clock_ghz > 0:
             raise ValueError(f"core.clock_ghz: must be > 0, got {self.clock_ghz}")
 
@@ -81,7 +88,7 @@ class CoreConfig:
             raise ValueError("core.dram_line_cycles: needs the memory latency (mem_cycles > 0)")
         return np.array([self.width, self.rob, self.lq, self.walkers,
                          DEPENDENCE.index(self.dependence), self.mshrs, l1_cycles, dram,
-                         mem_cycles], dtype=np.int64)
+                         mem_cycles, int(self.walk_mshrs)], dtype=np.int64)
 
 
 CORE_PRESETS: dict[str, CoreConfig] = {

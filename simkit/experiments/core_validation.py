@@ -41,6 +41,19 @@ GUPS_FULL = (8 << 20, 32 << 20, 128 << 20, 512 << 20, 1 << 30, 4 << 30)
 GUPS_BASE = 0x7F0000000000          # 2 MiB aligned, as the native table
 GUPS_CALIBRATION = 256 << 20        # the nested-walk calibration's table (not validated on)
 NESTED_TLB_CANDIDATES = (16, 64, 256, 1024)
+HOST_PAGE_CANDIDATES = (2 << 20, 4 << 10)   # the hypervisor's pages behind guest memory
+
+
+def placement(phys: dict | None) -> dict:
+    """The MMU's frame placement from ``physical_regions`` of the calibration table (measured
+    in the same run): frames scattered over as many 2 MiB regions as that table spanned here
+    (e.g. 440 regions for 256 MiB on a KVM guest: a random scatter, as the cache sets see it,
+    over ~1 GiB, not over 1 TiB, where each page would be its own 2 MiB region and need its
+    own host translation); unreadable frames (not root): scattered over 1 TiB, and said so."""
+    if not phys:
+        return {"placement": "random", "placement_span_bytes": 0}
+    return {"placement": "random",
+            "placement_span_bytes": max(2 << 20, int(phys["regions"]) * (2 << 20))}
 
 
 def gups_stream(table_bytes: int, n: int, instructions: int, seed: int = 0):
@@ -163,7 +176,7 @@ def calibrate_dram(cfg, core, gups_cal, ghz: float, quick: bool):
 
 
 def calibrate_walks(cfg, machine: dict, cal: dict, gups_cal, chase_cal, ghz: float,
-                    quick: bool, dram_line_cycles: float = 0.0):
+                    quick: bool, dram_line_cycles: float = 0.0, phys: dict | None = None):
     """(MMU config, frame of candidates): native walks, or under a hypervisor 2D walks with
     each of ``NESTED_TLB_CANDIDATES`` nested TLB entries, whichever predicts the calibration
     points best (the mean |error| of GUPS with 4 KiB pages, ``gups_cal``, and of the 4 KiB-page
@@ -179,16 +192,19 @@ def calibrate_walks(cfg, machine: dict, cal: dict, gups_cal, chase_cal, ghz: flo
         return cfg, pd.DataFrame()
     m, c = point.iloc[0], chase_cal.iloc[0]
     core = host_core_config(machine, dram_line_cycles=dram_line_cycles)
-    cands = [("native", 0, cfg)] + [
-        ("nested", e, host_mmu_config(machine, cal, nested=True, nested_tlb_entries=e).replace(
-            huge_page_fraction=0.0, placement="random")) for e in NESTED_TLB_CANDIDATES]
+    cands = [("native", 0, 0, cfg)] + [
+        ("nested", e, hp, host_mmu_config(machine, cal, nested=True, nested_tlb_entries=e)
+         .replace(huge_page_fraction=0.0, host_huge_page_fraction=1.0 if hp == 2 << 20 else 0.0,
+                  **placement(phys)))
+        for hp in HOST_PAGE_CANDIDATES for e in NESTED_TLB_CANDIDATES]
     rows = []
-    for walks, entries, cand in cands:
+    for walks, entries, host_page, cand in cands:
         g = gups_points(point, cand, ghz, quick, core)
         chase_ns, _ = predict_chase(cand, core.replace(dependence="chain", clock_ghz=ghz),
                                     int(c.working_set_bytes), ghz=ghz, records=100_000)
         chase_err = chase_ns / float(c.ns_per_load_min) - 1
         rows.append({"walks": walks, "nested_tlb_entries": entries,
+                     "host_page_bytes": host_page,
                      "table_bytes": int(m.table_bytes),
                      "gups_measured_ns": float(m.ns_per_update),
                      "gups_predicted_ns": float(g.predicted_ns.iloc[0]),
@@ -199,12 +215,13 @@ def calibrate_walks(cfg, machine: dict, cal: dict, gups_cal, chase_cal, ghz: flo
     out = pd.DataFrame(rows)
     best = int(out.mean_abs_error.idxmin())
     out["chosen"] = out.index == best
-    return cands[best][2], out
+    return cands[best][3], out
 
 
-def host_preset_from_thp(df):
+def host_preset_from_thp(df, phys: dict | None = None):
     """(MMU config with 4 KiB pages, clock GHz, calibration) from a ``measure_cpu`` frame with
-    THP and 4 KiB cache ladders: the calibration is the THP ladder's (relabelled)."""
+    THP and 4 KiB cache ladders: the calibration is the THP ladder's (relabelled); frames
+    placed as ``placement(phys)``."""
     from simkit.bench.cpu import chase as cpu
     from simkit.bench.cpu.machine import describe_machine
     from simkit.calibrate.cpu import host_mmu_config
@@ -219,7 +236,7 @@ def host_preset_from_thp(df):
            "source": source}
     machine = df.attrs.get("machine") or describe_machine()
     cfg = host_mmu_config(machine, cal)
-    cfg = cfg.replace(huge_page_fraction=0.0, placement="random")
+    cfg = cfg.replace(huge_page_fraction=0.0, **placement(phys))
     return cfg, float(cal["summary"]["clock_ghz"]), cal
 
 
@@ -230,6 +247,7 @@ def measure(quick: bool = True):
     ``GUPS_QUICK`` / ``GUPS_FULL`` bytes with 4 KiB pages and THP."""
     from simkit.bench.cpu import chase as cpu
     from simkit.bench.cpu.gups import measure_gups
+    from simkit.bench.cpu.physmem import physical_regions
 
     chase = cpu.measure_cpu(quick=quick, sweeps=("cache",), page_kinds=("4k", "thp"),
                             progress=False)
@@ -238,7 +256,8 @@ def measure(quick: bool = True):
     gups = measure_gups((GUPS_QUICK if quick else GUPS_FULL) + (GUPS_CALIBRATION,),
                         updates=300_000 if quick else 1_000_000, reps=15 if quick else 25,
                         progress=False)
-    return {"chase": chase, "gups": gups, "chase_calibration": chase_cal}
+    phys = physical_regions(GUPS_CALIBRATION)
+    return {"chase": chase, "gups": gups, "chase_calibration": chase_cal, "physmem": phys}
 
 
 @experiment("core-validation", measure=measure, family="mmu", cost=76)
@@ -254,14 +273,16 @@ def core_validation(quick: bool = True, outdir: Path = Path("results"), measured
 
     measured = measure(quick) if measured is None else measured
     df = measured["chase"]
-    cfg, ghz, cal = host_preset_from_thp(df)
+    phys = measured.get("physmem")
+    cfg, ghz, cal = host_preset_from_thp(df, phys)
     machine = df.attrs.get("machine") or describe_machine()
     gups_all = measured["gups"]
     is_cal = gups_all.table_bytes == GUPS_CALIBRATION
     dram, dram_cal = calibrate_dram(cfg, host_core_config(machine), gups_all[is_cal], ghz,
                                     quick)
     cfg, walk_cal = calibrate_walks(cfg, machine, cal, gups_all[is_cal],
-                                    measured.get("chase_calibration"), ghz, quick, dram)
+                                    measured.get("chase_calibration"), ghz, quick, dram,
+                                    phys)
     core = host_core_config(machine, dependence="chain", clock_ghz=ghz, dram_line_cycles=dram)
     rows = []
     val = df[(df.page_kind == "4k") & (df.working_set_bytes != GUPS_CALIBRATION)]
@@ -284,10 +305,13 @@ def core_validation(quick: bool = True, outdir: Path = Path("results"), measured
                      + f", memory {cfg.caches.memory_latency_cycles}c",
                      "param_tlbs": f"L1D {cfg.l1d.entries}/{cfg.l1d.ways}w, "
                                    f"L2 {cfg.l2.entries}/{cfg.l2.ways}w ({tlb_source(machine)})",
-                     "param_walks": (f"2D, 2 MiB host pages, nested TLB {cfg.nested_tlb.entries}"
+                     "param_walks": (f"2D, {'2 MiB' if cfg.host_huge_page_fraction else '4 KiB'}"
+                                     f" host pages, nested TLB {cfg.nested_tlb.entries}"
                                      if cfg.nested else "native"),
+                     "param_placement": _placement_text(cfg, phys),
                      "param_core": f"{core.name}: ROB {core.rob}, LQ {core.lq}, walkers "
-                                   f"{core.walkers}, MSHRs {core.mshrs or 'no limit'}, "
+                                   f"{core.walkers}, MSHRs {core.mshrs or 'no limit'}"
+                                   f"{' (walks take them too)' if core.walk_mshrs else ''}, "
                                    + _dram_text(dram)})
     out = pd.DataFrame(rows)
     ok = out.error.abs() <= TOLERANCE
@@ -314,14 +338,14 @@ def core_validation(quick: bool = True, outdir: Path = Path("results"), measured
         "load queue, outstanding L1D misses) against the real core's; instructions per update "
         "read from the compiled loop; tables from 8 MiB, so every point is out of the "
         f"calibration's sample; core {core.name} (documented, not measured: ROB {core.rob}, LQ "
-        f"{core.lq}, walkers {core.walkers}, MSHRs {core.mshrs or 'no limit'}); "
+        f"{core.lq}, walkers {core.walkers}, MSHRs {core.mshrs or 'no limit'}"
+        f"{', walks take them too' if core.walk_mshrs else ''}); "
         + _dram_text(dram) + " (measured on GUPS THP over the calibration table); walks "
         + ("native (no hypervisor, or no calibration point)" if not len(walk_cal) else
            "chosen on the separate calibration points (GUPS and chase, 4 KiB pages, "
            f"{_fmt(GUPS_CALIBRATION)}; errors GUPS / chase): " + "; ".join(
-               f"{r.walks}{f' (nested TLB {r.nested_tlb_entries})' if r.walks == 'nested' else ''}"
-               f" {r.gups_error:+.0%} / {r.chase_error:+.0%}{' <- chosen' if r.chosen else ''}"
-               for r in walk_cal.itertuples())))
+               f"{_walks_text(r)} {r.gups_error:+.0%} / {r.chase_error:+.0%}"
+               f"{' <- chosen' if r.chosen else ''}" for r in walk_cal.itertuples())))
     hp = huge_page_effect(g)
     judged = hp[hp.thp_backed & (hp.measured_change.abs() > 0.05)]
     same = (np.sign(judged.measured_change) == np.sign(judged.predicted_change)) & \
@@ -388,6 +412,21 @@ def core_figure(out, g=None):
         ax2.legend(fontsize=8, loc="lower right")
         fig.tight_layout()
     return fig
+
+
+def _placement_text(cfg, phys) -> str:
+    span = cfg.placement_span_bytes
+    where = f"scattered over {_fmt(span) if span else '1 TiB'}"
+    if not phys:
+        return where + " (physical frames unreadable here: not measured)"
+    return (where + f" (a {_fmt(GUPS_CALIBRATION)} table touched in order spanned "
+            f"{phys['regions']} 2 MiB physical regions in {phys['runs']} runs, measured)")
+
+
+def _walks_text(r) -> str:
+    if r.walks != "nested":
+        return str(r.walks)
+    return f"nested (host {_fmt(int(r.host_page_bytes))} pages, nested TLB {r.nested_tlb_entries})"
 
 
 def _dram_text(dram: float) -> str:

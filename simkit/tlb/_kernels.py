@@ -12,8 +12,11 @@ Page table (``pt_keys``/``pt_vals``: open addressing, linear probing, EMPTY keys
 
 Physical zones (bytes): 4 KiB data frames from 0, 2 MiB frames from 2^41, page-table nodes from
 2^43. ``placement`` contiguous hands out frames in first-touch order; random scatters them with
-a seeded bijection over 2^28 frames (no two pages share a frame). A region is a 2 MiB page
-when a seeded hash of its number falls below ``huge_page_fraction``.
+a seeded bijection over 2^28 frames (no two pages share a frame), or, for 4 KiB frames and
+page-table nodes, over the power of two of frames ``placement_span_bytes`` asks for (pt_meta's
+PM_RANDOM holds the bijection's mask; frames beyond the span are handed out in order past
+it). A region is a 2 MiB page when a seeded hash of its number falls below
+``huge_page_fraction``.
 
 TLB and PWC arrays are ``simkit.cache`` state (``CacheState`` tuples) whose "lines" are keys:
 TLB key = page number | SIZE_2M for 2 MiB pages (bit 62, so the set index comes from the page
@@ -124,6 +127,8 @@ YES, NO = np.bool_(True), np.bool_(False)
 NCOUNT = 60        # C_VIC_HIT_AT: TLB-block hits by cache level (up to 7)        # C_PWC_HIT/C_PWC_MISS: 3 each (PML4, PDPT, PD); C_REFS_AT: up to 7 levels
 CORE_INFO_MASK = np.uint64(0x01FF0000FFFFFFFF)   # a record's icount, op and flags bit 0
 WALK_DRAM_BIT = np.int64(1) << 40   # in the core buffer's info row: the record's walk read memory
+WALK_MISS_SHIFT = 32                # the core buffer's walk row: walk cycles in the low 32 bits,
+WALK_CYCLES = (np.int64(1) << 32) - 1   # the cycles of its PTE reads beyond the L1D above them
 HIST_BINS = 64     # walk latency histogram, 16-cycle bins (the last bin collects the rest)
 HIST_WIDTH = 16
 
@@ -156,12 +161,13 @@ def _mix(x):
 
 
 @CK.helper
-def _scatter(n, seed):
-    """A seeded bijection of 28-bit frame numbers (multiply by odd and xor-shift steps)."""
-    x = (n + seed) & SCATTER_MASK
-    x = (x * np.uint64(0x9E3779B1)) & SCATTER_MASK
+def _scatter(n, seed, mask):
+    """A seeded bijection of the frame numbers ``0..mask`` (``mask`` + 1 a power of two:
+    multiply by odd and xor-shift steps)."""
+    x = (n + seed) & mask
+    x = (x * np.uint64(0x9E3779B1)) & mask
     x ^= x >> np.uint64(13)
-    x = (x * np.uint64(0x85EBCA77)) & SCATTER_MASK
+    x = (x * np.uint64(0x85EBCA77)) & mask
     x ^= x >> np.uint64(11)
     return x
 
@@ -182,8 +188,11 @@ def _pt_slot(keys, meta, key):
 def _new_frame(meta, field):
     n = meta[field]
     meta[field] = n + ONE
-    if meta[PM_RANDOM] != ZERO:
-        return _scatter(n, meta[PM_SEED] + np.uint64(field))
+    mask = meta[PM_RANDOM]
+    if field == PM_NEXT2M or field == PM_H_NEXT2M:
+        mask = SCATTER_MASK if mask != ZERO else ZERO
+    if mask != ZERO and n <= mask:              # beyond the span: in order, past it
+        return _scatter(n, meta[PM_SEED] + np.uint64(field), mask)
     return n
 
 
@@ -723,6 +732,9 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core):
     l2only = params[P_VIC_L2ONLY] != 0
     nested = params[P_NESTED] != 0
     epoch = np.uint64(params[P_EPOCH])
+    walk_mshr = False                           # walks' L1D misses take MSHRs in the core
+    if timed:
+        walk_mshr = cparams[CoreK.P_WALK_MSHR] != 0 and cparams[CoreK.P_MSHRS] > 0
     ic = ZERO
     i = 0
     while i < n_rec:
@@ -744,6 +756,7 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core):
         key2 = (va >> np.uint64(21)) | SIZE_2M
         cycles = params[P_LAT_L1I] if fetch else params[P_LAT_L1D]
         walked = 0
+        wmiss = 0
         walk_dram = False
         if _tlb_probe(t, l1, key4, key2) != EMPTY:
             cnt[C_L1I_HIT if fetch else C_L1D_HIT] += 1
@@ -780,10 +793,15 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core):
                 if key == EMPTY:
                     huge = translate(keys, vals, meta, va, cnt, NO)[1]
                     key = key2 if huge != ZERO else key4
+                    if walk_mshr:               # cycles of PTE reads beyond the L1D, before
+                        wmiss = _beyond_l1_cycles(cnt, params, nlev)
                     wc, leaf_line, wdram = _walk(c, t, keys, vals, meta, va, huge != ZERO,
                                                  params, cnt, hist, YES)
                     cycles += wc
                     walked = wc
+                    if walk_mshr:               # and after: its reads that missed the L1D
+                        wmiss = _beyond_l1_cycles(cnt, params, nlev) - wmiss
+                        walked |= wmiss << WALK_MISS_SHIFT
                     walk_dram = wdram
                     if l2only and params[P_VIC_PTW] != 0 \
                             and _ptwcp_costly(keys, vals, meta, key, params, cnt) \
@@ -831,10 +849,21 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core):
 
 
 @CK.helper
+def _beyond_l1_cycles(cnt, params, nlev):
+    """The cycles of every charged PTE read served beyond the L1D so far (reads per serving
+    level times its latency): a walk's share is the difference across it."""
+    total = 0
+    for lv in range(1, nlev + 1):
+        total += cnt[C_REFS_AT + lv] * params[P_CACHE_LAT + lv]
+    return total
+
+
+@CK.helper
 def _core_flush(core, n):
     """Advance the core model's two twins over the first ``n`` buffered records (rows of the
-    buffer: translation cycles, walk cycles, data latency, the record's info word masked to its
-    icount, op and flag bit 0, and ``WALK_DRAM_BIT`` when its walk read memory). Buffering
+    buffer: translation cycles, walk cycles (and above ``WALK_MISS_SHIFT`` the cycles of its PTE
+    reads that missed the L1D, with ``walk_mshrs``), data latency, the record's info word masked
+    to its icount, op and flag bit 0, and ``WALK_DRAM_BIT`` when its walk read memory). Buffering
     keeps the twins' state in registers in a tight loop rather than live across the
     translation's helper calls."""
     cparams, st_r, ring_r, lqr_r, walk_r, mshr_r, st_i, ring_i, lqr_i, walk_i, mshr_i, buf = core
@@ -849,11 +878,12 @@ def _core_flush(core, n):
         is_load = ((hi >> 48) & 0xFF) != CoreK.STORE_OP
         dependent = dep_chain or (dep_flag and ((hi >> 56) & 1) != 0)
         lat = float(buf[2, j])
-        sr = CoreK.step(sr, k, is_load, dependent, float(buf[0, j]), float(buf[1, j]),
-                        (hi & WALK_DRAM_BIT) != 0, lat, cparams, inv_w, ring_r, lqr_r, walk_r,
-                        mshr_r)
-        si = CoreK.step(si, k, is_load, dependent, 0.0, 0.0, NO, lat, cparams, inv_w, ring_i,
-                        lqr_i, walk_i, mshr_i)
+        wk = buf[1, j]
+        sr = CoreK.step(sr, k, is_load, dependent, float(buf[0, j]), float(wk & WALK_CYCLES),
+                        float(wk >> WALK_MISS_SHIFT), (hi & WALK_DRAM_BIT) != 0, lat, cparams,
+                        inv_w, ring_r, lqr_r, walk_r, mshr_r)
+        si = CoreK.step(si, k, is_load, dependent, 0.0, 0.0, 0.0, NO, lat, cparams, inv_w,
+                        ring_i, lqr_i, walk_i, mshr_i)
     CoreK.store(st_r, sr)
     CoreK.store(st_i, si)
 

@@ -104,6 +104,7 @@ class MMUConfig:
     radix_levels: int = 4                     # 4 (48-bit VA) or 5 (57-bit VA)
     huge_page_fraction: float = 0.0
     placement: str = "contiguous"
+    placement_span_bytes: int = 0             # "random" over this span (0: 2^28 frames, 1 TiB)
     stlb_fill: str = "walk"                   # "walk": walks fill L1 and L2 TLB; "l1-victims"
     data_through_caches: bool = True          # data accesses also go through the caches
     pom_entries: int = 0                      # POM-TLB in memory (0: none); REFERENCE.md 1.4
@@ -145,6 +146,11 @@ class MMUConfig:
         if self.placement not in PLACEMENTS:
             raise ValueError(f"placement: unknown {self.placement!r}; choose from "
                              f"{', '.join(PLACEMENTS)}")
+        span = self.placement_span_bytes
+        if isinstance(span, bool) or not isinstance(span, int) or not (
+                span == 0 or 2 << 20 <= span <= 1 << 40):
+            raise ValueError(f"placement_span_bytes: must be 0 (1 TiB) or 2 MiB..1 TiB, got "
+                             f"{span!r}")
         if self.stlb_fill not in STLB_FILLS:
             raise ValueError(f"stlb_fill: unknown {self.stlb_fill!r}; choose from "
                              f"{', '.join(STLB_FILLS)}")
@@ -201,6 +207,13 @@ class MMUConfig:
             return PRESETS[name]
         except KeyError:
             raise ValueError(f"preset: unknown {name!r}; choose from {', '.join(PRESETS)}") from None
+
+    def scatter_mask(self) -> int:
+        """The mask of ``placement`` random's frame numbers: 4 KiB frames scatter over the
+        power of two of frames covering ``placement_span_bytes`` (0: 2^28 frames, 1 TiB)."""
+        if not self.placement_span_bytes:
+            return (1 << 28) - 1
+        return (1 << (-(-self.placement_span_bytes // 4096) - 1).bit_length()) - 1
 
     def replace(self, **changes) -> "MMUConfig":
         return dataclasses.replace(self, **changes)

@@ -144,7 +144,7 @@ class MMU:
         m[K.PM_SEED] = (c.seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) % (1 << 64)
         m[K.PM_HUGE_THRESH] = int(round(c.huge_page_fraction * (1 << 32)))
         m[K.PM_H_HUGE_THRESH] = int(round(c.host_huge_page_fraction * (1 << 32)))
-        m[K.PM_RANDOM] = int(c.placement == "random")
+        m[K.PM_RANDOM] = c.scatter_mask() if c.placement == "random" else 0
         m[K.PM_LEVELS] = c.radix_levels
         self.pt_meta = m
 
