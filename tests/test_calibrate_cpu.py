@@ -119,3 +119,50 @@ def test_nested_walks_only_under_a_hypervisor():
     assert not host_mmu_config(GNR_VM).nested
     with pytest.raises(InputError, match="hypervisor"):
         host_mmu_config({**GNR_VM, "hypervisor": False}, nested=True)
+
+
+def _tlb_ladder(thp_step: float):
+    """A 4 KiB-piece TLB ladder: 4 KiB pages step from 1.3 to 3.2 ns past 96 pieces; the huge
+    page ladder by ``thp_step`` of that step, backed by huge pages."""
+    import pandas as pd
+
+    rows = []
+    for pages in (64, 96, 128, 256):
+        k4 = 1.3 if pages <= 96 else 3.2
+        rows.append({"page_kind": "4k", "pages": pages, "ns_per_load_min": k4,
+                     "thp_backed_bytes": 0})
+        rows.append({"page_kind": "thp", "pages": pages,
+                     "ns_per_load_min": 1.3 + (k4 - 1.3) * thp_step,
+                     "thp_backed_bytes": 2 << 20})
+    return pd.DataFrame(rows)
+
+
+def test_splintering_is_read_off_the_huge_page_tlb_ladder():
+    """The 4 KiB ladder steps 146% between 96 and 192+ pieces (here 256); a huge-page ladder
+    that steps as much (or over half as much) is splintered, one that stays flat is not; without
+    huge pages nothing can be said."""
+    from simkit.calibrate.cpu import splintered
+
+    assert splintered(_tlb_ladder(1.0), 96) is True
+    assert splintered(_tlb_ladder(0.6), 96) is True
+    assert splintered(_tlb_ladder(0.1), 96) is False
+    no_thp = _tlb_ladder(1.0)
+    assert splintered(no_thp[no_thp.page_kind == "4k"], 96) is None
+    unbacked = _tlb_ladder(1.0).assign(thp_backed_bytes=0)
+    assert splintered(unbacked, 96) is None
+
+
+def test_the_stlb_size_is_read_off_the_first_tlb_knee_past_the_l1():
+    """Knees (pages): the L1 DTLB's (96 -> 128), the L1D cache's (768 -> 1024, named), then
+    1536 -> 1792: the STLB holds 1536 where 2048 are documented; none below it: None."""
+    from simkit.calibrate.cpu import stlb_from_knees
+
+    knees = [{"sweep": "tlb", "page_kind": "4k", "before": 96, "after": 128,
+              "near_cache_level": ""},
+             {"sweep": "tlb", "page_kind": "4k", "before": 768, "after": 1024,
+              "near_cache_level": "L1d"},
+             {"sweep": "tlb", "page_kind": "4k", "before": 1536, "after": 1792,
+              "near_cache_level": ""}]
+    assert stlb_from_knees(knees, 96, 2048) == 1536
+    assert stlb_from_knees(knees, 96, 1024) is None
+    assert stlb_from_knees(knees[:2], 96, 2048) is None

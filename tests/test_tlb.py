@@ -157,6 +157,8 @@ def random_trace(n, seed, span_pages=4096, regions=6):
     {"nested": True, "huge_page_fraction": 0.3, "host_huge_page_fraction": 0.5,
      "placement": "random", "nested_tlb": TLBConfig("Nested-TLB", 8, 2, 2)},
     {"nested": True, "placement": "random", "placement_span_bytes": 4 << 20},
+    {"nested": True, "huge_page_fraction": 0.6, "host_huge_page_fraction": 0.4,
+     "nested_splinter": True, "nested_tlb": TLBConfig("Nested-TLB", 8, 2, 2)},
     {"nested": True, "victima": True, "stlb_fill": "l1-victims",
      "nested_tlb": TLBConfig("Nested-TLB", 4, 2, 1)},
     {"nested": True, "victima": True, "victima_l2_only": True, "victima_ptw_cp": True,
@@ -174,7 +176,8 @@ def random_trace(n, seed, span_pages=4096, regions=6):
         "pom-tlb", "pom-tlb-victims", "l3-tlb", "l3-pom-victims", "victima",
         "victima-compat-evict-only", "victima-ptw-only",
         "victima-paper-artifact-comparator", "victima-paper-evict-only", "nested",
-        "nested-huge-random", "nested-random-4MiB-span", "nested-victima-artifact",
+        "nested-huge-random", "nested-random-4MiB-span", "nested-splinter",
+        "nested-victima-artifact",
         "nested-victima-paper",
         "nested-pom-tlb", "victima-artifact-timing", "victima-paper-parallel-stlb",
         "nested-victima-artifact-timing"])
@@ -341,6 +344,7 @@ def test_simulated_tlb_steps_sit_on_this_machines_measured_knees():
     ({"placement": "scattered"}, "placement"),
     ({"placement": "random", "placement_span_bytes": 1 << 20}, "placement_span_bytes"),
     ({"placement_span_bytes": True}, "placement_span_bytes"),
+    ({"nested_splinter": 1}, "nested_splinter"),
     ({"stlb_fill": "always"}, "stlb_fill"),
     ({"pwc_entries": (16, 16)}, "pwc_entries"),
 ])
@@ -414,3 +418,21 @@ def test_random_placement_over_a_span_keeps_frames_inside_it_then_goes_on_in_ord
     assert (f[768:] == np.arange(1024, 1256)).all()
     wide = frames()
     assert len(set(wide.tolist())) == 1000 and wide.max() >= 1 << 20
+
+
+def test_a_guest_huge_page_over_host_4k_pages_is_cached_as_4k_with_splintering():
+    """Nested, every guest region a 2 MiB page, every host page 4 KiB. 8 records in 8
+    different 4 KiB pieces of one guest 2 MiB page: without splintering the first walks and
+    caches the 2 MiB translation, the other 7 hit the L1 DTLB (1 walk); with it each piece is
+    its own 4 KiB translation (8 walks, 8 L1 DTLB misses)."""
+    from simkit.tlb import MMU
+    from simkit.tlb import _kernels as K
+    from simkit.trace.format import make_records
+
+    va = np.uint64(0x7F0000000000) + np.arange(8, dtype=np.uint64) * np.uint64(4096)
+    recs = make_records(va, icount=1)
+    for splinter, walks in ((False, 1), (True, 8)):
+        s = MMU(MMUConfig(nested=True, huge_page_fraction=1.0, host_huge_page_fraction=0.0,
+                          nested_splinter=splinter)).run(recs)
+        assert s.walks == walks and s.l1d_misses == walks
+        assert s.counters[K.C_WALKS_2M] == walks        # each a guest 2 MiB walk (to the PD)

@@ -446,6 +446,9 @@ class RefMMU:
                     key = key2 if huge else key4
                     wc, leaf_line = self.walk(va, huge)
                     cycles += wc
+                    if huge and self.cfg.nested and self.cfg.nested_splinter and \
+                            not self.translate(self.translate(va)[0], host=True)[1]:
+                        key = key4                  # guest 2 MiB over host 4 KiB: 4 KiB
                     if self.paper and self.cfg.victimize_on_ptw and self.costly(key) \
                             and self.place_block(key, leaf_line):
                         self.c["vic_alloc_ptw"] += 1

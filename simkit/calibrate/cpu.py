@@ -77,12 +77,57 @@ def tlb_source(machine: dict) -> str:
                      "simkit.calibrate.uarch documents; use a named preset")
 
 
+def stlb_from_knees(knees, l1_entries: int, documented_entries: int) -> int | None:
+    """The L2 TLB's entries as this machine's 4 KiB-page TLB ladder shows them (``knees``:
+    ``simkit.bench.cpu.chase.knees`` rows of the "tlb" sweep): the first knee past twice the
+    L1 DTLB's entries that is no data cache's (``near_cache_level`` empty) and starts below
+    the documented size; its last fast point (``before``, in pages). None: no such knee, and
+    the documented size stands. Only for a geometry CPUID does not give (``tlb_source``)."""
+    for k in sorted((dict(k) for k in knees), key=lambda k: k["after"]):
+        if k.get("sweep", "tlb") != "tlb" or k.get("page_kind", "4k") != "4k":
+            continue
+        if k.get("near_cache_level"):
+            continue
+        if 2 * l1_entries <= int(k["before"]) < documented_entries:
+            return int(k["before"])
+    return None
+
+
+def splintered(tlb_ladder, l1_entries: int) -> bool | None:
+    """Whether this machine caches a guest 2 MiB page as 4 KiB translations (the hypervisor
+    backs guest memory with 4 KiB pages), from the TLB ladder of 4 KiB pieces (``tlb_ladder``:
+    ``measure_cpu`` "tlb" sweep rows of both page kinds, one line per 4 KiB piece). Past the L1
+    DTLB's ``l1_entries`` pieces the 4 KiB ladder steps up; over a huge page the same pieces
+    are one translation and must not, unless it is splintered. True when the huge-page ladder,
+    backed by huge pages there, steps at least half as much as the 4 KiB one between the last
+    point at or below ``l1_entries`` and the first at or above twice it (the 4 KiB step at least
+    20%); None when the ladder cannot tell (no huge pages, no such points)."""
+    df = tlb_ladder
+    if df is None or not len(df) or "thp" not in set(df.page_kind):
+        return None
+    k4 = df[df.page_kind == "4k"].set_index("pages").ns_per_load_min
+    th = df[df.page_kind == "thp"].set_index("pages")
+    lo = [p for p in k4.index if p <= l1_entries and p in th.index]
+    hi = [p for p in k4.index if p >= 2 * l1_entries and p in th.index]
+    if not lo or not hi:
+        return None
+    lo, hi = max(lo), min(hi)
+    if int(th.thp_backed_bytes.loc[hi]) < hi * 4096:
+        return None
+    step4 = float(k4.loc[hi] / k4.loc[lo]) - 1
+    steph = float(th.ns_per_load_min.loc[hi] / th.ns_per_load_min.loc[lo]) - 1
+    if step4 < 0.2:
+        return None
+    return steph >= 0.5 * step4
+
+
 def host_mmu_config(machine: dict, calibration: dict | None = None, *, nested: bool = False,
-                    nested_tlb_entries: int = 64) -> MMUConfig:
+                    nested_tlb_entries: int = 64, stlb_entries: int | None = None) -> MMUConfig:
     """The ``zen3`` MMU preset with this host's L1 DTLB and L2 TLB (CPUID, else documented for
     its microarchitecture: ``tlb_source``) and data caches. ``nested``: 2D walks under the
     hypervisor the machine reports, over a host table of 2 MiB pages, with a 4-way nested TLB
-    of ``nested_tlb_entries``.
+    of ``nested_tlb_entries``. ``stlb_entries``: the L2 TLB's size instead (a measured one,
+    ``stlb_from_knees``), its ways the nearest that give a power-of-two set count.
 
     The L1 DTLB is looked up in parallel with the L1D's set index (virtually indexed,
     physically tagged), so its hit costs no cycle of its own: the ladder's L1 plateau, which
@@ -95,6 +140,11 @@ def host_mmu_config(machine: dict, calibration: dict | None = None, *, nested: b
         l1, l2 = identify(machine).l1_dtlb, identify(machine).stlb
     n1, w1 = l1
     n2, w2 = l2
+    if stlb_entries is not None:
+        if not isinstance(stlb_entries, int) or stlb_entries < 1:
+            raise InputError(f"host preset: stlb_entries must be a positive integer, got "
+                             f"{stlb_entries!r}")
+        n2 = stlb_entries
     cfg = dataclasses.replace(
         base, l1d=TLBConfig("L1D-TLB", n1, _pow2_ways(n1, w1), 0),
         l2=TLBConfig("L2-TLB", n2, _pow2_ways(n2, w2), base.l2.latency_cycles),

@@ -176,9 +176,11 @@ def calibrate_dram(cfg, core, gups_cal, ghz: float, quick: bool):
 
 
 def calibrate_walks(cfg, machine: dict, cal: dict, gups_cal, chase_cal, ghz: float,
-                    quick: bool, dram_line_cycles: float = 0.0, phys: dict | None = None):
+                    quick: bool, dram_line_cycles: float = 0.0, phys: dict | None = None,
+                    stlb: int | None = None, host_page_sizes: tuple = HOST_PAGE_CANDIDATES):
     """(MMU config, frame of candidates): native walks, or under a hypervisor 2D walks with
-    each of ``NESTED_TLB_CANDIDATES`` nested TLB entries, whichever predicts the calibration
+    each of ``NESTED_TLB_CANDIDATES`` nested TLB entries over host pages of each of
+    ``host_page_sizes`` (4 KiB ones splinter guest huge pages), whichever predicts the calibration
     points best (the mean |error| of GUPS with 4 KiB pages, ``gups_cal``, and of the 4 KiB-page
     chase, ``chase_cal``, both over ``GUPS_CALIBRATION`` bytes and measured for this only).
     Without those points or a hypervisor: native, unchanged."""
@@ -193,10 +195,11 @@ def calibrate_walks(cfg, machine: dict, cal: dict, gups_cal, chase_cal, ghz: flo
     m, c = point.iloc[0], chase_cal.iloc[0]
     core = host_core_config(machine, dram_line_cycles=dram_line_cycles)
     cands = [("native", 0, 0, cfg)] + [
-        ("nested", e, hp, host_mmu_config(machine, cal, nested=True, nested_tlb_entries=e)
+        ("nested", e, hp, host_mmu_config(machine, cal, nested=True, nested_tlb_entries=e,
+                                          stlb_entries=stlb)
          .replace(huge_page_fraction=0.0, host_huge_page_fraction=1.0 if hp == 2 << 20 else 0.0,
-                  **placement(phys)))
-        for hp in HOST_PAGE_CANDIDATES for e in NESTED_TLB_CANDIDATES]
+                  nested_splinter=hp == 4 << 10, **placement(phys)))
+        for hp in host_page_sizes for e in NESTED_TLB_CANDIDATES]
     rows = []
     for walks, entries, host_page, cand in cands:
         g = gups_points(point, cand, ghz, quick, core)
@@ -218,10 +221,36 @@ def calibrate_walks(cfg, machine: dict, cal: dict, gups_cal, chase_cal, ghz: flo
     return cands[best][3], out
 
 
-def host_preset_from_thp(df, phys: dict | None = None):
+def measured_stlb(machine: dict, tlb_ladder) -> int | None:
+    """The L2 TLB entries this machine's 4 KiB-page TLB ladder (``tlb_ladder``, measured in
+    the same run) shows, where CPUID does not give them and the knee comes below the
+    documented size (``simkit.calibrate.cpu.stlb_from_knees``); else None."""
+    from simkit.bench.cpu import chase as cpu
+    from simkit.calibrate.cpu import host_mmu_config, stlb_from_knees, tlb_source
+
+    if tlb_ladder is None or not len(tlb_ladder) or tlb_source(machine) == "cpuid":
+        return None
+    doc = host_mmu_config(machine)
+    k4 = tlb_ladder[tlb_ladder.page_kind == "4k"]
+    return stlb_from_knees(cpu.knees(k4).to_dict(orient="records"), doc.l1d.entries,
+                           doc.l2.entries)
+
+
+def host_pages(machine: dict, tlb_ladder) -> tuple:
+    """The host page sizes the walk calibration may choose from: 4 KiB (with splintered guest
+    huge pages) where the TLB ladder shows splintering, 2 MiB where it shows none, both where
+    it cannot tell (``simkit.calibrate.cpu.splintered``)."""
+    from simkit.calibrate.cpu import host_mmu_config, splintered
+
+    split = splintered(tlb_ladder, host_mmu_config(machine).l1d.entries)
+    return HOST_PAGE_CANDIDATES if split is None else ((4 << 10,) if split else (2 << 20,))
+
+
+def host_preset_from_thp(df, phys: dict | None = None, stlb: int | None = None):
     """(MMU config with 4 KiB pages, clock GHz, calibration) from a ``measure_cpu`` frame with
     THP and 4 KiB cache ladders: the calibration is the THP ladder's (relabelled); frames
-    placed as ``placement(phys)``."""
+    placed as ``placement(phys)``; ``stlb``: the L2 TLB's measured entries (``measured_stlb``),
+    None for the CPUID or documented size."""
     from simkit.bench.cpu import chase as cpu
     from simkit.bench.cpu.machine import describe_machine
     from simkit.calibrate.cpu import host_mmu_config
@@ -235,7 +264,7 @@ def host_preset_from_thp(df, phys: dict | None = None):
     cal = {"summary": cpu.summarize(thp, kn), "knees": kn.to_dict(orient="records"),
            "source": source}
     machine = df.attrs.get("machine") or describe_machine()
-    cfg = host_mmu_config(machine, cal)
+    cfg = host_mmu_config(machine, cal, stlb_entries=stlb)
     cfg = cfg.replace(huge_page_fraction=0.0, **placement(phys))
     return cfg, float(cal["summary"]["clock_ghz"]), cal
 
@@ -256,8 +285,11 @@ def measure(quick: bool = True):
     gups = measure_gups((GUPS_QUICK if quick else GUPS_FULL) + (GUPS_CALIBRATION,),
                         updates=300_000 if quick else 1_000_000, reps=15 if quick else 25,
                         progress=False)
+    tlb = cpu.measure_cpu(quick=True, sweeps=("tlb",), page_kinds=("4k", "thp"),
+                          progress=False)
     phys = physical_regions(GUPS_CALIBRATION)
-    return {"chase": chase, "gups": gups, "chase_calibration": chase_cal, "physmem": phys}
+    return {"chase": chase, "gups": gups, "chase_calibration": chase_cal, "physmem": phys,
+            "tlb": tlb}
 
 
 @experiment("core-validation", measure=measure, family="mmu", cost=76)
@@ -274,15 +306,22 @@ def core_validation(quick: bool = True, outdir: Path = Path("results"), measured
     measured = measure(quick) if measured is None else measured
     df = measured["chase"]
     phys = measured.get("physmem")
-    cfg, ghz, cal = host_preset_from_thp(df, phys)
     machine = df.attrs.get("machine") or describe_machine()
+    stlb = measured_stlb(machine, measured.get("tlb"))
+    cfg, ghz, cal = host_preset_from_thp(df, phys, stlb)
     gups_all = measured["gups"]
     is_cal = gups_all.table_bytes == GUPS_CALIBRATION
     dram, dram_cal = calibrate_dram(cfg, host_core_config(machine), gups_all[is_cal], ghz,
                                     quick)
     cfg, walk_cal = calibrate_walks(cfg, machine, cal, gups_all[is_cal],
                                     measured.get("chase_calibration"), ghz, quick, dram,
-                                    phys)
+                                    phys, stlb, host_pages(machine, measured.get("tlb")))
+    if cfg.nested and cfg.nested_splinter and len(dram_cal):
+        # splintered huge pages walk too: the bandwidth again, under the chosen walks
+        dram, again = calibrate_dram(cfg, host_core_config(machine), gups_all[is_cal], ghz,
+                                     quick)
+        dram_cal = pd.concat([dram_cal.assign(walks="native", chosen=False),
+                              again.assign(walks="chosen")], ignore_index=True)
     core = host_core_config(machine, dependence="chain", clock_ghz=ghz, dram_line_cycles=dram)
     rows = []
     val = df[(df.page_kind == "4k") & (df.working_set_bytes != GUPS_CALIBRATION)]
@@ -304,7 +343,9 @@ def core_validation(quick: bool = True, outdir: Path = Path("results"), measured
                                                f"{lv.latency_cycles}c" for lv in cfg.caches.levels)
                      + f", memory {cfg.caches.memory_latency_cycles}c",
                      "param_tlbs": f"L1D {cfg.l1d.entries}/{cfg.l1d.ways}w, "
-                                   f"L2 {cfg.l2.entries}/{cfg.l2.ways}w ({tlb_source(machine)})",
+                                   f"L2 {cfg.l2.entries}/{cfg.l2.ways}w ({tlb_source(machine)}"
+                                   + (f"; L2 entries: the measured TLB ladder's knee, {stlb}"
+                                      if stlb else "") + ")",
                      "param_walks": (f"2D, {'2 MiB' if cfg.host_huge_page_fraction else '4 KiB'}"
                                      f" host pages, nested TLB {cfg.nested_tlb.entries}"
                                      if cfg.nested else "native"),

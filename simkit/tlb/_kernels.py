@@ -63,7 +63,9 @@ PTE reads. TLBs cache guest VA -> host PA. Victima's blocks work as natively for
 translations; nested blocks are read in (artifact) or placed in the L2 (paper: after host walks
 when ``victimize_on_ptw``, and with a background host walk) on nested TLB evictions. Not
 modelled: the artifact's nested TLB keyed by guest VA and its skipped final step (bugs, REFERENCE
-1.4); the page size of a translation is the guest's.
+1.4). The page size of a translation is the guest's, or with ``nested_splinter`` (P_SPLINTER)
+the smaller of the guest's and the host's, as x86 TLBs cache a guest 2 MiB page that the host
+maps with 4 KiB pages (a walk's translation only; Victima's blocks keep the guest's size).
 
 POM-TLB (Ryoo et al., ISCA 2017), as in the Victima artifact (``tlb.cc``): a large set-associative
 TLB in memory (zone 2^44, 16-byte entries, a set's ways side by side). On an L2 TLB miss the
@@ -144,6 +146,7 @@ P_EPOCH, P_PRESSURE_MPKI_X1000, P_PRESSURE_RRIP, P_BYPASS_MPKI_X1000 = 25, 26, 2
 P_NESTED, P_LAT_NTLB = 29, 30
 P_VIC_PARALLEL = 31    # TLB-block probe starts with the L2 TLB lookup (its latency not charged)
 P_PTWCP_ARTIFACT = 32  # PTW-CP comparator: the artifact's offline rule instead of the ranges
+P_SPLINTER = 33        # nested: a guest 2 MiB page over a host 4 KiB page is cached as 4 KiB
 P_CACHE_LAT = 40   # params[40 + k]: latency of cache level k; [40 + nlev]: memory (flags below 40)
 #                    params[41 + nlev + k]: cycles of a TLB-block hit in cache level k
 if P_PTWCP_ARTIFACT >= P_CACHE_LAT:          # the flags must stay below the latency block
@@ -799,6 +802,10 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core):
                                                  params, cnt, hist, YES)
                     cycles += wc
                     walked = wc
+                    if huge != ZERO and params[P_SPLINTER] != 0:   # the smaller page size
+                        gpa = translate(keys, vals, meta, va, cnt, NO)[0]
+                        if translate(keys, vals, meta, gpa, cnt, YES)[1] == ZERO:
+                            key = key4
                     if walk_mshr:               # and after: its reads that missed the L1D
                         wmiss = _beyond_l1_cycles(cnt, params, nlev) - wmiss
                         walked |= wmiss << WALK_MISS_SHIFT

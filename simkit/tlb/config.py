@@ -126,6 +126,7 @@ class MMUConfig:
     nested: bool = False                      # virtualized: 2D walks (guest table x host table)
     nested_tlb: TLBConfig = field(default_factory=lambda: TLBConfig("Nested-TLB", 64, 4, 1))
     host_huge_page_fraction: float = 0.0      # share of host 2 MiB regions mapped by 2 MiB pages
+    nested_splinter: bool = False             # a walk caches min(guest, host) page size (x86)
     caches: HierarchyConfig = field(default_factory=lambda: HierarchyConfig.preset(
         "victima-baseline"))
     seed: int = 0
@@ -146,6 +147,9 @@ class MMUConfig:
         if self.placement not in PLACEMENTS:
             raise ValueError(f"placement: unknown {self.placement!r}; choose from "
                              f"{', '.join(PLACEMENTS)}")
+        if not isinstance(self.nested_splinter, bool):
+            raise ValueError(f"nested_splinter: must be true or false, got "
+                             f"{self.nested_splinter!r}")
         span = self.placement_span_bytes
         if isinstance(span, bool) or not isinstance(span, int) or not (
                 span == 0 or 2 << 20 <= span <= 1 << 40):

@@ -97,6 +97,7 @@ class MMU:
         p[K.P_PRESSURE_MPKI_X1000] = int(round(min(config.pressure_mpki, 1e12) * 1000))
         p[K.P_NESTED] = int(config.nested)
         p[K.P_LAT_NTLB] = config.nested_tlb.latency_cycles
+        p[K.P_SPLINTER] = int(config.nested and config.nested_splinter)
         p[K.P_BYPASS_MPKI_X1000] = int(round(min(config.ptw_cp_bypass_mpki, 1e12) * 1000))
         for k, lv in enumerate(config.caches.levels):
             p[K.P_CACHE_LAT + k] = lv.latency_cycles
