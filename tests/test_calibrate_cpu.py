@@ -166,3 +166,17 @@ def test_the_stlb_size_is_read_off_the_first_tlb_knee_past_the_l1():
     assert stlb_from_knees(knees, 96, 2048) == 1536
     assert stlb_from_knees(knees, 96, 1024) is None
     assert stlb_from_knees(knees[:2], 96, 2048) is None
+
+
+def test_a_host_file_of_a_machine_hiding_its_tlbs_takes_the_measured_stlb(tmp_path):
+    """CPUID hides the TLBs (GNR_VM): documented 2048 L2 TLB entries, unless the calibration's
+    4 KiB TLB ladder steps first at 1536 pages; a machine with CPUID TLBs keeps them."""
+    knees = [{"sweep": "tlb", "page_kind": "4k", "before": 96, "after": 128,
+              "near_cache_level": ""},
+             {"sweep": "tlb", "page_kind": "4k", "before": 1536, "after": 1792,
+              "near_cache_level": ""}]
+    for machine, knees_, entries in ((GNR_VM, [], 2048), (GNR_VM, knees, 1536),
+                                     (ZEN4, knees, 3072)):
+        cal = tmp_path / "cal.json"
+        cal.write_text(json.dumps({"machine": machine, "summary": {}, "knees": knees_}))
+        assert load_host(f"host:{cal}")[0].l2.entries == entries

@@ -240,7 +240,8 @@ def host_cache_config(machine: dict, calibration: dict | None = None) -> Hierarc
 
 def load_host(spec: str) -> tuple[MMUConfig, HierarchyConfig]:
     """``host`` (describe this machine now) or ``host:FILE.json`` (a ``simkit bench cpu
-    --calibration`` file: its machine and measured latencies)."""
+    --calibration`` file: its machine and measured latencies; where CPUID hides the TLBs, the
+    L2 TLB's size its TLB ladder shows, ``stlb_from_knees``)."""
     if spec == "host":
         from simkit.bench.cpu.machine import describe_machine
 
@@ -255,4 +256,12 @@ def load_host(spec: str) -> tuple[MMUConfig, HierarchyConfig]:
             raise InputError(f"{path}: no 'machine' (write it with simkit bench cpu "
                              f"--calibration)")
         machine = cal["machine"]
-    return host_mmu_config(machine, cal), host_cache_config(machine, cal)
+    stlb = None
+    if cal is not None and tlb_source(machine) != "cpuid":   # hidden: the measured knee
+        doc = host_mmu_config(machine)
+        knees = [k for k in cal.get("knees") or [] if isinstance(k, dict)
+                 and k.get("sweep") == "tlb" and k.get("page_kind") == "4k"
+                 and isinstance(k.get("before"), (int, float))
+                 and isinstance(k.get("after"), (int, float))]
+        stlb = stlb_from_knees(knees, doc.l1d.entries, doc.l2.entries)
+    return host_mmu_config(machine, cal, stlb_entries=stlb), host_cache_config(machine, cal)
