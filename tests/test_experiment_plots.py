@@ -218,6 +218,9 @@ def test_validation_figures():
                       "measured_ns": [9.99, 15.01, 19.99, 9.98, 14.02, 15.5],
                       "predicted_ns": [10.0, 14.0, 21.2, 9.9, 10.3, 10.4], "error": 0.1})
     assert_readable(core_figure(out, g))
+    fig = core_figure(out, g, g.assign(measured_ns=g.measured_ns * 2))       # + the gather
+    assert_readable(fig)
+    assert len(fig.axes) == 3 and "gather" in fig.axes[2].get_title()
 
 
 def test_victima_figures():

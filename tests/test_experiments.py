@@ -172,9 +172,17 @@ def test_core_validation_tracks_the_4k_chase(tmp_path):
     for i in range(3):
         df, paths = core_validation(quick=True, outdir=tmp_path / str(i))
         assert {p.name for p in paths} - {"core-validation-calibration.csv",
-                                          "core-validation-dram.csv"} == {
+                                          "core-validation-dram.csv",
+                                          "core-validation-llc.csv"} == {
             "core-validation.csv", "core-validation.png", "core-validation-gups.csv",
-            "core-validation-summary.csv"}
+            "core-validation-gather.csv", "core-validation-summary.csv"}
+        llc_csv = tmp_path / str(i) / "core-validation-llc.csv"
+        if llc_csv.exists():            # one candidate chosen, the one that fits best
+            f = pd.read_csv(llc_csv)
+            assert f.chosen.sum() == 1 and f[f.chosen].mean_abs_log_error.iloc[0] == \
+                f.mean_abs_log_error.min()
+        ga = pd.read_csv(tmp_path / str(i) / "core-validation-gather.csv")
+        assert set(ga.page_kind) == {"4k", "thp"} and (ga.predicted_ns > 0).all()
         dram_csv = tmp_path / str(i) / "core-validation-dram.csv"
         if dram_csv.exists():        # the DRAM interval: none needed, or it meets the
             d = pd.read_csv(dram_csv)   # calibration point within 2% (or ran out of steps)

@@ -1,4 +1,5 @@
-"""GUPS timed natively on this machine, for the core model's validation (``core-validation``).
+"""GUPS (and an embedding gather) timed natively on this machine, for the core model's
+validation (``core-validation``).
 
 ``csrc/gups_timed.c`` runs the loop of the shipped ``traces/src/gups.c`` (HPCC RandomAccess:
 ``table[ran & mask] ^= ran`` at LFSR-random indices; independent read-modify-writes) over a
@@ -25,11 +26,12 @@ COLUMNS = ("table_bytes", "page_kind", "ns_per_update", "thp_backed_bytes", "upd
            "instructions_per_update")
 
 
-def build() -> Path:
-    """The compiled ``gups_timed`` (gcc -O2, cached by source hash; see ``bench.malloc.build``)."""
+def build(program: str = "gups_timed") -> Path:
+    """The compiled ``gups_timed`` or ``gather_timed`` (gcc -O2, cached by source hash; see
+    ``bench.malloc.build``)."""
     from simkit.bench.malloc.build import build as build_c
 
-    return build_c("gups_timed", CSRC)
+    return build_c(program, CSRC)
 
 
 def instructions_per_update(exe: Path) -> int:
@@ -58,32 +60,45 @@ def instructions_per_update(exe: Path) -> int:
 
 
 def measure_gups(table_bytes, page_kinds=("4k", "thp"), *, updates: int = 2_000_000,
-                 reps: int = 5, progress: bool | None = None):
+                 reps: int = 5, progress: bool | None = None, program: str = "gups_timed"):
     """Best ns per update for each table size (bytes, powers of two >= 64) and page kind, as
-    a tidy frame (``COLUMNS``); runs pinned to one CPU when the OS allows."""
+    a tidy frame (``COLUMNS``); runs pinned to one CPU when the OS allows. ``program``
+    ``gather_timed``: the embedding gather instead (``measure_gather``)."""
     import pandas as pd
 
     from simkit.bench.cpu.chase import _progress, pinned
 
+    gather = program == "gather_timed"
+    smallest = 256 if gather else 64
     points = [(int(b), k) for b in table_bytes for k in page_kinds]
     for nbytes, kind in points:
-        if nbytes < 64 or nbytes & (nbytes - 1):
-            raise InputError(f"table_bytes: a power of two >= 64, got {nbytes}")
+        if nbytes < smallest or nbytes & (nbytes - 1):
+            raise InputError(f"table_bytes: a power of two >= {smallest}, got {nbytes}")
         if kind not in ("4k", "thp"):
             raise InputError(f"page_kinds: '4k' or 'thp', got {kind!r}")
-    exe = build()
+    exe = build(program)
     ipu = instructions_per_update(exe)
     rows = []
     with _progress(len(points), progress) as bar:
         for nbytes, kind in points:
-            log2 = (nbytes // 8).bit_length() - 1
+            log2 = (nbytes if gather else nbytes // 8).bit_length() - 1
             with pinned():
                 r = subprocess.run([str(exe), str(log2), str(updates), str(reps), kind],
                                    capture_output=True, text=True, timeout=3600)
             if r.returncode != 0:
-                raise InputError(f"gups_timed {log2} {kind}: {r.stderr.strip()[-200:]}")
+                raise InputError(f"{program} {log2} {kind}: {r.stderr.strip()[-200:]}")
             row = json.loads(r.stdout)
             row["instructions_per_update"] = ipu
             rows.append({c: row[c] for c in COLUMNS})
             bar.update(1)
     return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def measure_gather(table_bytes, page_kinds=("4k", "thp"), *, lookups: int = 2_000_000,
+                   reps: int = 5, progress: bool | None = None):
+    """``csrc/gather_timed.c``, an embedding gather (independent lookups of 128 B rows at
+    uniform random indices, each row added into an accumulator), timed like GUPS: best ns per
+    lookup per table size (bytes, powers of two >= 256) and page kind, in ``measure_gups``'s
+    columns (an "update" is a lookup; ``instructions_per_update`` per lookup)."""
+    return measure_gups(table_bytes, page_kinds, updates=lookups, reps=reps, progress=progress,
+                        program="gather_timed")
