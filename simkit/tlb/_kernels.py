@@ -126,6 +126,7 @@ CORE_INFO_MASK = np.uint64(0x01FF0000FFFFFFFF)   # a record's icount, op and fla
 WALK_DRAM_BIT = np.int64(1) << 40   # in the core buffer's info row: the record's walk read memory
 HIST_BINS = 64     # walk latency histogram, 16-cycle bins (the last bin collects the rest)
 HIST_WIDTH = 16
+MEMO_SLOTS = 4096   # run_mmu's memo of translations (direct-mapped by 4 KiB page number)
 
 # params (int64)
 P_LAT_L1D, P_LAT_L1I, P_LAT_L2, P_LAT_PWC, P_STLB_FILL_VICTIMS, P_DATA, P_MODE, P_NLEV = range(8)
@@ -253,24 +254,54 @@ def _node_frame(keys, vals, meta, level, va, top, cnt, host):
     return f + ONE                            # frame 0 of the zone is the root
 
 
-@CK.helper
-def _tlb_probe(t, lv, key4, key2):
+@CK.inlined
+def _tlb_slot(tags, geom, lv, key):
+    """Slot of ``key`` in TLB level ``lv`` (tags and geometry of the TLB state), or NOSLOT.
+    TLB and PWC levels are LRU sets of translation keys, never invalidated (no holes) and
+    never dirty: ``CK.lookup`` on the tag array alone, without the state tuple."""
+    ways = geom[lv, CK.G_WAYS]
+    b = geom[lv, CK.G_BASE] + (key & geom[lv, CK.G_SETMASK]) * ways
+    for w in range(ways):
+        if (tags[b + w] >> ONE) == key:
+            return b + w
+    return NOSLOT
+
+
+@CK.inlined
+def _tlb_touch(tags, geom, lv, s):
+    """LRU hit at slot ``s``: the entry moves to its set's front (``CK.touch`` for LRU)."""
+    ways = geom[lv, CK.G_WAYS]
+    base = geom[lv, CK.G_BASE]
+    start = base + ((s - base) // ways) * ways
+    x = tags[s]
+    j = s
+    while j > start:
+        tags[j] = tags[j - ONE]
+        j -= ONE
+    tags[start] = x
+
+
+@CK.inlined
+def _tlb_probe(tags, geom, lv, key4, key2):
     """Probe a TLB for both page sizes; on a hit update LRU and return the key, else EMPTY."""
-    s = CK.lookup(t, lv, key4)
+    s = _tlb_slot(tags, geom, lv, key4)
     if s == NOSLOT:
-        s = CK.lookup(t, lv, key2)
+        s = _tlb_slot(tags, geom, lv, key2)
         if s == NOSLOT:
             return EMPTY
-        CK.touch(t, lv, s, CK.LOAD)
+        _tlb_touch(tags, geom, lv, s)
         return key2
-    CK.touch(t, lv, s, CK.LOAD)
+    _tlb_touch(tags, geom, lv, s)
     return key4
 
 
-@CK.helper
-def _tlb_insert(t, lv, key):
-    """Insert ``key`` (absent) into TLB level ``lv``; returns the displaced key or EMPTY."""
-    v = CK.fill(t, lv, key, ZERO)
+@CK.inlined
+def _tlb_insert(tags, geom, lv, key):
+    """Insert ``key`` (absent) into TLB level ``lv``; returns the displaced key or EMPTY
+    (``CK.fill`` for an LRU level without holes: one carry shift, vectorized for 8/16 ways)."""
+    ways = geom[lv, CK.G_WAYS]
+    b = geom[lv, CK.G_BASE] + (key & geom[lv, CK.G_SETMASK]) * ways
+    v = CK._lru_access_nh(tags, b, ways, key, ZERO)[1]
     if v == EMPTY:
         return EMPTY
     return v >> ONE
@@ -295,7 +326,7 @@ def _pom_probe(c, t, key4, key2, params, cnt):
     cnt[C_POM_REFS] += 2
     lat4 = params[P_CACHE_LAT + s4]
     lat2 = params[P_CACHE_LAT + s2]
-    hit = _tlb_probe(t, T_POM, key4, key2)
+    hit = _tlb_probe(t[0], t[3], T_POM, key4, key2)
     if hit == key4:
         cycles = lat4
     elif hit == key2:
@@ -392,10 +423,10 @@ def _pwc_start(t, va, leaf, top, params, cnt, probe, charged):
         elevel = 4 - pl
         if elevel <= leaf or params[P_PWC_ON + pl] == 0:
             continue
-        s = CK.lookup(t, T_PWC4 + pl, va >> np.uint64(12 + 9 * (elevel - 1)))
+        s = _tlb_slot(t[0], t[3], T_PWC4 + pl, va >> np.uint64(12 + 9 * (elevel - 1)))
         if s != NOSLOT:
             if probe:
-                CK.touch(t, T_PWC4 + pl, s, CK.LOAD)
+                _tlb_touch(t[0], t[3], T_PWC4 + pl, s)
                 if charged:
                     cnt[C_PWC_HIT + pl] += 1
             return elevel - 1
@@ -454,7 +485,7 @@ def _victima_place(c, key, params, old_line, ns):
 def _l2_insert(c, t, keys, vals, meta, key, params, cnt, hist):
     """Insert ``key`` into the L2 TLB; with a POM-TLB, its victim goes there (and the victim's
     POM line is read through the caches)."""
-    victim = _tlb_insert(t, T_L2, key)
+    victim = _tlb_insert(t[0], t[3], T_L2, key)
     if victim != EMPTY and params[P_VIC_EVICT] != 0 and params[P_VIC_L2ONLY] != 0:
         # the paper: a costly victim whose block is absent gets a background walk, then a block
         if CK.lookup(c, params[P_VIC_LEVEL], _tlb_block(victim, params)) == NOSLOT \
@@ -470,10 +501,11 @@ def _l2_insert(c, t, keys, vals, meta, key, params, cnt, hist):
             CK.hier_access_call(c, line, CK.LOAD, params[P_MODE], params[P_NLEV])
             cnt[C_VIC_ALLOC_EVICT] += 1
     if victim != EMPTY and params[P_L3_ON] != 0 and params[P_STLB_FILL_VICTIMS] != 0 \
-            and CK.lookup(t, T_L3, victim) == NOSLOT:
-        _tlb_insert(t, T_L3, victim)
-    if victim != EMPTY and params[P_POM_ON] != 0 and CK.lookup(t, T_POM, victim) == NOSLOT:
-        _tlb_insert(t, T_POM, victim)
+            and _tlb_slot(t[0], t[3], T_L3, victim) == NOSLOT:
+        _tlb_insert(t[0], t[3], T_L3, victim)
+    if victim != EMPTY and params[P_POM_ON] != 0 \
+            and _tlb_slot(t[0], t[3], T_POM, victim) == NOSLOT:
+        _tlb_insert(t[0], t[3], T_POM, victim)
         CK.hier_access_call(c, _pom_line(t, victim), CK.LOAD, params[P_MODE], params[P_NLEV])
         cnt[C_POM_REFS] += 1
         cnt[C_POM_INSERTS] += 1
@@ -513,8 +545,8 @@ def _walk(c, t, keys, vals, meta, va, huge, params, cnt, hist, charged):
             pl = 4 - level
             if params[P_PWC_ON + pl] != 0:
                 key = va >> np.uint64(12 + 9 * (level - 1))
-                if CK.lookup(t, T_PWC4 + pl, key) == NOSLOT:
-                    CK.fill(t, T_PWC4 + pl, key, ZERO)
+                if _tlb_slot(t[0], t[3], T_PWC4 + pl, key) == NOSLOT:
+                    _tlb_insert(t[0], t[3], T_PWC4 + pl, key)
     if nested:                                 # and the data's guest PA -> host PA
         gpa = translate(keys, vals, meta, va, cnt, NO)[0]
         _, hc, hd = _host_translate(c, t, keys, vals, meta, gpa, params, cnt, hist, charged)
@@ -569,7 +601,7 @@ def _host_translate(c, t, keys, vals, meta, gpa, params, cnt, hist, charged):
     key4 = gpa >> np.uint64(12)
     key2 = (gpa >> np.uint64(21)) | SIZE_2M
     cycles = params[P_LAT_NTLB]
-    if _tlb_probe(t, T_NTLB, key4, key2) != EMPTY:
+    if _tlb_probe(t[0], t[3], T_NTLB, key4, key2) != EMPTY:
         if charged:
             cnt[C_NTLB_HIT] += 1
         return hpa, cycles, False
@@ -603,7 +635,7 @@ def _host_translate(c, t, keys, vals, meta, gpa, params, cnt, hist, charged):
         if params[P_VICTIMA] != 0 and params[P_VIC_L2ONLY] != 0 and params[P_VIC_PTW] != 0 \
                 and _victima_place(c, nkey, params, EMPTY, TB_NESTED):
             cnt[C_NVIC_ALLOC] += 1
-    victim = _tlb_insert(t, T_NTLB, nkey)
+    victim = _tlb_insert(t[0], t[3], T_NTLB, nkey)
     if victim != EMPTY and params[P_VICTIMA] != 0 and params[P_VIC_EVICT] != 0:
         line = _tlb_block(victim, params) | TB_NESTED
         if params[P_VIC_L2ONLY] != 0:
@@ -703,15 +735,27 @@ def _end_epoch(c, meta, params, cnt):
 
 
 @njit(cache=True, _nrt=False)
-def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core):
+def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core, memo, stop):
     """Translate (and, with P_DATA, access) a chunk of records, given as their (n, 2) uint64
-    word view. Stops early when the page table is half full; returns (records done,
+    word view. Stops early when the page table is half full, and after the record that brings
+    the chunk's instructions to ``stop`` (the end of a sampling period); returns (records done,
     instructions). ``core`` is the core model's state (``simkit.core.CoreModel.kernel_state``:
     its params, then the real and the ideal-translation twin's st, ring, lqr, walk, mshr) and an
     int64 (4, B) buffer; when its params are not empty the core model advances over every
     record in order, B records at a time (``_core_flush``): the real twin with the record's
     translation cycles, the walk's share of them and its data latency (the slowest line's
-    serving level), the ideal twin with the data latency alone. Empty params turn it off."""
+    serving level), the ideal twin with the data latency alone. Empty params turn it off.
+
+    ``memo`` (uint64, 2 * MEMO_SLOTS, EMPTY-filled by the front) remembers translations already
+    in the page table, direct-mapped by 4 KiB page number: word 2j the page number, word 2j + 1
+    the data's final physical page (host page under nested paging) << 1 | the guest's 2 MiB bit.
+    Page-table entries never change once made, so a remembered page is translated without the
+    hash probes; a page not remembered takes ``translate`` as before (first touch included).
+
+    The common record (a hit in the MRU way of its L1 TLB set, then, for a line in the MRU way
+    of its L1 cache set, a hit there) is handled inline: for LRU sets that is the state change
+    and the counts of ``_tlb_probe`` and ``CK.hier_access`` exactly (a hit on the MRU way
+    moves nothing; a store marks it dirty in a write-back L1)."""
     n_rec = words.shape[0]
     cparams = core[0]
     buf = core[11]
@@ -722,7 +766,26 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core):
     victims_to_l2 = params[P_STLB_FILL_VICTIMS] != 0
     l2only = params[P_VIC_L2ONLY] != 0
     nested = params[P_NESTED] != 0
+    data = params[P_DATA] != 0
+    lat_l1d = params[P_LAT_L1D]
+    lat_l1i = params[P_LAT_L1I]
+    lat_c0 = params[P_CACHE_LAT]
     epoch = np.uint64(params[P_EPOCH])
+    memo_mask = np.uint64((memo.shape[0] >> 1) - 1)
+    ttags, tgeom = t[0], t[3]
+    d_mask, d_ways, d_base = tgeom[T_L1D, CK.G_SETMASK], tgeom[T_L1D, CK.G_WAYS], \
+        tgeom[T_L1D, CK.G_BASE]
+    i_mask, i_ways, i_base = tgeom[T_L1I, CK.G_SETMASK], tgeom[T_L1I, CK.G_WAYS], \
+        tgeom[T_L1I, CK.G_BASE]
+    ctags, cgeom, ccnt = c[0], c[3], c[6]
+    c_mask, c_ways, c_base = cgeom[0, CK.G_SETMASK], cgeom[0, CK.G_WAYS], cgeom[0, CK.G_BASE]
+    # the inline L1 cache hit: LRU (its MRU way), not exclusive; a store must land in L1
+    c_fast = mode != CK.EXCLUSIVE and cgeom[0, CK.G_POLICY] == CK.LRU
+    c_wb = cgeom[0, CK.G_WB] != ZERO
+    n_l1d_hit = 0
+    n_l1i_hit = 0
+    n_data = 0
+    tcycles = 0
     ic = ZERO
     i = 0
     while i < n_rec:
@@ -742,75 +805,55 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core):
         l1 = T_L1I if fetch else T_L1D
         key4 = va >> np.uint64(12)
         key2 = (va >> np.uint64(21)) | SIZE_2M
-        cycles = params[P_LAT_L1I] if fetch else params[P_LAT_L1D]
         walked = 0
         walk_dram = False
-        if _tlb_probe(t, l1, key4, key2) != EMPTY:
-            cnt[C_L1I_HIT if fetch else C_L1D_HIT] += 1
+        # the MRU way of the L1 TLB set of either page size (a page has one size for good,
+        # so at most one of the two keys is ever cached)
+        if fetch:
+            k4 = ttags[i_base + (key4 & i_mask) * i_ways] >> ONE
+            k2 = ttags[i_base + (key2 & i_mask) * i_ways] >> ONE
         else:
-            cnt[C_L1I_MISS if fetch else C_L1D_MISS] += 1
-            cycles += params[P_LAT_L2]
-            hit_key = _tlb_probe(t, T_L2, key4, key2)
-            if hit_key != EMPTY:
-                cnt[C_L2_HIT] += 1
-                key = hit_key
+            k4 = ttags[d_base + (key4 & d_mask) * d_ways] >> ONE
+            k2 = ttags[d_base + (key2 & d_mask) * d_ways] >> ONE
+        if k4 == key4 or k2 == key2:
+            cycles = lat_l1i if fetch else lat_l1d
+            if fetch:
+                n_l1i_hit += 1
             else:
-                cnt[C_L2_MISS] += 1
-                key = EMPTY
-                if params[P_L3_ON] != 0:
-                    cycles += params[P_LAT_L3]
-                    key = _tlb_probe(t, T_L3, key4, key2)
-                    cnt[C_L3_HIT if key != EMPTY else C_L3_MISS] += 1
-                if key == EMPTY and params[P_POM_ON] != 0:
-                    key, pc = _pom_probe(c, t, key4, key2, params, cnt)
-                    cycles += pc
-                if key == EMPTY and params[P_VICTIMA] != 0:
-                    huge = translate(keys, vals, meta, va, cnt, NO)[1]
-                    vkey = key2 if huge != ZERO else key4
-                    if l2only:
-                        vhit, vc = _victima_probe_l2(c, t, keys, vals, meta, va, vkey, params,
-                                                     cnt)
-                    else:
-                        vhit, vc = _victima_probe(c, vkey, params, cnt)
-                    cycles += vc
-                    if vhit:
-                        key = vkey
-                        if params[P_VIC_PARALLEL] != 0:    # probed beside the L2 TLB lookup
-                            cycles -= params[P_LAT_L2]
-                if key == EMPTY:
-                    huge = translate(keys, vals, meta, va, cnt, NO)[1]
-                    key = key2 if huge != ZERO else key4
-                    wc, leaf_line, wdram = _walk(c, t, keys, vals, meta, va, huge != ZERO,
-                                                 params, cnt, hist, YES)
-                    cycles += wc
-                    walked = wc
-                    walk_dram = wdram
-                    if l2only and params[P_VIC_PTW] != 0 \
-                            and _ptwcp_costly(keys, vals, meta, key, params, cnt) \
-                            and _victima_place(c, key, params, leaf_line, ZERO):
-                        cnt[C_VIC_ALLOC_PTW] += 1
-                    if params[P_L3_ON] != 0 and not victims_to_l2:
-                        _tlb_insert(t, T_L3, key)
-                if not victims_to_l2:
-                    _l2_insert(c, t, keys, vals, meta, key, params, cnt, hist)
-            victim = _tlb_insert(t, l1, key)
-            if victims_to_l2 and victim != EMPTY and CK.lookup(t, T_L2, victim) == NOSLOT:
-                _l2_insert(c, t, keys, vals, meta, victim, params, cnt, hist)
-        cnt[C_TRANSLATION_CYCLES] += cycles
+                n_l1d_hit += 1
+        else:
+            cycles, walked, walk_dram = _translate_miss(c, t, keys, vals, meta, va, fetch, l1,
+                                                        key4, key2, params, cnt, hist, memo)
+        tcycles += cycles
         data_lat = 0
-        if params[P_DATA] != 0:
-            pa, huge = translate(keys, vals, meta, va, cnt, NO)
-            if nested:
-                pa = translate(keys, vals, meta, pa, cnt, YES)[0]
+        if data:
+            vpn = key4
+            j = (vpn & memo_mask) << ONE
+            if memo[j] == vpn:
+                pa = ((memo[j + ONE] >> ONE) << np.uint64(12)) | (va & np.uint64(0xFFF))
+            else:
+                pa, huge = translate(keys, vals, meta, va, cnt, NO)
+                if nested:
+                    pa = translate(keys, vals, meta, pa, cnt, YES)[0]
+                memo[j] = vpn
+                memo[j + ONE] = ((pa >> np.uint64(12)) << ONE) | huge
             line = pa >> np.uint64(6)
             last = line
             if sz > ONE:
                 last = (pa + sz - ONE) >> np.uint64(6)
             while True:
-                served = CK.hier_access(c, line, op, mode, nlev)
+                b = c_base + (line & c_mask) * c_ways
+                if c_fast and (ctags[b] | ONE) == ((line << ONE) | ONE) \
+                        and (c_wb or (op != CK.STORE and op != CK.MODIFY)):
+                    if c_wb and (op == CK.STORE or op == CK.MODIFY):
+                        ctags[b] |= ONE
+                    ccnt[0, CK.C_HIT + op] += 1
+                    served = 0
+                else:
+                    served = CK.hier_access(c, line, op, mode, nlev)
                 if params[P_CACHE_LAT + served] > data_lat:
                     data_lat = params[P_CACHE_LAT + served]
-                cnt[C_DATA_ACCESSES] += 1
+                n_data += 1
                 if line == last:
                     break
                 line += ONE
@@ -825,9 +868,90 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core):
             if nbuf == buf.shape[1]:
                 _core_flush(core, nbuf)
                 nbuf = 0
+        if ic >= stop:
+            break
+    cnt[C_L1D_HIT] += n_l1d_hit
+    cnt[C_L1I_HIT] += n_l1i_hit
+    cnt[C_DATA_ACCESSES] += n_data
+    cnt[C_TRANSLATION_CYCLES] += tcycles
     if timed and nbuf > 0:
         _core_flush(core, nbuf)
     return i, ic
+
+
+@CK.helper
+def _translate_miss(c, t, keys, vals, meta, va, fetch, l1, key4, key2, params, cnt, hist,
+                    memo):
+    """A record's translation past the MRU way of its L1 TLB set: the rest of the L1 TLB, the
+    L2 TLB, then L3 TLB / POM-TLB / Victima's blocks / the walk. Returns (cycles, walk
+    cycles, whether the walk read memory)."""
+    victims_to_l2 = params[P_STLB_FILL_VICTIMS] != 0
+    l2only = params[P_VIC_L2ONLY] != 0
+    cycles = params[P_LAT_L1I] if fetch else params[P_LAT_L1D]
+    walked = 0
+    walk_dram = False
+    ttags, tgeom = t[0], t[3]
+    if _tlb_probe(ttags, tgeom, l1, key4, key2) != EMPTY:
+        cnt[C_L1I_HIT if fetch else C_L1D_HIT] += 1
+        return cycles, walked, walk_dram
+    cnt[C_L1I_MISS if fetch else C_L1D_MISS] += 1
+    cycles += params[P_LAT_L2]
+    hit_key = _tlb_probe(ttags, tgeom, T_L2, key4, key2)
+    if hit_key != EMPTY:
+        cnt[C_L2_HIT] += 1
+        key = hit_key
+    else:
+        cnt[C_L2_MISS] += 1
+        key = EMPTY
+        if params[P_L3_ON] != 0:
+            cycles += params[P_LAT_L3]
+            key = _tlb_probe(ttags, tgeom, T_L3, key4, key2)
+            cnt[C_L3_HIT if key != EMPTY else C_L3_MISS] += 1
+        if key == EMPTY and params[P_POM_ON] != 0:
+            key, pc = _pom_probe(c, t, key4, key2, params, cnt)
+            cycles += pc
+        if key == EMPTY and params[P_VICTIMA] != 0:
+            huge = _page_size(keys, vals, meta, va, cnt, memo)
+            vkey = key2 if huge != ZERO else key4
+            if l2only:
+                vhit, vc = _victima_probe_l2(c, t, keys, vals, meta, va, vkey, params, cnt)
+            else:
+                vhit, vc = _victima_probe(c, vkey, params, cnt)
+            cycles += vc
+            if vhit:
+                key = vkey
+                if params[P_VIC_PARALLEL] != 0:    # probed beside the L2 TLB lookup
+                    cycles -= params[P_LAT_L2]
+        if key == EMPTY:
+            huge = _page_size(keys, vals, meta, va, cnt, memo)
+            key = key2 if huge != ZERO else key4
+            wc, leaf_line, wdram = _walk(c, t, keys, vals, meta, va, huge != ZERO, params, cnt,
+                                         hist, YES)
+            cycles += wc
+            walked = wc
+            walk_dram = wdram
+            if l2only and params[P_VIC_PTW] != 0 \
+                    and _ptwcp_costly(keys, vals, meta, key, params, cnt) \
+                    and _victima_place(c, key, params, leaf_line, ZERO):
+                cnt[C_VIC_ALLOC_PTW] += 1
+            if params[P_L3_ON] != 0 and not victims_to_l2:
+                _tlb_insert(ttags, tgeom, T_L3, key)
+        if not victims_to_l2:
+            _l2_insert(c, t, keys, vals, meta, key, params, cnt, hist)
+    victim = _tlb_insert(ttags, tgeom, l1, key)
+    if victims_to_l2 and victim != EMPTY and _tlb_slot(ttags, tgeom, T_L2, victim) == NOSLOT:
+        _l2_insert(c, t, keys, vals, meta, victim, params, cnt, hist)
+    return cycles, walked, walk_dram
+
+
+@CK.helper
+def _page_size(keys, vals, meta, va, cnt, memo):
+    """The 2 MiB bit of ``va``'s page (mapping it on first touch), from ``memo`` when there."""
+    vpn = va >> np.uint64(12)
+    j = (vpn & np.uint64((memo.shape[0] >> 1) - 1)) << ONE
+    if memo[j] == vpn:
+        return memo[j + ONE] & ONE
+    return translate(keys, vals, meta, va, cnt, NO)[1]
 
 
 @CK.helper
