@@ -785,12 +785,26 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core, memo, stop):
     n_l1d_hit = 0
     n_l1i_hit = 0
     n_data = 0
+    n_hit_load = 0                  # inline L1 cache hits by op (CK.LOAD .. CK.MODIFY)
+    n_hit_store = 0
+    n_hit_fetch = 0
+    n_hit_modify = 0
     tcycles = 0
     ic = ZERO
     i = 0
+    # the page of the last record whose translation ended in its L1 TLB's MRU way (and which
+    # L1 TLB), and the physical page of the last data translation: a record on the same page
+    # finds both again (only a translation past the L1 TLB changes TLB state)
+    hot_page = EMPTY
+    hot_fetch = False
+    pa_page = EMPTY
+    pa_base = ZERO
+    check_pt = True
     while i < n_rec:
-        if (meta[PM_COUNT] + np.uint64(PT_SLACK)) * np.uint64(2) > meta[PM_MASK]:
-            break                               # the front grows the table and calls again
+        if check_pt:                            # only a translation adds page-table entries
+            if (meta[PM_COUNT] + np.uint64(PT_SLACK)) * np.uint64(2) > meta[PM_MASK]:
+                break                           # the front grows the table and calls again
+            check_pt = False
         va = words[i, 0]
         info = words[i, 1]
         ic += info & np.uint64(0xFFFFFFFF)
@@ -802,41 +816,55 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core, memo, stop):
         sz = (info >> np.uint64(32)) & np.uint64(0xFFFF)
         i += 1
         fetch = op == CK.IFETCH
-        l1 = T_L1I if fetch else T_L1D
         key4 = va >> np.uint64(12)
-        key2 = (va >> np.uint64(21)) | SIZE_2M
         walked = 0
         walk_dram = False
-        # the MRU way of the L1 TLB set of either page size (a page has one size for good,
-        # so at most one of the two keys is ever cached)
-        if fetch:
-            k4 = ttags[i_base + (key4 & i_mask) * i_ways] >> ONE
-            k2 = ttags[i_base + (key2 & i_mask) * i_ways] >> ONE
+        if key4 == hot_page and fetch == hot_fetch:
+            hit = True
         else:
-            k4 = ttags[d_base + (key4 & d_mask) * d_ways] >> ONE
-            k2 = ttags[d_base + (key2 & d_mask) * d_ways] >> ONE
-        if k4 == key4 or k2 == key2:
-            cycles = lat_l1i if fetch else lat_l1d
+            # the MRU way of the L1 TLB set of either page size (a page has one size for good,
+            # so at most one of the two keys is ever cached)
+            key2 = (va >> np.uint64(21)) | SIZE_2M
             if fetch:
+                k4 = ttags[i_base + (key4 & i_mask) * i_ways] >> ONE
+                k2 = ttags[i_base + (key2 & i_mask) * i_ways] >> ONE
+            else:
+                k4 = ttags[d_base + (key4 & d_mask) * d_ways] >> ONE
+                k2 = ttags[d_base + (key2 & d_mask) * d_ways] >> ONE
+            hit = k4 == key4 or k2 == key2
+        if hit:
+            hot_page = key4
+            hot_fetch = fetch
+            if fetch:
+                cycles = lat_l1i
                 n_l1i_hit += 1
             else:
+                cycles = lat_l1d
                 n_l1d_hit += 1
         else:
+            l1 = T_L1I if fetch else T_L1D
             cycles, walked, walk_dram = _translate_miss(c, t, keys, vals, meta, va, fetch, l1,
-                                                        key4, key2, params, cnt, hist, memo)
+                                                        key4, (va >> np.uint64(21)) | SIZE_2M,
+                                                        params, cnt, hist, memo)
+            hot_page = EMPTY
+            check_pt = True
         tcycles += cycles
         data_lat = 0
         if data:
-            vpn = key4
-            j = (vpn & memo_mask) << ONE
-            if memo[j] == vpn:
-                pa = ((memo[j + ONE] >> ONE) << np.uint64(12)) | (va & np.uint64(0xFFF))
-            else:
-                pa, huge = translate(keys, vals, meta, va, cnt, NO)
-                if nested:
-                    pa = translate(keys, vals, meta, pa, cnt, YES)[0]
-                memo[j] = vpn
-                memo[j + ONE] = ((pa >> np.uint64(12)) << ONE) | huge
+            if key4 != pa_page:
+                j = (key4 & memo_mask) << ONE
+                if memo[j] == key4:
+                    pa_base = (memo[j + ONE] >> ONE) << np.uint64(12)
+                else:
+                    pa, huge = translate(keys, vals, meta, va, cnt, NO)
+                    if nested:
+                        pa = translate(keys, vals, meta, pa, cnt, YES)[0]
+                    pa_base = (pa >> np.uint64(12)) << np.uint64(12)
+                    memo[j] = key4
+                    memo[j + ONE] = ((pa >> np.uint64(12)) << ONE) | huge
+                    check_pt = True
+                pa_page = key4
+            pa = pa_base | (va & np.uint64(0xFFF))
             line = pa >> np.uint64(6)
             last = line
             if sz > ONE:
@@ -845,14 +873,22 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core, memo, stop):
                 b = c_base + (line & c_mask) * c_ways
                 if c_fast and (ctags[b] | ONE) == ((line << ONE) | ONE) \
                         and (c_wb or (op != CK.STORE and op != CK.MODIFY)):
-                    if c_wb and (op == CK.STORE or op == CK.MODIFY):
-                        ctags[b] |= ONE
-                    ccnt[0, CK.C_HIT + op] += 1
-                    served = 0
+                    if op == CK.IFETCH:
+                        n_hit_fetch += 1
+                    elif op == CK.LOAD:
+                        n_hit_load += 1
+                    else:
+                        ctags[b] |= ONE                 # a store lands in the write-back L1
+                        if op == CK.MODIFY:
+                            n_hit_modify += 1
+                        else:
+                            n_hit_store += 1
+                    if lat_c0 > data_lat:
+                        data_lat = lat_c0
                 else:
                     served = CK.hier_access(c, line, op, mode, nlev)
-                if params[P_CACHE_LAT + served] > data_lat:
-                    data_lat = params[P_CACHE_LAT + served]
+                    if params[P_CACHE_LAT + served] > data_lat:
+                        data_lat = params[P_CACHE_LAT + served]
                 n_data += 1
                 if line == last:
                     break
@@ -870,6 +906,10 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core, memo, stop):
                 nbuf = 0
         if ic >= stop:
             break
+    ccnt[0, CK.C_HIT + CK.LOAD] += n_hit_load
+    ccnt[0, CK.C_HIT + CK.STORE] += n_hit_store
+    ccnt[0, CK.C_HIT + CK.IFETCH] += n_hit_fetch
+    ccnt[0, CK.C_HIT + CK.MODIFY] += n_hit_modify
     cnt[C_L1D_HIT] += n_l1d_hit
     cnt[C_L1I_HIT] += n_l1i_hit
     cnt[C_DATA_ACCESSES] += n_data
