@@ -854,9 +854,18 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core, memo, stop):
                 n_l1d_hit += 1
         else:
             l1 = T_L1I if fetch else T_L1D
-            cycles, walked, walk_dram = _translate_miss(c, t, keys, vals, meta, va, fetch, l1,
-                                                        key4, (va >> np.uint64(21)) | SIZE_2M,
-                                                        params, cnt, hist, memo)
+            cycles = lat_l1i if fetch else lat_l1d
+            status, victim = _tlb_l1_l2(ttags, tgeom, l1, key4, key2, cnt, fetch)
+            if status != 0:
+                cycles += params[P_LAT_L2]
+            if status == 2:
+                key, more, walked, walk_dram = _stlb_miss(c, t, keys, vals, meta, va, key4,
+                                                          key2, params, cnt, hist, memo)
+                cycles += more
+                victim = _tlb_insert_call(ttags, tgeom, l1, key)
+            if victims_to_l2 and victim != EMPTY \
+                    and _tlb_slot(ttags, tgeom, T_L2, victim) == NOSLOT:
+                _l2_insert_call(c, t, keys, vals, meta, victim, params, cnt, hist)
             hot_page = EMPTY
             check_pt = True
         tcycles += cycles
@@ -930,71 +939,87 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core, memo, stop):
     return i, ic
 
 
-@CK.inlined
-def _translate_miss(c, t, keys, vals, meta, va, fetch, l1, key4, key2, params, cnt, hist,
-                    memo):
-    """A record's translation past the MRU way of its L1 TLB set: the rest of the L1 TLB, the
-    L2 TLB, then L3 TLB / POM-TLB / Victima's blocks / the walk. Returns (cycles, walk
-    cycles, whether the walk read memory). Inlined into ``run_mmu`` (its one caller): as a
-    call it passed ~130 words of state tuples per L1 TLB miss (measured 19 -> 11 ms of the
-    gups trace's 230k L1 TLB misses)."""
-    victims_to_l2 = params[P_STLB_FILL_VICTIMS] != 0
-    l2only = params[P_VIC_L2ONLY] != 0
-    cycles = params[P_LAT_L1I] if fetch else params[P_LAT_L1D]
-    walked = 0
-    walk_dram = False
-    ttags, tgeom = t[0], t[3]
+@CK.helper
+def _tlb_l1_l2(ttags, tgeom, l1, key4, key2, cnt, fetch):
+    """A record's translation past the MRU way of its L1 TLB set: the rest of the L1 TLB,
+    then the L2 TLB, whose hit is inserted into the L1 TLB. Returns (0: L1 hit, 1: L2 hit,
+    2: L2 miss; the L1 TLB's victim on an L2 hit, else EMPTY). Only the TLB arrays are
+    passed: a call with the state tuples passes ~130 words (measured: the gups trace's 230k
+    L1 TLB misses took 19 ms through such a call, 11 ms inlined; inlining into ``run_mmu``'s
+    loop made LLVM's compile 12x longer)."""
     if _tlb_probe(ttags, tgeom, l1, key4, key2) != EMPTY:
         cnt[C_L1I_HIT if fetch else C_L1D_HIT] += 1
-        return cycles, walked, walk_dram
+        return 0, EMPTY
     cnt[C_L1I_MISS if fetch else C_L1D_MISS] += 1
-    cycles += params[P_LAT_L2]
-    hit_key = _tlb_probe(ttags, tgeom, T_L2, key4, key2)
-    if hit_key != EMPTY:
-        cnt[C_L2_HIT] += 1
-        key = hit_key
-    else:
+    key = _tlb_probe(ttags, tgeom, T_L2, key4, key2)
+    if key == EMPTY:
         cnt[C_L2_MISS] += 1
-        key = EMPTY
-        if params[P_L3_ON] != 0:
-            cycles += params[P_LAT_L3]
-            key = _tlb_probe(ttags, tgeom, T_L3, key4, key2)
-            cnt[C_L3_HIT if key != EMPTY else C_L3_MISS] += 1
-        if key == EMPTY and params[P_POM_ON] != 0:
-            key, pc = _pom_probe(c, t, key4, key2, params, cnt)
-            cycles += pc
-        if key == EMPTY and params[P_VICTIMA] != 0:
-            huge = _page_size(keys, vals, meta, va, cnt, memo)
-            vkey = key2 if huge != ZERO else key4
-            if l2only:
-                vhit, vc = _victima_probe_l2(c, t, keys, vals, meta, va, vkey, params, cnt)
-            else:
-                vhit, vc = _victima_probe(c, vkey, params, cnt)
-            cycles += vc
-            if vhit:
-                key = vkey
-                if params[P_VIC_PARALLEL] != 0:    # probed beside the L2 TLB lookup
-                    cycles -= params[P_LAT_L2]
-        if key == EMPTY:
-            huge = _page_size(keys, vals, meta, va, cnt, memo)
-            key = key2 if huge != ZERO else key4
-            wc, leaf_line, wdram = _walk(c, t, keys, vals, meta, va, huge != ZERO, params, cnt,
-                                         hist, YES)
-            cycles += wc
-            walked = wc
-            walk_dram = wdram
-            if l2only and params[P_VIC_PTW] != 0 \
-                    and _ptwcp_costly(keys, vals, meta, key, params, cnt) \
-                    and _victima_place(c, key, params, leaf_line, ZERO):
-                cnt[C_VIC_ALLOC_PTW] += 1
-            if params[P_L3_ON] != 0 and not victims_to_l2:
-                _tlb_insert(ttags, tgeom, T_L3, key)
-        if not victims_to_l2:
-            _l2_insert(c, t, keys, vals, meta, key, params, cnt, hist)
-    victim = _tlb_insert(ttags, tgeom, l1, key)
-    if victims_to_l2 and victim != EMPTY and _tlb_slot(ttags, tgeom, T_L2, victim) == NOSLOT:
-        _l2_insert(c, t, keys, vals, meta, victim, params, cnt, hist)
-    return cycles, walked, walk_dram
+        return 2, EMPTY
+    cnt[C_L2_HIT] += 1
+    return 1, _tlb_insert(ttags, tgeom, l1, key)
+
+
+@CK.helper
+def _stlb_miss(c, t, keys, vals, meta, va, key4, key2, params, cnt, hist, memo):
+    """After an L2 TLB miss: the L3 TLB, the POM-TLB, Victima's blocks, else the walk; then
+    the L2 TLB insert (unless it takes L1 victims). Returns (the translation's key, cycles
+    added (less the L2 TLB latency when Victima's probe ran beside it), walk cycles, whether
+    the walk read memory)."""
+    victims_to_l2 = params[P_STLB_FILL_VICTIMS] != 0
+    l2only = params[P_VIC_L2ONLY] != 0
+    cycles = 0
+    walked = 0
+    walk_dram = False
+    key = EMPTY
+    if params[P_L3_ON] != 0:
+        cycles += params[P_LAT_L3]
+        key = _tlb_probe(t[0], t[3], T_L3, key4, key2)
+        cnt[C_L3_HIT if key != EMPTY else C_L3_MISS] += 1
+    if key == EMPTY and params[P_POM_ON] != 0:
+        key, pc = _pom_probe(c, t, key4, key2, params, cnt)
+        cycles += pc
+    if key == EMPTY and params[P_VICTIMA] != 0:
+        huge = _page_size(keys, vals, meta, va, cnt, memo)
+        vkey = key2 if huge != ZERO else key4
+        if l2only:
+            vhit, vc = _victima_probe_l2(c, t, keys, vals, meta, va, vkey, params, cnt)
+        else:
+            vhit, vc = _victima_probe(c, vkey, params, cnt)
+        cycles += vc
+        if vhit:
+            key = vkey
+            if params[P_VIC_PARALLEL] != 0:    # probed beside the L2 TLB lookup
+                cycles -= params[P_LAT_L2]
+    if key == EMPTY:
+        huge = _page_size(keys, vals, meta, va, cnt, memo)
+        key = key2 if huge != ZERO else key4
+        wc, leaf_line, wdram = _walk(c, t, keys, vals, meta, va, huge != ZERO, params, cnt,
+                                     hist, YES)
+        cycles += wc
+        walked = wc
+        walk_dram = wdram
+        if l2only and params[P_VIC_PTW] != 0 \
+                and _ptwcp_costly(keys, vals, meta, key, params, cnt) \
+                and _victima_place(c, key, params, leaf_line, ZERO):
+            cnt[C_VIC_ALLOC_PTW] += 1
+        if params[P_L3_ON] != 0 and not victims_to_l2:
+            _tlb_insert(t[0], t[3], T_L3, key)
+    if not victims_to_l2:
+        _l2_insert(c, t, keys, vals, meta, key, params, cnt, hist)
+    return key, cycles, walked, walk_dram
+
+
+@CK.helper
+def _tlb_insert_call(tags, geom, lv, key):
+    """``_tlb_insert`` as one compiled function (for ``run_mmu``'s loop, where its inlined
+    carry shifts made LLVM's compile 10x longer)."""
+    return _tlb_insert(tags, geom, lv, key)
+
+
+@CK.helper
+def _l2_insert_call(c, t, keys, vals, meta, key, params, cnt, hist):
+    """``_l2_insert`` as one compiled function (an L1 TLB victim going to the L2 TLB)."""
+    _l2_insert(c, t, keys, vals, meta, key, params, cnt, hist)
 
 
 @CK.helper
