@@ -295,13 +295,14 @@ def _tlb_probe(tags, geom, lv, key4, key2):
     return key4
 
 
-@CK.inlined
+@CK.helper
 def _tlb_insert(tags, geom, lv, key):
     """Insert ``key`` (absent) into TLB level ``lv``; returns the displaced key or EMPTY
-    (``CK.fill`` for an LRU level without holes: one carry shift, vectorized for 8/16 ways)."""
+    (``CK.fill`` for an LRU level without holes: one carry shift). One compiled function:
+    inlined at its nine call sites it cost a tenth more cold compile."""
     ways = geom[lv, CK.G_WAYS]
     b = geom[lv, CK.G_BASE] + (key & geom[lv, CK.G_SETMASK]) * ways
-    v = CK._lru_access_nh(tags, b, ways, key, ZERO)[1]
+    v = CK._lru_access(tags, b, ways, key, ZERO, NO)[1]
     if v == EMPTY:
         return EMPTY
     return v >> ONE
@@ -481,20 +482,11 @@ def _victima_place(c, key, params, old_line, ns):
     return True
 
 
-@CK.inlined
-def _l2_insert(c, t, keys, vals, meta, key, params, cnt, hist):
-    """Insert ``key`` into the L2 TLB; its victim, when something takes victims (Victima's
-    blocks, an L3 TLB filled by victims, a POM-TLB), goes on to ``_l2_victim`` (a call only
-    then: a call passes the ~130 words of the state tuples)."""
-    victim = _tlb_insert(t[0], t[3], T_L2, key)
-    if victim != EMPTY and (params[P_VIC_EVICT] != 0 or params[P_POM_ON] != 0 or (
-            params[P_L3_ON] != 0 and params[P_STLB_FILL_VICTIMS] != 0)):
-        _l2_victim(c, t, keys, vals, meta, victim, params, cnt, hist)
-
-
 @CK.helper
 def _l2_victim(c, t, keys, vals, meta, victim, params, cnt, hist):
-    """An L2 TLB victim: the paper's Victima gives a costly one a block (after a background
+    """An L2 TLB victim (when something takes victims: Victima's blocks, an L3 TLB filled by
+    victims, a POM-TLB; a call only then, as it passes the ~130 words of the state tuples):
+    the paper's Victima gives a costly one a block (after a background
     walk), the artifact's reads its block in; an L3 TLB filled by victims takes it; with a
     POM-TLB, it goes there (and the victim's POM line is read through the caches)."""
     if victim != EMPTY and params[P_VIC_EVICT] != 0 and params[P_VIC_L2ONLY] != 0:
@@ -782,6 +774,8 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core, memo, stop):
     lat_l1i = params[P_LAT_L1I]
     lat_c0 = params[P_CACHE_LAT]
     epoch = np.uint64(params[P_EPOCH])
+    takes_victims = params[P_VIC_EVICT] != 0 or params[P_POM_ON] != 0 or (
+        params[P_L3_ON] != 0 and victims_to_l2)        # something takes L2 TLB victims
     memo_mask = np.uint64((memo.shape[0] >> 1) - 1)
     ttags, tgeom = t[0], t[3]
     d_mask, d_ways, d_base = tgeom[T_L1D, CK.G_SETMASK], tgeom[T_L1D, CK.G_WAYS], \
@@ -858,14 +852,52 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core, memo, stop):
             status, victim = _tlb_l1_l2(ttags, tgeom, l1, key4, key2, cnt, fetch)
             if status != 0:
                 cycles += params[P_LAT_L2]
-            if status == 2:
-                key, more, walked, walk_dram = _stlb_miss(c, t, keys, vals, meta, va, key4,
-                                                          key2, params, cnt, hist, memo)
-                cycles += more
-                victim = _tlb_insert_call(ttags, tgeom, l1, key)
+            if status == 2:                     # an L2 TLB miss: L3 TLB, POM-TLB, Victima,
+                key = EMPTY                         # else the walk
+                if params[P_L3_ON] != 0:
+                    cycles += params[P_LAT_L3]
+                    key = _tlb_probe_call(ttags, tgeom, T_L3, key4, key2)
+                    cnt[C_L3_HIT if key != EMPTY else C_L3_MISS] += 1
+                if key == EMPTY and params[P_POM_ON] != 0:
+                    key, pc = _pom_probe(c, t, key4, key2, params, cnt)
+                    cycles += pc
+                if key == EMPTY and params[P_VICTIMA] != 0:
+                    huge = _page_size(keys, vals, meta, va, cnt, memo)
+                    vkey = key2 if huge != ZERO else key4
+                    if l2only:
+                        vhit, vc = _victima_probe_l2(c, t, keys, vals, meta, va, vkey, params,
+                                                     cnt)
+                    else:
+                        vhit, vc = _victima_probe(c, vkey, params, cnt)
+                    cycles += vc
+                    if vhit:
+                        key = vkey
+                        if params[P_VIC_PARALLEL] != 0:    # probed beside the L2 TLB lookup
+                            cycles -= params[P_LAT_L2]
+                if key == EMPTY:
+                    huge = _page_size(keys, vals, meta, va, cnt, memo)
+                    key = key2 if huge != ZERO else key4
+                    wc, leaf_line, wdram = _walk(c, t, keys, vals, meta, va, huge != ZERO,
+                                                 params, cnt, hist, YES)
+                    cycles += wc
+                    walked = wc
+                    walk_dram = wdram
+                    if l2only and params[P_VIC_PTW] != 0 \
+                            and _ptwcp_costly(keys, vals, meta, key, params, cnt) \
+                            and _victima_place(c, key, params, leaf_line, ZERO):
+                        cnt[C_VIC_ALLOC_PTW] += 1
+                    if params[P_L3_ON] != 0 and not victims_to_l2:
+                        _tlb_insert(ttags, tgeom, T_L3, key)
+                if not victims_to_l2:
+                    v2 = _tlb_insert(ttags, tgeom, T_L2, key)
+                    if v2 != EMPTY and takes_victims:
+                        _l2_victim(c, t, keys, vals, meta, v2, params, cnt, hist)
+                victim = _tlb_insert(ttags, tgeom, l1, key)
             if victims_to_l2 and victim != EMPTY \
-                    and _tlb_slot(ttags, tgeom, T_L2, victim) == NOSLOT:
-                _l2_insert_call(c, t, keys, vals, meta, victim, params, cnt, hist)
+                    and _tlb_slot_call(ttags, tgeom, T_L2, victim) == NOSLOT:
+                v2 = _tlb_insert(ttags, tgeom, T_L2, victim)
+                if v2 != EMPTY and takes_victims:
+                    _l2_victim(c, t, keys, vals, meta, v2, params, cnt, hist)
             hot_page = EMPTY
             check_pt = True
         tcycles += cycles
@@ -940,13 +972,26 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core, memo, stop):
 
 
 @CK.helper
+def _tlb_probe_call(tags, geom, lv, key4, key2):
+    """``_tlb_probe`` as one compiled function (inlined into ``run_mmu``'s loop, the TLB
+    probes made LLVM's compile of it 12x longer)."""
+    return _tlb_probe(tags, geom, lv, key4, key2)
+
+
+@CK.helper
+def _tlb_slot_call(tags, geom, lv, key):
+    """``_tlb_slot`` as one compiled function (as ``_tlb_probe_call``)."""
+    return _tlb_slot(tags, geom, lv, key)
+
+
+@CK.helper
 def _tlb_l1_l2(ttags, tgeom, l1, key4, key2, cnt, fetch):
     """A record's translation past the MRU way of its L1 TLB set: the rest of the L1 TLB,
     then the L2 TLB, whose hit is inserted into the L1 TLB. Returns (0: L1 hit, 1: L2 hit,
-    2: L2 miss; the L1 TLB's victim on an L2 hit, else EMPTY). Only the TLB arrays are
-    passed: a call with the state tuples passes ~130 words (measured: the gups trace's 230k
-    L1 TLB misses took 19 ms through such a call, 11 ms inlined; inlining into ``run_mmu``'s
-    loop made LLVM's compile 12x longer)."""
+    2: L2 miss, which ``run_mmu`` handles; the L1 TLB's victim on an L2 hit, else EMPTY).
+    Only the TLB arrays are passed: a call with the state tuples passes ~130 words (the gups
+    trace's 230k L1 TLB misses took 19 ms through such a call, 11 ms inlined), and these
+    probes inlined into ``run_mmu``'s loop made LLVM's compile of it 12x longer."""
     if _tlb_probe(ttags, tgeom, l1, key4, key2) != EMPTY:
         cnt[C_L1I_HIT if fetch else C_L1D_HIT] += 1
         return 0, EMPTY
@@ -957,69 +1002,6 @@ def _tlb_l1_l2(ttags, tgeom, l1, key4, key2, cnt, fetch):
         return 2, EMPTY
     cnt[C_L2_HIT] += 1
     return 1, _tlb_insert(ttags, tgeom, l1, key)
-
-
-@CK.helper
-def _stlb_miss(c, t, keys, vals, meta, va, key4, key2, params, cnt, hist, memo):
-    """After an L2 TLB miss: the L3 TLB, the POM-TLB, Victima's blocks, else the walk; then
-    the L2 TLB insert (unless it takes L1 victims). Returns (the translation's key, cycles
-    added (less the L2 TLB latency when Victima's probe ran beside it), walk cycles, whether
-    the walk read memory)."""
-    victims_to_l2 = params[P_STLB_FILL_VICTIMS] != 0
-    l2only = params[P_VIC_L2ONLY] != 0
-    cycles = 0
-    walked = 0
-    walk_dram = False
-    key = EMPTY
-    if params[P_L3_ON] != 0:
-        cycles += params[P_LAT_L3]
-        key = _tlb_probe(t[0], t[3], T_L3, key4, key2)
-        cnt[C_L3_HIT if key != EMPTY else C_L3_MISS] += 1
-    if key == EMPTY and params[P_POM_ON] != 0:
-        key, pc = _pom_probe(c, t, key4, key2, params, cnt)
-        cycles += pc
-    if key == EMPTY and params[P_VICTIMA] != 0:
-        huge = _page_size(keys, vals, meta, va, cnt, memo)
-        vkey = key2 if huge != ZERO else key4
-        if l2only:
-            vhit, vc = _victima_probe_l2(c, t, keys, vals, meta, va, vkey, params, cnt)
-        else:
-            vhit, vc = _victima_probe(c, vkey, params, cnt)
-        cycles += vc
-        if vhit:
-            key = vkey
-            if params[P_VIC_PARALLEL] != 0:    # probed beside the L2 TLB lookup
-                cycles -= params[P_LAT_L2]
-    if key == EMPTY:
-        huge = _page_size(keys, vals, meta, va, cnt, memo)
-        key = key2 if huge != ZERO else key4
-        wc, leaf_line, wdram = _walk(c, t, keys, vals, meta, va, huge != ZERO, params, cnt,
-                                     hist, YES)
-        cycles += wc
-        walked = wc
-        walk_dram = wdram
-        if l2only and params[P_VIC_PTW] != 0 \
-                and _ptwcp_costly(keys, vals, meta, key, params, cnt) \
-                and _victima_place(c, key, params, leaf_line, ZERO):
-            cnt[C_VIC_ALLOC_PTW] += 1
-        if params[P_L3_ON] != 0 and not victims_to_l2:
-            _tlb_insert(t[0], t[3], T_L3, key)
-    if not victims_to_l2:
-        _l2_insert(c, t, keys, vals, meta, key, params, cnt, hist)
-    return key, cycles, walked, walk_dram
-
-
-@CK.helper
-def _tlb_insert_call(tags, geom, lv, key):
-    """``_tlb_insert`` as one compiled function (for ``run_mmu``'s loop, where its inlined
-    carry shifts made LLVM's compile 10x longer)."""
-    return _tlb_insert(tags, geom, lv, key)
-
-
-@CK.helper
-def _l2_insert_call(c, t, keys, vals, meta, key, params, cnt, hist):
-    """``_l2_insert`` as one compiled function (an L1 TLB victim going to the L2 TLB)."""
-    _l2_insert(c, t, keys, vals, meta, key, params, cnt, hist)
 
 
 @CK.helper
