@@ -6,8 +6,8 @@ Each case runs in a fresh process per tree (numba's on-disk cache of that tree a
 a first untimed call loads or compiles it), the trees alternating, best of ``--repeats`` wall
 seconds and process-CPU seconds. Cases: the cache simulator on 16M uniform 8 B loads over
 64 MiB (1 level 32K/8; 3 levels reference-3level), and the TLB model on the shipped gups trace
-(victima-radix translation + caches + walks, victima-paper, and victima-radix with the core
-model), the serving engine on 30,000 ShareGPT-like requests with paged-16 (``kv``, issue 15's
+(victima-radix translation + caches + walks, victima-paper, victima-artifact, pom-tlb, nested
+victima-radix and victima-paper, and victima-radix with the core model), the serving engine on 30,000 ShareGPT-like requests with paged-16 (``kv``, issue 15's
 speed target; as ``bench_kv_speed.py --sharegpt 30000``, the simulator built inside the timed
 call) and the flash simulator (``flash``: 1,000 tokens of OPT-6.7B, windowing k = 5, bundling,
 latency model, as benchmarks/bench_flash_speed.py; its items are tokens). Prints one row per
@@ -37,6 +37,16 @@ CASES = {
             "run = lambda: MMU('victima-radix').run(recs)"),
     "tlb-paper": ("from simkit.tlb import MMU\n" + "GUPS\n" +
                   "run = lambda: MMU('victima-paper').run(recs)"),
+    "tlb-artifact": ("from simkit.tlb import MMU\n" + "GUPS\n" +
+                     "run = lambda: MMU('victima-artifact').run(recs)"),
+    "tlb-pom": ("from simkit.tlb import MMU\n" + "GUPS\n" +
+                "run = lambda: MMU('pom-tlb').run(recs)"),
+    "tlb-nested": ("from simkit.tlb import MMU, MMUConfig\n" + "GUPS\n" +
+                   "cfg = MMUConfig.preset('victima-radix').replace(nested=True)\n"
+                   "run = lambda: MMU(cfg).run(recs)"),
+    "tlb-paper-nested": ("from simkit.tlb import MMU, MMUConfig\n" + "GUPS\n" +
+                         "cfg = MMUConfig.preset('victima-paper').replace(nested=True)\n"
+                         "run = lambda: MMU(cfg).run(recs)"),
     "tlb+core": ("from simkit.tlb import MMU\n" + "GUPS\n" +
                  "run = lambda: MMU('victima-radix', core='victima').run(recs)"),
     "kv": ("from simkit.kvpaging.engine import ServingSimulator\n"

@@ -136,9 +136,12 @@ def test_the_core_inside_the_mmu_does_not_depend_on_how_the_trace_is_cut(gups_he
 
 
 def test_the_core_costs_the_mmu_little(gups_head):
-    """A generous floor (issue 13): the full model runs at >= 0.65x the translation-only model's
+    """A generous floor (issue 13): the full model runs at >= 0.5x the translation-only model's
     accesses per CPU second (0.81-0.83x measured on 2026-12-07; 0.54-0.58x when the core ran as a
-    second pass over per-record arrays). benchmarks/test_speed_tlb.py records the absolute rate."""
+    second pass over per-record arrays). Issue 18 made the translation-only model ~2.3x faster
+    and left the core's own cost (~15 ns a record) as it was, so the ratio fell to 0.60-0.66
+    (full model 14.8 -> 27.0 M/s on gups, translation only 19.3 -> 45.2 M/s, same run).
+    benchmarks/test_speed_tlb.py records the absolute rate."""
     import time
 
     from simkit.tlb import MMU
@@ -151,7 +154,7 @@ def test_the_core_costs_the_mmu_little(gups_head):
             t = time.thread_time()
             MMU("victima-radix", core=core).run(gups_head)
             best[core] = min(best[core], time.thread_time() - t)
-    assert best[None] / best["victima"] >= 0.65
+    assert best[None] / best["victima"] >= 0.5
 
 
 def test_mshrs_bound_independent_misses_to_ceil_n_over_m_latencies():

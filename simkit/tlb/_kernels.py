@@ -133,6 +133,7 @@ WALK_MISS_SHIFT = 32                # the core buffer's walk row: walk cycles in
 WALK_CYCLES = (np.int64(1) << 32) - 1   # the cycles of its PTE reads beyond the L1D above them
 HIST_BINS = 64     # walk latency histogram, 16-cycle bins (the last bin collects the rest)
 HIST_WIDTH = 16
+MEMO_SLOTS = 4096   # run_mmu's memo of translations (direct-mapped by 4 KiB page number)
 
 # params (int64)
 P_LAT_L1D, P_LAT_L1I, P_LAT_L2, P_LAT_PWC, P_STLB_FILL_VICTIMS, P_DATA, P_MODE, P_NLEV = range(8)
@@ -265,24 +266,55 @@ def _node_frame(keys, vals, meta, level, va, top, cnt, host):
     return f + ONE                            # frame 0 of the zone is the root
 
 
-@CK.helper
-def _tlb_probe(t, lv, key4, key2):
+@CK.inlined
+def _tlb_slot(tags, geom, lv, key):
+    """Slot of ``key`` in TLB level ``lv`` (tags and geometry of the TLB state), or NOSLOT.
+    TLB and PWC levels are LRU sets of translation keys, never invalidated (no holes) and
+    never dirty: ``CK.lookup`` on the tag array alone, without the state tuple."""
+    ways = geom[lv, CK.G_WAYS]
+    b = geom[lv, CK.G_BASE] + (key & geom[lv, CK.G_SETMASK]) * ways
+    for w in range(ways):
+        if (tags[b + w] >> ONE) == key:
+            return b + w
+    return NOSLOT
+
+
+@CK.inlined
+def _tlb_touch(tags, geom, lv, s):
+    """LRU hit at slot ``s``: the entry moves to its set's front (``CK.touch`` for LRU)."""
+    ways = geom[lv, CK.G_WAYS]
+    base = geom[lv, CK.G_BASE]
+    start = base + ((s - base) // ways) * ways
+    x = tags[s]
+    j = s
+    while j > start:
+        tags[j] = tags[j - ONE]
+        j -= ONE
+    tags[start] = x
+
+
+@CK.inlined
+def _tlb_probe(tags, geom, lv, key4, key2):
     """Probe a TLB for both page sizes; on a hit update LRU and return the key, else EMPTY."""
-    s = CK.lookup(t, lv, key4)
+    s = _tlb_slot(tags, geom, lv, key4)
     if s == NOSLOT:
-        s = CK.lookup(t, lv, key2)
+        s = _tlb_slot(tags, geom, lv, key2)
         if s == NOSLOT:
             return EMPTY
-        CK.touch(t, lv, s, CK.LOAD)
+        _tlb_touch(tags, geom, lv, s)
         return key2
-    CK.touch(t, lv, s, CK.LOAD)
+    _tlb_touch(tags, geom, lv, s)
     return key4
 
 
 @CK.helper
-def _tlb_insert(t, lv, key):
-    """Insert ``key`` (absent) into TLB level ``lv``; returns the displaced key or EMPTY."""
-    v = CK.fill(t, lv, key, ZERO)
+def _tlb_insert(tags, geom, lv, key):
+    """Insert ``key`` (absent) into TLB level ``lv``; returns the displaced key or EMPTY
+    (``CK.fill`` for an LRU level without holes: one carry shift). One compiled function:
+    inlined at its nine call sites it cost a tenth more cold compile."""
+    ways = geom[lv, CK.G_WAYS]
+    b = geom[lv, CK.G_BASE] + (key & geom[lv, CK.G_SETMASK]) * ways
+    v = CK._lru_access(tags, b, ways, key, ZERO, NO)[1]
     if v == EMPTY:
         return EMPTY
     return v >> ONE
@@ -307,7 +339,7 @@ def _pom_probe(c, t, key4, key2, params, cnt):
     cnt[C_POM_REFS] += 2
     lat4 = params[P_CACHE_LAT + s4]
     lat2 = params[P_CACHE_LAT + s2]
-    hit = _tlb_probe(t, T_POM, key4, key2)
+    hit = _tlb_probe(t[0], t[3], T_POM, key4, key2)
     if hit == key4:
         cycles = lat4
     elif hit == key2:
@@ -393,7 +425,7 @@ def _victima_probe_l2(c, t, keys, vals, meta, va, key, params, cnt):
 
 
 @CK.helper
-def _pwc_start(t, va, leaf, top, params, cnt, probe, charged):
+def _pwc_start(ttags, tgeom, va, leaf, top, params, cnt, probe, charged):
     """The radix level a walk for ``va`` starts at: below the deepest page-walk-cache hit, or
     the root. PWC pl (0 PML4, 1 PDPT, 2 PD) caches entries of radix level 4 - pl, keyed by the
     VA bits that select that entry; the PD cache holds only pointers to PT nodes (leaf entries
@@ -404,10 +436,10 @@ def _pwc_start(t, va, leaf, top, params, cnt, probe, charged):
         elevel = 4 - pl
         if elevel <= leaf or params[P_PWC_ON + pl] == 0:
             continue
-        s = CK.lookup(t, T_PWC4 + pl, va >> np.uint64(12 + 9 * (elevel - 1)))
+        s = _tlb_slot(ttags, tgeom, T_PWC4 + pl, va >> np.uint64(12 + 9 * (elevel - 1)))
         if s != NOSLOT:
             if probe:
-                CK.touch(t, T_PWC4 + pl, s, CK.LOAD)
+                _tlb_touch(ttags, tgeom, T_PWC4 + pl, s)
                 if charged:
                     cnt[C_PWC_HIT + pl] += 1
             return elevel - 1
@@ -424,7 +456,7 @@ def _walk_estimate(c, t, keys, vals, meta, va, huge, params):
     nlev = params[P_NLEV]
     top = np.int64(meta[PM_LEVELS])
     leaf = 2 if huge else 1
-    start = _pwc_start(t, va, leaf, top, params, params, NO, NO)   # (no counters)
+    start = _pwc_start(t[0], t[3], va, leaf, top, params, params, NO, NO)   # (no counters)
     cycles = params[P_LAT_PWC]
     for level in range(start, leaf - 1, -1):
         k = nlev
@@ -463,10 +495,12 @@ def _victima_place(c, key, params, old_line, ns):
 
 
 @CK.helper
-def _l2_insert(c, t, keys, vals, meta, key, params, cnt, hist):
-    """Insert ``key`` into the L2 TLB; with a POM-TLB, its victim goes there (and the victim's
-    POM line is read through the caches)."""
-    victim = _tlb_insert(t, T_L2, key)
+def _l2_victim(c, t, keys, vals, meta, victim, params, cnt, hist):
+    """An L2 TLB victim (when something takes victims: Victima's blocks, an L3 TLB filled by
+    victims, a POM-TLB; a call only then, as it passes the ~130 words of the state tuples):
+    the paper's Victima gives a costly one a block (after a background
+    walk), the artifact's reads its block in; an L3 TLB filled by victims takes it; with a
+    POM-TLB, it goes there (and the victim's POM line is read through the caches)."""
     if victim != EMPTY and params[P_VIC_EVICT] != 0 and params[P_VIC_L2ONLY] != 0:
         # the paper: a costly victim whose block is absent gets a background walk, then a block
         if CK.lookup(c, params[P_VIC_LEVEL], _tlb_block(victim, params)) == NOSLOT \
@@ -482,10 +516,11 @@ def _l2_insert(c, t, keys, vals, meta, key, params, cnt, hist):
             CK.hier_access_call(c, line, CK.LOAD, params[P_MODE], params[P_NLEV])
             cnt[C_VIC_ALLOC_EVICT] += 1
     if victim != EMPTY and params[P_L3_ON] != 0 and params[P_STLB_FILL_VICTIMS] != 0 \
-            and CK.lookup(t, T_L3, victim) == NOSLOT:
-        _tlb_insert(t, T_L3, victim)
-    if victim != EMPTY and params[P_POM_ON] != 0 and CK.lookup(t, T_POM, victim) == NOSLOT:
-        _tlb_insert(t, T_POM, victim)
+            and _tlb_slot(t[0], t[3], T_L3, victim) == NOSLOT:
+        _tlb_insert(t[0], t[3], T_L3, victim)
+    if victim != EMPTY and params[P_POM_ON] != 0 \
+            and _tlb_slot(t[0], t[3], T_POM, victim) == NOSLOT:
+        _tlb_insert(t[0], t[3], T_POM, victim)
         CK.hier_access_call(c, _pom_line(t, victim), CK.LOAD, params[P_MODE], params[P_NLEV])
         cnt[C_POM_REFS] += 1
         cnt[C_POM_INSERTS] += 1
@@ -501,7 +536,7 @@ def _walk(c, t, keys, vals, meta, va, huge, params, cnt, hist, charged):
     mode = params[P_MODE]
     top = np.int64(meta[PM_LEVELS])
     leaf = 2 if huge else 1
-    start = _pwc_start(t, va, leaf, top, params, cnt, YES, charged)
+    start = _pwc_start(t[0], t[3], va, leaf, top, params, cnt, YES, charged)
     cycles = params[P_LAT_PWC]
     dram = False
     nested = params[P_NESTED] != 0
@@ -525,8 +560,8 @@ def _walk(c, t, keys, vals, meta, va, huge, params, cnt, hist, charged):
             pl = 4 - level
             if params[P_PWC_ON + pl] != 0:
                 key = va >> np.uint64(12 + 9 * (level - 1))
-                if CK.lookup(t, T_PWC4 + pl, key) == NOSLOT:
-                    CK.fill(t, T_PWC4 + pl, key, ZERO)
+                if _tlb_slot(t[0], t[3], T_PWC4 + pl, key) == NOSLOT:
+                    _tlb_insert(t[0], t[3], T_PWC4 + pl, key)
     if nested:                                 # and the data's guest PA -> host PA
         gpa = translate(keys, vals, meta, va, cnt, NO)[0]
         _, hc, hd = _host_translate(c, t, keys, vals, meta, gpa, params, cnt, hist, charged)
@@ -581,7 +616,7 @@ def _host_translate(c, t, keys, vals, meta, gpa, params, cnt, hist, charged):
     key4 = gpa >> np.uint64(12)
     key2 = (gpa >> np.uint64(21)) | SIZE_2M
     cycles = params[P_LAT_NTLB]
-    if _tlb_probe(t, T_NTLB, key4, key2) != EMPTY:
+    if _tlb_probe(t[0], t[3], T_NTLB, key4, key2) != EMPTY:
         if charged:
             cnt[C_NTLB_HIT] += 1
         return hpa, cycles, False
@@ -615,7 +650,7 @@ def _host_translate(c, t, keys, vals, meta, gpa, params, cnt, hist, charged):
         if params[P_VICTIMA] != 0 and params[P_VIC_L2ONLY] != 0 and params[P_VIC_PTW] != 0 \
                 and _victima_place(c, nkey, params, EMPTY, TB_NESTED):
             cnt[C_NVIC_ALLOC] += 1
-    victim = _tlb_insert(t, T_NTLB, nkey)
+    victim = _tlb_insert(t[0], t[3], T_NTLB, nkey)
     if victim != EMPTY and params[P_VICTIMA] != 0 and params[P_VIC_EVICT] != 0:
         line = _tlb_block(victim, params) | TB_NESTED
         if params[P_VIC_L2ONLY] != 0:
@@ -715,15 +750,27 @@ def _end_epoch(c, meta, params, cnt):
 
 
 @njit(cache=True, _nrt=False)
-def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core):
+def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core, memo, stop):
     """Translate (and, with P_DATA, access) a chunk of records, given as their (n, 2) uint64
-    word view. Stops early when the page table is half full; returns (records done,
+    word view. Stops early when the page table is half full, and after the record that brings
+    the chunk's instructions to ``stop`` (the end of a sampling period); returns (records done,
     instructions). ``core`` is the core model's state (``simkit.core.CoreModel.kernel_state``:
     its params, then the real and the ideal-translation twin's st, ring, lqr, walk, mshr) and an
     int64 (4, B) buffer; when its params are not empty the core model advances over every
     record in order, B records at a time (``_core_flush``): the real twin with the record's
     translation cycles, the walk's share of them and its data latency (the slowest line's
-    serving level), the ideal twin with the data latency alone. Empty params turn it off."""
+    serving level), the ideal twin with the data latency alone. Empty params turn it off.
+
+    ``memo`` (uint64, 2 * MEMO_SLOTS, EMPTY-filled by the front) remembers translations already
+    in the page table, direct-mapped by 4 KiB page number: word 2j the page number, word 2j + 1
+    the data's final physical page (host page under nested paging) << 1 | the guest's 2 MiB bit.
+    Page-table entries never change once made, so a remembered page is translated without the
+    hash probes; a page not remembered takes ``translate`` as before (first touch included).
+
+    The common record (a hit in the MRU way of its L1 TLB set, then, for a line in the MRU way
+    of its L1 cache set, a hit there) is handled inline: for LRU sets that is the state change
+    and the counts of ``_tlb_probe`` and ``CK.hier_access`` exactly (a hit on the MRU way
+    moves nothing; a store marks it dirty in a write-back L1)."""
     n_rec = words.shape[0]
     cparams = core[0]
     buf = core[11]
@@ -734,15 +781,50 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core):
     victims_to_l2 = params[P_STLB_FILL_VICTIMS] != 0
     l2only = params[P_VIC_L2ONLY] != 0
     nested = params[P_NESTED] != 0
+    data = params[P_DATA] != 0
+    lat_l1d = params[P_LAT_L1D]
+    lat_l1i = params[P_LAT_L1I]
+    lat_c0 = params[P_CACHE_LAT]
     epoch = np.uint64(params[P_EPOCH])
     walk_mshr = False                           # walks' L1D misses take MSHRs in the core
     if timed:
         walk_mshr = cparams[CoreK.P_WALK_MSHR] != 0 and cparams[CoreK.P_MSHRS] > 0
+    takes_victims = params[P_VIC_EVICT] != 0 or params[P_POM_ON] != 0 or (
+        params[P_L3_ON] != 0 and victims_to_l2)        # something takes L2 TLB victims
+    memo_mask = np.uint64((memo.shape[0] >> 1) - 1)
+    ttags, tgeom = t[0], t[3]
+    d_mask, d_ways, d_base = tgeom[T_L1D, CK.G_SETMASK], tgeom[T_L1D, CK.G_WAYS], \
+        tgeom[T_L1D, CK.G_BASE]
+    i_mask, i_ways, i_base = tgeom[T_L1I, CK.G_SETMASK], tgeom[T_L1I, CK.G_WAYS], \
+        tgeom[T_L1I, CK.G_BASE]
+    ctags, cgeom, ccnt = c[0], c[3], c[6]
+    c_mask, c_ways, c_base = cgeom[0, CK.G_SETMASK], cgeom[0, CK.G_WAYS], cgeom[0, CK.G_BASE]
+    # the inline L1 cache hit: LRU (its MRU way), not exclusive; a store must land in L1
+    c_fast = mode != CK.EXCLUSIVE and cgeom[0, CK.G_POLICY] == CK.LRU
+    c_wb = cgeom[0, CK.G_WB] != ZERO
+    n_l1d_hit = 0
+    n_l1i_hit = 0
+    n_data = 0
+    n_hit_load = 0                  # inline L1 cache hits by op (CK.LOAD .. CK.MODIFY)
+    n_hit_store = 0
+    n_hit_fetch = 0
+    n_hit_modify = 0
+    tcycles = 0
     ic = ZERO
     i = 0
+    # the page of the last record whose translation ended in its L1 TLB's MRU way (and which
+    # L1 TLB), and the physical page of the last data translation: a record on the same page
+    # finds both again (only a translation past the L1 TLB changes TLB state)
+    hot_page = EMPTY
+    hot_fetch = False
+    pa_page = EMPTY
+    pa_base = ZERO
+    check_pt = True
     while i < n_rec:
-        if (meta[PM_COUNT] + np.uint64(PT_SLACK)) * np.uint64(2) > meta[PM_MASK]:
-            break                               # the front grows the table and calls again
+        if check_pt:                            # only a translation adds page-table entries
+            if (meta[PM_COUNT] + np.uint64(PT_SLACK)) * np.uint64(2) > meta[PM_MASK]:
+                break                           # the front grows the table and calls again
+            check_pt = False
         va = words[i, 0]
         info = words[i, 1]
         ic += info & np.uint64(0xFFFFFFFF)
@@ -754,34 +836,49 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core):
         sz = (info >> np.uint64(32)) & np.uint64(0xFFFF)
         i += 1
         fetch = op == CK.IFETCH
-        l1 = T_L1I if fetch else T_L1D
         key4 = va >> np.uint64(12)
-        key2 = (va >> np.uint64(21)) | SIZE_2M
-        cycles = params[P_LAT_L1I] if fetch else params[P_LAT_L1D]
         walked = 0
         wmiss = 0
         walk_dram = False
-        if _tlb_probe(t, l1, key4, key2) != EMPTY:
-            cnt[C_L1I_HIT if fetch else C_L1D_HIT] += 1
+        if key4 == hot_page and fetch == hot_fetch:
+            hit = True
         else:
-            cnt[C_L1I_MISS if fetch else C_L1D_MISS] += 1
-            cycles += params[P_LAT_L2]
-            hit_key = _tlb_probe(t, T_L2, key4, key2)
-            if hit_key != EMPTY:
-                cnt[C_L2_HIT] += 1
-                key = hit_key
+            # the MRU way of the L1 TLB set of either page size (a page has one size for good,
+            # so at most one of the two keys is ever cached)
+            key2 = (va >> np.uint64(21)) | SIZE_2M
+            if fetch:
+                k4 = ttags[i_base + (key4 & i_mask) * i_ways] >> ONE
+                k2 = ttags[i_base + (key2 & i_mask) * i_ways] >> ONE
             else:
-                cnt[C_L2_MISS] += 1
-                key = EMPTY
+                k4 = ttags[d_base + (key4 & d_mask) * d_ways] >> ONE
+                k2 = ttags[d_base + (key2 & d_mask) * d_ways] >> ONE
+            hit = k4 == key4 or k2 == key2
+        if hit:
+            hot_page = key4
+            hot_fetch = fetch
+            if fetch:
+                cycles = lat_l1i
+                n_l1i_hit += 1
+            else:
+                cycles = lat_l1d
+                n_l1d_hit += 1
+        else:
+            l1 = T_L1I if fetch else T_L1D
+            cycles = lat_l1i if fetch else lat_l1d
+            status, victim = _tlb_l1_l2(ttags, tgeom, l1, key4, key2, cnt, fetch)
+            if status != 0:
+                cycles += params[P_LAT_L2]
+            if status == 2:                     # an L2 TLB miss: L3 TLB, POM-TLB, Victima,
+                key = EMPTY                         # else the walk
                 if params[P_L3_ON] != 0:
                     cycles += params[P_LAT_L3]
-                    key = _tlb_probe(t, T_L3, key4, key2)
+                    key = _tlb_probe_call(ttags, tgeom, T_L3, key4, key2)
                     cnt[C_L3_HIT if key != EMPTY else C_L3_MISS] += 1
                 if key == EMPTY and params[P_POM_ON] != 0:
                     key, pc = _pom_probe(c, t, key4, key2, params, cnt)
                     cycles += pc
                 if key == EMPTY and params[P_VICTIMA] != 0:
-                    huge = translate(keys, vals, meta, va, cnt, NO)[1]
+                    huge = _page_size(keys, vals, meta, va, cnt, memo)
                     vkey = key2 if huge != ZERO else key4
                     if l2only:
                         vhit, vc = _victima_probe_l2(c, t, keys, vals, meta, va, vkey, params,
@@ -794,7 +891,7 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core):
                         if params[P_VIC_PARALLEL] != 0:    # probed beside the L2 TLB lookup
                             cycles -= params[P_LAT_L2]
                 if key == EMPTY:
-                    huge = translate(keys, vals, meta, va, cnt, NO)[1]
+                    huge = _page_size(keys, vals, meta, va, cnt, memo)
                     key = key2 if huge != ZERO else key4
                     if walk_mshr:               # cycles of PTE reads beyond the L1D, before
                         wmiss = _beyond_l1_cycles(cnt, params, nlev)
@@ -815,27 +912,61 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core):
                             and _victima_place(c, key, params, leaf_line, ZERO):
                         cnt[C_VIC_ALLOC_PTW] += 1
                     if params[P_L3_ON] != 0 and not victims_to_l2:
-                        _tlb_insert(t, T_L3, key)
+                        _tlb_insert(ttags, tgeom, T_L3, key)
                 if not victims_to_l2:
-                    _l2_insert(c, t, keys, vals, meta, key, params, cnt, hist)
-            victim = _tlb_insert(t, l1, key)
-            if victims_to_l2 and victim != EMPTY and CK.lookup(t, T_L2, victim) == NOSLOT:
-                _l2_insert(c, t, keys, vals, meta, victim, params, cnt, hist)
-        cnt[C_TRANSLATION_CYCLES] += cycles
+                    v2 = _tlb_insert(ttags, tgeom, T_L2, key)
+                    if v2 != EMPTY and takes_victims:
+                        _l2_victim(c, t, keys, vals, meta, v2, params, cnt, hist)
+                victim = _tlb_insert(ttags, tgeom, l1, key)
+            if victims_to_l2 and victim != EMPTY \
+                    and _tlb_slot_call(ttags, tgeom, T_L2, victim) == NOSLOT:
+                v2 = _tlb_insert(ttags, tgeom, T_L2, victim)
+                if v2 != EMPTY and takes_victims:
+                    _l2_victim(c, t, keys, vals, meta, v2, params, cnt, hist)
+            hot_page = EMPTY
+            check_pt = True
+        tcycles += cycles
         data_lat = 0
-        if params[P_DATA] != 0:
-            pa, huge = translate(keys, vals, meta, va, cnt, NO)
-            if nested:
-                pa = translate(keys, vals, meta, pa, cnt, YES)[0]
+        if data:
+            if key4 != pa_page:
+                j = (key4 & memo_mask) << ONE
+                if memo[j] == key4:
+                    pa_base = (memo[j + ONE] >> ONE) << np.uint64(12)
+                else:
+                    pa, huge = translate(keys, vals, meta, va, cnt, NO)
+                    if nested:
+                        pa = translate(keys, vals, meta, pa, cnt, YES)[0]
+                    pa_base = (pa >> np.uint64(12)) << np.uint64(12)
+                    memo[j] = key4
+                    memo[j + ONE] = ((pa >> np.uint64(12)) << ONE) | huge
+                    check_pt = True
+                pa_page = key4
+            pa = pa_base | (va & np.uint64(0xFFF))
             line = pa >> np.uint64(6)
             last = line
             if sz > ONE:
                 last = (pa + sz - ONE) >> np.uint64(6)
             while True:
-                served = CK.hier_access(c, line, op, mode, nlev)
-                if params[P_CACHE_LAT + served] > data_lat:
-                    data_lat = params[P_CACHE_LAT + served]
-                cnt[C_DATA_ACCESSES] += 1
+                b = c_base + (line & c_mask) * c_ways
+                if c_fast and (ctags[b] | ONE) == ((line << ONE) | ONE) \
+                        and (c_wb or (op != CK.STORE and op != CK.MODIFY)):
+                    if op == CK.IFETCH:
+                        n_hit_fetch += 1
+                    elif op == CK.LOAD:
+                        n_hit_load += 1
+                    else:
+                        ctags[b] |= ONE                 # a store lands in the write-back L1
+                        if op == CK.MODIFY:
+                            n_hit_modify += 1
+                        else:
+                            n_hit_store += 1
+                    if lat_c0 > data_lat:
+                        data_lat = lat_c0
+                else:
+                    served = CK.hier_access(c, line, op, mode, nlev)
+                    if params[P_CACHE_LAT + served] > data_lat:
+                        data_lat = params[P_CACHE_LAT + served]
+                n_data += 1
                 if line == last:
                     break
                 line += ONE
@@ -850,6 +981,16 @@ def run_mmu(words, c, t, keys, vals, meta, params, cnt, hist, core):
             if nbuf == buf.shape[1]:
                 _core_flush(core, nbuf)
                 nbuf = 0
+        if ic >= stop:
+            break
+    ccnt[0, CK.C_HIT + CK.LOAD] += n_hit_load
+    ccnt[0, CK.C_HIT + CK.STORE] += n_hit_store
+    ccnt[0, CK.C_HIT + CK.IFETCH] += n_hit_fetch
+    ccnt[0, CK.C_HIT + CK.MODIFY] += n_hit_modify
+    cnt[C_L1D_HIT] += n_l1d_hit
+    cnt[C_L1I_HIT] += n_l1i_hit
+    cnt[C_DATA_ACCESSES] += n_data
+    cnt[C_TRANSLATION_CYCLES] += tcycles
     if timed and nbuf > 0:
         _core_flush(core, nbuf)
     return i, ic
@@ -863,6 +1004,49 @@ def _beyond_l1_cycles(cnt, params, nlev):
     for lv in range(1, nlev + 1):
         total += cnt[C_REFS_AT + lv] * params[P_CACHE_LAT + lv]
     return total
+
+
+@CK.helper
+def _tlb_probe_call(tags, geom, lv, key4, key2):
+    """``_tlb_probe`` as one compiled function (inlined into ``run_mmu``'s loop, the TLB
+    probes made LLVM's compile of it 12x longer)."""
+    return _tlb_probe(tags, geom, lv, key4, key2)
+
+
+@CK.helper
+def _tlb_slot_call(tags, geom, lv, key):
+    """``_tlb_slot`` as one compiled function (as ``_tlb_probe_call``)."""
+    return _tlb_slot(tags, geom, lv, key)
+
+
+@CK.helper
+def _tlb_l1_l2(ttags, tgeom, l1, key4, key2, cnt, fetch):
+    """A record's translation past the MRU way of its L1 TLB set: the rest of the L1 TLB,
+    then the L2 TLB, whose hit is inserted into the L1 TLB. Returns (0: L1 hit, 1: L2 hit,
+    2: L2 miss, which ``run_mmu`` handles; the L1 TLB's victim on an L2 hit, else EMPTY).
+    Only the TLB arrays are passed: a call with the state tuples passes ~130 words (the gups
+    trace's 230k L1 TLB misses took 19 ms through such a call, 11 ms inlined), and these
+    probes inlined into ``run_mmu``'s loop made LLVM's compile of it 12x longer."""
+    if _tlb_probe(ttags, tgeom, l1, key4, key2) != EMPTY:
+        cnt[C_L1I_HIT if fetch else C_L1D_HIT] += 1
+        return 0, EMPTY
+    cnt[C_L1I_MISS if fetch else C_L1D_MISS] += 1
+    key = _tlb_probe(ttags, tgeom, T_L2, key4, key2)
+    if key == EMPTY:
+        cnt[C_L2_MISS] += 1
+        return 2, EMPTY
+    cnt[C_L2_HIT] += 1
+    return 1, _tlb_insert(ttags, tgeom, l1, key)
+
+
+@CK.helper
+def _page_size(keys, vals, meta, va, cnt, memo):
+    """The 2 MiB bit of ``va``'s page (mapping it on first touch), from ``memo`` when there."""
+    vpn = va >> np.uint64(12)
+    j = (vpn & np.uint64((memo.shape[0] >> 1) - 1)) << ONE
+    if memo[j] == vpn:
+        return memo[j + ONE] & ONE
+    return translate(keys, vals, meta, va, cnt, NO)[1]
 
 
 @CK.helper

@@ -124,6 +124,7 @@ class MMU:
         if self.params[K.P_PRESSURE_RRIP]:          # the switch starts off; epochs turn it on
             self.caches.geom[self.params[K.P_VIC_LEVEL], CK.G_PRESSURE] = 0
         self.tlbs.reset()
+        self._memo = np.full(2 * K.MEMO_SLOTS, K.EMPTY, dtype=np.uint64)
         self.counters.fill(0)
         self.hist.fill(0)
         # (records so far, L2 TLB reach bytes, TLB-block reach bytes, share of L2 lines that
@@ -205,32 +206,29 @@ class MMU:
         self._since_sample = 0
 
     def _feed(self, recs: np.ndarray) -> None:
-        """Run the kernel over ``recs``, split where a sampling period of instructions ends."""
+        """Run the kernel over ``recs``; it stops where a sampling period of instructions ends
+        (to sample) or the page table needs to grow."""
         words = kernel_view(recs)
         core = NO_CORE if self.core is None else self.core.kernel_state() + (self._core_buf,)
-        icount = np.cumsum(words[:, 1] & np.uint64(0xFFFFFFFF), dtype=np.uint64)
         done = 0
+        total = 0
         while done < len(words):
-            base = int(icount[done - 1]) if done else 0
-            need = self.sample_instructions - self._since_sample
-            end = int(np.searchsorted(icount, np.uint64(base + need), side="left")) + 1
-            end = min(end, len(words))
-            seg = done
-            while seg < end:
-                n, ic = K.run_mmu(words[seg:end], self.caches.as_tuple(), self.tlbs.as_tuple(),
-                                  self.pt_keys, self.pt_vals, self.pt_meta, self.params,
-                                  self.counters, self.hist, core)
-                seg += int(n)
-                self._instructions += int(ic)
-                self._since_sample += int(ic)
-                if seg < end:
-                    self._grow_table()
-            self._records += end - done
-            done = end
+            need = np.uint64(self.sample_instructions - self._since_sample)
+            n, ic = K.run_mmu(words[done:], self.caches.as_tuple(), self.tlbs.as_tuple(),
+                              self.pt_keys, self.pt_vals, self.pt_meta, self.params,
+                              self.counters, self.hist, core, self._memo, need)
+            n, ic = int(n), int(ic)
+            done += n
+            total += ic
+            self._records += n
+            self._instructions += ic
+            self._since_sample += ic
             if self._since_sample >= self.sample_instructions:
                 self._sample()
+            elif done < len(words):
+                self._grow_table()
         if self.core is not None:
-            self.core.count(int(icount[-1]) if len(icount) else 0, len(words))
+            self.core.count(total, len(words))
 
     def run(self, trace, *, warmup_records: int = 0, max_records: int | None = None,
             chunk_records: int = DEFAULT_CHUNK, progress: bool | None = None) -> TLBStats:
