@@ -957,10 +957,11 @@ def _gather(words, i, line_shift, tshift, tmask, t, out):
         r += ONE
         line, last = record_span(a, meta, ls)
         if last == line:
-            if ((line >> tsh) & tm) == ut:
-                out[k, 0] = a
-                out[k, 1] = meta
-                k += ONE
+            # branch-free: write it, keep it only if it is thread t's (a branch here
+            # mispredicts on every other record of a uniform trace: 124 -> ms per 16M)
+            out[k, 0] = a
+            out[k, 1] = meta
+            k += np.uint64(((line >> tsh) & tm) == ut)
             continue
         piece = (meta & ~np.uint64(0xFFFF_FFFF_FFFF)) | (ONE << np.uint64(32))
         first = meta & np.uint64(0xFFFFFFFF)
