@@ -13,20 +13,36 @@ needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("objd
 
 @needs_gcc
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind counts the instructions")
-def test_instructions_per_update_equal_what_callgrind_counts(tmp_path):
+@pytest.mark.parametrize("program,log2,lo,hi", [("gups_timed", "10", 8, 20),
+                                                ("gather_timed", "16", 17, 32)])
+def test_instructions_per_update_equal_what_callgrind_counts(tmp_path, program, log2, lo, hi):
     """The static count of the loop body equals the dynamic count of the kernel's
-    instructions (callgrind, kernel only) over 2 x 20,000 updates (one warm run, one timed)."""
+    instructions (callgrind, kernel only) over 2 x 20,000 updates or lookups (one warm run,
+    one timed); the gather's body holds its 8 vector loads and the LFSR step."""
     from simkit.bench.cpu.gups import build, instructions_per_update
 
-    exe = build()
+    exe = build(program)
     ipu = instructions_per_update(exe)
     out = tmp_path / "cg.out"
     subprocess.run(["valgrind", "--tool=callgrind", "--toggle-collect=kernel",
-                    f"--callgrind-out-file={out}", str(exe), "10", "20000", "1", "4k"],
+                    f"--callgrind-out-file={out}", str(exe), log2, "20000", "1", "4k"],
                    capture_output=True, check=True, timeout=300)
     total = int(re.search(r"^summary: (\d+)", out.read_text(), re.M).group(1))
-    assert 8 <= ipu <= 20
+    assert lo <= ipu <= hi
     assert total / 40_000 == pytest.approx(ipu, abs=0.01)
+
+
+@needs_gcc
+def test_measure_gather_rows():
+    """The gather's table in the L2 costs less per lookup than one 64x the L2's size."""
+    from simkit.bench.cpu.gups import COLUMNS, measure_gather
+    from simkit.errors import InputError
+
+    df = measure_gather([256 << 10, 16 << 20], ("4k",), lookups=50_000, reps=3, progress=False)
+    assert list(df.columns) == list(COLUMNS) and len(df) == 2
+    assert (df.ns_per_update > 0).all() and df.ns_per_update.iloc[0] < df.ns_per_update.iloc[1]
+    with pytest.raises(InputError, match="table_bytes"):
+        measure_gather([128], ("4k",))
 
 
 @needs_gcc

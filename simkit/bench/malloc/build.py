@@ -55,13 +55,16 @@ def cache_dir() -> Path:
 
 
 def build(name: str, csrc: Path = CSRC) -> Path:
-    """Compile ``<csrc>/<name>.c`` (default: this package's ``csrc``; cached by source hash);
-    returns the executable."""
+    """Compile ``<csrc>/<name>.c`` (default: this package's ``csrc``; cached by the hash of
+    the source and the headers beside it); returns the executable."""
     gcc = shutil.which("gcc")
     if gcc is None:
         raise InputError("gcc is not on PATH; install it with `apt-get install -y gcc`")
     src = Path(csrc) / f"{name}.c"
-    digest = hashlib.sha256(src.read_bytes()).hexdigest()[:12]
+    h = hashlib.sha256(src.read_bytes())
+    for header in sorted(Path(csrc).glob("*.h")):         # what it may #include "..."
+        h.update(header.name.encode() + b"\0" + header.read_bytes())
+    digest = h.hexdigest()[:12]
     exe = cache_dir() / f"{name}-{digest}"
     if not _private(exe, want_dir=False):
         tmp = exe.with_name(exe.name + f".{os.getpid()}.tmp")

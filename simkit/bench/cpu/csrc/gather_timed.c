@@ -9,16 +9,13 @@
  *   usage: gather_timed LOG2_BYTES LOOKUPS REPS 4k|thp
  * The row add uses GCC vector types (four lanes of float): the loop body is straight-line, so
  * simkit counts its instructions in the disassembly. MIT licence (simkit). */
-#define _GNU_SOURCE
+#include "timed_common.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <time.h>
 
 #define POLY 0x7ULL
-#define HUGE (2UL << 20)
 #define ROW 128                                  /* bytes: 32 floats, two 64 B lines */
 
 typedef float v4 __attribute__((vector_size(16)));
@@ -37,35 +34,6 @@ __attribute__((noinline)) uint64_t kernel(const v4 *table, uint64_t row_mask, ui
     return ran;
 }
 
-static double now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return t.tv_sec * 1e9 + t.tv_nsec;
-}
-
-static unsigned long huge_backed(uintptr_t lo, uintptr_t hi)
-{
-    FILE *f = fopen("/proc/self/smaps", "r");
-    char line[512];
-    unsigned long kb = 0;
-    int in = 0;
-    if (!f)
-        return 0;
-    while (fgets(line, sizeof line, f)) {
-        unsigned long a, b;
-        if (sscanf(line, "%lx-%lx ", &a, &b) == 2 && strchr(line, '-') < strchr(line, ' ')) {
-            in = a < hi && b > lo;
-            continue;
-        }
-        unsigned long v;
-        if (in && sscanf(line, "AnonHugePages: %lu kB", &v) == 1)
-            kb += v;
-    }
-    fclose(f);
-    return kb * 1024;
-}
-
 int main(int argc, char **argv)
 {
     if (argc != 5) {
@@ -81,13 +49,13 @@ int main(int argc, char **argv)
         return 2;
     }
     size_t bytes = (size_t)1 << log2;
-    char *raw = mmap(0, bytes + HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (raw == MAP_FAILED) {
+    void *raw;
+    size_t raw_bytes;
+    float *table = timed_table(bytes, thp, &raw, &raw_bytes);
+    if (!table) {
         perror("gather_timed: mmap");
         return 1;
     }
-    float *table = (float *)(((uintptr_t)raw + HUGE - 1) & ~(HUGE - 1));
-    madvise(table, bytes, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
     for (size_t i = 0; i < bytes / sizeof(float); i++)
         table[i] = (float)(i & 1023) * 0.001f;
     uint64_t row_mask = bytes / ROW - 1;
@@ -106,6 +74,6 @@ int main(int argc, char **argv)
            bytes, (unsigned long long)lookups, reps, thp ? "thp" : "4k", best / lookups,
            huge_backed((uintptr_t)table, (uintptr_t)table + bytes),
            (unsigned)(out[0][0] * 1000.0f) ^ (unsigned)ran);
-    munmap(raw, bytes + HUGE);
+    munmap(raw, raw_bytes);
     return 0;
 }

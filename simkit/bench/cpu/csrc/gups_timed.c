@@ -6,16 +6,13 @@
  * bytes of the table the kernel backs with huge pages (AnonHugePages in /proc/self/smaps).
  *   usage: gups_timed LOG2_WORDS UPDATES REPS 4k|thp
  * MIT licence (simkit). */
-#define _GNU_SOURCE
+#include "timed_common.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <time.h>
 
 #define POLY 0x7ULL
-#define HUGE (2UL << 20)
 
 /* the kernel of traces/src/gups.c, with the table mask a parameter */
 __attribute__((noinline)) uint64_t kernel(uint64_t *table, uint64_t mask, uint64_t updates,
@@ -26,37 +23,6 @@ __attribute__((noinline)) uint64_t kernel(uint64_t *table, uint64_t mask, uint64
         table[ran & mask] ^= ran;
     }
     return ran;
-}
-
-/* this thread's CPU time: a run the scheduler interrupts is not charged for the time others
- * ran (the machine may be shared); cache pollution by them still shows, hence the minimum */
-static double now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return t.tv_sec * 1e9 + t.tv_nsec;
-}
-
-static unsigned long huge_backed(uintptr_t lo, uintptr_t hi)
-{
-    FILE *f = fopen("/proc/self/smaps", "r");
-    char line[512];
-    unsigned long kb = 0;
-    int in = 0;
-    if (!f)
-        return 0;
-    while (fgets(line, sizeof line, f)) {
-        unsigned long a, b;
-        if (sscanf(line, "%lx-%lx ", &a, &b) == 2 && strchr(line, '-') < strchr(line, ' ')) {
-            in = a < hi && b > lo;
-            continue;
-        }
-        unsigned long v;
-        if (in && sscanf(line, "AnonHugePages: %lu kB", &v) == 1)
-            kb += v;
-    }
-    fclose(f);
-    return kb * 1024;
 }
 
 int main(int argc, char **argv)
@@ -74,13 +40,13 @@ int main(int argc, char **argv)
         return 2;
     }
     size_t bytes = (size_t)8 << log2;
-    char *raw = mmap(0, bytes + HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (raw == MAP_FAILED) {
+    void *raw;
+    size_t raw_bytes;
+    uint64_t *table = timed_table(bytes, thp, &raw, &raw_bytes);
+    if (!table) {
         perror("gups_timed: mmap");
         return 1;
     }
-    uint64_t *table = (uint64_t *)(((uintptr_t)raw + HUGE - 1) & ~(HUGE - 1));
-    madvise(table, bytes, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
     uint64_t mask = ((uint64_t)1 << log2) - 1;
     for (uint64_t i = 0; i <= mask; i++)
         table[i] = i;
@@ -101,6 +67,6 @@ int main(int argc, char **argv)
            bytes, (unsigned long long)updates, reps, thp ? "thp" : "4k", best / updates,
            huge_backed((uintptr_t)table, (uintptr_t)table + bytes),
            (unsigned long long)(sum ^ ran));
-    munmap(raw, bytes + HUGE);
+    munmap(raw, raw_bytes);
     return 0;
 }
