@@ -213,7 +213,8 @@ def calibrate_walks(cfg, machine: dict, cal: dict, gups_cal, chase_cal, ghz: flo
                     stlb: int | None = None, host_page_sizes: tuple = HOST_PAGE_CANDIDATES):
     """(MMU config, frame of candidates): native walks, or under a hypervisor 2D walks with
     each of ``NESTED_TLB_CANDIDATES`` nested TLB entries over host pages of each of
-    ``host_page_sizes`` (4 KiB ones splinter guest huge pages), whichever predicts the calibration
+    ``host_page_sizes`` (4 KiB ones splinter guest huge pages; measured splintering, 4 KiB
+    host pages alone, leaves out native walks), whichever predicts the calibration
     points best (the mean |error| of GUPS with 4 KiB pages, ``gups_cal``, and of the 4 KiB-page
     chase, ``chase_cal``, both over ``GUPS_CALIBRATION`` bytes and measured for this only).
     Without those points or a hypervisor: native, unchanged."""
@@ -227,7 +228,9 @@ def calibrate_walks(cfg, machine: dict, cal: dict, gups_cal, chase_cal, ghz: flo
         return cfg, pd.DataFrame()
     m, c = point.iloc[0], chase_cal.iloc[0]
     core = host_core_config(machine, dram_line_cycles=dram_line_cycles)
-    cands = [("native", 0, 0, cfg)] + [
+    # splintering measured (4 KiB host pages only) is a 2D walk's doing: no native candidate
+    native = [] if tuple(host_page_sizes) == (4 << 10,) else [("native", 0, 0, cfg)]
+    cands = native + [
         ("nested", e, hp, host_mmu_config(machine, cal, nested=True, nested_tlb_entries=e,
                                           stlb_entries=stlb)
          .replace(huge_page_fraction=0.0, host_huge_page_fraction=1.0 if hp == 2 << 20 else 0.0,
