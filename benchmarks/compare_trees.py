@@ -7,9 +7,10 @@ a first untimed call loads or compiles it), the trees alternating, best of ``--r
 seconds and process-CPU seconds. Cases: the cache simulator on 16M uniform 8 B loads over
 64 MiB (1 level 32K/8; 3 levels reference-3level), and the TLB model on the shipped gups trace
 (victima-radix translation + caches + walks, victima-paper, victima-artifact, pom-tlb, nested
-victima-radix and victima-paper, and victima-radix with the core model), the serving engine on 30,000 ShareGPT-like requests with paged-16 (``kv``, issue 15's
-speed target; as ``bench_kv_speed.py --sharegpt 30000``, the simulator built inside the timed
-call) and the flash simulator (``flash``: 1,000 tokens of OPT-6.7B, windowing k = 5, bundling,
+victima-radix and victima-paper, and victima-radix with the core model), the serving engine
+on 30,000 ShareGPT-like requests with paged-16 (``kv``, issue 15's speed target; as
+``bench_kv_speed.py --sharegpt 30000``, the simulator built inside the timed call) and the
+flash simulator (``flash``: 1,000 tokens of OPT-6.7B, windowing k = 5, bundling,
 latency model, as benchmarks/bench_flash_speed.py; its items are tokens). Prints one row per
 case and tree (items per second: accesses, requests for ``kv``, tokens for ``flash``), the
 after/before ratio and the load average.
