@@ -156,7 +156,8 @@ def random_trace(n, seed, span_pages=4096, regions=6):
     {"nested": True},
     {"nested": True, "huge_page_fraction": 0.3, "host_huge_page_fraction": 0.5,
      "placement": "random", "nested_tlb": TLBConfig("Nested-TLB", 8, 2, 2)},
-    {"nested": True, "placement": "random", "placement_span_bytes": 4 << 20},
+    {"nested": True, "placement": "random", "placement_span_bytes": 4 << 20,
+     "placement_run_frames": 4},
     {"nested": True, "huge_page_fraction": 0.6, "host_huge_page_fraction": 0.4,
      "nested_splinter": True, "nested_tlb": TLBConfig("Nested-TLB", 8, 2, 2)},
     {"nested": True, "victima": True, "stlb_fill": "l1-victims",
@@ -176,7 +177,7 @@ def random_trace(n, seed, span_pages=4096, regions=6):
         "pom-tlb", "pom-tlb-victims", "l3-tlb", "l3-pom-victims", "victima",
         "victima-compat-evict-only", "victima-ptw-only",
         "victima-paper-artifact-comparator", "victima-paper-evict-only", "nested",
-        "nested-huge-random", "nested-random-4MiB-span", "nested-splinter",
+        "nested-huge-random", "nested-random-4MiB-span-runs-of-4", "nested-splinter",
         "nested-victima-artifact",
         "nested-victima-paper",
         "nested-pom-tlb", "victima-artifact-timing", "victima-paper-parallel-stlb",
@@ -345,6 +346,7 @@ def test_simulated_tlb_steps_sit_on_this_machines_measured_knees():
     ({"placement": "random", "placement_span_bytes": 1 << 20}, "placement_span_bytes"),
     ({"placement_span_bytes": True}, "placement_span_bytes"),
     ({"nested_splinter": 1}, "nested_splinter"),
+    ({"placement_run_frames": 3}, "placement_run_frames"),
     ({"stlb_fill": "always"}, "stlb_fill"),
     ({"pwc_entries": (16, 16)}, "pwc_entries"),
 ])
@@ -418,6 +420,14 @@ def test_random_placement_over_a_span_keeps_frames_inside_it_then_goes_on_in_ord
     assert (f[768:] == np.arange(1024, 1256)).all()
     wide = frames()
     assert len(set(wide.tolist())) == 1000 and wide.max() >= 1 << 20
+    # in runs of 8 frames: numbers 256..1023 are 96 runs (32..127 of 128 over the span), each
+    # 8 consecutive frames starting at a multiple of 8 below 1,024; then in order again
+    runs = frames(placement_span_bytes=4 << 20, placement_run_frames=8)
+    assert len(set(runs.tolist())) == 1000 and (runs[:768] < 1024).all()
+    head = runs[:768].reshape(96, 8)
+    assert (head % 8 == np.arange(8)).all() and (np.diff(head, axis=1) == 1).all()
+    assert not (head[:, 0] == np.arange(256, 1024, 8)).all()
+    assert (runs[768:] == np.arange(1024, 1256)).all()
 
 
 def test_a_guest_huge_page_over_host_4k_pages_is_cached_as_4k_with_splintering():

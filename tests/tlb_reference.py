@@ -112,8 +112,12 @@ class RefMMU:
             # always over 2^28); past the span, in order
             mask = MASK28 if not span or kind.endswith("2m") else \
                 (1 << ((span + 4095) // 4096 - 1).bit_length()) - 1
-            if n <= mask:
+            run = 1 if kind.endswith("2m") else self.cfg.placement_run_frames
+            if n <= mask and run == 1:
                 return scatter(n, (self.seed + self.fields[kind]) & M64, mask)
+            if n <= mask and (mask + 1) // run > 1:     # runs of frames, their starts scattered
+                return scatter(n // run, (self.seed + self.fields[kind]) & M64,
+                               (mask + 1) // run - 1) * run + n % run
         return n
 
     def translate(self, va, host=False):

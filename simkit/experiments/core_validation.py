@@ -53,11 +53,22 @@ def placement(phys: dict | None) -> dict:
     in the same run): frames scattered over as many 2 MiB regions as that table spanned here
     (e.g. 440 regions for 256 MiB on a KVM guest: a random scatter, as the cache sets see it,
     over ~1 GiB, not over 1 TiB, where each page would be its own 2 MiB region and need its
-    own host translation); unreadable frames (not root): scattered over 1 TiB, and said so."""
+    own host translation), in runs of consecutive frames as long as the measured ones
+    (``run_frames``: the host table's entries of neighbouring pages share lines as they do
+    there); unreadable frames (not root): scattered over 1 TiB, and said so."""
     if not phys:
         return {"placement": "random", "placement_span_bytes": 0}
-    return {"placement": "random",
-            "placement_span_bytes": max(2 << 20, int(phys["regions"]) * (2 << 20))}
+    span = max(2 << 20, int(phys["regions"]) * (2 << 20))
+    return {"placement": "random", "placement_span_bytes": span,
+            "placement_run_frames": run_frames(phys, span)}
+
+
+def run_frames(phys: dict, span: int) -> int:
+    """The power of two nearest (geometrically) to the mean run of consecutive frames
+    ``physical_regions`` measured (pages / runs), at most a quarter of the span's frames."""
+    mean = max(1.0, int(phys["pages"]) / max(1, int(phys["runs"])))
+    r = 1 << int(round(np.log2(mean)))
+    return max(1, min(r, (span // 4096) // 4, 1 << 18))
 
 
 def gups_stream(table_bytes: int, n: int, instructions: int, seed: int = 0):
@@ -591,7 +602,8 @@ def core_figure(out, g=None, ga=None):
 
 def _placement_text(cfg, phys) -> str:
     span = cfg.placement_span_bytes
-    where = f"scattered over {_fmt(span) if span else '1 TiB'}"
+    where = f"scattered over {_fmt(span) if span else '1 TiB'}" + (
+        f" in runs of {cfg.placement_run_frames} frames" if cfg.placement_run_frames > 1 else "")
     if not phys:
         return where + " (physical frames unreadable here: not measured)"
     return (where + f" (a {_fmt(GUPS_CALIBRATION)} table touched in order spanned "

@@ -15,7 +15,8 @@ Physical zones (bytes): 4 KiB data frames from 0, 2 MiB frames from 2^41, page-t
 a seeded bijection over 2^28 frames (no two pages share a frame), or, for 4 KiB frames and
 page-table nodes, over the power of two of frames ``placement_span_bytes`` asks for (pt_meta's
 PM_RANDOM holds the bijection's mask; frames beyond the span are handed out in order past
-it). A region is a 2 MiB page when a seeded hash of its number falls below
+it), in runs of ``placement_run_frames`` consecutive frames whose starts are scattered
+(PM_RUN; 4 KiB frames and nodes). A region is a 2 MiB page when a seeded hash of its number falls below
 ``huge_page_fraction``.
 
 TLB and PWC arrays are ``simkit.cache`` state (``CacheState`` tuples) whose "lines" are keys:
@@ -97,8 +98,9 @@ KIND_SHIFT = np.uint64(58)
 # its start, the two switches' states)
 PM_COUNT, PM_MASK, PM_NEXT4K, PM_NEXT2M, PM_NEXTNODE, PM_SEED, PM_HUGE_THRESH, PM_RANDOM, \
     PM_LEVELS, PM_EPOCH_INSTR, PM_EPOCH_MISSES, PM_PRESSURE, PM_EPOCH_CMISSES, \
-    PM_CACHE_PRESSURE, PM_H_NEXT4K, PM_H_NEXT2M, PM_H_NEXTNODE, PM_H_HUGE_THRESH = range(18)
-NPM = 18
+    PM_CACHE_PRESSURE, PM_H_NEXT4K, PM_H_NEXT2M, PM_H_NEXTNODE, PM_H_HUGE_THRESH, \
+    PM_RUN = range(19)
+NPM = 19
 PT_SLACK = 64       # page-table entries one record may add at most (the front grows the table)
 ZONE_2M = np.uint64(1 << 41)
 ZONE_PT = np.uint64(1 << 43)
@@ -193,11 +195,19 @@ def _new_frame(meta, field):
     n = meta[field]
     meta[field] = n + ONE
     mask = meta[PM_RANDOM]
+    run = meta[PM_RUN]
     if field == PM_NEXT2M or field == PM_H_NEXT2M:
         mask = SCATTER_MASK if mask != ZERO else ZERO
-    if mask != ZERO and n <= mask:              # beyond the span: in order, past it
-        return _scatter(n, meta[PM_SEED] + np.uint64(field), mask)
-    return n
+        run = ONE
+    if mask == ZERO or n > mask:                # contiguous; beyond the span: in order, past it
+        return n
+    if run > ONE:                               # runs of ``run`` frames, the runs scattered
+        runs = (mask + ONE) // run
+        if runs > ONE:
+            return _scatter(n // run, meta[PM_SEED] + np.uint64(field), runs - ONE) * run \
+                + n % run
+        return n
+    return _scatter(n, meta[PM_SEED] + np.uint64(field), mask)
 
 
 @CK.helper

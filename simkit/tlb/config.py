@@ -105,6 +105,7 @@ class MMUConfig:
     huge_page_fraction: float = 0.0
     placement: str = "contiguous"
     placement_span_bytes: int = 0             # "random" over this span (0: 2^28 frames, 1 TiB)
+    placement_run_frames: int = 1             # "random": in runs of this many frames (2^k)
     stlb_fill: str = "walk"                   # "walk": walks fill L1 and L2 TLB; "l1-victims"
     data_through_caches: bool = True          # data accesses also go through the caches
     pom_entries: int = 0                      # POM-TLB in memory (0: none); REFERENCE.md 1.4
@@ -147,6 +148,9 @@ class MMUConfig:
         if self.placement not in PLACEMENTS:
             raise ValueError(f"placement: unknown {self.placement!r}; choose from "
                              f"{', '.join(PLACEMENTS)}")
+        r = self.placement_run_frames
+        if isinstance(r, bool) or not isinstance(r, int) or r < 1 or r & (r - 1) or r > 1 << 18:
+            raise ValueError(f"placement_run_frames: a power of two from 1 to 2^18, got {r!r}")
         if not isinstance(self.nested_splinter, bool):
             raise ValueError(f"nested_splinter: must be true or false, got "
                              f"{self.nested_splinter!r}")

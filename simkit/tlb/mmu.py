@@ -147,6 +147,7 @@ class MMU:
         m[K.PM_HUGE_THRESH] = int(round(c.huge_page_fraction * (1 << 32)))
         m[K.PM_H_HUGE_THRESH] = int(round(c.host_huge_page_fraction * (1 << 32)))
         m[K.PM_RANDOM] = c.scatter_mask() if c.placement == "random" else 0
+        m[K.PM_RUN] = c.placement_run_frames
         m[K.PM_LEVELS] = c.radix_levels
         self.pt_meta = m
 
