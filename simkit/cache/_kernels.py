@@ -140,6 +140,18 @@ def _plru_victim(setbits, sidx, ways):
     return node - ways
 
 
+@inlined
+def lru_to_front(tags, set_start, slot):
+    """Move the way at ``slot`` to ``set_start`` (the set's MRU way), shifting the ways before
+    it down one (an LRU hit; the TLB kernel's probes use it on their tag arrays too)."""
+    t = tags[slot]
+    j = slot
+    while j > set_start:
+        tags[j] = tags[j - ONE]
+        j -= ONE
+    tags[set_start] = t
+
+
 @helper
 def touch(c, lv, slot, op):
     """Replacement update for a hit at ``slot``; returns the line's slot afterwards
@@ -152,12 +164,7 @@ def touch(c, lv, slot, op):
     base = geom[lv, G_BASE]
     set_start = base + ((slot - base) // ways) * ways
     if pol == LRU:
-        t = tags[slot]
-        j = slot
-        while j > set_start:
-            tags[j] = tags[j - ONE]
-            j -= ONE
-        tags[set_start] = t
+        lru_to_front(tags, set_start, slot)
         return set_start
     if pol == PLRU:
         _plru_touch(setbits, geom[lv, G_SETBASE] + (slot - base) // ways, ways, slot - set_start)

@@ -294,13 +294,7 @@ def _tlb_touch(tags, geom, lv, s):
     """LRU hit at slot ``s``: the entry moves to its set's front (``CK.touch`` for LRU)."""
     ways = geom[lv, CK.G_WAYS]
     base = geom[lv, CK.G_BASE]
-    start = base + ((s - base) // ways) * ways
-    x = tags[s]
-    j = s
-    while j > start:
-        tags[j] = tags[j - ONE]
-        j -= ONE
-    tags[start] = x
+    CK.lru_to_front(tags, base + ((s - base) // ways) * ways, s)
 
 
 @CK.inlined
