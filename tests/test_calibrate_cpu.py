@@ -180,3 +180,35 @@ def test_a_host_file_of_a_machine_hiding_its_tlbs_takes_the_measured_stlb(tmp_pa
         cal = tmp_path / "cal.json"
         cal.write_text(json.dumps({"machine": machine, "summary": {}, "knees": knees_}))
         assert load_host(f"host:{cal}")[0].l2.entries == entries
+
+
+def test_a_huge_page_change_is_judged_only_where_every_round_gives_it():
+    """core-validation times GUPS with 4 KiB pages and THP in rounds: the change of a size is
+    the rounds' median, and it counts as given by the host only where every round changed by
+    more than 5% the same way (hand-made rounds; the best round's ns is the point's)."""
+    import pandas as pd
+
+    from simkit.experiments.core_validation import best_of_rounds, huge_page_effect
+
+    ns = {(8, "4k"): (2.0, 2.2, 2.1), (8, "thp"): (1.8, 2.0, 1.8),       # -10%, -9%, -14%
+          (64, "4k"): (8.0, 7.0, 7.5), (64, "thp"): (7.0, 8.0, 7.0)}     # -12.5%, +14%, -7%
+    meas = pd.DataFrame([{"table_bytes": mib << 20, "page_kind": k, "ns_per_update": v,
+                          "thp_backed_bytes": (mib << 20) if k == "thp" else 0, "round": r}
+                         for (mib, k), vals in ns.items() for r, v in enumerate(vals)])
+    best = best_of_rounds(meas)
+    assert "round" not in best and len(best) == 4
+    assert best.set_index(["table_bytes", "page_kind"]).ns_per_update.to_dict() == {
+        (8 << 20, "4k"): 2.0, (8 << 20, "thp"): 1.8, (64 << 20, "4k"): 7.0,
+        (64 << 20, "thp"): 7.0}
+    g = best.rename(columns={"ns_per_update": "measured_ns"}).assign(
+        predicted_ns=[2.0, 1.9, 7.0, 6.0])
+    hp = huge_page_effect(g, meas).set_index("table_bytes")
+    assert hp.loc[8 << 20, "consistent"] and not hp.loc[64 << 20, "consistent"]
+    assert abs(hp.loc[8 << 20, "measured_change"] - (1.8 / 2.0 - 1)) < 1e-12     # median -10%
+    assert abs(hp.loc[64 << 20, "rounds_high"] - (8.0 / 7.0 - 1)) < 1e-12
+    assert abs(hp.loc[64 << 20, "measured_change"] - (7.0 / 7.5 - 1)) < 1e-12
+    assert abs(hp.loc[8 << 20, "predicted_change"] - (1.9 / 2.0 - 1)) < 1e-12
+    # one round (an old measurement): its one change, consistent where it exceeds 5%
+    one = huge_page_effect(g).set_index("table_bytes")
+    assert (one.rounds == 1).all() and one.loc[8 << 20, "consistent"] \
+        and not one.loc[64 << 20, "consistent"]

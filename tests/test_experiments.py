@@ -175,7 +175,11 @@ def test_core_validation_tracks_the_4k_chase(tmp_path):
                                           "core-validation-dram.csv",
                                           "core-validation-llc.csv"} == {
             "core-validation.csv", "core-validation.png", "core-validation-gups.csv",
-            "core-validation-gather.csv", "core-validation-summary.csv"}
+            "core-validation-gather.csv", "core-validation-hugepages.csv",
+            "core-validation-summary.csv"}
+        hp = pd.read_csv(tmp_path / str(i) / "core-validation-hugepages.csv")
+        assert (hp.rounds == 3).all() and (hp.rounds_low <= hp.measured_change).all() \
+            and (hp.measured_change <= hp.rounds_high).all()
         llc_csv = tmp_path / str(i) / "core-validation-llc.csv"
         if llc_csv.exists():            # one candidate chosen, the one that fits best
             f = pd.read_csv(llc_csv)
