@@ -34,6 +34,11 @@ CASES = {
                "recs = synth.uniform(1 << 24, 64 << 20, seed=1, size=8)\n"
                "n = len(recs)\n"
                "run = lambda: Hierarchy('reference-3level').run(recs)"),
+    "cache3-t2": ("from simkit.cache import Hierarchy\n"
+                  "from simkit.trace import synth\n"
+                  "recs = synth.uniform(1 << 24, 64 << 20, seed=1, size=8)\n"
+                  "n = len(recs)\n"
+                  "run = lambda: Hierarchy('reference-3level', threads=2).run(recs)"),
     "tlb": ("from simkit.tlb import MMU\n" + "GUPS\n" +
             "run = lambda: MMU('victima-radix').run(recs)"),
     "tlb-paper": ("from simkit.tlb import MMU\n" + "GUPS\n" +
