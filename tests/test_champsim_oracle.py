@@ -18,7 +18,7 @@ compared with tolerances, not exactly:
   default; ChampSim 2ff25011 built from a snapshot): GUPS IPC 0.481 against 0.218, the chase
   0.047 against 0.023, data MPKI within 8%; letting the walks take MSHRs too
   (``walk_mshrs``) moved GUPS to 0.480 (its walks hit the L1D). Where the 2x comes from, read
-  off ChampSim's own counters on the chase (16 MiB, 4096 pages; 2026-12-07, 23:20 UTC):
+  off ChampSim's own counters on the chase (16 MiB, 4096 pages; 2026-12-07, 23:15 UTC):
   64% of its loads miss the STLB, and its STLB miss latency is 285.8 cycles, a DRAM access: its
   walks' reads (TRANSLATION) hit the L1D 281 times in 37,975, the L2 in 14%, and 19,101 of
   them went to DRAM for 18,987 walks. ChampSim's ``VirtualMemory::get_pte_pa`` gives each
