@@ -7,7 +7,9 @@ For the 1-level (32K/8) and 3-level (32K/8, 1M/16, 8M/16, LRU) hierarchies over 
 uniformly random 8 B loads across 64 MiB, times side by side in one run (best of ``repeats``):
 
 (a) ``records``: reading the trace records alone (address and meta word of each, line number
-    taken): what any simulator of this trace must pay;
+    taken): what any simulator of this trace must pay; with ``--threads`` T > 1 also
+    ``records x T threads``: every thread reading every record at once, as each thread of a
+    threaded run does (wall time is the bound there);
 (b) ``sets Lk``: reading the whole set (every way's tag) that each access maps to at level k, in
     the simulator's own state array after a warm-up, one level alone; ``sets all``: every
     level's set for each access, as the simulation must when every level misses;
@@ -29,7 +31,7 @@ import os
 import platform
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from bench_cache_speed import best_wall_cpu as best_of   # a sibling script (sys.path[0])
 
@@ -61,6 +63,16 @@ def _read_sets(words, line_shift, tags, geom, levels):
     return acc
 
 
+@njit(cache=True, parallel=True)
+def _read_records_threads(words, line_shift, threads):
+    """Every thread reads every record (as each thread of ``Hierarchy(threads=T)`` does, to
+    keep its own lines): the records row of a threaded run."""
+    acc = np.zeros(threads, dtype=np.uint64)
+    for t in prange(threads):
+        acc[t] = _read_records(words, line_shift)
+    return acc
+
+
 WORKLOADS = (("1-level", "single"), ("3-level", "reference-3level"))
 
 
@@ -82,6 +94,10 @@ def roofline(n: int, repeats: int, threads: int = 1, ideas: bool = False) -> lis
         ls = s.line_shift
         _read_records(words[:1000], ls)
         parts = [("records", lambda: _read_records(words, ls))]
+        if threads > 1:
+            _read_records_threads(words[:1000], ls, threads)
+            parts.append((f"records x {threads} threads",
+                          lambda: _read_records_threads(words, ls, threads)))
         for lv in range(s.nlev):
             one = np.array([lv], dtype=np.int64)
             parts.append((f"sets {s.config.levels[lv].name}",
