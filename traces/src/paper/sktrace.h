@@ -33,10 +33,11 @@
  * global counter and one compare per record.  The same SKT_SKIP / SKT_WINDOW / SKT_PERIOD /
  * SKT_WINDOWS select the same records; each window is timed (CLOCK_MONOTONIC, and this
  * thread's CPU time) from its first record's access to the access after its last; after the
- * last window (or at SKT_END) one JSON line goes to stdout -- ns, cpu_ns, records, ns_per_record,
- * cpu_ns_per_record, windows, kernel_records_seen, mapped_bytes, thp_backed_bytes (AnonHugePages
- * of the skt mappings in /proc/self/smaps, read after the clock stopped) -- and the program
- * exits 0 if it stopped at a window's end.  Without SKT_WINDOW the whole kernel from SKT_SKIP on
+ * last window (or at SKT_END) one JSON line goes to stdout -- ns, cpu_ns, records,
+ * ns_per_record, cpu_ns_per_record, windows, kernel_records_seen, mapped_bytes (from the first
+ * allocation to the end of the last, 2 MiB-aligned), alloc_bytes (the allocations' sizes
+ * summed), thp_backed_bytes (AnonHugePages of the skt mappings in /proc/self/smaps, read
+ * after the clock stopped) -- and the program exits 0 if it stopped at a window's end.  Without SKT_WINDOW the whole kernel from SKT_SKIP on
  * is one window.
  *
  * SKT_PAGES (every build; unset: no advice, no touching, the builds as they always were):
@@ -57,6 +58,7 @@
 #define SKT_ALIGN (2ULL << 20)
 
 static uint64_t skt_next_addr = SKT_BASE;
+static uint64_t skt_alloc_bytes;            /* the sum of the allocations' sizes */
 
 static void *skt_alloc(uint64_t bytes)
 {
@@ -69,6 +71,7 @@ static void *skt_alloc(uint64_t bytes)
         exit(2);
     }
     skt_next_addr = (at + bytes + SKT_ALIGN - 1) & ~(SKT_ALIGN - 1);
+    skt_alloc_bytes += bytes;
     const char *pages = getenv("SKT_PAGES");
     if (pages && *pages) {
         int thp = !strcmp(pages, "thp");
@@ -360,11 +363,13 @@ static void skt_report(void)
     double r = skt_timed ? (double)skt_timed : 1.0;
     printf("{\"ns\": %llu, \"cpu_ns\": %llu, \"records\": %llu, \"ns_per_record\": %.4f, "
            "\"cpu_ns_per_record\": %.4f, \"windows\": %llu, \"kernel_records_seen\": %llu, "
-           "\"mapped_bytes\": %llu, \"thp_backed_bytes\": %llu, \"pages\": \"%s\"}\n",
+           "\"mapped_bytes\": %llu, \"alloc_bytes\": %llu, \"thp_backed_bytes\": %llu, "
+           "\"pages\": \"%s\"}\n",
            (unsigned long long)skt_ns, (unsigned long long)skt_cpu_ns,
            (unsigned long long)skt_timed, (double)skt_ns / r, (double)skt_cpu_ns / r,
            (unsigned long long)skt_win_done, (unsigned long long)skt_seen,
-           (unsigned long long)(skt_next_addr - SKT_BASE), skt_huge_backed(),
+           (unsigned long long)(skt_next_addr - SKT_BASE), (unsigned long long)skt_alloc_bytes,
+           skt_huge_backed(),
            pages && *pages ? pages : "default");
     fflush(stdout);
     skt_on = 0;
