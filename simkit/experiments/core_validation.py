@@ -389,7 +389,8 @@ def measure(quick: bool = True):
     """What this machine is timed on, alone: ``{"chase": ..., "gups": ...}``. The cache ladder
     of the pointer chase over 4 KiB and 2 MiB (THP) pages, in one run (quick: one point per
     doubling from 4 KiB to 64 MiB, 7 runs of ~3 ms each), and GUPS over tables of
-    ``GUPS_QUICK`` / ``GUPS_FULL`` bytes with 4 KiB pages and THP."""
+    ``GUPS_QUICK`` / ``GUPS_FULL`` bytes with 4 KiB pages and THP; the paper programs
+    (``core_programs.measure_programs``)."""
     from simkit.bench.cpu import chase as cpu
     from simkit.bench.cpu.gups import measure_gather, measure_gups
     from simkit.bench.cpu.physmem import physical_regions

@@ -255,7 +255,10 @@ def measure_programs(programs=("bfs", "dlrm", "xsbench"), footprints=(8 << 20, 2
                     tr = run_traced(prog, args, out_dir / f"{prog}-{target}.skt", skip=sk,
                                     window=wu + records, ipr_milli=round(ipr * 1000))
                     recs = tr.read()
-                    wu = min(wu, max(0, len(recs) - 1))  # the kernel ended early: warm less
+                    if len(recs) < 2:
+                        raise InputError(f"{prog} {' '.join(args)}: the kernel wrote "
+                                         f"{len(recs)} records after skipping {sk}")
+                    wu = min(wu, len(recs) // 2)          # the kernel ended early: warm less
                     traces[(prog, target)] = recs
                     dep = float((recs["flags"][wu:] & 1).mean()) if len(recs) > wu else 0.0
                     for kind in page_kinds:
