@@ -30,7 +30,9 @@
  *
  * Built with -DSIMKIT_TIMED instead (simkit.bench.cpu.programs), the macros count the records
  * the traced build would write (SKT_SEQ: one per new line, as traced) and nothing else: a
- * global counter and one compare per record.  The same SKT_SKIP / SKT_WINDOW / SKT_PERIOD /
+ * countdown to the next window boundary, in a register (a test and a decrement per record;
+ * still a few instructions per record with a stream's line test, which the model is given:
+ * simkit.bench.cpu.programs calibrates the timed build's own instructions per record).  The same SKT_SKIP / SKT_WINDOW / SKT_PERIOD /
  * SKT_WINDOWS select the same records; each window is timed (CLOCK_MONOTONIC, and this
  * thread's CPU time) from its first record's access to the access after its last; after the
  * last window (or at SKT_END) one JSON line goes to stdout -- ns, cpu_ns, records,
@@ -290,7 +292,15 @@ static inline void skt_seq_access(skt_stream *s, const void *p, int op, int dep)
 
 typedef struct { uint64_t last; } skt_stream;   /* last line number + 1 (0: none yet) */
 
-/* skt_seen: kernel records so far; skt_evt: the record number of the next window boundary */
+/* skt_left: records until the next window boundary (record number skt_evt), counted down;
+ * the records so far are skt_evt - skt_left.  Kept in a register for the whole program where
+ * gcc allows (x86-64: r15, callee-saved, so library calls keep it): per record the counting
+ * is then a test and a decrement, no load-add-store chain through memory. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+register uint64_t skt_left asm("r15");
+#else
+static uint64_t skt_left;
+#endif
 static uint64_t skt_seen, skt_evt = ~0ULL, skt_next, skt_skip, skt_window = ~0ULL;
 static uint64_t skt_period = ~0ULL, skt_windows = 1, skt_win_done, skt_win_start, skt_timed;
 static int skt_on, skt_in_window;
@@ -343,6 +353,7 @@ static void skt_start(void)
     skt_in_window = 1;
     skt_win_start = skt_seen;
     skt_evt = skt_window == ~0ULL ? ~0ULL : skt_seen + skt_window;
+    skt_left = skt_evt - skt_seen;
     skt_c0 = skt_clock(CLOCK_THREAD_CPUTIME_ID);
     skt_t0 = skt_clock(CLOCK_MONOTONIC);
 }
@@ -375,9 +386,10 @@ static void skt_report(void)
     skt_on = 0;
 }
 
-/* A window boundary: record number skt_seen is about to be counted. */
+/* A window boundary: record number skt_evt is about to be counted. */
 static __attribute__((noinline)) void skt_tslow(void)
 {
+    skt_seen = skt_evt;
     if (!skt_in_window) {
         skt_start();
         return;
@@ -388,10 +400,12 @@ static __attribute__((noinline)) void skt_tslow(void)
         exit(0);
     }
     skt_next += skt_period;
-    if (skt_next == skt_seen)
+    if (skt_next == skt_seen) {
         skt_start();
-    else
+    } else {
         skt_evt = skt_next;
+        skt_left = skt_evt - skt_seen;
+    }
 }
 
 static void skt_begin(void)
@@ -406,16 +420,20 @@ static void skt_begin(void)
     }
     skt_on = 1;
     skt_next = skt_skip;
-    if (skt_skip == 0)
+    skt_seen = 0;
+    if (skt_skip == 0) {
         skt_start();
-    else
+    } else {
         skt_evt = skt_skip;
+        skt_left = skt_skip;
+    }
 }
 
 static void skt_end(void)
 {
     if (!skt_on)
         return;
+    skt_seen = skt_evt - skt_left;
     if (skt_in_window)
         skt_stop();
     skt_report();
@@ -423,9 +441,9 @@ static void skt_end(void)
 
 static inline void skt_count(void)
 {
-    if (__builtin_expect(skt_seen == skt_evt, 0))
+    if (__builtin_expect(skt_left == 0, 0))
         skt_tslow();
-    skt_seen++;
+    skt_left--;
 }
 
 static inline void skt_seq_count(skt_stream *s, const void *p)
