@@ -115,3 +115,19 @@ def test_instances_map_about_the_footprint():
             args, est = instance(prog, target)
             assert est > 100_000 and all(a.isdigit() for a in args[1:])
     assert np.isclose(64 * 2 ** int(instance("bfs", 256 << 20)[0][1]), 256 << 20)
+
+
+def test_instructions_per_record_without_valgrind_come_from_the_shipped_trace(monkeypatch):
+    import shutil as sh
+
+    from simkit.bench.cpu import programs
+    from simkit.trace.format import open_trace
+
+    real = sh.which
+    monkeypatch.setattr(programs.shutil, "which",
+                        lambda name: None if name == "valgrind" else real(name))
+    cal = programs.instructions_per_record("bfs")
+    milli = open_trace(programs.TRACES / "paper-bfs.skt.xz").meta.extra[
+        "instructions_per_record_milli"]
+    assert cal["ipr"] == cal["plain_ipr"] == milli / 1000 == 7.322
+    assert "shipped trace header" in cal["source"]

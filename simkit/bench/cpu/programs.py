@@ -19,10 +19,12 @@ accesses: records ``[skip, skip + warmup)`` are the warm-up, ``[skip + warmup, s
 records)`` the timed ones, the same records in both builds (the tests check the counts).
 
 The model needs the instructions between two records. The counting is not free: a few
-instructions per record (the counter, a compare, a stream's line test), which take reorder-
-buffer slots and so cut the overlap of misses (whole kernels, best of 5, with the counting
-macros emptied vs counted: BFS 2^21 0.188 vs 0.257 s, GUPS 2^24 0.817 vs 0.838 s, DLRM 8 x
-64Ki rows 0.329 vs 0.352 s; callgrind: BFS 7.3 plain vs 20.6 timed instructions per record). The model is therefore given the instructions of the program that was timed:
+instructions per record (a countdown, a stream's line test, and the register pressure they
+add), which take reorder-buffer slots and so cut the overlap of misses (whole kernels, best
+of 5, with the counting macros emptied vs counted: BFS 2^21 0.188 vs 0.257 s, GUPS 2^24 0.817
+vs 0.838 s, DLRM 8 x 64Ki rows 0.329 vs 0.352 s; callgrind: BFS 7.3 plain vs 20.6 timed
+instructions per record). The model is therefore given the instructions of the program that
+was timed:
 ``instructions_per_record`` is callgrind's count of the kernel in the timed build over its
 records on the calibration instance (``make_paper_traces.WORKLOADS``' ``calib``), beside the
 plain build's (``make_paper_traces.calibrate``, what the shipped traces carry) as
@@ -271,7 +273,8 @@ def measure_programs(programs=("bfs", "dlrm", "xsbench"), footprints=(8 << 20, 2
     (``COLUMNS``: the best of ``reps`` runs' CPU ns per record over ``records`` kernel records
     after ``skip + warmup``) and, once per instance, traced over ``[skip, skip + warmup +
     records)``; ``traces`` maps (program, footprint) to the trace's records (numpy, ``warmup``
-    of them first). A short kernel shrinks the skip and warm-up (to its estimated records)."""
+    of them first; the .skt files are kept in ``trace_dir`` when given). A short kernel
+    shrinks the skip and warm-up (to its estimated records)."""
     import pandas as pd
 
     from simkit.bench.cpu.chase import _progress, pinned
@@ -292,9 +295,12 @@ def measure_programs(programs=("bfs", "dlrm", "xsbench"), footprints=(8 << 20, 2
                     if sk + wu + records > est:            # a short kernel: less skip and warm
                         sk = min(sk, max(0, (est - records) // 4))
                         wu = min(wu, max(0, est - records - sk))
-                    tr = run_traced(prog, args, out_dir / f"{prog}-{target}.skt", skip=sk,
-                                    window=wu + records, ipr_milli=round(ipr * 1000))
-                    recs = tr.read()
+                    path = out_dir / f"{prog}-{target}.skt"
+                    tr = run_traced(prog, args, path, skip=sk, window=wu + records,
+                                    ipr_milli=round(ipr * 1000))
+                    recs = tr.read().copy()               # in memory: the file may go
+                    if trace_dir is None:
+                        path.unlink()
                     if len(recs) < 2:
                         raise InputError(f"{prog} {' '.join(args)}: the kernel wrote "
                                          f"{len(recs)} records after skipping {sk}")
