@@ -100,7 +100,7 @@ def test_every_experiment_has_its_script(tmp_path):
 
 
 @pytest.mark.parametrize("module", ["_base", "cache_miss_curve", "cpu_validation", "tlb_validation",
-                                    "core_validation",
+                                    "core_validation", "core_programs",
                                     "victima", "kv_paging", "kv_rate_sweep", "kv_vattention",
                                     "allocators", "flash", "gpu_validation", "readme"])
 def test_each_experiment_module_imports_alone(module):
@@ -114,7 +114,9 @@ def test_each_experiment_module_imports_alone(module):
     assert out.returncode == 0, out.stderr
     src = (Path(__file__).resolve().parent.parent / "simkit" / "experiments" / f"{module}.py").read_text()
     imports = [ln for ln in src.splitlines() if ln.strip().startswith(("from simkit.experiments", "import simkit.experiments"))]
-    assert all(ln.strip().startswith("from simkit.experiments._base import") for ln in imports), imports
+    # helpers: _base, and core_programs (itself only _base) for core_validation
+    helpers = ("from simkit.experiments._base import", "from simkit.experiments.core_programs import")
+    assert all(ln.strip().startswith(helpers) for ln in imports), imports
 
 
 def test_script_and_reproduce_default_to_the_same_mode(monkeypatch, capsys):
@@ -176,10 +178,14 @@ def test_core_validation_tracks_the_4k_chase(tmp_path):
                                           "core-validation-llc.csv"} == {
             "core-validation.csv", "core-validation.png", "core-validation-gups.csv",
             "core-validation-gather.csv", "core-validation-hugepages.csv",
-            "core-validation-summary.csv"}
+            "core-validation-summary.csv", "core-validation-programs.csv",
+            "core-validation-programs.png"}
         hp = pd.read_csv(tmp_path / str(i) / "core-validation-hugepages.csv")
         assert (hp.rounds == 3).all() and (hp.rounds_low <= hp.measured_change).all() \
             and (hp.measured_change <= hp.rounds_high).all()
+        pr = pd.read_csv(tmp_path / str(i) / "core-validation-programs.csv")
+        assert set(pr.program) == {"bfs", "dlrm", "xsbench"} \
+            and (pr.predicted_ns_per_record > 0).all()
         llc_csv = tmp_path / str(i) / "core-validation-llc.csv"
         if llc_csv.exists():            # one candidate chosen, the one that fits best
             f = pd.read_csv(llc_csv)

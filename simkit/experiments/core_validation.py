@@ -31,6 +31,11 @@ are, and the nested TLB's size, are chosen on GUPS and the chase over ``GUPS_CAL
 with 4 KiB pages (the smallest mean |error| of the two), measured in the same run for this only
 and reported apart (``core-validation-calibration.csv``); the validated points never include
 that size.
+
+The paper-regime programs (BFS, PageRank, XSBench, DLRM, the decode step, GUPS of
+``traces/src/paper``) are timed natively and traced on the same instance, and every point is
+predicted with the same preset and core (per-record dependence): ``core_programs``, reported in
+``core-validation-programs.csv`` with one summary row per program (no bar of their own).
 """
 from __future__ import annotations
 
@@ -39,6 +44,8 @@ from pathlib import Path
 import numpy as np
 
 from simkit.experiments._base import experiment, save_outputs, summary_rows, write_csv
+from simkit.experiments.core_programs import (measure_programs, program_points,
+                                              program_summary, save_programs)
 
 TOLERANCE = 0.20
 GUPS_TOLERANCE = 0.30
@@ -414,7 +421,8 @@ def measure(quick: bool = True):
     """What this machine is timed on, alone: ``{"chase": ..., "gups": ...}``. The cache ladder
     of the pointer chase over 4 KiB and 2 MiB (THP) pages, in one run (quick: one point per
     doubling from 4 KiB to 64 MiB, 7 runs of ~3 ms each), and GUPS over tables of
-    ``GUPS_QUICK`` / ``GUPS_FULL`` bytes with 4 KiB pages and THP."""
+    ``GUPS_QUICK`` / ``GUPS_FULL`` bytes with 4 KiB pages and THP; the paper programs
+    (``core_programs.measure_programs``)."""
     import pandas as pd
 
     from simkit.bench.cpu import chase as cpu
@@ -439,7 +447,7 @@ def measure(quick: bool = True):
                           progress=False)
     phys = physical_regions(GUPS_CALIBRATION)
     return {"chase": chase, "gups": gups, "chase_calibration": chase_cal, "physmem": phys,
-            "tlb": tlb, "gather": gather}
+            "tlb": tlb, "gather": gather, "programs": measure_programs(quick)}
 
 
 @experiment("core-validation", measure=measure, family="mmu", cost=76)
@@ -578,6 +586,10 @@ def core_validation(quick: bool = True, outdir: Path = Path("results"), measured
             "at uniform random rows, the row added into registers; the model has no hardware "
             "prefetcher (the real L2 fetches a row's second line with its first, a spatial "
             "prefetch), so its misses are the lines the row spans")
+    pr = measured.get("programs")
+    pr = program_points(pr, cfg, core, ghz, quick) if pr is not None else None
+    if pr is not None:
+        program_summary(pr, row)
     summary = pd.DataFrame(rows_)
     summary.insert(0, "environment", "this machine")
     paths = save_outputs(out, core_figure(out, g, ga), outdir, "core-validation")
@@ -585,6 +597,8 @@ def core_validation(quick: bool = True, outdir: Path = Path("results"), measured
     paths.append(write_csv(hp, outdir / "core-validation-hugepages.csv"))
     if ga is not None:
         paths.append(write_csv(ga, outdir / "core-validation-gather.csv"))
+    if pr is not None:
+        paths += save_programs(pr, outdir)
     if len(walk_cal):
         paths.append(write_csv(walk_cal, outdir / "core-validation-calibration.csv"))
     if len(llc_fit):

@@ -27,6 +27,26 @@
  * Environment: SKT_OUT (path, required when traced), SKT_SKIP, SKT_WINDOW, SKT_PERIOD,
  * SKT_WINDOWS, SKT_IPR_MILLI, SKT_NAME.  The file is written to SKT_OUT.partial and renamed
  * when complete.
+ *
+ * Built with -DSIMKIT_TIMED instead (simkit.bench.cpu.programs), the macros count the records
+ * the traced build would write (SKT_SEQ: one per new line, as traced) and nothing else: a
+ * countdown to the next window boundary, in a register (a test and a decrement per record;
+ * still a few instructions per record with a stream's line test, which the model is given:
+ * simkit.bench.cpu.programs calibrates the timed build's own instructions per record).  The same SKT_SKIP / SKT_WINDOW / SKT_PERIOD /
+ * SKT_WINDOWS select the same records; each window is timed (CLOCK_MONOTONIC, and this
+ * thread's CPU time) from its first record's access to the access after its last; after the
+ * last window (or at SKT_END) one JSON line goes to stdout -- ns, cpu_ns, records,
+ * ns_per_record, cpu_ns_per_record, windows, kernel_records_seen, mapped_bytes (from the first
+ * allocation to the end of the last, 2 MiB-aligned), alloc_bytes (the allocations' sizes
+ * summed), thp_backed_bytes (AnonHugePages of the skt mappings in /proc/self/smaps, read
+ * after the clock stopped) -- and the program exits 0 if it stopped at a window's end.  Without SKT_WINDOW the whole kernel from SKT_SKIP on
+ * is one window.
+ *
+ * SKT_PAGES (every build; unset: no advice, no touching, the builds as they always were):
+ * "4k" advises each skt_alloc mapping MADV_NOHUGEPAGE, "thp" MADV_HUGEPAGE, and either then
+ * writes a zero to each of its 4 KiB pages, so that every page has its own frame of the
+ * advised kind before the kernel runs (a mapped-but-unwritten array, such as llm_decode's
+ * weights, would otherwise read the one shared zero page: every line a cache hit).
  */
 #ifndef SKTRACE_H
 #define SKTRACE_H
@@ -40,6 +60,7 @@
 #define SKT_ALIGN (2ULL << 20)
 
 static uint64_t skt_next_addr = SKT_BASE;
+static uint64_t skt_alloc_bytes;            /* the sum of the allocations' sizes */
 
 static void *skt_alloc(uint64_t bytes)
 {
@@ -52,6 +73,21 @@ static void *skt_alloc(uint64_t bytes)
         exit(2);
     }
     skt_next_addr = (at + bytes + SKT_ALIGN - 1) & ~(SKT_ALIGN - 1);
+    skt_alloc_bytes += bytes;
+    const char *pages = getenv("SKT_PAGES");
+    if (pages && *pages) {
+        int thp = !strcmp(pages, "thp");
+        if (!thp && strcmp(pages, "4k")) {
+            fprintf(stderr, "SKT_PAGES: 4k or thp, not %s\n", pages);
+            exit(2);
+        }
+        if (madvise(p, bytes, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) && !thp) {
+            fprintf(stderr, "skt_alloc: madvise failed\n");
+            exit(2);
+        }
+        for (uint64_t o = 0; o < bytes; o += 4096)
+            ((volatile char *)p)[o] = 0;
+    }
     return p;
 }
 
@@ -250,6 +286,180 @@ static inline void skt_seq_access(skt_stream *s, const void *p, int op, int dep)
 #define SKT_SEQ(s, p, op) skt_seq_access(&(s), (p), (op), 0)
 #define SKT_SEQD(s, p, op, dep) skt_seq_access(&(s), (p), (op), (dep))
 #define SKT_BEGIN(argc, argv) skt_begin((argc), (argv))
+#define SKT_END() skt_end()
+#elif defined(SIMKIT_TIMED)
+#include <time.h>
+
+typedef struct { uint64_t last; } skt_stream;   /* last line number + 1 (0: none yet) */
+
+/* skt_left: records until the next window boundary (record number skt_evt), counted down;
+ * the records so far are skt_evt - skt_left.  Kept in a register for the whole program where
+ * gcc allows (x86-64: r15, callee-saved, so library calls keep it): per record the counting
+ * is then a test and a decrement, no load-add-store chain through memory. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+register uint64_t skt_left asm("r15");
+#else
+static uint64_t skt_left;
+#endif
+static uint64_t skt_seen, skt_evt = ~0ULL, skt_next, skt_skip, skt_window = ~0ULL;
+static uint64_t skt_period = ~0ULL, skt_windows = 1, skt_win_done, skt_win_start, skt_timed;
+static int skt_on, skt_in_window;
+static uint64_t skt_ns, skt_cpu_ns, skt_t0, skt_c0;
+
+static uint64_t skt_env(const char *name, uint64_t dflt)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return dflt;
+    char *end;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (*end) {
+        fprintf(stderr, "%s: not a count: %s\n", name, v);
+        exit(2);
+    }
+    return x;
+}
+
+static uint64_t skt_clock(clockid_t c)
+{
+    struct timespec t;
+    clock_gettime(c, &t);
+    return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
+}
+
+static unsigned long long skt_huge_backed(void)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    char line[512];
+    unsigned long long kb = 0;
+    int in = 0;
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long a, b, v;
+        if (sscanf(line, "%llx-%llx ", &a, &b) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+            in = a < skt_next_addr && b > SKT_BASE;
+            continue;
+        }
+        if (in && sscanf(line, "AnonHugePages: %llu kB", &v) == 1)
+            kb += v;
+    }
+    fclose(f);
+    return kb * 1024;
+}
+
+static void skt_start(void)
+{
+    skt_in_window = 1;
+    skt_win_start = skt_seen;
+    skt_evt = skt_window == ~0ULL ? ~0ULL : skt_seen + skt_window;
+    skt_left = skt_evt - skt_seen;
+    skt_c0 = skt_clock(CLOCK_THREAD_CPUTIME_ID);
+    skt_t0 = skt_clock(CLOCK_MONOTONIC);
+}
+
+static void skt_stop(void)
+{
+    uint64_t t1 = skt_clock(CLOCK_MONOTONIC), c1 = skt_clock(CLOCK_THREAD_CPUTIME_ID);
+    skt_ns += t1 - skt_t0;
+    skt_cpu_ns += c1 - skt_c0;
+    skt_timed += skt_seen - skt_win_start;
+    skt_in_window = 0;
+    skt_win_done++;
+}
+
+static void skt_report(void)
+{
+    const char *pages = getenv("SKT_PAGES");
+    double r = skt_timed ? (double)skt_timed : 1.0;
+    printf("{\"ns\": %llu, \"cpu_ns\": %llu, \"records\": %llu, \"ns_per_record\": %.4f, "
+           "\"cpu_ns_per_record\": %.4f, \"windows\": %llu, \"kernel_records_seen\": %llu, "
+           "\"mapped_bytes\": %llu, \"alloc_bytes\": %llu, \"thp_backed_bytes\": %llu, "
+           "\"pages\": \"%s\"}\n",
+           (unsigned long long)skt_ns, (unsigned long long)skt_cpu_ns,
+           (unsigned long long)skt_timed, (double)skt_ns / r, (double)skt_cpu_ns / r,
+           (unsigned long long)skt_win_done, (unsigned long long)skt_seen,
+           (unsigned long long)(skt_next_addr - SKT_BASE), (unsigned long long)skt_alloc_bytes,
+           skt_huge_backed(),
+           pages && *pages ? pages : "default");
+    fflush(stdout);
+    skt_on = 0;
+}
+
+/* A window boundary: record number skt_evt is about to be counted. */
+static __attribute__((noinline)) void skt_tslow(void)
+{
+    skt_seen = skt_evt;
+    if (!skt_in_window) {
+        skt_start();
+        return;
+    }
+    skt_stop();
+    if (skt_win_done == skt_windows) {
+        skt_report();
+        exit(0);
+    }
+    skt_next += skt_period;
+    if (skt_next == skt_seen) {
+        skt_start();
+    } else {
+        skt_evt = skt_next;
+        skt_left = skt_evt - skt_seen;
+    }
+}
+
+static void skt_begin(void)
+{
+    skt_skip = skt_env("SKT_SKIP", 0);
+    skt_window = skt_env("SKT_WINDOW", ~0ULL);
+    skt_period = skt_env("SKT_PERIOD", skt_window);
+    skt_windows = skt_env("SKT_WINDOWS", 1);
+    if (skt_window == 0 || skt_windows == 0 || skt_period < skt_window) {
+        fprintf(stderr, "SKT_WINDOW, SKT_WINDOWS must be > 0 and SKT_PERIOD >= SKT_WINDOW\n");
+        exit(2);
+    }
+    skt_on = 1;
+    skt_next = skt_skip;
+    skt_seen = 0;
+    if (skt_skip == 0) {
+        skt_start();
+    } else {
+        skt_evt = skt_skip;
+        skt_left = skt_skip;
+    }
+}
+
+static void skt_end(void)
+{
+    if (!skt_on)
+        return;
+    skt_seen = skt_evt - skt_left;
+    if (skt_in_window)
+        skt_stop();
+    skt_report();
+}
+
+static inline void skt_count(void)
+{
+    if (__builtin_expect(skt_left == 0, 0))
+        skt_tslow();
+    skt_left--;
+}
+
+static inline void skt_seq_count(skt_stream *s, const void *p)
+{
+    uint64_t line = ((uint64_t)p >> 6) + 1;
+    if (line != s->last) {
+        s->last = line;
+        skt_count();
+    }
+}
+
+#define SKT_STREAM(name) skt_stream name = {0}
+#define SKT_RAND(p, op, dep) skt_count()
+#define SKT_SEQ(s, p, op) skt_seq_count(&(s), (p))
+#define SKT_SEQD(s, p, op, dep) skt_seq_count(&(s), (p))
+#define SKT_BEGIN(argc, argv) skt_begin()
 #define SKT_END() skt_end()
 #else
 #define SKT_STREAM(name)
