@@ -102,11 +102,14 @@ def test_dlrm_gathers_follow_the_index_array(build, tmp_path):
             for p in range(pool):
                 k = (b * tables + t) * pool + p
                 line = (idx_at + 4 * k) & ~63
-                if line != last_i:
+                wrote = line != last_i
+                if wrote:
                     want.append((line, Op.LOAD, 0))
                     last_i = line
-                for d in range(0, dim, 16):                        # the row's lines: dependent
-                    want.append((tab[t] + (idx[k] * dim + d) * 4, Op.LOAD, 1))
+                for d in range(0, dim, 16):   # the row's lines come from ix[p]: the first is
+                    # flagged where the index's load wrote the record just before it
+                    want.append((tab[t] + (idx[k] * dim + d) * 4, Op.LOAD,
+                                 int(d == 0 and wrote)))
             for d in range(dim):
                 line = (out_at + ((b * tables + t) * dim + d) * 4) & ~63
                 if line != last_o:
@@ -130,7 +133,19 @@ def test_bfs_dependence_flags_by_array(build, tmp_path):
     region = np.select([a < col, a < dist, a < queue, a < queue + 4 * V],
                        ["off", "col", "dist", "queue"], "other")
     assert not (region == "other").any()
-    assert f[region == "off"].all() and f[region == "dist"].all()  # from loaded u and v
+    # a record is flagged only right after its producer's record: off[u] after a queue read
+    # that wrote one (off[u + 1] after off[u]), dist[v] after a col[] line, its store after it
+    prev = np.concatenate([["none"], region[:-1]])
+    prev_op = np.concatenate([[-1], op[:-1]])
+    assert (prev_op[f.astype(bool)] == Op.LOAD).all()
+    dist_load = (region == "dist") & (op == Op.LOAD)
+    assert (f[dist_load].astype(bool) == (prev[dist_load] == "col")).all()
+    assert f[dist_load].any() and not f[dist_load].all()     # col lines hold several edges
+    assert f[(region == "dist") & (op == Op.STORE)].all()
+    off_flag = f[region == "off"].astype(bool)      # off[u] after the queue read's record,
+    qload = (prev == "queue") & (prev_op == Op.LOAD)  # off[u + 1] (its own line) after off[u]
+    assert (qload | (prev == "off"))[region == "off"][off_flag].all()
+    assert off_flag.any() and not off_flag.all()
     assert not f[region == "queue"].any()
     # dist stores: one per vertex discovered (the source's is not traced)
     assert ((region == "dist") & (op == Op.STORE)).sum() == reached - 1

@@ -26,8 +26,8 @@ __attribute__((noinline)) void kernel(float *const *tables, const uint32_t *idx,
             for (uint64_t p = 0; p < pool; p++) {
                 SKT_SEQ(ir, &ix[p], SKT_LOAD);
                 const float *row = &tables[t][(uint64_t)ix[p] * dim];
-                for (uint64_t d = 0; d < dim; d += 16)
-                    SKT_RAND(&row[d], SKT_LOAD, 1);
+                for (uint64_t d = 0; d < dim; d += 16)   /* each line from ix[p]: the */
+                    SKT_RAND(&row[d], SKT_LOAD, d == 0);  /* first follows that load  */
                 for (uint64_t d = 0; d < dim; d++)
                     acc[d] += row[d];
             }

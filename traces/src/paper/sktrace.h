@@ -9,8 +9,16 @@
  *  - line granularity: every record names one 64-byte line (addr aligned to 64, size 64);
  *    a sequential stream (SKT_SEQ) gives one record per new line it enters, a random access
  *    (SKT_RAND) one record per access;
- *  - flags bit 0: the address came from an earlier load (a neighbour index read from col[],
+ *  - flags bit 0: the address came from the load just before it, and that load wrote a record
+ *    (the record before this one), as simkit's core reads it (dependence="flag": wait for the
+ *    previous load).  A program marks an access dependent (the macros' dep) when its address
+ *    came from the access just before it in program order (a neighbour index read from col[],
  *    a row index read from an index array, a binary-search probe chosen by a loaded value);
+ *    the flag is kept only when that access wrote a record: where it did not (a sequential
+ *    stream's load that stayed in its line, an L1 hit), the producer is not in the trace and
+ *    the access waits on no miss, so it is left independent rather than chained to whatever
+ *    record came before (which would serialize independent misses: BFS's dist[] loads behind
+ *    one another);
  *  - icount: instructions since the previous record.  SKT_IPR_MILLI (environment, thousandths
  *    of an instruction) is the kernel's measured instructions per record (make_paper_traces.py
  *    measures it with callgrind on the plain build); records carry it spread evenly
@@ -263,11 +271,15 @@ static void skt_slow(uint64_t line, int op, int dep)
     }
 }
 
-/* One kernel access to the line holding p; dep: the address came from an earlier load. */
+static int skt_prev_rec;    /* the kernel's previous access wrote a record */
+
+/* One kernel access to the line holding p; dep: the address came from the access just before
+ * (flagged only when that one wrote a record). */
 static inline void skt_access(const void *p, int op, int dep)
 {
     if (__builtin_expect(skt_in_window || skt_seen == skt_next, 0))
-        skt_slow((uint64_t)p >> 6, op, dep);
+        skt_slow((uint64_t)p >> 6, op, dep && skt_prev_rec);
+    skt_prev_rec = 1;
     skt_seen++;
 }
 
@@ -278,6 +290,8 @@ static inline void skt_seq_access(skt_stream *s, const void *p, int op, int dep)
     if (line != s->last) {
         s->last = line;
         skt_access(p, op, dep);
+    } else {
+        skt_prev_rec = 0;
     }
 }
 
