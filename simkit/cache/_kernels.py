@@ -742,18 +742,17 @@ def _level_events(c, lv, in_lines, in_codes, n_in, out_lines, out_codes, nlev):
 
 @helper
 def _level0_lru(c, words, i, line_shift, nlev, out_lines, out_codes, n, cap, dec_lines,
-                dec_codes, tsh, tm, ut):
+                dec_codes):
     """Level 0 (LRU, write-back, write-allocate) straight from records, from record ``i`` and
     output event ``n``; stops at the end, when fewer than 2 output slots are left before
     ``cap``, or at a record that spans lines (left to the caller). Returns (i, n, the
-    instructions of the records consumed). With a thread mask ``tm`` (non-zero), only the
-    records of thread ``ut`` (``(line >> tsh) & tm == ut``) are simulated and counted; the
-    others are read and skipped (``run_records_threads``).
+    instructions of the records consumed).
 
     Records are decoded a batch at a time into line numbers and ops, in a loop without
     branches (a vectorized loop when every record is kept: 2x the rate of the loop with a
-    spanning test per record, measured 380 -> 770 M records/s); a batch holding a record that
-    spans lines is decoded again record by record, up to that record.
+    spanning test per record; 380 -> 420-460 M records/s measured with the spanning test
+    folded in, 770-830 without it); a batch holding a record that spans lines is decoded
+    again record by record, up to that record.
 
     Every record is one access: a hit at the MRU way first (no shift; 1.1x on hit-heavy
     traces), then ``_lru_access_nh``; loads count in registers; stores and modifies set the
@@ -786,31 +785,17 @@ def _level0_lru(c, words, i, line_shift, nlev, out_lines, out_codes, n, cap, dec
         q = np.uint64(0)
         crossed = np.uint64(0)          # non-zero: a record of the batch spans lines
         icb = np.uint64(0)
-        if tm == ZERO:
-            for j in range(np.int64(lim)):
-                u = r + np.uint64(j)
-                a = words[u, 0]
-                meta = words[u, 1]
-                sz = (meta >> np.uint64(32)) & np.uint64(0xFFFF)
-                line = a >> ls
-                crossed |= ((a + sz - np.uint64(sz != ZERO)) >> ls) ^ line
-                dec_lines[j] = line
-                dec_codes[j] = np.uint8((meta >> np.uint64(48)) & np.uint64(0xFF))
-                icb += meta & np.uint64(0xFFFFFFFF)
-            q = lim
-        else:
-            for j in range(np.int64(lim)):
-                u = r + np.uint64(j)
-                a = words[u, 0]
-                meta = words[u, 1]
-                sz = (meta >> np.uint64(32)) & np.uint64(0xFFFF)
-                line = a >> ls
-                crossed |= ((a + sz - np.uint64(sz != ZERO)) >> ls) ^ line
-                dec_lines[q] = line             # written always, kept if the thread's
-                dec_codes[q] = np.uint8((meta >> np.uint64(48)) & np.uint64(0xFF))
-                mine = np.uint64(((line >> tsh) & tm) == ut)
-                icb += (meta & np.uint64(0xFFFFFFFF)) * mine
-                q += mine
+        for j in range(np.int64(lim)):
+            u = r + np.uint64(j)
+            a = words[u, 0]
+            meta = words[u, 1]
+            sz = (meta >> np.uint64(32)) & np.uint64(0xFFFF)
+            line = a >> ls
+            crossed |= ((a + sz - np.uint64(sz != ZERO)) >> ls) ^ line
+            dec_lines[j] = line
+            dec_codes[j] = np.uint8((meta >> np.uint64(48)) & np.uint64(0xFF))
+            icb += meta & np.uint64(0xFFFFFFFF)
+        q = lim
         if crossed == ZERO:
             r += lim
             ic += icb
@@ -826,8 +811,6 @@ def _level0_lru(c, words, i, line_shift, nlev, out_lines, out_codes, n, cap, dec
                     spans = True
                     break
                 r += ONE
-                if tm != ZERO and ((line >> tsh) & tm) != ut:
-                    continue
                 dec_lines[q] = line
                 dec_codes[q] = np.uint8((meta >> np.uint64(48)) & np.uint64(0xFF))
                 ic += meta & np.uint64(0xFFFFFFFF)
@@ -881,19 +864,10 @@ def _level0_lru(c, words, i, line_shift, nlev, out_lines, out_codes, n, cap, dec
 
 @helper
 def _spanning_record(c, words, i, line_shift, nlev, side_lines, side_codes, out_lines,
-                     out_codes, n, tsh, tm, ut):
+                     out_codes, n):
     """A record that spans lines, through level 0 by the generic path; events appended at
-    ``out[n:]``. Returns the new count. With a thread mask ``tm``: only thread ``ut``'s
-    lines of it."""
+    ``out[n:]``. Returns the new count."""
     m = _record_events(words, i, line_shift, side_lines[0], side_codes[0], LV0)
-    if tm != ZERO:
-        k = LV0
-        for e in range(m):
-            if ((side_lines[0, e] >> tsh) & tm) == ut:
-                side_lines[0, k] = side_lines[0, e]
-                side_codes[0, k] = side_codes[0, e]
-                k += 1
-        m = k
     got = _level_events(c, LV0, side_lines[0], side_codes[0], m, side_lines[1], side_codes[1], nlev)
     for e in range(got):
         out_lines[n + e] = side_lines[1, e]
@@ -940,26 +914,10 @@ def run_records(words, line_shift, c, nlev, ev_lines, ev_codes, side_lines, side
     2 x (EV_BATCH << (nlev-1)) buffers; ``side_*``: 2 x MAX_RECORD_LINES). Inclusive and
     exclusive hierarchies take ``run_walk`` (a separate kernel: a non-inclusive run does not
     compile the per-access walk)."""
-    return _run_part(words, line_shift, c, nlev, ev_lines, ev_codes, side_lines, side_codes,
-                     ZERO, ZERO, ZERO)
-
-
-@inlined
-def fast_level0(geom):
-    """Whether level 0 takes ``_level0_lru`` (LRU, write-back, write-allocate)."""
-    return geom[0, G_POLICY] == LRU and geom[0, G_WB] != ZERO and geom[0, G_WA] != ZERO
-
-
-@helper
-def _run_part(words, line_shift, c, nlev, ev_lines, ev_codes, side_lines, side_codes, tsh, tm,
-              ut):
-    """``run_records``' body; with a thread mask ``tm`` (non-zero; level 0 LRU, write-back and
-    write-allocate only), the lines of thread ``ut`` alone, their instructions (a record's on
-    its first line's thread)."""
     geom = c[3]
     n_rec = words.shape[0]
     ic = np.uint64(0)
-    fast0 = fast_level0(geom)
+    fast0 = geom[0, G_POLICY] == LRU and geom[0, G_WB] != ZERO and geom[0, G_WA] != ZERO
     room = 2 * MAX_RECORD_LINES
     i = LV0
     while i < n_rec:
@@ -967,14 +925,12 @@ def _run_part(words, line_shift, c, nlev, ev_lines, ev_codes, side_lines, side_c
         if fast0:
             while i < n_rec and n + room <= EV_BATCH:
                 i, n, got = _level0_lru(c, words, i, line_shift, nlev, ev_lines[1], ev_codes[1],
-                                        n, EV_BATCH, ev_lines[0], ev_codes[0], tsh, tm, ut)
+                                        n, EV_BATCH, ev_lines[0], ev_codes[0])
                 ic += got
                 if i < n_rec and n + room <= EV_BATCH:     # stopped at a spanning record
-                    if tm == ZERO or (((words[i, 0] >> np.uint64(line_shift)) >> tsh) & tm) \
-                            == ut:
-                        ic += words[i, 1] & np.uint64(0xFFFFFFFF)
+                    ic += words[i, 1] & np.uint64(0xFFFFFFFF)
                     n = _spanning_record(c, words, i, line_shift, nlev, side_lines, side_codes,
-                                         ev_lines[1], ev_codes[1], n, tsh, tm, ut)
+                                         ev_lines[1], ev_codes[1], n)
                     i += 1
             src = 1
             first = 1
@@ -1001,91 +957,152 @@ def _run_part(words, line_shift, c, nlev, ev_lines, ev_codes, side_lines, side_c
 # t map to sets with those bits t at every level, and so do their victims, write-backs and
 # back-invalidations (these are the top set bits of the smallest level, so each thread owns
 # whole blocks of consecutive sets and no two threads write one host cache line): the
-# hierarchy splits exactly into T independent hierarchies over
-# disjoint sets of the same arrays, each seeing its own lines in trace order. Each thread reads
-# the whole chunk, gathers its records a part at a time and runs ``run_records`` on them with
-# its own counters and scratch, with no barrier until the chunk ends; the counters add
-# up to those of one thread. Policies that draw from a per-level generator or keep a per-level
-# selector (random, BRRIP, DRRIP) are not set-local and are not split.
+# hierarchy splits exactly into T independent hierarchies over disjoint sets of the same
+# arrays, each seeing its own lines in trace order. The chunk is taken a part of T slices at a
+# time: thread s partitions slice s by owner into its T buckets (``_split``), then, after a
+# barrier, thread d simulates bucket d of every slice in slice order with its own counters and
+# scratch; the counters add up to those of one thread. Each record is read once for the
+# partition (not once per thread: a thread that read the whole chunk to keep its own lines
+# spent ~100 ms of 16M records on it, against ~20 ms for its slice here). Policies that draw
+# from a per-level generator or keep a per-level selector (random, BRRIP, DRRIP) are not
+# set-local and are not split.
 
 
-PART_RECORDS = 1 << 16      # records a thread gathers at a time
+PART_RECORDS = 1 << 18      # records of one part (T slices of PART_RECORDS / T)
 NOT_SET_LOCAL = (RANDOM, BRRIP, DRRIP)
 
 
 @helper
-def _gather(words, i, line_shift, tshift, tmask, t, out):
-    """Copy the records from ``i`` of thread ``t`` (``(line >> tshift) & tmask == t``) into
-    ``out``, until it is nearly full; a record spanning lines gives one single-byte record per
-    line of thread ``t``, the record's instructions kept on its first line's. Returns (next
-    record, records written)."""
+def _split(words, i, end, line_shift, tsh, tm, out, k):
+    """Partition records ``i`` .. ``end`` by owner (``(line >> tsh) & tm``) into ``out[d]``,
+    ``k[d]`` records each; a record spanning lines gives one single-byte record per line, to
+    that line's owner, the record's instructions on its first line's. Stops early when a
+    bucket has fewer than ``MAX_RECORD_LINES`` free slots. Returns the next record. Two
+    threads: each record is written to both buckets and kept in its owner's (no branch: a
+    branch on the owner mispredicts on every other record of a uniform trace)."""
     ls = np.uint64(line_shift)
-    tsh = np.uint64(tshift)
-    tm = np.uint64(tmask)
-    ut = np.uint64(t)
-    n_rec = np.uint64(words.shape[0])
-    cap = np.uint64(out.shape[0] - MAX_RECORD_LINES)
+    threads = out.shape[0]
+    cap = np.uint64(out.shape[1] - MAX_RECORD_LINES)
+    two = threads == 2
+    for d in range(threads):
+        k[d] = 0
+    k0 = ZERO
+    k1 = ZERO
     r = np.uint64(i)
-    k = np.uint64(0)
-    while r < n_rec and k < cap:
+    e = np.uint64(end)
+    while r < e:
         a = words[r, 0]
         meta = words[r, 1]
         r += ONE
         line, last = record_span(a, meta, ls)
-        if last == line:
-            # branch-free: write it, keep it only if it is thread t's (a branch here
-            # mispredicts on every other record of a uniform trace: 124 -> ms per 16M)
-            out[k, 0] = a
-            out[k, 1] = meta
-            k += np.uint64(((line >> tsh) & tm) == ut)
+        if line == last:
+            d = (line >> tsh) & tm
+            if two:
+                out[0, k0, 0] = a
+                out[0, k0, 1] = meta
+                out[1, k1, 0] = a
+                out[1, k1, 1] = meta
+                k0 += ONE - d
+                k1 += d
+                if k0 >= cap or k1 >= cap:
+                    break
+            else:
+                j = k[d]
+                out[d, j, 0] = a
+                out[d, j, 1] = meta
+                k[d] = j + ONE
+                if j + ONE >= cap:
+                    break
             continue
         piece = (meta & ~np.uint64(0xFFFF_FFFF_FFFF)) | (ONE << np.uint64(32))
         first = meta & np.uint64(0xFFFFFFFF)
+        full = False
         while True:
-            if ((line >> tsh) & tm) == ut:
-                out[k, 0] = line << ls
-                out[k, 1] = piece | first
-                k += ONE
+            d = (line >> tsh) & tm
+            j = (k1 if d != ZERO else k0) if two else k[d]
+            out[d, j, 0] = line << ls
+            out[d, j, 1] = piece | first
+            j += ONE
+            if two:
+                if d != ZERO:
+                    k1 = j
+                else:
+                    k0 = j
+            else:
+                k[d] = j
+            full |= j >= cap
             first = ZERO
             if line == last:
                 break
             line += ONE
-    return np.int64(r), np.int64(k)
+        if full:
+            break
+    if two:
+        k[0] = k0
+        k[1] = k1
+    return np.int64(r)
 
 
 @njit(cache=True, parallel=True)
 def run_records_threads(words, line_shift, tshift, c, mode, nlev, part_cnt, part_vict,
-                        part_words, ev_lines, ev_codes, side_lines, side_codes):
-    """``run_records`` split over threads (``part_cnt.shape[0]``, a power of two): thread t
-    takes the lines with ``(line >> tshift) & (threads - 1) == t`` and simulates them on its
-    disjoint sets of the shared state, with its own counters (``part_cnt[t]``, added to
-    ``c``'s and zeroed), victims and event buffers. A non-inclusive hierarchy whose level 0
-    takes ``_level0_lru`` reads the chunk's records in its level-0 decode and keeps its own
-    there (``_run_part``); any other gathers its records into ``part_words[t]`` a part at a
-    time first (the gather's loop ran at 150 M records/s, the fused decode at ~350 M/s, and
-    each thread reads every record). Returns the instructions."""
+                        part_words, part_k, ev_lines, ev_codes, side_lines, side_codes):
+    """``run_records`` (or ``run_walk``) split over threads (``part_cnt.shape[0]``, a power of
+    two): thread t owns the lines with ``(line >> tshift) & (threads - 1) == t`` and simulates
+    them on its disjoint sets of the shared state, with its own counters (``part_cnt[t]``,
+    added to ``c``'s and zeroed), victims and event buffers. Parts of ``threads`` slices:
+    thread s partitions slice s into ``part_words[s, d, :part_k[s, d]]``; then thread d
+    simulates ``part_words[s, d]`` for s in order. Where a slice's partition stopped early (a
+    bucket full of spanning records' pieces), that round simulates the slices up to it, and
+    the slices after it are partitioned again in the next round, so each thread's records
+    keep trace order. Returns the instructions."""
     threads = part_cnt.shape[0]
     n_rec = words.shape[0]
     ics = np.zeros(threads, dtype=np.uint64)
     nolat = np.zeros(0, dtype=np.int64)
-    fused = mode == NON_INCLUSIVE and fast_level0(c[3])
     tsh = np.uint64(tshift)
     tm = np.uint64(threads - 1)
-    for t in prange(threads):
-        ct = (c[0], c[1], c[2], c[3], c[4], c[5], part_cnt[t], part_vict[t])
-        if fused:                       # each thread reads the chunk, simulates its lines
-            ics[t] += _run_part(words, line_shift, ct, nlev, ev_lines[t], ev_codes[t],
-                                side_lines[t], side_codes[t], tsh, tm, np.uint64(t))
-            continue
-        i = 0
-        while i < n_rec:
-            i, k = _gather(words, i, line_shift, tshift, threads - 1, t, part_words[t])
-            if mode == NON_INCLUSIVE:
-                ics[t] += run_records(part_words[t, :k], line_shift, ct, nlev, ev_lines[t],
-                                      ev_codes[t], side_lines[t], side_codes[t])
-            else:
-                ics[t] += run_walk(part_words[t, :k], line_shift, ct, mode, nlev, nolat,
-                                   nolat)
+    span = part_words.shape[2] - MAX_RECORD_LINES       # records per slice
+    cursor = np.zeros(threads, dtype=np.int64)
+    nxt = np.zeros(threads, dtype=np.int64)
+    p0 = 0
+    while p0 < n_rec:
+        for s in range(threads):
+            cursor[s] = min(p0 + s * span, n_rec)
+        while True:
+            for s in prange(threads):
+                end = min(p0 + (s + 1) * span, n_rec)
+                if cursor[s] < end:
+                    nxt[s] = _split(words, cursor[s], end, line_shift, tsh, tm, part_words[s],
+                                    part_k[s])
+                else:
+                    nxt[s] = cursor[s]
+                    for d in range(threads):
+                        part_k[s, d] = 0
+            upto = threads
+            early = False
+            for s in range(threads):
+                if nxt[s] < min(p0 + (s + 1) * span, n_rec):
+                    upto = s + 1                # slice s stopped early: up to it this round
+                    early = True
+                    break
+            for d in prange(threads):
+                ct = (c[0], c[1], c[2], c[3], c[4], c[5], part_cnt[d], part_vict[d])
+                for s in range(upto):
+                    k = np.int64(part_k[s, d])
+                    if k == 0:
+                        continue
+                    if mode == NON_INCLUSIVE:
+                        ics[d] += run_records(part_words[s, d, :k], line_shift, ct, nlev,
+                                              ev_lines[d], ev_codes[d], side_lines[d],
+                                              side_codes[d])
+                    else:
+                        ics[d] += run_walk(part_words[s, d, :k], line_shift, ct, mode, nlev,
+                                           nolat, nolat)
+            for s in range(upto):
+                cursor[s] = nxt[s]
+            if not early:
+                break
+        p0 += threads * span
     cnt = c[6]
     ic = np.uint64(0)
     for t in range(threads):

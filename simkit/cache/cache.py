@@ -162,15 +162,16 @@ class Hierarchy:
         self._instructions += int(instructions)
 
     def _scratch(self):
-        """Scratch for ``run_records_threads``: each thread's counters, victims, gathered
-        records and event buffers."""
+        """Scratch for ``run_records_threads``: each thread's counters, victims, its slice's
+        records partitioned by owner (and their counts) and event buffers."""
         if self._thread_scratch is None:
             t, s = self.threads, self.state
             ev = [b[None].repeat(t, axis=0) for b in s.event_buffers()]
             self._thread_scratch = (
                 np.zeros((t, s.nlev + 1, K.NC), dtype=np.int64),
                 np.full((t, max(s.nlev, 8)), K.EMPTY, dtype=np.uint64),    # a host line each
-                np.zeros((t, K.PART_RECORDS + K.MAX_RECORD_LINES, 2), dtype=np.uint64), *ev)
+                np.zeros((t, t, K.PART_RECORDS // t + K.MAX_RECORD_LINES, 2), dtype=np.uint64),
+                np.zeros((t, t), dtype=np.uint64), *ev)
         return self._thread_scratch
 
     def access(self, data) -> CacheStats:
