@@ -972,74 +972,79 @@ PART_RECORDS = 1 << 18      # records of one part (T slices of PART_RECORDS / T)
 NOT_SET_LOCAL = (RANDOM, BRRIP, DRRIP)
 
 
+@inlined
+def _split_two(words, r, e, ls, tsh, tm, out, k0, k1, cap):
+    """``_split``'s loop for two threads over single-line records, from record ``r``: each is
+    written to both buckets and kept in its owner's (no branch: a branch on the owner
+    mispredicts on every other record of a uniform trace). Stops at ``e``, at a full bucket
+    (after the record that fills it) or before a record that spans lines. Returns (r, k0, k1)."""
+    while r < e:
+        a = words[r, 0]
+        meta = words[r, 1]
+        line, last = record_span(a, meta, ls)
+        if line != last:
+            break
+        r += ONE
+        d = (line >> tsh) & tm
+        out[0, k0, 0] = a
+        out[0, k0, 1] = meta
+        out[1, k1, 0] = a
+        out[1, k1, 1] = meta
+        k0 += ONE - d
+        k1 += d
+        if k0 >= cap or k1 >= cap:
+            break
+    return r, k0, k1
+
+
 @helper
 def _split(words, i, end, line_shift, tsh, tm, out, k):
     """Partition records ``i`` .. ``end`` by owner (``(line >> tsh) & tm``) into ``out[d]``,
     ``k[d]`` records each; a record spanning lines gives one single-byte record per line, to
     that line's owner, the record's instructions on its first line's. Stops early when a
     bucket has fewer than ``MAX_RECORD_LINES`` free slots. Returns the next record. Two
-    threads: each record is written to both buckets and kept in its owner's (no branch: a
-    branch on the owner mispredicts on every other record of a uniform trace)."""
+    threads take ``_split_two`` between spanning records (2.3x the rate of one loop for
+    both cases: 48 against 109 ms per 16M records)."""
     ls = np.uint64(line_shift)
     threads = out.shape[0]
     cap = np.uint64(out.shape[1] - MAX_RECORD_LINES)
-    two = threads == 2
     for d in range(threads):
         k[d] = 0
-    k0 = ZERO
-    k1 = ZERO
     r = np.uint64(i)
     e = np.uint64(end)
-    while r < e:
+    full = False
+    while r < e and not full:
+        if threads == 2:
+            r, k0, k1 = _split_two(words, r, e, ls, tsh, tm, out, k[0], k[1], cap)
+            k[0] = k0
+            k[1] = k1
+            if r >= e or k0 >= cap or k1 >= cap:
+                break
         a = words[r, 0]
         meta = words[r, 1]
         r += ONE
         line, last = record_span(a, meta, ls)
-        if line == last:
+        if line == last:                    # more than two threads
             d = (line >> tsh) & tm
-            if two:
-                out[0, k0, 0] = a
-                out[0, k0, 1] = meta
-                out[1, k1, 0] = a
-                out[1, k1, 1] = meta
-                k0 += ONE - d
-                k1 += d
-                if k0 >= cap or k1 >= cap:
-                    break
-            else:
-                j = k[d]
-                out[d, j, 0] = a
-                out[d, j, 1] = meta
-                k[d] = j + ONE
-                if j + ONE >= cap:
-                    break
+            j = k[d]
+            out[d, j, 0] = a
+            out[d, j, 1] = meta
+            k[d] = j + ONE
+            full = j + ONE >= cap
             continue
         piece = (meta & ~np.uint64(0xFFFF_FFFF_FFFF)) | (ONE << np.uint64(32))
         first = meta & np.uint64(0xFFFFFFFF)
-        full = False
         while True:
             d = (line >> tsh) & tm
-            j = (k1 if d != ZERO else k0) if two else k[d]
+            j = k[d]
             out[d, j, 0] = line << ls
             out[d, j, 1] = piece | first
-            j += ONE
-            if two:
-                if d != ZERO:
-                    k1 = j
-                else:
-                    k0 = j
-            else:
-                k[d] = j
-            full |= j >= cap
+            k[d] = j + ONE
+            full |= j + ONE >= cap
             first = ZERO
             if line == last:
                 break
             line += ONE
-        if full:
-            break
-    if two:
-        k[0] = k0
-        k[1] = k1
     return np.int64(r)
 
 
