@@ -20,8 +20,10 @@ class CoreConfig:
     waits for the earliest-free one and holds it until its data returns), 0 = no limit;
     dependence: how a memory access depends on earlier ones -- ``independent`` (gathers,
     streams: only the ROB, LQ and walkers limit overlap), ``chain`` (pointer chasing: every
-    load's address comes from the previous load), ``flag`` (bit 0 of the record's ``flags``,
-    set at trace time when the address came from an earlier load); clock_ghz: only to express
+    load's address comes from the previous load), ``flag`` (bit 0 of the record's ``flags``:
+    the record waits for the previous load, as ``chain`` does for every record; tracers set it
+    when the address came from the load whose record is just before it: sktrace.h leaves it
+    off where the producing load wrote no record); clock_ghz: only to express
     cycles as time; dram_line_cycles: memory bandwidth as the interval between line fills from
     memory (a single DRAM server, a slot per fill in dispatch order, and one per walk that read
     memory; the fill's data arrives its latency after its slot), 0 = no limit. Not a

@@ -146,7 +146,8 @@ def _add_reductions(df):
 
 # The core timing model every run carries (simkit.core): Victima's simulated core (4-wide, ROB
 # 224, LQ 72) with dependence="flag": an access whose record has flags bit 0 (the paper-regime
-# traces set it where the address came from an earlier load) waits for that load; records
+# traces set it where the address came from the load whose record is just before it) waits
+# for that load; records
 # without it (lackey captures, synthetic workloads) are independent, an upper bound on overlap.
 CORE = "victima"
 

@@ -7,8 +7,9 @@ A record is 16 bytes::
                      access belongs to when it is that instruction's first record; sum = instructions
     size    uint16   bytes accessed (0 = unknown; simulators treat it as 1 byte)
     op      uint8    Op: LOAD 0, STORE 1, IFETCH 2, MODIFY 3 (read-modify-write, lackey's " M")
-    flags   uint8    bit 0: the address came from an earlier load (a dependence, for the core
-                     model's ``dependence="flag"``; set by tracers that know it); other bits 0
+    flags   uint8    bit 0: the address came from the load of the record just before (a
+                     dependence, for the core model's ``dependence="flag"``, which waits for
+                     the previous load; set by tracers that know it); other bits 0
 
 A file (``.skt``, or ``.skt.xz`` / ``.skt.gz`` compressed as one stream) is::
 
