@@ -101,6 +101,21 @@ static void *skt_alloc(uint64_t bytes)
 
 enum { SKT_LOAD = 0, SKT_STORE = 1, SKT_MODIFY = 3 };
 
+/* A count from the environment (the traced and the timed builds' SKT_* settings). */
+__attribute__((unused)) static uint64_t skt_env(const char *name, uint64_t dflt)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return dflt;
+    char *end;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (*end) {
+        fprintf(stderr, "%s: not a count: %s\n", name, v);
+        exit(2);
+    }
+    return x;
+}
+
 #ifdef SIMKIT_TRACE
 typedef struct __attribute__((packed)) {
     uint64_t addr;
@@ -122,20 +137,6 @@ static uint64_t skt_windows = 1, skt_win_done, skt_records, skt_instr, skt_ipr_m
 static uint64_t skt_ops[4], skt_dep, skt_k, skt_win_end;
 static int skt_on, skt_in_window;
 static char skt_cmd[1024];
-
-static uint64_t skt_env(const char *name, uint64_t dflt)
-{
-    const char *v = getenv(name);
-    if (!v || !*v)
-        return dflt;
-    char *end;
-    unsigned long long x = strtoull(v, &end, 10);
-    if (*end) {
-        fprintf(stderr, "%s: not a count: %s\n", name, v);
-        exit(2);
-    }
-    return x;
-}
 
 static void skt_flush(void)
 {
@@ -319,20 +320,6 @@ static uint64_t skt_seen, skt_evt = ~0ULL, skt_next, skt_skip, skt_window = ~0UL
 static uint64_t skt_period = ~0ULL, skt_windows = 1, skt_win_done, skt_win_start, skt_timed;
 static int skt_on, skt_in_window;
 static uint64_t skt_ns, skt_cpu_ns, skt_t0, skt_c0;
-
-static uint64_t skt_env(const char *name, uint64_t dflt)
-{
-    const char *v = getenv(name);
-    if (!v || !*v)
-        return dflt;
-    char *end;
-    unsigned long long x = strtoull(v, &end, 10);
-    if (*end) {
-        fprintf(stderr, "%s: not a count: %s\n", name, v);
-        exit(2);
-    }
-    return x;
-}
 
 static uint64_t skt_clock(clockid_t c)
 {
