@@ -117,30 +117,13 @@ def build(program: str, mode: str) -> Path:
     """The compiled ``program`` (a ``SOURCE`` name: graph, xsbench, ...) in ``mode`` "timed"
     (-DSIMKIT_TIMED), "trace" (-DSIMKIT_TRACE) or "plain"; cached by the hash of the source,
     sktrace.h, the flags and the mode."""
-    from simkit.bench.malloc.build import _private, cache_dir
+    from simkit.bench.malloc.build import build as build_c
 
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        raise InputError("gcc is not on PATH; install it with `apt-get install -y gcc`")
     if mode not in ("timed", "trace", "plain"):
         raise InputError(f"mode: timed, trace or plain, got {mode!r}")
-    src = PAPER / f"{program}.c"
-    if not src.is_file():
-        raise InputError(f"{src}: not found (the paper programs live in traces/src/paper)")
     flags = [*CFLAGS, *({"timed": ["-DSIMKIT_TIMED"], "trace": ["-DSIMKIT_TRACE"]}
                         .get(mode, []))]
-    h = hashlib.sha256(src.read_bytes() + (PAPER / "sktrace.h").read_bytes()
-                       + " ".join(flags).encode())
-    exe = cache_dir() / f"paper-{program}-{mode}-{h.hexdigest()[:12]}"
-    if not _private(exe, want_dir=False):
-        tmp = exe.with_name(exe.name + f".{os.getpid()}.tmp")
-        r = subprocess.run([gcc, *flags, "-o", str(tmp), str(src), "-lm"], capture_output=True,
-                           text=True)
-        if r.returncode != 0:
-            raise InputError(f"compiling {src.name} failed: {r.stderr.strip()[-300:]}")
-        os.chmod(tmp, 0o700)
-        os.replace(tmp, exe)
-    return exe
+    return build_c(program, PAPER, flags=flags, tag=f"paper-{program}-{mode}")
 
 
 def _env(**kw) -> dict:

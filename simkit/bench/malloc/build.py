@@ -54,22 +54,29 @@ def cache_dir() -> Path:
     return Path(_PRIVATE_TMP.name)
 
 
-def build(name: str, csrc: Path = CSRC) -> Path:
+def build(name: str, csrc: Path = CSRC, flags=None, tag: str | None = None) -> Path:
     """Compile ``<csrc>/<name>.c`` (default: this package's ``csrc``; cached by the hash of
-    the source and the headers beside it); returns the executable."""
+    the source and the headers beside it, and of ``flags`` when given); returns the
+    executable, named ``<tag or name>-<hash>``. ``flags``: gcc's flags instead of the
+    default ``-O2 -fno-builtin`` (``-O0`` for malloc_probe)."""
     gcc = shutil.which("gcc")
     if gcc is None:
         raise InputError("gcc is not on PATH; install it with `apt-get install -y gcc`")
     src = Path(csrc) / f"{name}.c"
+    if not src.is_file():
+        raise InputError(f"{src}: not found")
     h = hashlib.sha256(src.read_bytes())
     for header in sorted(Path(csrc).glob("*.h")):         # what it may #include "..."
         h.update(header.name.encode() + b"\0" + header.read_bytes())
+    if flags is not None:
+        h.update(b"\0flags\0" + " ".join(flags).encode())
     digest = h.hexdigest()[:12]
-    exe = cache_dir() / f"{name}-{digest}"
+    exe = cache_dir() / f"{tag or name}-{digest}"
     if not _private(exe, want_dir=False):
         tmp = exe.with_name(exe.name + f".{os.getpid()}.tmp")
-        flags = ["-O0"] if name == "malloc_probe" else ["-O2"]
-        r = subprocess.run([gcc, *flags, "-fno-builtin", "-o", str(tmp), str(src), "-lm"],
+        cflags = list(flags) if flags is not None else \
+            [("-O0" if name == "malloc_probe" else "-O2"), "-fno-builtin"]
+        r = subprocess.run([gcc, *cflags, "-o", str(tmp), str(src), "-lm"],
                            capture_output=True, text=True)
         if r.returncode != 0:
             raise InputError(f"compiling {src.name} failed: {r.stderr.strip()[-300:]}")
