@@ -191,8 +191,7 @@ def huge_page_effect(g, meas=None):
         k4, thp = k4.iloc[0], thp.iloc[0]
         m = meas[meas.table_bytes == size].pivot_table(index="round", columns="page_kind",
                                                        values="ns_per_update")
-        ch = (m["thp"] / m["4k"] - 1).dropna().to_numpy() if {"4k", "thp"} <= set(m.columns) \
-            else np.array([thp.measured_ns / k4.measured_ns - 1])
+        ch = (m["thp"] / m["4k"] - 1).dropna().to_numpy()
         rows.append({"table_bytes": size,
                      "thp_backed": thp.thp_backed_bytes >= size / 2,
                      "measured_change": float(np.median(ch)),
